@@ -1,0 +1,2 @@
+import { VERSION } from '../lib/version';
+process.stdout.write(`vxnet-ipam ${VERSION}\n`);

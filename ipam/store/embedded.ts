@@ -1,0 +1,263 @@
+// The embedded store: one SQLite database per data directory (better-sqlite3).
+//
+// Why SQLite: many CNI processes allocate at once, each a fresh process. SQLite gives each
+// one a real transaction (BEGIN IMMEDIATE takes the database's write lock, waits up to
+// busy_timeout for it, and a process killed half-way rolls back on its own through the
+// WAL), indexed range scans for the allocator, and a single file an operator can back up.
+// host-local's file-per-address with one flock does the same job with more syscalls and no
+// history. WAL mode lets vxnetctl read while plugins write.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+import { IoFailure, PluginNotAvailable } from '../../lib/errors';
+import { bundledAddon } from '../../lib/native';
+import { Ip, formatIp, ipFromKey, ipKey } from '../addr';
+import type { Allocation, AllocationFilter, HistoryEntry, IpamStore, IpamTx, Owner, PoolRecord } from './types';
+
+const SCHEMA_VERSION = 1;
+const HISTORY_KEEP = 100_000;
+const BUSY_TIMEOUT_MS = 30_000;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS pools(
+  network TEXT PRIMARY KEY, definition TEXT NOT NULL, updated INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS allocations(
+  network TEXT NOT NULL, addr_key TEXT NOT NULL, range_set INTEGER NOT NULL,
+  container_id TEXT NOT NULL, ifname TEXT NOT NULL, runtime TEXT NOT NULL,
+  name TEXT, aliases TEXT, netns TEXT, since INTEGER NOT NULL,
+  PRIMARY KEY(network, addr_key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS allocations_owner ON allocations(network, container_id, ifname);
+CREATE TABLE IF NOT EXISTS last_reserved(
+  network TEXT NOT NULL, range_set INTEGER NOT NULL, addr_key TEXT NOT NULL,
+  PRIMARY KEY(network, range_set)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, network TEXT NOT NULL, addr_key TEXT NOT NULL, range_set INTEGER NOT NULL,
+  container_id TEXT NOT NULL, ifname TEXT NOT NULL, runtime TEXT NOT NULL,
+  name TEXT, aliases TEXT, netns TEXT, since INTEGER NOT NULL, until INTEGER NOT NULL, reason TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS history_addr ON history(network, addr_key);
+`;
+
+interface AllocationRow {
+  network: string; addr_key: string; range_set: number; container_id: string; ifname: string;
+  runtime: string; name: string | null; aliases: string | null; netns: string | null; since: number;
+}
+interface HistoryRow extends AllocationRow { until: number; reason: string }
+
+function toAllocation(row: AllocationRow): Allocation {
+  const ip = ipFromKey(row.addr_key);
+  return {
+    network: row.network, address: formatIp(ip), family: ip.family, rangeSet: row.range_set,
+    containerId: row.container_id, ifname: row.ifname, runtime: row.runtime,
+    ...(row.name ? { name: row.name } : {}),
+    ...(row.aliases ? { aliases: JSON.parse(row.aliases) as string[] } : {}),
+    ...(row.netns ? { netns: row.netns } : {}),
+    since: row.since,
+  };
+}
+
+/** Serializes callers inside one process; BEGIN IMMEDIATE serializes processes. */
+class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(fn);
+    this.tail = result.then(() => undefined, () => undefined);
+    return result;
+  }
+}
+
+class EmbeddedTx implements IpamTx {
+  private readonly statements = new Map<string, BetterSqlite3.Statement>();
+  constructor(private readonly db: BetterSqlite3.Database) {}
+
+  private stmt(sql: string): BetterSqlite3.Statement {
+    let s = this.statements.get(sql);
+    if (!s) { s = this.db.prepare(sql); this.statements.set(sql, s); }
+    return s;
+  }
+
+  async reserve(owner: Owner, ip: Ip, rangeSet: number): Promise<boolean> {
+    const key = ipKey(ip);
+    const info = this.stmt(`INSERT OR IGNORE INTO allocations
+      (network, addr_key, range_set, container_id, ifname, runtime, name, aliases, netns, since)
+      VALUES (?,?,?,?,?,?,?,?,?,?)`).run(
+      owner.network, key, rangeSet, owner.containerId, owner.ifname, owner.runtime, owner.name ?? null,
+      owner.aliases && owner.aliases.length ? JSON.stringify(owner.aliases) : null, owner.netns ?? null, Date.now());
+    if (info.changes === 0) return false;
+    this.stmt('INSERT OR REPLACE INTO last_reserved(network, range_set, addr_key) VALUES (?,?,?)').run(owner.network, rangeSet, key);
+    return true;
+  }
+
+  async listByOwner(network: string, containerId: string, ifname?: string): Promise<Allocation[]> {
+    const rows = ifname === undefined
+      ? this.stmt('SELECT * FROM allocations WHERE network=? AND container_id=? ORDER BY range_set, addr_key').all(network, containerId)
+      : this.stmt('SELECT * FROM allocations WHERE network=? AND container_id=? AND ifname=? ORDER BY range_set, addr_key').all(network, containerId, ifname);
+    return (rows as AllocationRow[]).map(toAllocation);
+  }
+
+  private moveToHistory(rows: AllocationRow[], reason: string): void {
+    const until = Date.now();
+    const insert = this.stmt(`INSERT INTO history
+      (network, addr_key, range_set, container_id, ifname, runtime, name, aliases, netns, since, until, reason)
+      VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`);
+    const remove = this.stmt('DELETE FROM allocations WHERE network=? AND addr_key=?');
+    for (const r of rows) {
+      insert.run(r.network, r.addr_key, r.range_set, r.container_id, r.ifname, r.runtime, r.name, r.aliases, r.netns, r.since, until, reason);
+      remove.run(r.network, r.addr_key);
+    }
+    if (rows.length > 0 && Math.random() < 0.01) {
+      this.stmt('DELETE FROM history WHERE id <= (SELECT max(id) FROM history) - ?').run(HISTORY_KEEP);
+    }
+  }
+
+  async releaseByOwner(network: string, containerId: string, ifname: string | undefined, reason: string): Promise<Allocation[]> {
+    const rows = (ifname === undefined
+      ? this.stmt('SELECT * FROM allocations WHERE network=? AND container_id=?').all(network, containerId)
+      : this.stmt('SELECT * FROM allocations WHERE network=? AND container_id=? AND ifname=?').all(network, containerId, ifname)) as AllocationRow[];
+    this.moveToHistory(rows, reason);
+    return rows.map(toAllocation);
+  }
+
+  async releaseAddress(network: string, ip: Ip, reason: string): Promise<Allocation | undefined> {
+    const row = this.stmt('SELECT * FROM allocations WHERE network=? AND addr_key=?').get(network, ipKey(ip)) as AllocationRow | undefined;
+    if (!row) return undefined;
+    this.moveToHistory([row], reason);
+    return toAllocation(row);
+  }
+
+  async ownerOf(network: string, ip: Ip): Promise<Allocation | undefined> {
+    const row = this.stmt('SELECT * FROM allocations WHERE network=? AND addr_key=?').get(network, ipKey(ip)) as AllocationRow | undefined;
+    return row && toAllocation(row);
+  }
+
+  async lastReserved(network: string, rangeSet: number): Promise<Ip | undefined> {
+    const row = this.stmt('SELECT addr_key FROM last_reserved WHERE network=? AND range_set=?').get(network, rangeSet) as { addr_key: string } | undefined;
+    return row && ipFromKey(row.addr_key);
+  }
+
+  async takenBetween(network: string, from: Ip, to: Ip, limit: number): Promise<Ip[]> {
+    const rows = this.stmt('SELECT addr_key FROM allocations WHERE network=? AND addr_key>=? AND addr_key<=? ORDER BY addr_key LIMIT ?')
+      .all(network, ipKey(from), ipKey(to), limit) as Array<{ addr_key: string }>;
+    return rows.map((r) => ipFromKey(r.addr_key));
+  }
+
+  async list(filter: AllocationFilter = {}): Promise<Allocation[]> {
+    const where: string[] = [];
+    const args: string[] = [];
+    if (filter.network !== undefined) { where.push('network=?'); args.push(filter.network); }
+    if (filter.containerId !== undefined) { where.push('container_id=?'); args.push(filter.containerId); }
+    if (filter.runtime !== undefined) { where.push('runtime=?'); args.push(filter.runtime); }
+    const sql = `SELECT * FROM allocations${where.length ? ' WHERE ' + where.join(' AND ') : ''} ORDER BY network, addr_key`;
+    return (this.stmt(sql).all(...args) as AllocationRow[]).map(toAllocation);
+  }
+
+  async countByNetwork(network: string): Promise<number> {
+    return (this.stmt('SELECT count(*) AS n FROM allocations WHERE network=?').get(network) as { n: number }).n;
+  }
+
+  async history(network?: string, ip?: Ip, limit = 1000): Promise<HistoryEntry[]> {
+    const where: string[] = [];
+    const args: Array<string | number> = [];
+    if (network !== undefined) { where.push('network=?'); args.push(network); }
+    if (ip !== undefined) { where.push('addr_key=?'); args.push(ipKey(ip)); }
+    const sql = `SELECT * FROM history${where.length ? ' WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
+    return (this.stmt(sql).all(...args, limit) as HistoryRow[]).map((r) => ({ ...toAllocation(r), until: r.until, reason: r.reason }));
+  }
+
+  async getPool(network: string): Promise<PoolRecord | undefined> {
+    return this.stmt('SELECT network, definition, updated FROM pools WHERE network=?').get(network) as PoolRecord | undefined;
+  }
+
+  async putPool(network: string, definition: string): Promise<void> {
+    this.stmt('INSERT OR REPLACE INTO pools(network, definition, updated) VALUES (?,?,?)').run(network, definition, Date.now());
+  }
+
+  async listPools(): Promise<PoolRecord[]> {
+    return this.stmt('SELECT network, definition, updated FROM pools ORDER BY network').all() as PoolRecord[];
+  }
+
+  async deletePool(network: string): Promise<void> {
+    this.stmt('DELETE FROM pools WHERE network=?').run(network);
+    this.stmt('DELETE FROM last_reserved WHERE network=?').run(network);
+  }
+}
+
+class EmbeddedStore implements IpamStore {
+  readonly description: string;
+  private readonly mutex = new Mutex();
+  private readonly tx: EmbeddedTx;
+  constructor(private readonly db: BetterSqlite3.Database, file: string) {
+    this.description = `embedded:${file}`;
+    this.tx = new EmbeddedTx(db);
+  }
+
+  withLock<T>(fn: (tx: IpamTx) => Promise<T>): Promise<T> {
+    return this.mutex.run(async () => {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await fn(this.tx);
+        this.db.exec('COMMIT');
+        return result;
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
+    });
+  }
+
+  view<T>(fn: (tx: IpamTx) => Promise<T>): Promise<T> {
+    return this.mutex.run(async () => {
+      this.db.exec('BEGIN');
+      try {
+        return await fn(this.tx);
+      } finally {
+        if (this.db.inTransaction) this.db.exec('COMMIT');
+      }
+    });
+  }
+
+  async check(): Promise<void> {
+    try {
+      this.db.prepare('SELECT count(*) FROM pools').get();
+      this.db.exec('BEGIN IMMEDIATE; COMMIT');
+    } catch (err) {
+      throw new PluginNotAvailable(`the IPAM store ${this.description} cannot be used: ${(err as Error).message}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
+
+export function openEmbeddedStore(dataDir: string, mustExist: boolean): IpamStore {
+  const file = path.join(dataDir, 'ipam.db');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const Database = require('better-sqlite3') as typeof BetterSqlite3;
+  let db: BetterSqlite3.Database;
+  try {
+    if (!mustExist) fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const nativeBinding = bundledAddon('better_sqlite3.node');
+    db = new Database(file, { fileMustExist: mustExist, timeout: BUSY_TIMEOUT_MS, ...(nativeBinding ? { nativeBinding } : {}) });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (mustExist) throw new PluginNotAvailable(`no IPAM store at ${file}: ${e.message}`);
+    throw new IoFailure(`cannot open the IPAM store ${file}: ${e.message}`);
+  }
+  try {
+    if (db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
+      db.pragma('journal_mode = WAL');
+      db.exec('BEGIN IMMEDIATE');
+      // Another process may have created the schema while this one waited for the lock.
+      if (db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
+        db.exec(SCHEMA);
+        db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      }
+      db.exec('COMMIT');
+    }
+    db.pragma('synchronous = NORMAL');
+  } catch (err) {
+    db.close();
+    throw new IoFailure(`cannot initialise the IPAM store ${file}: ${(err as Error).message}`);
+  }
+  return new EmbeddedStore(db, file);
+}

@@ -1,0 +1,65 @@
+// setns(2) for Node: a netlink socket belongs to the network namespace of the thread that
+// opened it, so entering a namespace on the main thread, opening the socket and returning
+// gives a handle into that namespace for about a millisecond (see net/README.md).
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <node_api.h>
+
+static napi_value throw_errno(napi_env env, const char *what, int err) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  napi_value code, message, error;
+  napi_create_string_utf8(env, err == ENOENT ? "ENOENT" : err == EINVAL ? "EINVAL" : err == EPERM ? "EPERM" : "ERRNO", NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, code, message, &error);
+  napi_value errnoValue;
+  napi_create_int32(env, err, &errnoValue);
+  napi_set_named_property(env, error, "errno", errnoValue);
+  napi_throw(env, error);
+  return NULL;
+}
+
+// setns(fd, nstype): enters the namespace behind fd on the calling (main) thread.
+static napi_value js_setns(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd = -1, nstype = 0;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "setns(fd, nstype): fd must be an integer");
+    return NULL;
+  }
+  if (argc > 1) napi_get_value_int32(env, argv[1], &nstype);
+  if (setns(fd, nstype) != 0) return throw_errno(env, "setns", errno);
+  return NULL;
+}
+
+// unshare(flags): used by tests to create namespaces without spawning ip(8).
+static napi_value js_unshare(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t flags = 0;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &flags) != napi_ok) {
+    napi_throw_type_error(env, NULL, "unshare(flags): flags must be an integer");
+    return NULL;
+  }
+  if (unshare(flags) != 0) return throw_errno(env, "unshare", errno);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_value fn;
+  napi_create_function(env, "setns", NAPI_AUTO_LENGTH, js_setns, NULL, &fn);
+  napi_set_named_property(env, exports, "setns", fn);
+  napi_create_function(env, "unshare", NAPI_AUTO_LENGTH, js_unshare, NULL, &fn);
+  napi_set_named_property(env, exports, "unshare", fn);
+  napi_value v;
+  napi_create_int32(env, CLONE_NEWNET, &v);
+  napi_set_named_property(env, exports, "CLONE_NEWNET", v);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
