@@ -1,0 +1,88 @@
+// The IPAM core's operations, shared by the in-process path of the vxnet plugin, the
+// vxnet-ipam binary, the Docker driver and vxnetctl: one implementation of each.
+import { AttachmentDrifted, NetworkConflict } from '../lib/errors';
+import { Ip, formatIp, parseIp } from './addr';
+import { allocate } from './allocator';
+import { IpamConf, Route, poolDefinition, subnetsOf } from './config';
+import { rangeHolding } from './range';
+import type { Allocation, IpamStore, IpamTx, Owner } from './store/types';
+
+export interface IpamIp {
+  /** "address/prefix" of the subnet the address came from. */
+  readonly address: string;
+  readonly gateway: string;
+}
+
+export interface IpamAddResult {
+  readonly ips: IpamIp[];
+  readonly routes: readonly Route[];
+  readonly allocations: Allocation[];
+}
+
+export interface Attachment {
+  readonly containerId: string;
+  readonly ifname: string;
+}
+
+/** Registers (or checks) the network's pool definition; a network keeps one set of subnets while it has allocations. */
+async function ensurePool(tx: IpamTx, conf: IpamConf): Promise<void> {
+  const definition = poolDefinition(conf);
+  const existing = await tx.getPool(conf.network);
+  if (existing?.definition === definition) return;
+  if (existing) {
+    const before = subnetsOf(existing.definition).join(', ');
+    const after = subnetsOf(definition).join(', ');
+    const live = await tx.countByNetwork(conf.network);
+    if (before !== after && live > 0) {
+      throw new NetworkConflict(`network "${conf.network}" is defined with subnet ${before} and has ${live} live allocation(s); this config says ${after}`);
+    }
+  }
+  await tx.putPool(conf.network, definition);
+}
+
+export function ipamIpFor(conf: IpamConf, allocation: Allocation): IpamIp {
+  const ip = parseIp(allocation.address) as Ip;
+  const range = rangeHolding(conf.rangeSets[allocation.rangeSet] ?? [], ip)
+    ?? conf.rangeSets.flat().find((r) => r.subnet.ip.family === ip.family && ip.value >= r.rangeStart.value && ip.value <= r.rangeEnd.value);
+  if (!range) throw new AttachmentDrifted(`allocation ${allocation.address} of ${allocation.containerId} is outside the configured ranges of "${conf.network}"`);
+  return { address: `${allocation.address}/${range.subnet.prefix}`, gateway: formatIp(range.gateway) };
+}
+
+export async function ipamAdd(store: IpamStore, conf: IpamConf, owner: Owner, requested: readonly Ip[] = []): Promise<IpamAddResult> {
+  const allocations = await store.withLock(async (tx) => {
+    await ensurePool(tx, conf);
+    return allocate(tx, { owner, rangeSets: conf.rangeSets, requested });
+  });
+  return { ips: allocations.map((a) => ipamIpFor(conf, a)), routes: conf.routes, allocations };
+}
+
+export function ipamDel(store: IpamStore, network: string, attachment: Attachment, reason = 'del'): Promise<Allocation[]> {
+  return store.withLock((tx) => tx.releaseByOwner(network, attachment.containerId, attachment.ifname, reason));
+}
+
+/** CHECK: the attachment must hold one address per range set, and those must be the ones expected. */
+export async function ipamCheck(store: IpamStore, conf: IpamConf, attachment: Attachment, expected?: readonly string[]): Promise<Allocation[]> {
+  const held = await store.view((tx) => tx.listByOwner(conf.network, attachment.containerId, attachment.ifname));
+  if (held.length === 0) {
+    throw new AttachmentDrifted(`no address of network "${conf.network}" is allocated to container ${attachment.containerId} ${attachment.ifname}`);
+  }
+  for (const address of expected ?? []) {
+    const bare = address.split('/')[0];
+    if (!held.some((a) => a.address === bare)) {
+      throw new AttachmentDrifted(`address ${bare} is not allocated to container ${attachment.containerId} ${attachment.ifname} (it holds ${held.map((a) => a.address).join(', ')})`);
+    }
+  }
+  return held;
+}
+
+/** GC: releases every allocation of the network whose (container, ifname) is not in valid. */
+export function ipamGc(store: IpamStore, network: string, valid: readonly Attachment[], reason = 'gc'): Promise<Allocation[]> {
+  const keep = new Set(valid.map((a) => `${a.containerId}\u0000${a.ifname}`));
+  return store.withLock(async (tx) => {
+    const released: Allocation[] = [];
+    for (const a of await tx.list({ network })) {
+      if (!keep.has(`${a.containerId}\u0000${a.ifname}`)) released.push(...(await tx.releaseByOwner(network, a.containerId, a.ifname, reason)));
+    }
+    return released;
+  });
+}
