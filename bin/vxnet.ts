@@ -1,2 +1,14 @@
+// vxnet: the CNI plugin a runtime execs (bridge mode). See README "Configuration reference".
+import { runPlugin } from '../cni/skel';
+import { vxnetPlugin } from '../cni/vxnet';
 import { VERSION } from '../lib/version';
-process.stdout.write(`vxnet ${VERSION}\n`);
+
+if (process.argv.includes('--version') || process.argv.includes('--help') || process.argv.includes('-h')) {
+  process.stdout.write(`vxnet ${VERSION}: the vxnet CNI plugin (bridge mode).
+A runtime execs it with CNI_COMMAND (ADD, DEL, CHECK, STATUS, GC, VERSION) and the network
+configuration on stdin; it is not meant to be run by hand. Supported CNI versions: 0.3.0 to 1.1.0.
+Configuration reference: README.md, "The vxnet plugin".
+`);
+  process.exit(0);
+}
+void runPlugin(vxnetPlugin);

@@ -1,6 +1,6 @@
 // Addresses as (family, bigint): one code path for IPv4 and IPv6. ip-num does the parsing and
 // formatting; everything else here is integer arithmetic on the bigint.
-import { IPv4, IPv6, Validator } from 'ip-num';
+import { IPv4, IPv6, Validator, collapseIPv6Number } from 'ip-num';
 
 export type Family = 4 | 6;
 
@@ -20,6 +20,8 @@ export const familyBits = (family: Family): number => (family === 4 ? 32 : 128);
 export function parseIp(text: string): Ip | undefined {
   if (typeof text !== 'string') return undefined;
   if (text.includes(':')) {
+    // ip-num accepts a zone ("fe80::1%eth0") and drops it; a pool address has none.
+    if (text.includes('%')) return undefined;
     if (!Validator.isValidIPv6String(text)[0]) return undefined;
     return { family: 6, value: IPv6.fromString(text).getValue() };
   }
@@ -40,8 +42,9 @@ export function parseCidr(text: string): Cidr | undefined {
   return { ip, prefix };
 }
 
+/** RFC 5952 text ("2001:db8::1"), as Go's net.IP prints it: runtimes hand our results back in this form. */
 export function formatIp(ip: Ip): string {
-  return ip.family === 4 ? IPv4.fromNumber(ip.value).toString() : IPv6.fromBigInt(ip.value).toString();
+  return ip.family === 4 ? IPv4.fromNumber(ip.value).toString() : collapseIPv6Number(IPv6.fromBigInt(ip.value).toString());
 }
 
 export const formatCidr = (cidr: Cidr): string => `${formatIp(cidr.ip)}/${cidr.prefix}`;

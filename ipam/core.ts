@@ -1,7 +1,7 @@
 // The IPAM core's operations, shared by the in-process path of the vxnet plugin, the
 // vxnet-ipam binary, the Docker driver and vxnetctl: one implementation of each.
 import { AttachmentDrifted, NetworkConflict } from '../lib/errors';
-import { Ip, formatIp, parseIp } from './addr';
+import { Ip, formatIp, parseIp, sameIp } from './addr';
 import { allocate } from './allocator';
 import { IpamConf, Route, poolDefinition, subnetsOf } from './config';
 import { rangeHolding } from './range';
@@ -68,7 +68,9 @@ export async function ipamCheck(store: IpamStore, conf: IpamConf, attachment: At
   }
   for (const address of expected ?? []) {
     const bare = address.split('/')[0];
-    if (!held.some((a) => a.address === bare)) {
+    // Compare addresses, not text: a runtime may hand back "2001:DB8:0::5" for our "2001:db8::5".
+    const want = parseIp(bare);
+    if (!held.some((a) => (want ? sameIp(parseIp(a.address) as Ip, want) : a.address === bare))) {
       throw new AttachmentDrifted(`address ${bare} is not allocated to container ${attachment.containerId} ${attachment.ifname} (it holds ${held.map((a) => a.address).join(', ')})`);
     }
   }

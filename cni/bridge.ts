@@ -1,0 +1,72 @@
+// The host side of a bridge network: the bridge, its gateway addresses, forwarding and NAT.
+// Host-wide setup (nft, iptables, sysctls) runs when the bridge's alias does not carry the
+// current setup's fingerprint, so it runs once per bridge and configuration, not once per
+// container, and a bridge whose setup was interrupted gets it on the next ADD.
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { DatapathFailure } from '../lib/errors';
+import { Cidr, formatCidr } from '../ipam/addr';
+import { ensureForwardAccept, ensureMasquerade } from '../net/nat';
+import { LinkInfo, Rtnl } from '../net/rtnl';
+
+export interface BridgeSpec {
+  readonly network: string;
+  readonly name: string;
+  readonly mtu: number | undefined;
+  /** Gateway address/prefix per subnet, when the bridge is the gateway. */
+  readonly gateways: readonly Cidr[];
+  readonly subnets: readonly Cidr[];
+  readonly ipMasq: boolean;
+  readonly natTable: string;
+}
+
+/** The bridge alias recording which setup was applied. Pure. */
+export function setupFingerprint(spec: BridgeSpec): string {
+  const h = createHash('sha256')
+    .update(JSON.stringify([spec.network, spec.subnets.map(formatCidr), spec.gateways.map(formatCidr), spec.ipMasq, spec.natTable]))
+    .digest('hex').slice(0, 16);
+  return `vxnet network=${spec.network} setup=${h}`;
+}
+
+function writeSysctl(key: string, value: string): void {
+  const file = `/proc/sys/${key}`;
+  try {
+    if (fs.readFileSync(file, 'utf8').trim() !== value) fs.writeFileSync(file, value);
+  } catch (err) {
+    throw new DatapathFailure(`cannot set ${key.replace(/\//g, '.')}=${value}: ${(err as Error).message}`);
+  }
+}
+
+/** Applies host-wide setup for the bridge: forwarding, masquerading, FORWARD accept rules. */
+export function applyHostSetup(spec: BridgeSpec): void {
+  const families = [...new Set(spec.subnets.map((s) => s.ip.family))];
+  if (spec.gateways.length > 0) {
+    if (families.includes(4)) writeSysctl('net/ipv4/ip_forward', '1');
+    if (families.includes(6)) writeSysctl('net/ipv6/conf/all/forwarding', '1');
+  }
+  if (spec.ipMasq) ensureMasquerade(spec.natTable, spec.network, spec.subnets);
+  ensureForwardAccept(spec.name, families);
+}
+
+/** Ensures the bridge exists, is up, and carries its gateway addresses; returns it. */
+export async function ensureBridge(host: Rtnl, spec: BridgeSpec): Promise<LinkInfo> {
+  let link = await host.link(spec.name);
+  if (link && link.kind !== 'bridge') {
+    throw new DatapathFailure(`${spec.name} exists and is a ${link.kind ?? 'plain'} device, not a bridge; choose another "bridge" name`);
+  }
+  if (!link) {
+    await host.createBridge(spec.name, spec.mtu);
+    link = await host.link(spec.name);
+    if (!link) throw new DatapathFailure(`bridge ${spec.name} vanished right after it was created`);
+    // A bridge must not autoconfigure IPv6 from router advertisements of its own containers.
+    try { fs.writeFileSync(`/proc/sys/net/ipv6/conf/${spec.name}/accept_ra`, '0'); } catch { /* IPv6 disabled */ }
+  }
+  for (const gw of spec.gateways) await host.addAddress(link.index, gw);
+  const fingerprint = setupFingerprint(spec);
+  if (link.alias !== fingerprint) {
+    applyHostSetup(spec);
+    await host.setLink(link.index, { alias: fingerprint });
+  }
+  if (!link.up) await host.setLink(link.index, { up: true });
+  return link;
+}

@@ -1,0 +1,110 @@
+// Where a vxnet attachment's addresses come from: the IPAM core in-process (ipam.type
+// vxnet-ipam or absent: no second exec, exactly the vxnet-ipam binary's semantics) or another
+// IPAM plugin executed from CNI_PATH.
+import { InvalidNetworkConfig } from '../lib/errors';
+import { IpamConf, requestedIps } from '../ipam/config';
+import { Attachment, ipamAdd, ipamCheck, ipamDel, ipamGc } from '../ipam/core';
+import { openStore } from '../ipam/store';
+import type { Allocation, IpamStore, Owner } from '../ipam/store/types';
+import { execPlugin } from './delegate';
+import { CniResult, parseResult } from './result';
+import type { CmdArgs } from './skel';
+
+export interface IpamSource {
+  add(args: CmdArgs): Promise<CniResult>;
+  del(args: CmdArgs): Promise<void>;
+  check(args: CmdArgs, prev: CniResult): Promise<void>;
+  /** Releases what is not in valid; returns what was released when known. */
+  gc(args: CmdArgs, valid: readonly Attachment[]): Promise<Allocation[]>;
+  status(args: CmdArgs): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function ownerFrom(args: CmdArgs, network: string, runtime = 'cni'): Owner {
+  const rc = args.conf.runtimeConfig as { aliases?: unknown } | undefined;
+  const aliases = Array.isArray(rc?.aliases) ? rc.aliases.filter((a): a is string => typeof a === 'string') : [];
+  const name = args.args.get('K8S_POD_NAME');
+  return {
+    network, containerId: args.containerId, ifname: args.ifname, runtime,
+    ...(name ? { name } : {}), ...(aliases.length ? { aliases } : {}), ...(args.netns ? { netns: args.netns } : {}),
+  };
+}
+
+/** The valid attachments a GC request lists (cni.dev/valid-attachments, or cni.dev/attachments). */
+export function validAttachments(conf: Record<string, unknown>): Attachment[] {
+  const raw = conf['cni.dev/valid-attachments'] ?? conf['cni.dev/attachments'] ?? [];
+  if (!Array.isArray(raw)) throw new InvalidNetworkConfig('cni.dev/valid-attachments: must be a list of {"containerID", "ifname"}');
+  return raw.map((a, i) => {
+    const o = a as { containerID?: unknown; ifname?: unknown };
+    if (typeof o?.containerID !== 'string' || typeof o.ifname !== 'string') {
+      throw new InvalidNetworkConfig(`cni.dev/valid-attachments[${i}]: must have string "containerID" and "ifname"`);
+    }
+    return { containerId: o.containerID, ifname: o.ifname };
+  });
+}
+
+class InProcessIpam implements IpamSource {
+  private store: IpamStore | undefined;
+  constructor(private readonly conf: IpamConf) {}
+
+  private open(mustExist = false): IpamStore {
+    this.store ??= openStore({ ...(this.conf.dataDir ? { dataDir: this.conf.dataDir } : {}), mustExist });
+    return this.store;
+  }
+
+  async add(args: CmdArgs): Promise<CniResult> {
+    const r = await ipamAdd(this.open(), this.conf, ownerFrom(args, this.conf.network), requestedIps(args.conf, args.args));
+    return { ips: r.ips.map((ip) => ({ ...ip })), routes: r.routes.map((rt) => ({ ...rt })) };
+  }
+
+  async del(args: CmdArgs): Promise<void> {
+    await ipamDel(this.open(), this.conf.network, { containerId: args.containerId, ifname: args.ifname });
+  }
+
+  async check(args: CmdArgs, prev: CniResult): Promise<void> {
+    await ipamCheck(this.open(), this.conf, { containerId: args.containerId, ifname: args.ifname }, (prev.ips ?? []).map((ip) => ip.address));
+  }
+
+  gc(_args: CmdArgs, valid: readonly Attachment[]): Promise<Allocation[]> {
+    return ipamGc(this.open(), this.conf.network, valid);
+  }
+
+  async status(): Promise<void> {
+    await this.open().check();
+  }
+
+  async close(): Promise<void> {
+    await this.store?.close();
+  }
+}
+
+class DelegatedIpam implements IpamSource {
+  constructor(private readonly type: string) {}
+
+  async add(args: CmdArgs): Promise<CniResult> {
+    return parseResult(await execPlugin(this.type, 'ADD', args), `result of IPAM plugin ${this.type}`);
+  }
+
+  async del(args: CmdArgs): Promise<void> {
+    await execPlugin(this.type, 'DEL', args);
+  }
+
+  async check(args: CmdArgs): Promise<void> {
+    await execPlugin(this.type, 'CHECK', args);
+  }
+
+  async gc(args: CmdArgs): Promise<Allocation[]> {
+    await execPlugin(this.type, 'GC', args);
+    return [];
+  }
+
+  async status(args: CmdArgs): Promise<void> {
+    await execPlugin(this.type, 'STATUS', args);
+  }
+
+  async close(): Promise<void> { /* nothing held */ }
+}
+
+export function ipamSourceFor(type: string, conf: IpamConf | undefined): IpamSource {
+  return conf ? new InProcessIpam(conf) : new DelegatedIpam(type);
+}

@@ -1,0 +1,242 @@
+// The vxnet CNI plugin (bridge mode): ADD attaches a container to its network's bridge with
+// an address from the IPAM core, DEL detaches it, CHECK verifies, GC collects leftovers,
+// STATUS says whether ADDs can succeed. Each command is a short list of named steps; an ADD
+// that fails undoes what it did, in reverse order.
+import * as fs from 'node:fs';
+import { AttachmentDrifted, InvalidNetworkConfig } from '../lib/errors';
+import { Cidr, Ip, contains, formatCidr, formatIp, networkOf, parseCidr, parseIp } from '../ipam/addr';
+import { openNetns } from '../net/netns';
+import { forwardAcceptPresent, masqueradePresent } from '../net/nat';
+import { Rtnl } from '../net/rtnl';
+import { BridgeSpec, ensureBridge } from './bridge';
+import { ipamSourceFor, validAttachments } from './ipam-source';
+import { VETH_PREFIX, hostVethName } from './names';
+import { VxnetNetConf, parseVxnetConf } from './netconf';
+import { CniInterface, CniResult, CniRoute, formatResult } from './result';
+import type { CmdArgs, Handlers } from './skel';
+
+const DEFAULT_DST: Record<4 | 6, string> = { 4: '0.0.0.0/0', 6: '::/0' };
+
+function loadConf(args: CmdArgs): VxnetNetConf {
+  return parseVxnetConf(args.conf, args.args);
+}
+
+interface ParsedIp { cidr: Cidr; gateway: Ip | undefined }
+
+function parseIps(result: CniResult): ParsedIp[] {
+  return (result.ips ?? []).map((ip) => {
+    const cidr = parseCidr(ip.address);
+    if (!cidr) throw new InvalidNetworkConfig(`IPAM returned an invalid address ${JSON.stringify(ip.address)}`);
+    return { cidr, gateway: ip.gateway ? parseIp(ip.gateway) : undefined };
+  });
+}
+
+/** Gateway per address: IPAM's, else network+1 as the bridge plugin does. Pure. */
+function gatewayOf(ip: ParsedIp): Ip {
+  return ip.gateway ?? { family: ip.cidr.ip.family, value: networkOf(ip.cidr).ip.value + 1n };
+}
+
+export function bridgeSpecFor(conf: VxnetNetConf, ips: readonly ParsedIp[]): BridgeSpec {
+  const subnets = conf.ipam ? conf.ipam.rangeSets.flat().map((r) => r.subnet) : ips.map((ip) => networkOf(ip.cidr));
+  const gateways = conf.isGateway ? ips.map((ip) => ({ ip: gatewayOf(ip), prefix: ip.cidr.prefix })) : [];
+  return { network: conf.name, name: conf.bridge, mtu: conf.mtu, gateways, subnets, ipMasq: conf.ipMasq, natTable: conf.natTable };
+}
+
+/** The routes to program in the container: default via the gateway per family, then IPAM's. Pure. */
+export function containerRoutes(conf: VxnetNetConf, ips: readonly ParsedIp[], ipamRoutes: readonly CniRoute[]): CniRoute[] {
+  const routes: CniRoute[] = [];
+  const seen = new Set<string>();
+  const push = (r: CniRoute): void => {
+    const key = `${r.dst}|${r.gw ?? ''}`;
+    if (!seen.has(key)) { seen.add(key); routes.push(r); }
+  };
+  const gwFor = (family: 4 | 6): string | undefined => {
+    const ip = ips.find((i) => i.cidr.ip.family === family);
+    return ip ? formatIp(gatewayOf(ip)) : undefined;
+  };
+  const defaults = new Set<string>();
+  for (const r of ipamRoutes) {
+    const dst = parseCidr(r.dst);
+    if (!dst) continue;
+    const gw = r.gw ?? (conf.isGateway ? gwFor(dst.ip.family) : undefined);
+    if (dst.prefix === 0) defaults.add(String(dst.ip.family));
+    push({ ...r, ...(gw ? { gw } : {}) });
+  }
+  if (conf.isGateway) {
+    for (const family of [4, 6] as const) {
+      const gw = gwFor(family);
+      if (gw && !defaults.has(String(family))) push({ dst: DEFAULT_DST[family], gw });
+    }
+  }
+  return routes;
+}
+
+async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
+  const conf = loadConf(args);
+  const ipam = ipamSourceFor(conf.ipamType, conf.ipam);
+  const ns = openNetns(args.netns);
+  const host = Rtnl.open();
+  const undo: Array<() => Promise<unknown>> = [];
+  let done = false;
+  try {
+    const inner = Rtnl.open(ns);
+    undo.push(async () => inner.close());
+    const ipamResult = await ipam.add(args);
+    undo.push(() => ipam.del(args));
+    const ips = parseIps(ipamResult);
+    const bridge = await ensureBridge(host, bridgeSpecFor(conf, ips));
+
+    const vethName = hostVethName(args.containerId, args.ifname);
+    await host.deleteLink(vethName); // a leftover of an ADD killed half-way
+    await host.createVeth(vethName, { name: args.ifname, ns, ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { mac: conf.mac } : {}) }, conf.mtu);
+    undo.push(() => host.deleteLink(vethName));
+    const veth = await host.link(vethName);
+    if (!veth) throw new AttachmentDrifted(`veth ${vethName} vanished right after it was created`);
+    await host.setLink(veth.index, { master: bridge.index, up: true });
+    if (conf.hairpinMode) fs.writeFileSync(`/sys/class/net/${vethName}/brport/hairpin_mode`, '1');
+
+    const container = await inner.link(args.ifname);
+    if (!container) throw new AttachmentDrifted(`${args.ifname} did not appear in ${args.netns}`);
+    for (const ip of ips) await inner.addAddress(container.index, ip.cidr);
+    await inner.setLink(container.index, { up: true });
+    const routes = containerRoutes(conf, ips, ipamResult.routes ?? []);
+    for (const r of routes) {
+      const dst = parseCidr(r.dst) as Cidr;
+      await inner.addRoute({ dst: networkOf(dst), ...(r.gw ? { gw: parseIp(r.gw) as Ip } : {}), oif: container.index });
+    }
+
+    const interfaces: CniInterface[] = [
+      { name: conf.bridge, mac: bridge.mac },
+      { name: vethName, mac: veth.mac },
+      { name: args.ifname, mac: container.mac, sandbox: args.netns, ...(conf.mtu ? { mtu: conf.mtu } : {}) },
+    ];
+    const result: CniResult = {
+      interfaces,
+      ips: (ipamResult.ips ?? []).map((ip) => ({ ...ip, interface: 2 })),
+      routes,
+      dns: conf.dns ?? ipamResult.dns ?? {},
+    };
+    done = true;
+    return formatResult(result, args.version);
+  } finally {
+    if (!done) {
+      for (const step of undo.reverse()) await step().catch(() => undefined);
+    } else {
+      for (const step of undo.slice(0, 1)) await step();
+    }
+    host.close();
+    ns.close();
+    await ipam.close();
+  }
+}
+
+async function cmdDel(args: CmdArgs): Promise<void> {
+  const conf = loadConf(args);
+  const ipam = ipamSourceFor(conf.ipamType, conf.ipam);
+  const host = Rtnl.open();
+  try {
+    // Deleting the host end removes the pair, wherever the container end is (or was).
+    await host.deleteLink(hostVethName(args.containerId, args.ifname));
+    await ipam.del(args);
+  } finally {
+    host.close();
+    await ipam.close();
+  }
+}
+
+async function cmdCheck(args: CmdArgs): Promise<void> {
+  const conf = loadConf(args);
+  const prev = conf.prevResult;
+  if (!prev) throw new InvalidNetworkConfig('prevResult: required for CHECK');
+  const ipam = ipamSourceFor(conf.ipamType, conf.ipam);
+  const ns = openNetns(args.netns);
+  const host = Rtnl.open();
+  let inner: Rtnl | undefined;
+  try {
+    await ipam.check(args, prev);
+    inner = Rtnl.open(ns);
+    const container = await inner.link(args.ifname);
+    if (!container) throw new AttachmentDrifted(`interface ${args.ifname} is missing in ${args.netns}`);
+    const sandbox = prev.interfaces?.find((i) => i.name === args.ifname && i.sandbox);
+    if (sandbox?.mac && sandbox.mac.toLowerCase() !== container.mac) {
+      throw new AttachmentDrifted(`interface ${args.ifname} has MAC ${container.mac}, expected ${sandbox.mac}`);
+    }
+    const have = await inner.addresses(container.index);
+    const ips = parseIps(prev);
+    for (const ip of ips) {
+      if (!have.some((a) => a.cidr.ip.value === ip.cidr.ip.value && a.cidr.ip.family === ip.cidr.ip.family && a.cidr.prefix === ip.cidr.prefix)) {
+        throw new AttachmentDrifted(`address ${formatCidr(ip.cidr)} is missing on ${args.ifname} in ${args.netns}`);
+      }
+    }
+    for (const r of prev.routes ?? []) {
+      const dst = parseCidr(r.dst);
+      if (!dst) continue;
+      const gw = r.gw ? parseIp(r.gw) : undefined;
+      const present = (await inner.routes(dst.ip.family)).some((x) =>
+        x.dst.prefix === dst.prefix && x.dst.ip.value === networkOf(dst).ip.value && (!gw || x.gw?.value === gw.value));
+      if (!present) throw new AttachmentDrifted(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in ${args.netns}`);
+    }
+    const vethName = hostVethName(args.containerId, args.ifname);
+    const veth = await host.link(vethName);
+    const bridge = await host.link(conf.bridge);
+    if (!bridge) throw new AttachmentDrifted(`bridge ${conf.bridge} is missing`);
+    if (!veth) throw new AttachmentDrifted(`host veth ${vethName} of ${args.ifname} is missing`);
+    if (veth.master !== bridge.index) throw new AttachmentDrifted(`host veth ${vethName} is not attached to bridge ${conf.bridge}`);
+    const spec = bridgeSpecFor(conf, ips);
+    const bridgeAddrs = await host.addresses(bridge.index);
+    for (const gw of spec.gateways) {
+      if (!bridgeAddrs.some((a) => a.cidr.ip.value === gw.ip.value && a.cidr.ip.family === gw.ip.family)) {
+        throw new AttachmentDrifted(`gateway ${formatCidr(gw)} is missing on bridge ${conf.bridge}`);
+      }
+    }
+    if (conf.ipMasq && !masqueradePresent(conf.natTable, spec.subnets)) {
+      throw new AttachmentDrifted(`masquerading for ${spec.subnets.map(formatCidr).join(', ')} is missing from nftables table ${conf.natTable}`);
+    }
+    for (const family of new Set(spec.subnets.map((s) => s.ip.family))) {
+      if (!forwardAcceptPresent(conf.bridge, family)) throw new AttachmentDrifted(`the FORWARD accept rules for bridge ${conf.bridge} are missing (IPv${family})`);
+    }
+    for (const ip of ips) {
+      if (!spec.subnets.some((s) => contains(s, ip.cidr.ip))) throw new AttachmentDrifted(`address ${formatCidr(ip.cidr)} is outside the network's subnets`);
+    }
+  } finally {
+    inner?.close();
+    host.close();
+    ns.close();
+    await ipam.close();
+  }
+}
+
+async function cmdGc(args: CmdArgs): Promise<void> {
+  const conf = loadConf(args);
+  const valid = validAttachments(args.conf);
+  const ipam = ipamSourceFor(conf.ipamType, conf.ipam);
+  const host = Rtnl.open();
+  try {
+    await ipam.gc(args, valid);
+    // Every vxnet veth on this network's bridge that no valid attachment owns is a leftover.
+    const keep = new Set(valid.map((a) => hostVethName(a.containerId, a.ifname)));
+    const bridge = await host.link(conf.bridge);
+    if (bridge) {
+      for (const link of await host.links()) {
+        if (link.master === bridge.index && link.name.startsWith(VETH_PREFIX) && link.kind === 'veth' && !keep.has(link.name)) {
+          await host.deleteLink(link.name);
+        }
+      }
+    }
+  } finally {
+    host.close();
+    await ipam.close();
+  }
+}
+
+async function cmdStatus(args: CmdArgs): Promise<void> {
+  const conf = loadConf(args);
+  const ipam = ipamSourceFor(conf.ipamType, conf.ipam);
+  try {
+    await ipam.status(args);
+  } finally {
+    await ipam.close();
+  }
+}
+
+export const vxnetPlugin: Handlers = { add: cmdAdd, del: cmdDel, check: cmdCheck, gc: cmdGc, status: cmdStatus };

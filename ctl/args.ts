@@ -1,0 +1,299 @@
+// vxnetctl's command line: the command table (names, options, help text) and the parser.
+// node:util parseArgs does the tokenizing; this module decides which command the words name,
+// which options that command accepts, and turns every mistake into one UsageError line.
+// Pure apart from reading nothing: the data directory's env default is applied by main.ts.
+import { parseArgs } from 'node:util';
+
+/** A wrong invocation: vxnetctl prints "vxnetctl: <message>" and exits 2. */
+export class UsageError extends Error {
+  static override readonly name = 'UsageError';
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+// Every option any command takes. parseArgs sees them all at once (so global options may come
+// anywhere on the line); each command then rejects the ones it does not take.
+const OPTIONS = {
+  'data-dir': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+  network: { type: 'string' },
+  container: { type: 'string' },
+  ifname: { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  'cni-bin-dir': { type: 'string' },
+  conflist: { type: 'boolean' },
+  'conf-dir': { type: 'string' },
+  subnet: { type: 'string', multiple: true },
+  prefix: { type: 'string' },
+  'bin-dir': { type: 'string' },
+} as const;
+
+export type OptionName = keyof typeof OPTIONS;
+
+export interface Values {
+  readonly 'data-dir'?: string;
+  readonly json?: boolean;
+  readonly help?: boolean;
+  readonly version?: boolean;
+  readonly network?: string;
+  readonly container?: string;
+  readonly ifname?: string;
+  readonly 'dry-run'?: boolean;
+  readonly 'cni-bin-dir'?: string;
+  readonly conflist?: boolean;
+  readonly 'conf-dir'?: string;
+  readonly subnet?: readonly string[];
+  readonly prefix?: string;
+  readonly 'bin-dir'?: string;
+}
+
+const GLOBAL_OPTIONS: readonly OptionName[] = ['data-dir', 'json', 'help', 'version'];
+
+export type CommandName = 'ipam pools' | 'ipam ls' | 'ipam show' | 'ipam release' | 'ipam gc' | 'install';
+
+interface CommandSpec {
+  readonly name: CommandName;
+  readonly synopsis: string;
+  readonly summary: string;
+  readonly options: readonly OptionName[];
+  /** Most positional arguments the command takes (after its name). */
+  readonly maxPositionals: number;
+  readonly help: string;
+}
+
+export const DEFAULTS = {
+  dataDir: '/var/lib/vxnet',
+  cniBinDir: '/opt/cni/bin',
+  confDir: '/etc/cni/net.d',
+  network: 'vxnet',
+  // Podman's default network is 10.88.0.0/16 and Docker's bridges start at 172.17.0.0/16.
+  subnet: '10.231.0.0/16',
+  prefix: '/usr/local/lib/vxnet',
+  binDir: '/usr/local/bin',
+} as const;
+
+const COMMANDS: readonly CommandSpec[] = [
+  {
+    name: 'ipam pools',
+    synopsis: 'ipam pools [--network N]',
+    summary: 'networks with their subnets, size, used and free addresses',
+    options: ['network'],
+    maxPositionals: 0,
+    help: `One row per range set of each network: its subnets, how many addresses it can hand out
+(gateways, network and broadcast addresses excluded), how many are held, how many are free.
+
+Options:
+  --network N   only network N
+
+JSON: {"store", "note", "pools": [{"network", "subnets", "size", "used", "free", "updated",
+"rangeSets": [{"subnets", "ranges", "size", "used", "free"}]}]}; size and free are decimal
+strings (IPv6 pools hold more than 2^53 addresses), used is a number.`,
+  },
+  {
+    name: 'ipam ls',
+    synopsis: 'ipam ls [--network N]',
+    summary: 'allocated addresses and who holds them',
+    options: ['network'],
+    maxPositionals: 0,
+    help: `Lists allocated addresses: network, address, container id (12 characters; the full id
+with --json), container name, interface, runtime (cni or docker), since when.
+
+Options:
+  --network N   only network N
+
+JSON: {"store", "note", "allocations": [{"network", "address", "family", "containerId",
+"ifname", "name", "runtime", "netns", "aliases", "rangeSet", "since"}]}.`,
+  },
+  {
+    name: 'ipam show',
+    synopsis: 'ipam show ADDRESS [--network N]',
+    summary: 'the current owner and the history of one address',
+    options: ['network'],
+    maxPositionals: 1,
+    help: `Shows who holds ADDRESS now (in every network whose pool holds it, or only in N) and
+who held it before, newest first, with why each release happened.
+
+Options:
+  --network N   only network N
+
+JSON: {"address", "networks": [{"network", "subnets", "owner", "hostVeth", "history": [...]}]};
+owner is an allocation or null, history entries add "until" and "reason".`,
+  },
+  {
+    name: 'ipam release',
+    synopsis: 'ipam release (ADDRESS [--network N] | --container ID [--ifname IF] --network N)',
+    summary: "release an address, or a container's addresses, and its host veth",
+    options: ['network', 'container', 'ifname'],
+    maxPositionals: 1,
+    help: `Releases an address in the store (history records "vxnetctl release"), then deletes the
+attachment's host veth when the attachment holds no address any more.
+
+  ADDRESS          the address to release; --network is needed only when several
+                   networks hold it
+  --container ID   every address of container ID (a unique prefix will do, such as the
+                   12 characters ipam ls shows) in network N
+  --ifname IF      only the container's interface IF
+  --network N      the network
+
+JSON: {"released": [allocation...], "veths": [{"name", "containerId", "ifname", "result"}]};
+result is "deleted", "absent" or "kept" (the attachment still holds an address).`,
+  },
+  {
+    name: 'ipam gc',
+    synopsis: 'ipam gc [--network N] [--dry-run]',
+    summary: 'release addresses of CNI containers whose network namespace is gone',
+    options: ['network', 'dry-run'],
+    maxPositionals: 0,
+    help: `Releases the allocations of runtime "cni" whose recorded network namespace path no
+longer exists, and deletes their host veths. Allocations that recorded no namespace, and
+those of runtime "docker" (vxnetd collects those), are kept.
+
+Options:
+  --network N   only network N
+  --dry-run     print what would be released, change nothing
+
+JSON: {"dryRun", "checked", "note", "released": [allocation...], "veths": [...]}.`,
+  },
+  {
+    name: 'install',
+    synopsis: 'install [--prefix DIR] [--cni-bin-dir DIR] [--bin-dir DIR] [--conflist [--conf-dir DIR] [--network NAME] [--subnet CIDR]...]',
+    summary: 'install the built binaries and link them into the CNI and bin directories',
+    options: ['prefix', 'cni-bin-dir', 'bin-dir', 'conflist', 'conf-dir', 'network', 'subnet'],
+    maxPositionals: 0,
+    help: `Copies the dist/ directory this vxnetctl runs from to DIR (through DIR.new and a rename,
+so running plugins keep their files), links CNI_BIN_DIR/vxnet and CNI_BIN_DIR/vxnet-ipam
+to it, and links vxnetctl and vxnetd into the bin directory.
+
+Options:
+  --prefix DIR        where vxnet lives (default ${DEFAULTS.prefix})
+  --cni-bin-dir DIR   the runtimes' CNI plugin directory (default ${DEFAULTS.cniBinDir})
+  --bin-dir DIR       where vxnetctl and vxnetd are linked (default ${DEFAULTS.binDir})
+  --conflist          also write CONF_DIR/10-NAME.conflist, unless it exists
+  --conf-dir DIR      the CNI config directory (default ${DEFAULTS.confDir})
+  --network NAME      the network's name (default ${DEFAULTS.network})
+  --subnet CIDR       its subnet (default ${DEFAULTS.subnet}); repeat for dual stack
+
+JSON: {"source", "prefix", "replaced", "links": [{"path", "target"}],
+"conflist": {"path", "written"} | null}.`,
+  },
+];
+
+export const USAGE = `Usage: vxnetctl [--data-dir DIR] [--json] COMMAND [ARGS]
+
+Operates vxnet on this host: IPAM state and history, installation.
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(16)}${c.summary}`).join('\n')}
+  help [COMMAND]  this text, or a command's
+
+Global options:
+  --data-dir DIR  the embedded store's directory (default $VXNET_DATA_DIR, else ${DEFAULTS.dataDir})
+  --json          machine output with stable field names
+  -h, --help      help, for vxnetctl or for a command
+  --version       print the version
+
+Exit status: 0 success, 1 failure, 2 usage error.
+`;
+
+const GLOBAL_HELP = `Global options: --data-dir DIR, --json, -h/--help (see vxnetctl --help).`;
+
+const IPAM_USAGE = `Usage: vxnetctl ipam COMMAND [ARGS]
+
+Commands:
+${COMMANDS.filter((c) => c.name.startsWith('ipam ')).map((c) => `  ${c.synopsis}\n      ${c.summary}`).join('\n')}
+
+Run "vxnetctl ipam COMMAND --help" for a command's options.
+`;
+
+export function commandHelp(name: CommandName): string {
+  const spec = COMMANDS.find((c) => c.name === name) as CommandSpec;
+  return `Usage: vxnetctl ${spec.synopsis}\n\n${spec.help}\n\n${GLOBAL_HELP}\n`;
+}
+
+export type Invocation =
+  | { readonly kind: 'help'; readonly text: string }
+  | { readonly kind: 'version'; readonly values: Values }
+  | { readonly kind: 'run'; readonly command: CommandName; readonly values: Values; readonly positionals: readonly string[] };
+
+const ALIASES: Readonly<Record<string, string>> = { list: 'ls' };
+
+/** The command the words name: its spec and how many words it took, or a group's help. */
+function resolve(words: readonly string[]): { spec?: CommandSpec; used: number; groupHelp?: string } {
+  if (words.length === 0) return { used: 0, groupHelp: USAGE };
+  if (words[0] === 'ipam') {
+    if (words.length === 1) return { used: 1, groupHelp: IPAM_USAGE };
+    const sub = ALIASES[words[1]] ?? words[1];
+    const spec = COMMANDS.find((c) => c.name === `ipam ${sub}`);
+    if (!spec) throw new UsageError(`unknown command "ipam ${words[1]}" (see vxnetctl ipam --help)`);
+    return { spec, used: 2 };
+  }
+  const spec = COMMANDS.find((c) => c.name === words[0]);
+  if (!spec) throw new UsageError(`unknown command "${words[0]}" (see vxnetctl --help)`);
+  return { spec, used: 1 };
+}
+
+const helpHint = (spec: CommandSpec | undefined): string => `see vxnetctl ${spec ? spec.name + ' ' : ''}--help`;
+
+/** parseArgs' messages, recast as one short line. */
+function parseError(err: unknown, hint: string): UsageError {
+  const e = err as { code?: string; message?: string };
+  const quoted = /'(-[^' ]*)/.exec(e.message ?? '')?.[1];
+  switch (e.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return new UsageError(`unknown option ${quoted ?? ''} (${hint})`);
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return new UsageError(/does not take/.test(e.message ?? '')
+        ? `option ${quoted} takes no value (${hint})`
+        : `option ${quoted} needs a value (${hint})`);
+    default:
+      return new UsageError(`${(e.message ?? String(err)).split('\n')[0]} (${hint})`);
+  }
+}
+
+/** Parses argv (without node and the script); throws UsageError. */
+export function parseCommandLine(argv: readonly string[]): Invocation {
+  // A lenient first pass names the command, so errors of the strict pass can point at its help.
+  let guess: CommandSpec | undefined;
+  try {
+    const loose = parseArgs({ args: [...argv], options: OPTIONS, strict: false, allowPositionals: true });
+    guess = resolve(loose.positionals.filter((p) => p !== 'help')).spec;
+  } catch { /* the strict pass reports it */ }
+
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: true, tokens: true });
+  } catch (err) {
+    throw parseError(err, helpHint(guess));
+  }
+  const values = parsed.values as Values;
+  let words = parsed.positionals;
+
+  const helpCommand = words[0] === 'help';
+  if (helpCommand) words = words.slice(1);
+  if (values.version && words.length === 0 && !helpCommand && !values.help) return { kind: 'version', values };
+
+  const { spec, used, groupHelp } = resolve(words);
+  if (!spec) return { kind: 'help', text: groupHelp ?? USAGE };
+
+  const allowed = new Set<OptionName>([...GLOBAL_OPTIONS, ...spec.options]);
+  for (const token of parsed.tokens) {
+    if (token.kind === 'option' && !allowed.has(token.name as OptionName)) {
+      throw new UsageError(`option ${token.rawName} does not apply to "vxnetctl ${spec.name}" (${helpHint(spec)})`);
+    }
+  }
+  if (helpCommand || values.help) return { kind: 'help', text: commandHelp(spec.name) };
+  if (values.version) throw new UsageError(`option --version does not apply to "vxnetctl ${spec.name}" (${helpHint(spec)})`);
+
+  const positionals = words.slice(used);
+  if (positionals.length > spec.maxPositionals) {
+    throw new UsageError(`unexpected argument "${positionals[spec.maxPositionals]}" to "vxnetctl ${spec.name}" (${helpHint(spec)})`);
+  }
+  for (const name of ['data-dir', 'network', 'container', 'ifname', 'cni-bin-dir', 'conf-dir', 'prefix', 'bin-dir'] as const) {
+    if (values[name] === '') throw new UsageError(`option --${name} needs a non-empty value (${helpHint(spec)})`);
+  }
+  return { kind: 'run', command: spec.name, values, positionals };
+}

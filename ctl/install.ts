@@ -1,0 +1,232 @@
+// vxnetctl install: puts the built dist/ where runtimes and operators find it.
+//
+// The copy goes to PREFIX.new and is renamed into place, never written over PREFIX: a vxnetd
+// or a CNI ADD running from PREFIX keeps the files (and mapped .node addons) it opened, and a
+// plugin exec'd during the install finds the old tree or the new one, not half of each (the
+// window between moving the old tree aside and renaming the new one in is two renames).
+// The links in the CNI and bin directories are replaced the same way: a new link, renamed
+// over the old one. Node resolves a symlinked main script to its real path, so a plugin
+// exec'd as /opt/cni/bin/vxnet loads its addons from PREFIX/native.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { formatCidr, networkOf, parseCidr } from '../ipam/addr';
+import { canonicalRangeSets } from '../ipam/range';
+import { InvalidNetworkConfig, IoFailure } from '../lib/errors';
+import { DEFAULTS, UsageError, type Values } from './args';
+import { type Ctx, writeJson } from './context';
+
+/** What dist/bin must hold; each is linked from the CNI or the bin directory. */
+const CNI_PLUGINS = ['vxnet', 'vxnet-ipam'] as const;
+const COMMANDS = ['vxnetctl', 'vxnetd'] as const;
+
+export interface ConflistRequest {
+  readonly confDir: string;
+  readonly network: string;
+  readonly subnets: readonly string[];
+}
+
+export interface InstallRequest {
+  /** The built dist/ directory to copy. */
+  readonly source: string;
+  readonly prefix: string;
+  readonly cniBinDir: string;
+  readonly binDir: string;
+  readonly conflist?: ConflistRequest;
+}
+
+export interface LinkReport {
+  path: string;
+  target: string;
+  /** What the link replaced: null, "file", "link to TARGET". */
+  replaced: string | null;
+}
+
+export interface InstallReport {
+  source: string;
+  prefix: string;
+  /** Whether an earlier installation at prefix was replaced. */
+  replaced: boolean;
+  links: LinkReport[];
+  conflist: { path: string; written: boolean; network: string; subnets: string[]; bridge: string | null } | null;
+}
+
+// CNI's rule for network names (libcni ValidateNetworkName), which is also what a file name tolerates.
+const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+/** The bridge the conflist names: "vx-NAME" when that fits IFNAMSIZ, else none (the plugin derives one). */
+export const conflistBridge = (network: string): string | undefined => (`vx-${network}`.length <= 15 ? `vx-${network}` : undefined);
+
+/** Validates --network and --subnet; returns the subnets grouped into range sets by family. */
+export function checkNetwork(network: string, subnets: readonly string[]): Array<Array<{ subnet: string }>> {
+  if (!NETWORK_NAME.test(network)) throw new UsageError(`--network "${network}" is not a valid network name (letters, digits, "_", ".", "-"; starting with a letter or digit)`);
+  const byFamily = new Map<4 | 6, Array<{ subnet: string }>>();
+  for (const s of subnets) {
+    const cidr = parseCidr(s);
+    if (!cidr) throw new UsageError(`--subnet "${s}" is not a CIDR such as ${DEFAULTS.subnet}`);
+    const net = networkOf(cidr);
+    if (net.ip.value !== cidr.ip.value) throw new UsageError(`--subnet ${s} has host bits set; network is ${formatCidr(net)}`);
+    const list = byFamily.get(cidr.ip.family) ?? [];
+    list.push({ subnet: s });
+    byFamily.set(cidr.ip.family, list);
+  }
+  const sets = [...byFamily.entries()].sort(([a], [b]) => a - b).map(([, list]) => list);
+  try {
+    canonicalRangeSets(sets, '--subnet');
+  } catch (err) {
+    if (err instanceof InvalidNetworkConfig) throw new UsageError(err.message);
+    throw err;
+  }
+  return sets;
+}
+
+/** The conflist `install --conflist` writes: one vxnet plugin with vxnet-ipam. */
+export function conflistFor(network: string, subnets: readonly string[]): Record<string, unknown> {
+  const sets = checkNetwork(network, subnets);
+  const bridge = conflistBridge(network);
+  const routes = sets.map((set) => ({ dst: set[0].subnet.includes(':') ? '::/0' : '0.0.0.0/0' }));
+  return {
+    cniVersion: '1.0.0',
+    name: network,
+    plugins: [{
+      type: 'vxnet',
+      ...(bridge ? { bridge } : {}),
+      isGateway: true,
+      ipMasq: true,
+      ipam: { type: 'vxnet-ipam', ranges: sets, routes },
+    }],
+  };
+}
+
+function io<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw new IoFailure(`cannot ${what}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+const lstatOrUndefined = (p: string): fs.Stats | undefined => {
+  try {
+    return fs.lstatSync(p);
+  } catch {
+    return undefined;
+  }
+};
+
+const isInside = (child: string, parent: string): boolean => child === parent || child.startsWith(parent.endsWith('/') ? parent : parent + '/');
+
+/** Points linkPath at target, replacing a file or link there (not a directory). */
+function replaceLink(linkPath: string, target: string): LinkReport {
+  const existing = lstatOrUndefined(linkPath);
+  if (existing?.isDirectory()) throw new IoFailure(`cannot link ${linkPath}: it is a directory`);
+  const replaced = !existing ? null : existing.isSymbolicLink() ? `link to ${fs.readlinkSync(linkPath)}` : 'file';
+  io(`create ${path.dirname(linkPath)}`, () => fs.mkdirSync(path.dirname(linkPath), { recursive: true }));
+  const tmp = `${linkPath}.vxnet-new-${process.pid}`;
+  io(`link ${linkPath} -> ${target}`, () => {
+    fs.rmSync(tmp, { force: true });
+    fs.symlinkSync(target, tmp);
+    try {
+      fs.renameSync(tmp, linkPath);
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      throw err;
+    }
+  });
+  return { path: linkPath, target, replaced };
+}
+
+/** Copies source to prefix (through prefix.new), links the binaries, writes the conflist. */
+export function installFiles(req: InstallRequest): InstallReport {
+  const source = path.resolve(req.source);
+  const prefix = path.resolve(req.prefix);
+  for (const name of [...CNI_PLUGINS, ...COMMANDS]) {
+    const file = path.join(source, 'bin', name);
+    if (!lstatOrUndefined(file)?.isFile()) {
+      throw new IoFailure(`${file} is missing: install copies a built dist/ directory (run npm run build, then dist/bin/vxnetctl install)`);
+    }
+  }
+  if (prefix === path.parse(prefix).root) throw new UsageError('--prefix must not be the root directory');
+  if (prefix !== source && (isInside(prefix, source) || isInside(source, prefix))) {
+    throw new UsageError(`--prefix ${prefix} overlaps the directory being installed (${source})`);
+  }
+  const conflist = req.conflist && { ...req.conflist, json: conflistFor(req.conflist.network, req.conflist.subnets) };
+
+  // 1. The tree: copy beside, then swap.
+  const staged = `${prefix}.new`;
+  const old = `${prefix}.old`;
+  io(`create ${path.dirname(prefix)}`, () => fs.mkdirSync(path.dirname(prefix), { recursive: true }));
+  io(`copy ${source} to ${staged}`, () => {
+    fs.rmSync(staged, { recursive: true, force: true });
+    fs.cpSync(source, staged, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+  });
+  const replaced = lstatOrUndefined(prefix) !== undefined;
+  io(`move ${staged} to ${prefix}`, () => {
+    if (replaced) {
+      fs.rmSync(old, { recursive: true, force: true });
+      fs.renameSync(prefix, old);
+    }
+    try {
+      fs.renameSync(staged, prefix);
+    } catch (err) {
+      if (replaced) fs.renameSync(old, prefix);
+      throw err;
+    }
+    if (replaced) fs.rmSync(old, { recursive: true, force: true });
+  });
+
+  // 2. The links.
+  const links = [
+    ...CNI_PLUGINS.map((name) => replaceLink(path.join(path.resolve(req.cniBinDir), name), path.join(prefix, 'bin', name))),
+    ...COMMANDS.map((name) => replaceLink(path.join(path.resolve(req.binDir), name), path.join(prefix, 'bin', name))),
+  ];
+
+  // 3. The network config, never over an existing one: it may carry an operator's edits.
+  let conflistReport: InstallReport['conflist'] = null;
+  if (conflist) {
+    const file = path.join(path.resolve(conflist.confDir), `10-${conflist.network}.conflist`);
+    const written = lstatOrUndefined(file) === undefined;
+    if (written) {
+      io(`write ${file}`, () => {
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        const tmp = `${file}.vxnet-new-${process.pid}`;
+        fs.writeFileSync(tmp, JSON.stringify(conflist.json, null, 2) + '\n', { mode: 0o644 });
+        fs.renameSync(tmp, file);
+      });
+    }
+    conflistReport = { path: file, written, network: conflist.network, subnets: [...conflist.subnets], bridge: conflistBridge(conflist.network) ?? null };
+  }
+  return { source, prefix, replaced, links, conflist: conflistReport };
+}
+
+export async function runInstall(values: Values, ctx: Ctx): Promise<void> {
+  const wantsConflist = values.conflist === true;
+  for (const name of ['conf-dir', 'network', 'subnet'] as const) {
+    if (values[name] !== undefined && !wantsConflist) throw new UsageError(`--${name} goes with --conflist (see vxnetctl install --help)`);
+  }
+  const report = installFiles({
+    source: ctx.distDir,
+    prefix: values.prefix ?? DEFAULTS.prefix,
+    cniBinDir: values['cni-bin-dir'] ?? DEFAULTS.cniBinDir,
+    binDir: values['bin-dir'] ?? DEFAULTS.binDir,
+    ...(wantsConflist ? {
+      conflist: {
+        confDir: values['conf-dir'] ?? DEFAULTS.confDir,
+        network: values.network ?? DEFAULTS.network,
+        subnets: values.subnet && values.subnet.length > 0 ? values.subnet : [DEFAULTS.subnet],
+      },
+    } : {}),
+  });
+  if (ctx.json) {
+    writeJson(ctx, report);
+    return;
+  }
+  const lines = [`installed ${report.source} to ${report.prefix}${report.replaced ? ' (replaced the previous installation)' : ''}`];
+  for (const l of report.links) lines.push(`linked ${l.path} -> ${l.target}${l.replaced ? ` (replaced ${l.replaced})` : ''}`);
+  const c = report.conflist;
+  if (c) {
+    lines.push(c.written
+      ? `wrote ${c.path} (network ${c.network}, subnet ${c.subnets.join(', ')}${c.bridge ? `, bridge ${c.bridge}` : ''})`
+      : `kept the existing ${c.path} (not overwritten; remove it to have install write a new one)`);
+  }
+  ctx.stdout(lines.join('\n') + '\n');
+}

@@ -1,0 +1,120 @@
+// Host-wide rules a bridge network needs: masquerade for traffic leaving its subnets (nftables,
+// in a table vxnet owns), and, on hosts where Docker set the iptables FORWARD policy to DROP
+// (br_netfilter sends bridged traffic through it), ACCEPT rules for the bridge in FORWARD:
+// an accept in our own nftables table cannot override a drop in another table's chain.
+//
+// The masquerade table holds one interval set of the subnets to masquerade and one rule:
+// traffic from a member subnet to anything but a member subnet (or multicast) is
+// masqueraded, one set lookup whatever the number of networks. Adding an element that is
+// there already changes nothing, and the rule is rewritten in the same atomic transaction,
+// so the script can run any number of times.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { DatapathFailure } from '../lib/errors';
+import { Cidr, formatCidr } from '../ipam/addr';
+
+const SEARCH_PATH = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'];
+
+export function findTool(name: string): string | undefined {
+  for (const dir of SEARCH_PATH) {
+    const p = `${dir}/${name}`;
+    if (fs.existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+const FAMILIES = [
+  { family: 4, nf: 'ip', type: 'ipv4_addr', multicast: '224.0.0.0/4' },
+  { family: 6, nf: 'ip6', type: 'ipv6_addr', multicast: 'ff00::/8' },
+] as const;
+
+/** The nft script that installs (or refreshes) masquerading for some subnets. Pure. */
+export function masqueradeScript(table: string, subnets: readonly Cidr[]): string {
+  const lines: string[] = [];
+  for (const f of FAMILIES) {
+    const mine = subnets.filter((s) => s.ip.family === f.family);
+    if (mine.length === 0) continue;
+    lines.push(
+      `add table ${f.nf} ${table}`,
+      `add set ${f.nf} ${table} masq { type ${f.type}; flags interval; }`,
+      `add chain ${f.nf} ${table} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
+      `flush chain ${f.nf} ${table} postrouting`,
+      `add rule ${f.nf} ${table} postrouting ${f.nf} saddr @masq ${f.nf} daddr != @masq ${f.nf} daddr != ${f.multicast} masquerade`,
+      `add element ${f.nf} ${table} masq { ${mine.map(formatCidr).join(', ')} }`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** nft statements that stop masquerading some subnets, one per subnet. Pure. */
+export function unmasqueradeStatements(table: string, subnets: readonly Cidr[]): string[] {
+  return subnets.map((s) => `delete element ${s.ip.family === 4 ? 'ip' : 'ip6'} ${table} masq { ${formatCidr(s)} }`);
+}
+
+function nft(script: string, what: string): void {
+  const bin = findTool('nft');
+  if (!bin) throw new DatapathFailure(`${what}: the nft command is not installed (apt-get install nftables)`);
+  const r = spawnSync(bin, ['-f', '-'], { input: script, encoding: 'utf8' });
+  if (r.status !== 0) throw new DatapathFailure(`${what}: nft failed: ${(r.stderr || r.error?.message || '').trim()}`);
+}
+
+export function ensureMasquerade(table: string, network: string, subnets: readonly Cidr[]): void {
+  nft(masqueradeScript(table, subnets), `cannot set up masquerading for network "${network}"`);
+}
+
+/** Best effort: each statement separately, so a part already gone does not stop the rest. */
+export function removeMasquerade(table: string, subnets: readonly Cidr[]): void {
+  const bin = findTool('nft');
+  if (!bin) return;
+  for (const line of unmasqueradeStatements(table, subnets)) spawnSync(bin, ['-f', '-'], { input: line + '\n' });
+}
+
+/** Whether masquerading for the subnets is in place (CHECK). */
+export function masqueradePresent(table: string, subnets: readonly Cidr[]): boolean {
+  const bin = findTool('nft');
+  if (!bin) return false;
+  return subnets.every((s) => spawnSync(bin, ['get', 'element', s.ip.family === 4 ? 'ip' : 'ip6', table, 'masq', `{ ${formatCidr(s)} }`]).status === 0);
+}
+
+/** The iptables FORWARD rules that let a bridge's traffic through a DROP policy. Pure. */
+export function forwardRules(bridge: string): string[][] {
+  const comment = ['-m', 'comment', '--comment', `vxnet:${bridge}`];
+  return [
+    ['-i', bridge, ...comment, '-j', 'ACCEPT'],
+    ['-o', bridge, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', ...comment, '-j', 'ACCEPT'],
+  ];
+}
+
+function iptables(family: 4 | 6): string | undefined {
+  return findTool(family === 4 ? 'iptables' : 'ip6tables');
+}
+
+/** Inserts the bridge's FORWARD accept rules unless present; a host without iptables needs none. */
+export function ensureForwardAccept(bridge: string, families: ReadonlyArray<4 | 6>): void {
+  for (const family of families) {
+    const bin = iptables(family);
+    if (!bin) continue;
+    for (const rule of forwardRules(bridge)) {
+      if (spawnSync(bin, ['-w', '-C', 'FORWARD', ...rule]).status === 0) continue;
+      const r = spawnSync(bin, ['-w', '-I', 'FORWARD', '1', ...rule], { encoding: 'utf8' });
+      if (r.status !== 0) throw new DatapathFailure(`cannot allow forwarding for bridge ${bridge}: ${bin} failed: ${(r.stderr || '').trim()}`);
+    }
+  }
+}
+
+export function removeForwardAccept(bridge: string): void {
+  for (const family of [4, 6] as const) {
+    const bin = iptables(family);
+    if (!bin) continue;
+    for (const rule of forwardRules(bridge)) {
+      while (spawnSync(bin, ['-w', '-D', 'FORWARD', ...rule]).status === 0) { /* remove every copy */ }
+    }
+  }
+}
+
+/** Whether the bridge's FORWARD accept rules are in place (CHECK). */
+export function forwardAcceptPresent(bridge: string, family: 4 | 6): boolean {
+  const bin = iptables(family);
+  if (!bin) return true;
+  return forwardRules(bridge).every((rule) => spawnSync(bin, ['-w', '-C', 'FORWARD', ...rule]).status === 0);
+}

@@ -1,0 +1,236 @@
+// A small typed layer over node-netlink's rtnetlink socket: the link, address and route
+// operations vxnet needs, one path for IPv4 and IPv6, errors turned into DatapathFailure
+// with the operation named. Pure encoding helpers at the top; socket calls below.
+import { AttrStream, RtNetlinkSocket, createRtNetlink, ifla, rt } from 'netlink';
+import { DatapathFailure } from '../lib/errors';
+import { Cidr, Ip, familyBits, formatCidr, formatIp } from '../ipam/addr';
+import { NetnsHandle, inNetnsSync } from './netns';
+
+const NLM_F_REPLACE = 0x100;
+const NLM_F_EXCL = 0x200;
+const NLM_F_CREATE = 0x400;
+const AF_INET = 2;
+const AF_INET6 = 10;
+const VETH_INFO_PEER = 1;
+const RT_TABLE_MAIN = 254;
+
+export const afOf = (family: 4 | 6): number => (family === 4 ? AF_INET : AF_INET6);
+
+export function ipBytes(ip: Ip): Buffer {
+  const hex = ip.value.toString(16).padStart(familyBits(ip.family) / 4, '0');
+  return Buffer.from(hex, 'hex');
+}
+
+export function ipFromBytes(buf: Buffer): Ip {
+  return { family: buf.length === 4 ? 4 : 6, value: BigInt('0x' + buf.toString('hex')) };
+}
+
+export const macToBytes = (mac: string): Buffer => Buffer.from(mac.replace(/[:-]/g, ''), 'hex');
+export const macFromBytes = (buf: Buffer | undefined): string =>
+  buf ? [...buf].map((b) => b.toString(16).padStart(2, '0')).join(':') : '';
+
+function streamBytes(fill: (s: AttrStream) => void): Buffer {
+  const s = new AttrStream();
+  fill(s);
+  return Buffer.concat(s.bufs);
+}
+
+export interface LinkInfo {
+  readonly index: number;
+  readonly name: string;
+  readonly kind: string | undefined;
+  readonly mac: string;
+  readonly mtu: number;
+  readonly up: boolean;
+  readonly master: number | undefined;
+  readonly alias: string | undefined;
+}
+
+export interface AddrInfo {
+  readonly index: number;
+  readonly cidr: Cidr;
+}
+
+export interface RouteInfo {
+  readonly dst: Cidr;
+  readonly gw: Ip | undefined;
+  readonly oif: number | undefined;
+}
+
+/** node-netlink reports a kernel error as Error("Request rejected: ENODEV"): the errno name. */
+const errno = (err: unknown): string | undefined => {
+  const m = /Request rejected: (E[A-Z0-9]+)/.exec((err as Error)?.message ?? '');
+  return m ? m[1] : (err as NodeJS.ErrnoException)?.code;
+};
+
+/** An rtnetlink socket bound to one namespace (the host's when opened without one). */
+export class Rtnl {
+  private constructor(private readonly sock: RtNetlinkSocket, readonly where: string) {}
+
+  static open(ns?: NetnsHandle): Rtnl {
+    try {
+      return ns ? new Rtnl(inNetnsSync(ns, () => createRtNetlink()), ns.path) : new Rtnl(createRtNetlink(), 'host');
+    } catch (err) {
+      if (err instanceof Error && err.name === 'InvalidNetns') throw err;
+      throw new DatapathFailure(`cannot open a netlink socket in ${ns ? ns.path : 'the host namespace'}: ${(err as Error).message}`);
+    }
+  }
+
+  close(): void {
+    try { this.sock.socket.socket.close(); } catch { /* already closed */ }
+  }
+
+  private fail(what: string, err: unknown): DatapathFailure {
+    return new DatapathFailure(`${what} in ${this.where === 'host' ? 'the host namespace' : this.where}: ${(err as Error).message}`);
+  }
+
+  private static toLink(m: { data: rt.Link; attrs: ifla.LinkAttrs }): LinkInfo {
+    const info = m.attrs.linkinfo ? ifla.parseInfo(m.attrs.linkinfo) : undefined;
+    return {
+      index: m.data.index ?? 0,
+      name: m.attrs.ifname ?? '',
+      kind: info?.kind,
+      mac: macFromBytes(m.attrs.address),
+      mtu: m.attrs.mtu ?? 0,
+      up: Boolean(m.data.flags?.up),
+      master: m.attrs.master || undefined,
+      alias: m.attrs.ifalias,
+    };
+  }
+
+  async link(name: string): Promise<LinkInfo | undefined> {
+    try {
+      const [m] = await this.sock.getLink({}, { ifname: name });
+      return m ? Rtnl.toLink(m) : undefined;
+    } catch (err) {
+      if (errno(err) === 'ENODEV') return undefined;
+      throw this.fail(`cannot look up link ${name}`, err);
+    }
+  }
+
+  async links(): Promise<LinkInfo[]> {
+    try {
+      return (await this.sock.getLinks()).map(Rtnl.toLink);
+    } catch (err) {
+      throw this.fail('cannot list links', err);
+    }
+  }
+
+  /** Creates a bridge; false when a link of that name exists already. */
+  async createBridge(name: string, mtu: number | undefined): Promise<boolean> {
+    const linkinfo = streamBytes((s) => s.emit(ifla.formatInfo({ kind: 'bridge' })));
+    try {
+      await this.sock.newLink({}, { ifname: name, linkinfo, ...(mtu ? { mtu } : {}) }, { flags: NLM_F_CREATE | NLM_F_EXCL });
+      return true;
+    } catch (err) {
+      if (errno(err) === 'EEXIST') return false;
+      throw this.fail(`cannot create bridge ${name}`, err);
+    }
+  }
+
+  /**
+   * Creates a veth pair whose peer is born inside peerNs with its final name, so no rename and
+   * no second move is needed; the host end stays here.
+   */
+  async createVeth(hostName: string, peer: { name: string; ns: NetnsHandle; mtu?: number; mac?: string }, mtu?: number): Promise<void> {
+    const peerBytes = streamBytes((s) => {
+      s.emit(rt.formatLink({}));
+      s.emit(ifla.formatLinkAttrs({
+        ifname: peer.name, netNsFd: peer.ns.fd,
+        ...(peer.mtu ? { mtu: peer.mtu } : {}), ...(peer.mac ? { address: macToBytes(peer.mac) } : {}),
+      }));
+    });
+    const data = streamBytes((s) => s.push(VETH_INFO_PEER, peerBytes));
+    const linkinfo = streamBytes((s) => s.emit(ifla.formatInfo({ kind: 'veth', data })));
+    try {
+      await this.sock.newLink({}, { ifname: hostName, linkinfo, ...(mtu ? { mtu } : {}) }, { flags: NLM_F_CREATE | NLM_F_EXCL });
+    } catch (err) {
+      if (errno(err) === 'EEXIST') {
+        throw new DatapathFailure(`cannot create veth ${hostName} with peer ${peer.name} in ${peer.ns.path}: an interface of that name exists already (${hostName} on the host or ${peer.name} in the container)`);
+      }
+      throw this.fail(`cannot create veth ${hostName}/${peer.name}`, err);
+    }
+  }
+
+  async setLink(index: number, change: { up?: boolean; master?: number; mtu?: number; mac?: string; name?: string; alias?: string }): Promise<void> {
+    const attrs: ifla.LinkAttrs = {};
+    if (change.master !== undefined) attrs.master = change.master;
+    if (change.mtu !== undefined) attrs.mtu = change.mtu;
+    if (change.mac !== undefined) attrs.address = macToBytes(change.mac);
+    if (change.name !== undefined) attrs.ifname = change.name;
+    if (change.alias !== undefined) attrs.ifalias = change.alias;
+    const data: rt.Link = { index };
+    if (change.up !== undefined) { data.change = { up: true }; data.flags = change.up ? { up: true } : {}; }
+    try {
+      await this.sock.setLink(data, attrs);
+    } catch (err) {
+      throw this.fail(`cannot configure link #${index} (${JSON.stringify(change)})`, err);
+    }
+  }
+
+  /** Deletes a link by name; false when it did not exist. */
+  async deleteLink(name: string): Promise<boolean> {
+    try {
+      await this.sock.delLink({}, { ifname: name });
+      return true;
+    } catch (err) {
+      if (errno(err) === 'ENODEV') return false;
+      throw this.fail(`cannot delete link ${name}`, err);
+    }
+  }
+
+  /** Adds an address; an IPv6 address skips duplicate address detection (otherwise it is unusable for seconds). */
+  async addAddress(index: number, cidr: Cidr, options: { replace?: boolean } = {}): Promise<void> {
+    const bytes = ipBytes(cidr.ip);
+    const nodad = cidr.ip.family === 6;
+    try {
+      await this.sock.newAddress(
+        { family: afOf(cidr.ip.family), prefixlen: cidr.prefix, index, ...(nodad ? { flags: { nodad: true } } : {}) },
+        { address: bytes, local: bytes, ...(nodad ? { flags: { nodad: true } } : {}) },
+        { flags: NLM_F_CREATE | (options.replace ? NLM_F_REPLACE : NLM_F_EXCL) });
+    } catch (err) {
+      if (errno(err) === 'EEXIST') return;
+      throw this.fail(`cannot add address ${formatCidr(cidr)} to link #${index}`, err);
+    }
+  }
+
+  async addresses(index?: number): Promise<AddrInfo[]> {
+    try {
+      const all = await this.sock.getAddresses();
+      return all
+        .filter((m) => index === undefined || m.data.index === index)
+        .filter((m) => m.attrs.address !== undefined)
+        .map((m) => ({ index: m.data.index ?? 0, cidr: { ip: ipFromBytes((m.attrs.local ?? m.attrs.address) as Buffer), prefix: m.data.prefixlen ?? 0 } }));
+    } catch (err) {
+      throw this.fail('cannot list addresses', err);
+    }
+  }
+
+  async addRoute(route: { dst: Cidr; gw?: Ip; oif?: number }): Promise<void> {
+    const family = route.dst.ip.family;
+    try {
+      await this.sock.newRoute(
+        { family: afOf(family), dstLen: route.dst.prefix, table: RT_TABLE_MAIN, protocol: 'BOOT', scope: route.gw ? 'UNIVERSE' : 'LINK', type: 'UNICAST' },
+        { ...(route.dst.prefix > 0 ? { dst: ipBytes(route.dst.ip) } : {}), ...(route.gw ? { gateway: ipBytes(route.gw) } : {}), ...(route.oif ? { oif: route.oif } : {}) },
+        { flags: NLM_F_CREATE | NLM_F_EXCL });
+    } catch (err) {
+      if (errno(err) === 'EEXIST') return;
+      throw this.fail(`cannot add route ${formatCidr(route.dst)}${route.gw ? ` via ${formatIp(route.gw)}` : ''}`, err);
+    }
+  }
+
+  async routes(family: 4 | 6): Promise<RouteInfo[]> {
+    try {
+      const all = await this.sock.getRoutes({ family: afOf(family) });
+      return all
+        .filter((m) => (m.data.table ?? RT_TABLE_MAIN) === RT_TABLE_MAIN && m.data.type === 'UNICAST')
+        .map((m) => ({
+          dst: { ip: m.attrs.dst ? ipFromBytes(m.attrs.dst) : { family, value: 0n }, prefix: m.data.dstLen ?? 0 },
+          gw: m.attrs.gateway ? ipFromBytes(m.attrs.gateway) : undefined,
+          oif: m.attrs.oif,
+        }));
+    } catch (err) {
+      throw this.fail('cannot list routes', err);
+    }
+  }
+}

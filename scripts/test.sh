@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# vxnet's test command (`npm test`, and what .ci/run calls). Works on a clean clone, as root,
+# with CI=true and no stdin:
+#   1. installs the Debian packages the tests need, if any is missing (apt-get update only then);
+#   2. installs npm dependencies when node_modules is missing or older than package.json /
+#      package-lock.json;
+#   3. builds (npm run build);
+#   4. removes leftovers of earlier crashed runs, by the test prefix only: network namespaces,
+#      links and nft tables named vxt*, podman containers named vxt*;
+#   5. runs tap over test/unit, then test/integration (root only; one file at a time);
+#   6. prints `N passed, N failed, N skipped` as its last line, and exits non-zero if anything
+#      failed.
+#
+# Usage: bash scripts/test.sh                 # everything
+#        bash scripts/test.sh FILE|DIR...     # only these tap files/dirs (one group)
+# Env:   VXNET_TEST_JOBS     parallel test files for test/unit (default: tap's, = CPUs)
+#        VXNET_TEST_INTEGRATION_JOBS   same for test/integration (default 1)
+set -euo pipefail
+exec </dev/null
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+export DEBIAN_FRONTEND=noninteractive
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'test.sh: %s\n' "$*" >&2; printf '0 passed, 1 failed\n'; exit 1; }
+
+# --- node ----------------------------------------------------------------------------------
+command -v node >/dev/null 2>&1 || die "node is not installed (vxnet needs Node.js 20)"
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] || die "Node.js >= 20 required, found $(node --version)"
+
+is_root=0
+[ "$(id -u)" -eq 0 ] && is_root=1
+
+# --- Debian packages -----------------------------------------------------------------------
+# runc: podman runs containers with runc (deploy/containers.conf: crun refuses cgroup hybrid).
+PKGS=(build-essential python3 iproute2 nftables iptables podman runc containernetworking-plugins busybox-static)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  [ "$is_root" -eq 1 ] || die "missing Debian packages (${missing[*]}); run as root or apt-get install them"
+  say "installing ${missing[*]}"
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}"
+else
+  say "Debian packages present"
+fi
+
+# --- npm dependencies ----------------------------------------------------------------------
+# node-gyp needs node's headers and cannot download them here: use the ones the nodejs
+# package ships in /usr/include/node unless npm is already configured otherwise.
+if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node_version.h ]; then
+  cfg=$(npm config get nodedir 2>/dev/null || true)
+  if [ -z "$cfg" ] || [ "$cfg" = "undefined" ] || [ "$cfg" = "null" ]; then export npm_config_nodedir=/usr; fi
+fi
+stamp=node_modules/.vxnet-deps-stamp
+deps_fresh() {
+  local ref=$1
+  [ -e "$ref" ] || return 1
+  [ "$ref" -nt package.json ] || return 1
+  [ ! -e package-lock.json ] || [ "$ref" -nt package-lock.json ] || return 1
+}
+if [ -d node_modules ] && { deps_fresh "$stamp" || { [ ! -e "$stamp" ] && deps_fresh node_modules/.package-lock.json; }; }; then
+  say "npm dependencies up to date"
+else
+  if [ -f package-lock.json ]; then
+    say "npm ci"
+    npm ci --no-audit --no-fund
+  else
+    say "npm install"
+    npm install --no-audit --no-fund
+  fi
+fi
+touch "$stamp"
+
+# --- build ---------------------------------------------------------------------------------
+say "npm run build"
+npm run build
+
+# --- leftovers of crashed runs (test prefix vxt only) ---------------------------------------
+sweep() {
+  local n
+  if command -v podman >/dev/null 2>&1; then
+    for n in $(CONTAINERS_CONF="$ROOT/deploy/containers.conf" podman ps -a --format '{{.Names}}' 2>/dev/null | grep '^vxt' || true); do
+      say "removing leftover container $n"
+      CONTAINERS_CONF="$ROOT/deploy/containers.conf" podman rm -f -t 0 "$n" >/dev/null 2>&1 || true
+    done
+  fi
+  for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^vxt' || true); do
+    say "removing leftover netns $n"
+    ip netns delete "$n" || true
+  done
+  for n in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep '^vxt' || true); do
+    if ip link show dev "$n" >/dev/null 2>&1; then  # a veth may have gone with its peer
+      say "removing leftover link $n"
+      ip link delete dev "$n" || true
+    fi
+  done
+  if command -v nft >/dev/null 2>&1; then
+    # "table <family> <name>"
+    nft list tables 2>/dev/null | while read -r _ fam name; do
+      case "$name" in
+        vxt*) say "removing leftover nft table $fam $name"; nft delete table "$fam" "$name" || true ;;
+      esac
+    done
+  fi
+}
+if [ "$is_root" -eq 1 ]; then sweep; fi
+
+# --- tap -----------------------------------------------------------------------------------
+TAP="$ROOT/node_modules/.bin/tap"
+LOGDIR="$ROOT/.tap"
+mkdir -p "$LOGDIR"
+passed=0 failed=0 skipped=0
+
+# run_group LABEL JOBS PATH...: runs tap (TAP reporter, echoed and saved to .tap/LABEL.tap),
+# then adds the counts of tap's closing summary `# { total: T, pass: P, fail: F, todo: D,
+# skip: S }` (leaf assertions plus failed files; zero fields are omitted). If tap died before
+# printing it, the top-level `ok`/`not ok` lines (one per test file) count instead.
+run_group() {
+  local label=$1 jobs=$2; shift 2
+  local files=() log rc p f s
+  # tap list applies .taprc's include/exclude; it exits 1 when nothing matches.
+  mapfile -t files < <("$TAP" list "$@" 2>/dev/null || true)
+  if [ "${#files[@]}" -eq 0 ]; then
+    say "$label: no test files"
+    return 0
+  fi
+  say "$label: ${#files[@]} test file(s)"
+  log="$LOGDIR/$label.tap"
+  local jobarg=()
+  [ -n "$jobs" ] && jobarg=(--jobs="$jobs")
+  set +e
+  "$TAP" --reporter=tap "${jobarg[@]}" "${files[@]}" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  local summary
+  summary=$(grep -E '^# \{ total: ' "$log" | tail -n 1 || true)
+  if [ -n "$summary" ]; then
+    field() { printf '%s\n' "$summary" | grep -oE "$1: [0-9]+" | grep -oE '[0-9]+' || echo 0; }
+    p=$(field pass); f=$(field fail); s=$(( $(field skip) + $(field todo) ))
+  else
+    p=$(grep -cE '^ok [0-9]+' "$log" || true)
+    f=$(grep -cE '^not ok [0-9]+|^Bail out!' "$log" || true)
+    s=0
+  fi
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    printf 'test.sh: tap exited %s for %s without a counted failure; counting 1\n' "$rc" "$label" >&2
+    f=1
+  fi
+  say "$label: $p passed, $f failed, $s skipped (tap exit $rc; TAP in ${log#"$ROOT"/})"
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+}
+
+if [ "$#" -gt 0 ]; then
+  run_group selected "${VXNET_TEST_JOBS:-}" "$@"
+else
+  run_group unit "${VXNET_TEST_JOBS:-}" test/unit
+  if [ "$is_root" -eq 1 ]; then
+    run_group integration "${VXNET_TEST_INTEGRATION_JOBS:-1}" test/integration
+  else
+    n=$("$TAP" list test/integration 2>/dev/null | wc -l || true)
+    say "integration: not root, skipping ${n} test file(s)"
+    skipped=$((skipped + n))
+  fi
+fi
+
+printf '%s passed, %s failed, %s skipped\n' "$passed" "$failed" "$skipped"
+[ "$failed" -eq 0 ]
