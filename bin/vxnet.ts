@@ -1,14 +1,19 @@
 // vxnet: the CNI plugin a runtime execs (bridge mode). See README "Configuration reference".
 import { runPlugin } from '../cni/skel';
 import { vxnetPlugin } from '../cni/vxnet';
+import { startMain } from '../lib/main';
 import { VERSION } from '../lib/version';
 
-if (process.argv.includes('--version') || process.argv.includes('--help') || process.argv.includes('-h')) {
+function main(): Promise<never> | void {
+  if (process.argv.includes('--version') || process.argv.includes('--help') || process.argv.includes('-h')) {
   process.stdout.write(`vxnet ${VERSION}: the vxnet CNI plugin (bridge mode).
 A runtime execs it with CNI_COMMAND (ADD, DEL, CHECK, STATUS, GC, VERSION) and the network
 configuration on stdin; it is not meant to be run by hand. Supported CNI versions: 0.3.0 to 1.1.0.
 Configuration reference: README.md, "The vxnet plugin".
 `);
-  process.exit(0);
+    process.exit(0);
+  }
+  return runPlugin(vxnetPlugin);
 }
-void runPlugin(vxnetPlugin);
+
+startMain(main);

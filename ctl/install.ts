@@ -46,6 +46,8 @@ export interface InstallReport {
   prefix: string;
   /** Whether an earlier installation at prefix was replaced. */
   replaced: boolean;
+  /** Launchers (bin/NAME shell scripts) rewritten to run from prefix. */
+  relocated: string[];
   links: LinkReport[];
   conflist: { path: string; written: boolean; network: string; subnets: string[]; bridge: string | null } | null;
 }
@@ -113,7 +115,37 @@ const lstatOrUndefined = (p: string): fs.Stats | undefined => {
   }
 };
 
+/** Absent, an empty directory, a symlink (replacing it leaves its target alone) or a vxnet tree. */
+function replaceable(dir: string): boolean {
+  const st = lstatOrUndefined(dir);
+  if (!st || st.isSymbolicLink()) return true;
+  if (!st.isDirectory()) return false;
+  return fs.readdirSync(dir).length === 0 || lstatOrUndefined(path.join(dir, 'bin', 'vxnetctl')) !== undefined;
+}
+
 const isInside = (child: string, parent: string): boolean => child === parent || child.startsWith(parent.endsWith('/') ? parent : parent + '/');
+
+/**
+ * scripts/build.mjs makes bin/vxnet and bin/vxnet-ipam /bin/sh launchers that name their dist/
+ * by absolute path (VXNET_DIST='...' and the snapshot blob under it): rewrite that path to
+ * prefix in the copy. Bundles (a node shebang) find their directory by themselves.
+ */
+export function relocateLaunchers(binDir: string, prefix: string): string[] {
+  const out: string[] = [];
+  for (const name of [...CNI_PLUGINS, ...COMMANDS]) {
+    const file = path.join(binDir, name);
+    const text = fs.readFileSync(file, 'utf8');
+    if (!text.startsWith('#!/bin/sh')) continue;
+    const built = /VXNET_DIST='([^']+)'/.exec(text)?.[1];
+    if (built === undefined || built === prefix) continue;
+    const rewritten = text.split(`'${built}'`).join(`'${prefix}'`).split(`'${built}/`).join(`'${prefix}/`);
+    const mode = fs.statSync(file).mode & 0o7777;
+    fs.writeFileSync(file, rewritten, { mode });
+    fs.chmodSync(file, mode);
+    out.push(name);
+  }
+  return out;
+}
 
 /** Points linkPath at target, replacing a file or link there (not a directory). */
 function replaceLink(linkPath: string, target: string): LinkReport {
@@ -146,19 +178,32 @@ export function installFiles(req: InstallRequest): InstallReport {
     }
   }
   if (prefix === path.parse(prefix).root) throw new UsageError('--prefix must not be the root directory');
+  // The launchers quote it in single quotes for /bin/sh.
+  if (/['\n]/.test(prefix)) throw new UsageError(`--prefix ${JSON.stringify(prefix)} must not contain quotes or newlines`);
   if (prefix !== source && (isInside(prefix, source) || isInside(source, prefix))) {
     throw new UsageError(`--prefix ${prefix} overlaps the directory being installed (${source})`);
   }
   const conflist = req.conflist && { ...req.conflist, json: conflistFor(req.conflist.network, req.conflist.subnets) };
 
-  // 1. The tree: copy beside, then swap.
+  // 1. The tree: copy beside, point its launchers at prefix, then swap. Only directories that
+  // are vxnet installations are ever moved or removed: --prefix /usr/local by mistake must fail.
   const staged = `${prefix}.new`;
   const old = `${prefix}.old`;
+  for (const dir of [prefix, staged, old]) {
+    if (!replaceable(dir)) throw new IoFailure(`${dir} exists and is not a vxnet installation (no bin/vxnetctl in it); refusing to replace it (remove it by hand if it is a leftover of an earlier install)`);
+  }
   io(`create ${path.dirname(prefix)}`, () => fs.mkdirSync(path.dirname(prefix), { recursive: true }));
-  io(`copy ${source} to ${staged}`, () => {
+  let relocated: string[];
+  try {
+    io(`copy ${source} to ${staged}`, () => {
+      fs.rmSync(staged, { recursive: true, force: true });
+      fs.cpSync(source, staged, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+    });
+    relocated = io(`rewrite the launchers in ${staged}/bin`, () => relocateLaunchers(path.join(staged, 'bin'), prefix));
+  } catch (err) {
     fs.rmSync(staged, { recursive: true, force: true });
-    fs.cpSync(source, staged, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
-  });
+    throw err;
+  }
   const replaced = lstatOrUndefined(prefix) !== undefined;
   io(`move ${staged} to ${prefix}`, () => {
     if (replaced) {
@@ -195,7 +240,7 @@ export function installFiles(req: InstallRequest): InstallReport {
     }
     conflistReport = { path: file, written, network: conflist.network, subnets: [...conflist.subnets], bridge: conflistBridge(conflist.network) ?? null };
   }
-  return { source, prefix, replaced, links, conflist: conflistReport };
+  return { source, prefix, replaced, relocated, links, conflist: conflistReport };
 }
 
 export async function runInstall(values: Values, ctx: Ctx): Promise<void> {
@@ -221,6 +266,7 @@ export async function runInstall(values: Values, ctx: Ctx): Promise<void> {
     return;
   }
   const lines = [`installed ${report.source} to ${report.prefix}${report.replaced ? ' (replaced the previous installation)' : ''}`];
+  if (report.relocated.length > 0) lines.push(`pointed the launchers ${report.relocated.join(', ')} at ${report.prefix}`);
   for (const l of report.links) lines.push(`linked ${l.path} -> ${l.target}${l.replaced ? ` (replaced ${l.replaced})` : ''}`);
   const c = report.conflist;
   if (c) {

@@ -1,7 +1,13 @@
 // A small typed layer over node-netlink's rtnetlink socket: the link, address and route
 // operations vxnet needs, one path for IPv4 and IPv6, errors turned into DatapathFailure
 // with the operation named. Pure encoding helpers at the top; socket calls below.
-import { AttrStream, RtNetlinkSocket, createRtNetlink, ifla, rt } from 'netlink';
+// Deep imports: the package index also loads nl80211, WireGuard and generic netlink, which
+// cost an exec'd plugin milliseconds it never uses.
+import { RtNetlinkSocket, createRtNetlink } from 'netlink/dist/rt/rt';
+import * as ifla from 'netlink/dist/rt/ifla';
+import type * as rt from 'netlink/dist/rt/gen_structs';
+import { formatLink } from 'netlink/dist/rt/gen_structs';
+import { AttrStream } from 'netlink/dist/structs';
 import { DatapathFailure } from '../lib/errors';
 import { Cidr, Ip, familyBits, formatCidr, formatIp } from '../ipam/addr';
 import { NetnsHandle, inNetnsSync } from './netns';
@@ -134,7 +140,7 @@ export class Rtnl {
    */
   async createVeth(hostName: string, peer: { name: string; ns: NetnsHandle; mtu?: number; mac?: string }, mtu?: number): Promise<void> {
     const peerBytes = streamBytes((s) => {
-      s.emit(rt.formatLink({}));
+      s.emit(formatLink({}));
       s.emit(ifla.formatLinkAttrs({
         ifname: peer.name, netNsFd: peer.ns.fd,
         ...(peer.mtu ? { mtu: peer.mtu } : {}), ...(peer.mac ? { address: macToBytes(peer.mac) } : {}),

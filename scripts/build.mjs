@@ -1,70 +1,88 @@
-// Bundles each entry point into one file (dist/bin/NAME) with esbuild, so an exec'd plugin
-// parses one script instead of resolving dozens of modules, and copies the native addons it
-// needs to dist/native/. The shebang names this machine's node by absolute path: runtimes
-// exec plugins with a PATH that may not contain node.
+// Builds dist/: each entry point bundled into one file with esbuild (an exec'd plugin then
+// parses one script instead of resolving dozens of modules), native addons copied to
+// dist/native/, and for the two CNI plugins a V8 startup snapshot of the bundle: Node then
+// starts with vxnet's code already loaded and initialised, instead of compiling and running
+// ~250 KB of JavaScript on every exec (see README "Performance").
+//
+// dist/bin/NAME is what runtimes exec:
+//   vxnet, vxnet-ipam  a /bin/sh launcher: exec node --snapshot-blob dist/snap/NAME.blob
+//   vxnetctl, vxnetd   the bundle itself, with a node shebang
+// Paths are absolute (runtimes exec plugins with a minimal PATH and cwd); `vxnetctl install`
+// rewrites the launchers for the directory it installs to.
 import { build } from 'esbuild';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
-const dist = join(root, 'dist');
+const dist = process.env.VXNET_BUILD_OUT || join(root, 'dist');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const snapshotted = new Set(process.env.VXNET_NO_SNAPSHOT ? [] : ['vxnet', 'vxnet-ipam']);
 const entries = ['vxnet', 'vxnet-ipam', 'vxnetctl', 'vxnetd'];
 
 rmSync(dist, { recursive: true, force: true });
-mkdirSync(join(dist, 'bin'), { recursive: true });
-mkdirSync(join(dist, 'native'), { recursive: true });
+for (const d of ['bin', 'lib', 'native', 'snap']) mkdirSync(join(dist, d), { recursive: true });
 
-// netlink finds its addon with node-gyp-build(__dirname + '/..'); in a bundle __dirname is
-// dist/bin, so point it at the copy in dist/native instead.
+// netlink loads its addon at module load with node-gyp-build(__dirname + '/..'); in a bundle
+// it must come from dist/native, and lazily, so that a snapshot can hold the module.
 const netlinkAddon = {
   name: 'netlink-addon',
   setup(b) {
     b.onLoad({ filter: /netlink[\\/]dist[\\/]raw\.js$/ }, (args) => ({
       contents: readFileSync(args.path, 'utf8').replace(
         "require('node-gyp-build')(__dirname + '/..')",
-        "require(require('path').join(__dirname, '..', 'native', 'netlink.node'))"),
+        "(() => { let b; return new Proxy({}, { get(_, k) { b ??= globalThis.__vxnetLoadAddon('netlink.node'); return b[k]; } }); })()"),
       loader: 'js',
     }));
   },
 };
 
+/** The launcher runtimes exec: one /bin/sh exec (about a millisecond) to pass node its flags. */
+// V8 cannot serialize regular expressions compiled to machine code (ip-num runs some while it
+// loads), so snapshots are built, and must then run, with the regexp bytecode interpreter.
+const SNAPSHOT_FLAGS = ['--regexp-interpret-all'];
+
+export function launcher(distDir, name) {
+  return `#!/bin/sh
+# ${name}: starts Node from the startup snapshot of ${name} (see README "Performance").
+VXNET_DIST='${distDir}' exec '${process.execPath}' ${SNAPSHOT_FLAGS.join(' ')} --snapshot-blob '${distDir}/snap/${name}.blob' -- "$@"
+`;
+}
+
 for (const name of entries) {
-  const outfile = join(dist, 'bin', name);
+  const bundle = join(dist, 'lib', `${name}.js`);
   await build({
     entryPoints: [join(root, 'bin', `${name}.ts`)],
-    outfile,
+    outfile: bundle,
     bundle: true,
     platform: 'node',
     target: 'node20',
     format: 'cjs',
     minify: true,
     keepNames: true,
-    sourcemap: false,
     legalComments: 'none',
-    external: ['better-sqlite3', '*.node'],
+    external: ['*.node', 'bindings'],
     plugins: [netlinkAddon],
     define: { __VXNET_BUNDLED__: 'true', __VXNET_VERSION__: JSON.stringify(pkg.version) },
     banner: { js: `#!${process.execPath}` },
     logLevel: 'warning',
   });
-  chmodSync(outfile, 0o755);
+  const exe = join(dist, 'bin', name);
+  if (snapshotted.has(name)) {
+    const r = spawnSync(process.execPath, [...SNAPSHOT_FLAGS, '--snapshot-blob', join(dist, 'snap', `${name}.blob`), '--build-snapshot', bundle], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`building the snapshot of ${name} failed:\n${r.stderr}${r.stdout}`);
+    writeFileSync(exe, launcher(dist, name));
+  } else {
+    copyFileSync(bundle, exe);
+  }
+  chmodSync(exe, 0o755);
 }
-
-// better-sqlite3's JS stays external (it is small and loads its addon through nativeBinding);
-// bundle it into dist/lib so dist/ runs without node_modules.
-await build({
-  entryPoints: [require.resolve('better-sqlite3')],
-  outfile: join(dist, 'node_modules', 'better-sqlite3', 'index.js'),
-  bundle: true, platform: 'node', target: 'node20', format: 'cjs', minify: true,
-  external: ['*.node', 'bindings'], logLevel: 'warning',
-});
 
 const netlinkDir = dirname(require.resolve('netlink/package.json'));
 copyFileSync(join(netlinkDir, 'prebuilds', `linux-${process.arch}`, 'node.napi.node'), join(dist, 'native', 'netlink.node'));
 copyFileSync(join(dirname(require.resolve('better-sqlite3/package.json')), 'build', 'Release', 'better_sqlite3.node'), join(dist, 'native', 'better_sqlite3.node'));
 copyFileSync(join(root, 'build', 'Release', 'vxnet_netns.node'), join(dist, 'native', 'vxnet_netns.node'));
-console.log(`built ${entries.map((e) => `dist/bin/${e}`).join(' ')}`);
+console.log(`built ${entries.map((e) => `dist/bin/${e}`).join(' ')}${snapshotted.size ? ` (snapshots: ${[...snapshotted].join(', ')})` : ''}`);

@@ -23,7 +23,11 @@ ROOT=$PWD
 export DEBIAN_FRONTEND=noninteractive
 
 say() { printf '==> %s\n' "$*"; }
-die() { printf 'test.sh: %s\n' "$*" >&2; printf '0 passed, 1 failed\n'; exit 1; }
+die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
+# Whatever stops the script before the tests ran (missing node, apt, npm ci, build) still
+# ends with the counts line, counting the failed step as one failure.
+summary_printed=0
+trap 'rc=$?; if [ "$summary_printed" -eq 0 ]; then printf "test.sh: stopped before the tests finished (exit %s)\n0 passed, 1 failed\n" "$rc"; [ "$rc" -ne 0 ] || rc=1; fi; exit "$rc"' EXIT
 
 # --- node ----------------------------------------------------------------------------------
 command -v node >/dev/null 2>&1 || die "node is not installed (vxnet needs Node.js 20)"
@@ -168,5 +172,6 @@ else
   fi
 fi
 
+summary_printed=1
 printf '%s passed, %s failed, %s skipped\n' "$passed" "$failed" "$skipped"
 [ "$failed" -eq 0 ]

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { IoFailure, PluginNotAvailable } from '../../lib/errors';
-import { bundledAddon } from '../../lib/native';
+import { bundled, loadBundledAddon } from '../../lib/native';
 import { Ip, formatIp, ipFromKey, ipKey } from '../addr';
 import type { Allocation, AllocationFilter, HistoryEntry, IpamStore, IpamTx, Owner, PoolRecord } from './types';
 
@@ -135,8 +135,10 @@ class EmbeddedTx implements IpamTx {
   }
 
   async takenBetween(network: string, from: Ip, to: Ip, limit: number): Promise<Ip[]> {
-    const rows = this.stmt('SELECT addr_key FROM allocations WHERE network=? AND addr_key>=? AND addr_key<=? ORDER BY addr_key LIMIT ?')
-      .all(network, ipKey(from), ipKey(to), limit) as Array<{ addr_key: string }>;
+    // IPv4 keys (8 hex digits) sort between IPv6 keys (32): keep to the family of from..to.
+    const fromKey = ipKey(from);
+    const rows = this.stmt('SELECT addr_key FROM allocations WHERE network=? AND addr_key>=? AND addr_key<=? AND length(addr_key)=? ORDER BY addr_key LIMIT ?')
+      .all(network, fromKey, ipKey(to), fromKey.length, limit) as Array<{ addr_key: string }>;
     return rows.map((r) => ipFromKey(r.addr_key));
   }
 
@@ -215,13 +217,16 @@ class EmbeddedStore implements IpamStore {
     });
   }
 
-  async check(): Promise<void> {
-    try {
-      this.db.prepare('SELECT count(*) FROM pools').get();
-      this.db.exec('BEGIN IMMEDIATE; COMMIT');
-    } catch (err) {
-      throw new PluginNotAvailable(`the IPAM store ${this.description} cannot be used: ${(err as Error).message}`);
-    }
+  // Queued behind this process's own transactions: BEGIN inside one of them would fail.
+  check(): Promise<void> {
+    return this.mutex.run(async () => {
+      try {
+        this.db.prepare('SELECT count(*) FROM pools').get();
+        this.db.exec('BEGIN IMMEDIATE; COMMIT');
+      } catch (err) {
+        throw new PluginNotAvailable(`the IPAM store ${this.description} cannot be used: ${(err as Error).message}`);
+      }
+    });
   }
 
   async close(): Promise<void> {
@@ -236,8 +241,8 @@ export function openEmbeddedStore(dataDir: string, mustExist: boolean): IpamStor
   let db: BetterSqlite3.Database;
   try {
     if (!mustExist) fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    const nativeBinding = bundledAddon('better_sqlite3.node');
-    db = new Database(file, { fileMustExist: mustExist, timeout: BUSY_TIMEOUT_MS, ...(nativeBinding ? { nativeBinding } : {}) });
+    const nativeBinding = bundled ? loadBundledAddon<object>('better_sqlite3.node') : undefined;
+    db = new Database(file, { fileMustExist: mustExist, timeout: BUSY_TIMEOUT_MS, ...(nativeBinding ? { nativeBinding: nativeBinding as unknown as string } : {}) });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (mustExist) throw new PluginNotAvailable(`no IPAM store at ${file}: ${e.message}`);

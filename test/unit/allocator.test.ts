@@ -2,7 +2,6 @@
 // host-local's AllocatorTestCase (a pool, what is held, the last reserved address, what the
 // next allocation must be), then sequences: round-robin, idempotence, static requests, dual stack.
 import t from 'tap';
-import { formatIp } from '../../ipam/addr';
 import { AllocationRequest, allocate } from '../../ipam/allocator';
 import { RangeInput, RangeSet, canonicalRangeSets } from '../../ipam/range';
 import type { Allocation, IpamStore } from '../../ipam/store/types';

@@ -9,6 +9,7 @@ import { ip, owner, tmpStore } from '../ipam/helpers/embedded';
 
 const conf = (ipam: Record<string, unknown>, name = 'net'): IpamConf => parseIpamConf(name, ipam);
 const v4 = conf({ ranges: [[{ subnet: '10.1.0.0/24' }]], routes: [{ dst: '0.0.0.0/0' }] });
+// The v6 gateway is not network+1, so 2001:db8::1 is handed out.
 const dual = conf({ ranges: [[{ subnet: '10.1.0.0/24' }], [{ subnet: '2001:db8::/64', gateway: '2001:db8::fffe' }]] });
 const drifted = (message: string): ErrorShape => ({ name: 'AttachmentDrifted', code: 102, message });
 const conflict = (message: string): ErrorShape => ({ name: 'NetworkConflict', code: 105, message });
@@ -22,7 +23,7 @@ t.test('ipamAdd: addresses with their subnet prefix and gateway, the routes, the
   const pool = await store.view((tx) => tx.getPool('net'));
   t.equal(pool?.definition, poolDefinition(v4));
 
-  const d = await ipamAdd(store, dual, owner('c1', { network: 'dual' }), [ip('2001:db8::10')]);
+  const d = await ipamAdd(store, { ...dual, network: 'dual' }, owner('c1', { network: 'dual' }), [ip('2001:db8::10')]);
   t.same(d.ips, [{ address: '10.1.0.2/24', gateway: '10.1.0.1' }, { address: '2001:db8::10/64', gateway: '2001:db8::fffe' }], 'RFC 5952 text');
 
   t.same(await ipamAdd(store, v4, owner('c1')), r, 'a repeated ADD returns the same result');
@@ -33,7 +34,7 @@ t.test('ipamDel: releases, and succeeds when there is nothing to release', async
   await ipamAdd(store, dual, owner('c1'));
   await ipamAdd(store, dual, owner('c1', { ifname: 'net1' }));
   const released = await ipamDel(store, 'net', { containerId: 'c1', ifname: 'eth0' });
-  t.same(released.map((a) => a.address).sort(), ['10.1.0.2', '2001:db8::2']);
+  t.same(released.map((a) => a.address).sort(), ['10.1.0.2', '2001:db8::1']);
   t.same(await ipamDel(store, 'net', { containerId: 'c1', ifname: 'eth0' }), [], 'a second DEL is a no-op');
   t.same(await ipamDel(store, 'net', { containerId: 'never-added', ifname: 'eth0' }), [], 'an unknown container is not an error');
   t.same((await store.view((tx) => tx.listByOwner('net', 'c1'))).map((a) => a.ifname), ['net1', 'net1'], 'the other attachment is untouched');
@@ -48,19 +49,19 @@ t.test('ipamCheck', async (t) => {
   const added = await ipamAdd(store, dual, owner('c1'));
   const att = { containerId: 'c1', ifname: 'eth0' };
   t.same(await ipamCheck(store, dual, att), added.allocations, 'without expectations: what it holds');
-  t.same(await ipamCheck(store, dual, att, ['10.1.0.2/24', '2001:db8::2/64']), added.allocations, 'prevResult addresses, with prefixes');
-  t.same(await ipamCheck(store, dual, att, ['2001:DB8:0:0::2/64']), added.allocations, 'an address spelled another way is the same address');
+  t.same(await ipamCheck(store, dual, att, ['10.1.0.2/24', '2001:db8::1/64']), added.allocations, 'prevResult addresses, with prefixes');
+  t.same(await ipamCheck(store, dual, att, ['2001:DB8:0:0::1/64']), added.allocations, 'an address spelled another way is the same address');
   t.strictSame(await rejected(ipamCheck(store, dual, { containerId: 'c1', ifname: 'eth1' })),
     drifted('no address of network "net" is allocated to container c1 eth1'));
   t.strictSame(await rejected(ipamCheck(store, dual, att, ['10.1.0.9/24'])),
-    drifted('address 10.1.0.9 is not allocated to container c1 eth0 (it holds 10.1.0.2, 2001:db8::2)'));
+    drifted('address 10.1.0.9 is not allocated to container c1 eth0 (it holds 10.1.0.2, 2001:db8::1)'));
 });
 
 t.test('ipamGc: releases what is not in the valid list', async (t) => {
   const { store } = await tmpStore(t);
   for (const id of ['a', 'b', 'c']) await ipamAdd(store, dual, owner(id));
   await ipamAdd(store, dual, owner('a', { ifname: 'net1' }));
-  await ipamAdd(store, v4, owner('z', { network: 'other' }));
+  await ipamAdd(store, { ...v4, network: 'other' }, owner('z', { network: 'other' }));
   const released = await ipamGc(store, 'net', [{ containerId: 'a', ifname: 'eth0' }, { containerId: 'c', ifname: 'eth0' }]);
   t.same(released.map((a) => `${a.containerId}/${a.ifname}/${a.family}`).sort(), ['a/net1/4', 'a/net1/6', 'b/eth0/4', 'b/eth0/6'], 'each released once');
   t.same((await store.view((tx) => tx.list({ network: 'net' }))).map((a) => a.containerId).sort(), ['a', 'a', 'c', 'c']);
@@ -90,7 +91,7 @@ t.test('pool guard: a network keeps its subnets while it has live allocations', 
   t.same(m.ips, [{ address: '10.2.0.2/24', gateway: '10.2.0.1' }], 'with nothing live, the network may move');
   t.equal((await store.view((tx) => tx.getPool('net')))?.definition, poolDefinition(moved));
 
-  await ipamAdd(store, moved, owner('x', { network: 'second' }));
+  await ipamAdd(store, { ...moved, network: 'second' }, owner('x', { network: 'second' }));
   t.pass('the same subnets in another network are that network\'s business');
 });
 

@@ -1,0 +1,9 @@
+// Runs an executable's main function now, or, while a V8 startup snapshot of the bundle is
+// being built, registers it to run when the snapshot is started (scripts/build.mjs).
+import * as v8 from 'node:v8';
+
+export function startMain(main: () => unknown): void {
+  const snapshot = (v8 as { startupSnapshot?: { isBuildingSnapshot(): boolean; setDeserializeMainFunction(fn: () => void): void } }).startupSnapshot;
+  if (snapshot?.isBuildingSnapshot()) snapshot.setDeserializeMainFunction(() => { void main(); });
+  else void main();
+}

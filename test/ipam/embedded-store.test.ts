@@ -1,0 +1,99 @@
+// The embedded (SQLite) store: the compliance suite on a temp directory, then what only a
+// store shared by processes on one host must survive: many processes allocating at once, and
+// a process killed inside a transaction.
+import t from 'tap';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { formatIp } from '../../ipam/addr';
+import { openStore } from '../../ipam/store';
+import { spawnScript } from './helpers/child';
+import { ip, owner, tmpDir } from './helpers/embedded';
+import { rejected } from './helpers/errors';
+import { storeCompliance } from './store-compliance';
+
+storeCompliance(t, async () => {
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'vxnet-compliance-'));
+  const store = openStore({ dataDir });
+  return { store, cleanup: async () => { await store.close(); await fs.rm(dataDir, { recursive: true, force: true }); } };
+});
+
+const fixture = (name: string): string => path.join(__dirname, 'fixtures', name);
+
+t.test('persists across close and reopen; mustExist opens only an existing store', async (t) => {
+  const dataDir = await tmpDir(t);
+  t.strictSame(await rejected((async () => openStore({ dataDir, mustExist: true }))()),
+    { name: 'PluginNotAvailable', code: 50, message: `no IPAM store at ${path.join(dataDir, 'ipam.db')}: unable to open database file` });
+  const first = openStore({ dataDir });
+  t.match(first.description, /^embedded:/);
+  await first.withLock(async (tx) => { await tx.putPool('net', '[]'); await tx.reserve(owner('c1'), ip('10.0.0.2'), 0); });
+  await first.close();
+  await first.close();
+  t.pass('close is idempotent');
+  const again = openStore({ dataDir, mustExist: true });
+  t.teardown(() => again.close());
+  t.equal((await again.view((tx) => tx.ownerOf('net', ip('10.0.0.2'))))?.containerId, 'c1');
+  t.equal((await again.view((tx) => tx.lastReserved('net', 0)))?.value, ip('10.0.0.2').value);
+  t.ok(await again.view((tx) => tx.getPool('net')));
+});
+
+t.test('many processes allocate from one data directory at once', async (t) => {
+  const workers = 16;
+  const each = 20;
+  const dataDir = await tmpDir(t); // empty: the workers also race to create the database
+  const children = Array.from({ length: workers }, (_, w) => spawnScript(t, fixture('alloc-worker.ts'), [dataDir, String(w), String(each)]));
+  for (const c of children) t.equal(await c.nextLine(), 'ready');
+  for (const c of children) c.send('go'); // all loaded; start them together
+  const results = await Promise.all(children.map(async (c) => {
+    const line = await c.nextLine();
+    const exit = await c.exited;
+    if (exit.code !== 0) t.fail(`worker exited ${exit.code ?? exit.signal}: ${c.stderr()}`);
+    return JSON.parse(line) as string[][];
+  }));
+
+  const all = results.flat();
+  t.equal(all.length, workers * each, 'every ADD returned');
+  t.ok(all.every((pair) => pair.length === 2), 'each got one address per range set');
+  const v4 = all.map((pair) => pair[0]);
+  const v6 = all.map((pair) => pair[1]);
+  t.equal(new Set(v4).size, v4.length, 'no IPv4 address handed out twice');
+  t.equal(new Set(v6).size, v6.length, 'no IPv6 address handed out twice');
+  // Serialized round-robin over an empty pool hands out exactly the first N addresses after the gateway.
+  const firstN = (base: bigint, family: 4 | 6): string[] => Array.from({ length: workers * each }, (_, i) => formatIp({ family, value: base + 2n + BigInt(i) }));
+  t.same(new Set(v4), new Set(firstN(ip('10.7.0.0').value, 4)), 'IPv4: 10.7.0.2 onwards, no gaps, no gateway');
+  t.same(new Set(v6), new Set(firstN(ip('fd07::').value, 6)), 'IPv6: fd07::2 onwards, no gaps, no gateway');
+
+  const store = openStore({ dataDir, mustExist: true });
+  t.teardown(() => store.close());
+  const held = await store.view((tx) => tx.list({ network: 'conc' }));
+  t.equal(held.length, 2 * workers * each, 'the store holds what was returned');
+  t.same(new Set(held.map((a) => a.address)), new Set([...v4, ...v6]));
+  t.equal(new Set(held.map((a) => a.containerId)).size, workers * each, 'one attachment per container');
+});
+
+t.test('a process killed inside a transaction leaves nothing behind', async (t) => {
+  const dataDir = await tmpDir(t);
+  const store = openStore({ dataDir });
+  t.teardown(() => store.close());
+  await store.withLock((tx) => tx.reserve(owner('survivor'), ip('10.0.0.2'), 0));
+
+  const child = spawnScript(t, fixture('die-in-tx.ts'), [dataDir]);
+  t.equal(await child.nextLine(), 'written', 'the child is inside its transaction, uncommitted');
+  child.proc.kill('SIGKILL');
+  t.same(await child.exited, { code: null, signal: 'SIGKILL' });
+
+  for (const [name, s] of [['the connection open before the kill', store], ['a new connection', openStore({ dataDir, mustExist: true })]] as const) {
+    t.same(await s.view((tx) => tx.list({ network: 'doomed' })), [], `${name}: no reservation of the killed process`);
+    t.equal(await s.view((tx) => tx.getPool('doomed')), undefined, `${name}: no pool`);
+    t.equal(await s.view((tx) => tx.lastReserved('doomed', 0)), undefined, `${name}: no lastReserved`);
+    t.equal((await s.view((tx) => tx.ownerOf('net', ip('10.0.0.2'))))?.containerId, 'survivor', `${name}: its release undone`);
+    t.same(await s.view((tx) => tx.history()), [], `${name}: no history`);
+  }
+  // The write lock died with the process: both connections can write.
+  const fresh = openStore({ dataDir });
+  t.teardown(() => fresh.close());
+  await fresh.check();
+  t.ok(await fresh.withLock((tx) => tx.reserve(owner('after', { network: 'doomed' }), ip('10.8.0.2'), 0)), 'the address it held is free');
+  await store.check();
+  t.ok(await store.withLock((tx) => tx.reserve(owner('after2', { network: 'doomed' }), ip('10.8.0.3'), 0)));
+});
