@@ -8,6 +8,7 @@ import { DatapathFailure } from '../lib/errors';
 import { Cidr, formatCidr } from '../ipam/addr';
 import { ensureForwardAccept, ensureMasquerade } from '../net/nat';
 import { LinkInfo, Rtnl } from '../net/rtnl';
+import { bridgeMac } from './names';
 
 export interface BridgeSpec {
   readonly network: string;
@@ -55,7 +56,7 @@ export async function ensureBridge(host: Rtnl, spec: BridgeSpec): Promise<LinkIn
     throw new DatapathFailure(`${spec.name} exists and is a ${link.kind ?? 'plain'} device, not a bridge; choose another "bridge" name`);
   }
   if (!link) {
-    await host.createBridge(spec.name, spec.mtu);
+    await host.createBridge(spec.name, spec.mtu, bridgeMac(spec.network));
     link = await host.link(spec.name);
     if (!link) throw new DatapathFailure(`bridge ${spec.name} vanished right after it was created`);
     // A bridge must not autoconfigure IPv6 from router advertisements of its own containers.

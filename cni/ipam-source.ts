@@ -12,7 +12,8 @@ import type { CmdArgs } from './skel';
 
 export interface IpamSource {
   add(args: CmdArgs): Promise<CniResult>;
-  del(args: CmdArgs): Promise<void>;
+  /** Releases the attachment's addresses; reason goes to the history ("del", "add failed"). */
+  del(args: CmdArgs, reason?: string): Promise<void>;
   check(args: CmdArgs, prev: CniResult): Promise<void>;
   /** Releases what is not in valid; returns what was released when known. */
   gc(args: CmdArgs, valid: readonly Attachment[]): Promise<Allocation[]>;
@@ -57,8 +58,8 @@ class InProcessIpam implements IpamSource {
     return { ips: r.ips.map((ip) => ({ ...ip })), routes: r.routes.map((rt) => ({ ...rt })) };
   }
 
-  async del(args: CmdArgs): Promise<void> {
-    await ipamDel(this.open(), this.conf.network, { containerId: args.containerId, ifname: args.ifname });
+  async del(args: CmdArgs, reason = 'del'): Promise<void> {
+    await ipamDel(this.open(), this.conf.network, { containerId: args.containerId, ifname: args.ifname }, reason);
   }
 
   async check(args: CmdArgs, prev: CniResult): Promise<void> {

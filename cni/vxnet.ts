@@ -10,7 +10,7 @@ import { forwardAcceptPresent, masqueradePresent } from '../net/nat';
 import { Rtnl } from '../net/rtnl';
 import { BridgeSpec, ensureBridge } from './bridge';
 import { ipamSourceFor, validAttachments } from './ipam-source';
-import { VETH_PREFIX, hostVethName } from './names';
+import { RETIRED_PREFIX, VETH_PREFIX, hostVethName, retiredName } from './names';
 import { VxnetNetConf, parseVxnetConf } from './netconf';
 import { CniInterface, CniResult, CniRoute, formatResult } from './result';
 import type { CmdArgs, Handlers } from './skel';
@@ -82,7 +82,7 @@ async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
     const inner = Rtnl.open(ns);
     undo.push(async () => inner.close());
     const ipamResult = await ipam.add(args);
-    undo.push(() => ipam.del(args));
+    undo.push(() => ipam.del(args, 'add failed'));
     const ips = parseIps(ipamResult);
     const bridge = await ensureBridge(host, bridgeSpecFor(conf, ips));
 
@@ -135,8 +135,9 @@ async function cmdDel(args: CmdArgs): Promise<void> {
   const ipam = ipamSourceFor(conf.ipamType, conf.ipam);
   const host = Rtnl.open();
   try {
-    // Deleting the host end removes the pair, wherever the container end is (or was).
-    await host.deleteLink(hostVethName(args.containerId, args.ifname));
+    // Removing the host end removes the pair, wherever the container end is (or was).
+    const veth = await host.link(hostVethName(args.containerId, args.ifname));
+    if (veth) await host.retireLink(veth, retiredName());
     await ipam.del(args);
   } finally {
     host.close();
@@ -222,6 +223,10 @@ async function cmdGc(args: CmdArgs): Promise<void> {
           await host.deleteLink(link.name);
         }
       }
+    }
+    // Retired veths whose background deleter never ran (see Rtnl.retireLink).
+    for (const link of await host.links()) {
+      if (link.name.startsWith(RETIRED_PREFIX) && link.kind === 'veth' && !link.up && link.master === undefined) await host.deleteLink(link.name);
     }
   } finally {
     host.close();

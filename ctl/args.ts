@@ -177,7 +177,7 @@ Options:
   --network NAME      the network's name (default ${DEFAULTS.network})
   --subnet CIDR       its subnet (default ${DEFAULTS.subnet}); repeat for dual stack
 
-JSON: {"source", "prefix", "replaced", "relocated", "links": [{"path", "target"}],
+JSON: {"source", "prefix", "replaced", "relocated", "links": [{"path", "target", "replaced"}],
 "conflist": {"path", "written"} | null}.`,
   },
 ];

@@ -267,7 +267,10 @@ export async function runInstall(values: Values, ctx: Ctx): Promise<void> {
   }
   const lines = [`installed ${report.source} to ${report.prefix}${report.replaced ? ' (replaced the previous installation)' : ''}`];
   if (report.relocated.length > 0) lines.push(`pointed the launchers ${report.relocated.join(', ')} at ${report.prefix}`);
-  for (const l of report.links) lines.push(`linked ${l.path} -> ${l.target}${l.replaced ? ` (replaced ${l.replaced})` : ''}`);
+  for (const l of report.links) {
+    const was = l.replaced === null ? '' : l.replaced === `link to ${l.target}` ? ' (unchanged)' : ` (replaced ${l.replaced})`;
+    lines.push(`linked ${l.path} -> ${l.target}${was}`);
+  }
   const c = report.conflist;
   if (c) {
     lines.push(c.written

@@ -2,7 +2,7 @@
 // deleteHostVeth is the one place to point at vxnet's netlink layer later (same contract:
 // 'deleted', 'absent' when there is no such link, a DatapathFailure otherwise).
 import { execFile } from 'node:child_process';
-import { lstatSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { DatapathFailure } from '../lib/errors';
 import { VETH_PREFIX } from '../cni/names';
 
@@ -21,15 +21,19 @@ function checkName(name: string): void {
   if (!VETH_NAME.test(name)) throw new DatapathFailure(`refusing to delete link "${name}": not a vxnet host veth name`);
 }
 
-/** Whether the link exists in this process's network namespace (sysfs, no exec). */
+/**
+ * Whether the link exists in this process's network namespace. /proc/self/net/dev lists the
+ * links of the reader's namespace (/sys/class/net shows those of whoever mounted sysfs).
+ */
 export function hostVethExists(name: string): boolean {
   checkName(name);
+  let dev: string;
   try {
-    lstatSync(`/sys/class/net/${name}`);
-    return true;
+    dev = readFileSync('/proc/self/net/dev', 'utf8');
   } catch {
     return false;
   }
+  return dev.split('\n').some((line) => line.trimStart().startsWith(`${name}:`));
 }
 
 /** Deletes the host side of an attachment's veth pair (the container side goes with it). */

@@ -67,6 +67,11 @@ export function removeMasquerade(table: string, subnets: readonly Cidr[]): void 
   const bin = findTool('nft');
   if (!bin) return;
   for (const line of unmasqueradeStatements(table, subnets)) spawnSync(bin, ['-f', '-'], { input: line + '\n' });
+  // The table is shared by every network; drop it with its last subnet.
+  for (const nf of new Set(subnets.map((s) => (s.ip.family === 4 ? 'ip' : 'ip6')))) {
+    const set = spawnSync(bin, ['list', 'set', nf, table, 'masq'], { encoding: 'utf8' });
+    if (set.status === 0 && !set.stdout.includes('elements')) spawnSync(bin, ['delete', 'table', nf, table]);
+  }
 }
 
 /** Whether masquerading for the subnets is in place (CHECK). */

@@ -10,6 +10,8 @@ import { formatLink } from 'netlink/dist/rt/gen_structs';
 import { AttrStream } from 'netlink/dist/structs';
 import { DatapathFailure } from '../lib/errors';
 import { Cidr, Ip, familyBits, formatCidr, formatIp } from '../ipam/addr';
+import { spawn } from 'node:child_process';
+import { findTool } from './nat';
 import { NetnsHandle, inNetnsSync } from './netns';
 
 const NLM_F_REPLACE = 0x100;
@@ -123,10 +125,10 @@ export class Rtnl {
   }
 
   /** Creates a bridge; false when a link of that name exists already. */
-  async createBridge(name: string, mtu: number | undefined): Promise<boolean> {
+  async createBridge(name: string, mtu: number | undefined, mac?: string): Promise<boolean> {
     const linkinfo = streamBytes((s) => s.emit(ifla.formatInfo({ kind: 'bridge' })));
     try {
-      await this.sock.newLink({}, { ifname: name, linkinfo, ...(mtu ? { mtu } : {}) }, { flags: NLM_F_CREATE | NLM_F_EXCL });
+      await this.sock.newLink({}, { ifname: name, linkinfo, ...(mtu ? { mtu } : {}), ...(mac ? { address: macToBytes(mac) } : {}) }, { flags: NLM_F_CREATE | NLM_F_EXCL });
       return true;
     } catch (err) {
       if (errno(err) === 'EEXIST') return false;
@@ -183,6 +185,25 @@ export class Rtnl {
       if (errno(err) === 'ENODEV') return false;
       throw this.fail(`cannot delete link ${name}`, err);
     }
+  }
+
+  /**
+   * Takes a link out of service at once (down, off its bridge, renamed to `newName`) and
+   * deletes it in a detached `ip link del`: the kernel's unregister waits for RCU grace
+   * periods (about 25 ms here), which the caller then does not wait for. The rename frees
+   * the old name for the next attachment; GC removes retired links whose deleter died.
+   */
+  async retireLink(link: LinkInfo, newName: string): Promise<void> {
+    const ip = findTool('ip');
+    if (!ip) {
+      await this.deleteLink(link.name);
+      return;
+    }
+    await this.setLink(link.index, { up: false, master: 0 });
+    await this.setLink(link.index, { name: newName });
+    const child = spawn(ip, ['link', 'del', newName], { detached: true, stdio: 'ignore' });
+    child.on('error', () => { /* GC removes it */ });
+    child.unref();
   }
 
   /** Adds an address; an IPv6 address skips duplicate address detection (otherwise it is unusable for seconds). */

@@ -7,14 +7,19 @@
 #   3. builds (npm run build);
 #   4. removes leftovers of earlier crashed runs, by the test prefix only: network namespaces,
 #      links and nft tables named vxt*, podman containers named vxt*;
-#   5. runs tap over test/unit, then test/integration (root only; one file at a time);
-#   6. prints `N passed, N failed, N skipped` as its last line, and exits non-zero if anything
-#      failed.
+#   5. runs tap over every test file under test/ except test/integration ("unit": test/unit,
+#      test/ipam, ...), then over test/integration (root only; one file at a time);
+#   6. prints `N passed, N failed, N skipped` as its last line (also when a step before the
+#      tests fails: then `0 passed, 1 failed`), and exits non-zero if anything failed.
+# Runs hold a machine-wide lock (/run/lock/vxnet-test.lock), so two runs on one machine do not
+# sweep or collide with each other's namespaces; the second waits.
 #
 # Usage: bash scripts/test.sh                 # everything
 #        bash scripts/test.sh FILE|DIR...     # only these tap files/dirs (one group)
-# Env:   VXNET_TEST_JOBS     parallel test files for test/unit (default: tap's, = CPUs)
+# Env:   VXNET_TEST_JOBS     parallel test files in the unit group (default: tap's, = CPUs)
 #        VXNET_TEST_INTEGRATION_JOBS   same for test/integration (default 1)
+#        VXNET_TEST_NO_SWEEP=1   skip step 4 (e.g. while someone else's tests run on this
+#                                machine outside scripts/test.sh and its lock)
 set -euo pipefail
 exec </dev/null
 
@@ -37,6 +42,16 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 is_root=0
 [ "$(id -u)" -eq 0 ] && is_root=1
 
+# --- one run per machine -------------------------------------------------------------------
+# fd 9 holds the lock; commands that may leave daemons behind (podman's conmon) get `9>&-`
+# so no stray process keeps it.
+if [ "$is_root" -eq 1 ]; then lock=/run/lock/vxnet-test.lock; else lock="${TMPDIR:-/tmp}/vxnet-test-$(id -u).lock"; fi
+exec 9>"$lock"
+if ! flock -n 9; then
+  say "another vxnet test run holds $lock; waiting for it (up to 1 h)"
+  flock -w 3600 9 || die "timed out waiting for $lock"
+fi
+
 # --- Debian packages -----------------------------------------------------------------------
 # runc: podman runs containers with runc (deploy/containers.conf: crun refuses cgroup hybrid).
 PKGS=(build-essential python3 iproute2 nftables iptables podman runc containernetworking-plugins busybox-static)
@@ -47,8 +62,8 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   [ "$is_root" -eq 1 ] || die "missing Debian packages (${missing[*]}); run as root or apt-get install them"
   say "installing ${missing[*]}"
-  apt-get -o DPkg::Lock::Timeout=300 update -qq
-  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}"
+  apt-get -o DPkg::Lock::Timeout=300 update -qq 9>&-
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" 9>&-
 else
   say "Debian packages present"
 fi
@@ -72,17 +87,17 @@ if [ -d node_modules ] && { deps_fresh "$stamp" || { [ ! -e "$stamp" ] && deps_f
 else
   if [ -f package-lock.json ]; then
     say "npm ci"
-    npm ci --no-audit --no-fund
+    npm ci --no-audit --no-fund 9>&-
   else
     say "npm install"
-    npm install --no-audit --no-fund
+    npm install --no-audit --no-fund 9>&-
   fi
 fi
 touch "$stamp"
 
 # --- build ---------------------------------------------------------------------------------
 say "npm run build"
-npm run build
+npm run build 9>&-
 
 # --- leftovers of crashed runs (test prefix vxt only) ---------------------------------------
 sweep() {
@@ -90,7 +105,7 @@ sweep() {
   if command -v podman >/dev/null 2>&1; then
     for n in $(CONTAINERS_CONF="$ROOT/deploy/containers.conf" podman ps -a --format '{{.Names}}' 2>/dev/null | grep '^vxt' || true); do
       say "removing leftover container $n"
-      CONTAINERS_CONF="$ROOT/deploy/containers.conf" podman rm -f -t 0 "$n" >/dev/null 2>&1 || true
+      CONTAINERS_CONF="$ROOT/deploy/containers.conf" podman rm -f -t 0 "$n" >/dev/null 2>&1 9>&- || true
     done
   fi
   for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^vxt' || true); do
@@ -112,7 +127,7 @@ sweep() {
     done
   fi
 }
-if [ "$is_root" -eq 1 ]; then sweep; fi
+if [ "$is_root" -eq 1 ] && [ -z "${VXNET_TEST_NO_SWEEP:-}" ]; then sweep; fi
 
 # --- tap -----------------------------------------------------------------------------------
 TAP="$ROOT/node_modules/.bin/tap"
@@ -120,15 +135,13 @@ LOGDIR="$ROOT/.tap"
 mkdir -p "$LOGDIR"
 passed=0 failed=0 skipped=0
 
-# run_group LABEL JOBS PATH...: runs tap (TAP reporter, echoed and saved to .tap/LABEL.tap),
+# run_group LABEL JOBS FILE...: runs tap (TAP reporter, echoed and saved to .tap/LABEL.tap),
 # then adds the counts of tap's closing summary `# { total: T, pass: P, fail: F, todo: D,
 # skip: S }` (leaf assertions plus failed files; zero fields are omitted). If tap died before
 # printing it, the top-level `ok`/`not ok` lines (one per test file) count instead.
 run_group() {
   local label=$1 jobs=$2; shift 2
-  local files=() log rc p f s
-  # tap list applies .taprc's include/exclude; it exits 1 when nothing matches.
-  mapfile -t files < <("$TAP" list "$@" 2>/dev/null || true)
+  local files=("$@") log rc p f s
   if [ "${#files[@]}" -eq 0 ]; then
     say "$label: no test files"
     return 0
@@ -138,7 +151,7 @@ run_group() {
   local jobarg=()
   [ -n "$jobs" ] && jobarg=(--jobs="$jobs")
   set +e
-  "$TAP" --reporter=tap "${jobarg[@]}" "${files[@]}" 2>&1 | tee "$log"
+  "$TAP" --reporter=tap "${jobarg[@]}" "${files[@]}" 2>&1 9>&- | tee "$log"
   rc=${PIPESTATUS[0]}
   set -e
   local summary
@@ -159,16 +172,20 @@ run_group() {
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 }
 
+# tap list applies .taprc's include/exclude (helpers, fixtures); it exits 1 when nothing matches.
+list() { "$TAP" list "$@" 2>/dev/null | sort || true; }
 if [ "$#" -gt 0 ]; then
-  run_group selected "${VXNET_TEST_JOBS:-}" "$@"
+  mapfile -t sel < <(list "$@")
+  run_group selected "${VXNET_TEST_JOBS:-}" "${sel[@]}"
 else
-  run_group unit "${VXNET_TEST_JOBS:-}" test/unit
+  mapfile -t unit < <(list test | grep -v '^test/integration/' || true)
+  mapfile -t integ < <(list test/integration)
+  run_group unit "${VXNET_TEST_JOBS:-}" "${unit[@]}"
   if [ "$is_root" -eq 1 ]; then
-    run_group integration "${VXNET_TEST_INTEGRATION_JOBS:-1}" test/integration
-  else
-    n=$("$TAP" list test/integration 2>/dev/null | wc -l || true)
-    say "integration: not root, skipping ${n} test file(s)"
-    skipped=$((skipped + n))
+    run_group integration "${VXNET_TEST_INTEGRATION_JOBS:-1}" "${integ[@]}"
+  elif [ "${#integ[@]}" -gt 0 ]; then
+    say "integration: not root, skipping ${#integ[@]} test file(s)"
+    skipped=$((skipped + ${#integ[@]}))
   fi
 fi
 

@@ -6,9 +6,9 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { deleteNetns, exec, linkAddrs, linkExists } from '../helpers/netns';
+import { deleteNetns, exec, linkExists, newNetns } from '../helpers/netns';
 import {
-  VXNET, attach, bare, cannotRun, describe, hasStackTrace, hostVethName, newContainerId, newNet, ping, resultAddrs, runPlugin,
+  VXNET, attach, bare, cannotRun, describe, globalAddrs, hasStackTrace, hostVethName, newContainerId, newNet, ping, resultAddrs, runPlugin,
 } from './helpers/cni';
 
 const reason = cannotRun();
@@ -53,7 +53,7 @@ function main(): void {
       if (version === '0.4.0' || version === '0.3.1') t.equal(ip.version, '4', `${version}: ips[].version present before 1.0.0`);
       else t.notOk('version' in ip, `${version}: no ips[].version from 1.0.0 on`);
       t.same(r.routes, [{ dst: '0.0.0.0/0', gw }], `${version}: default route in the result`);
-      t.same(await linkAddrs('eth0', a.ns.name), [ip.address], `${version}: the address is on eth0 in the netns`);
+      t.same(await globalAddrs('eth0', a.ns.name), [ip.address], `${version}: the address is on eth0 in the netns`);
       t.equal(await defaultGateway(a.ns.name, 4), gw, `${version}: default route via the gateway in the netns`);
       t.ok(await linkExists(hostVethName(a.containerId, 'eth0')), `${version}: the host veth exists`);
     }
@@ -77,7 +77,7 @@ function main(): void {
     t.equal(again.code, 0, 'repeated ADD succeeds', { diag: describe(again) });
     t.same(resultAddrs(again.json), first, 'same address');
     t.equal((await net.allocations()).length, 1, 'still exactly one allocation');
-    t.same(await linkAddrs('eth0', a.ns.name), first, 'the address is configured once');
+    t.same(await globalAddrs('eth0', a.ns.name), first, 'the address is configured once');
 
     const prev = again.json;
     const check = await runPlugin(VXNET, net.conf('1.1.0', { prevResult: prev }), { command: 'CHECK', containerId: a.containerId, ifname: 'eth0', netns: a.ns.path });
@@ -145,7 +145,7 @@ function main(): void {
     t.ok(await linkExists(hostVethName(keep.containerId, 'eth0')), 'the valid attachment keeps its host veth');
     t.notOk(await linkExists(hostVethName(drop1.containerId, 'eth0')), 'host veth of the first stale attachment deleted');
     t.notOk(await linkExists(hostVethName(drop2.containerId, 'eth0')), 'host veth of the second stale attachment deleted');
-    t.same(await linkAddrs('eth0', keep.ns.name), resultAddrs(keep.add.json), 'the valid attachment is untouched');
+    t.same(await globalAddrs('eth0', keep.ns.name), resultAddrs(keep.add.json), 'the valid attachment is untouched');
 
     // The key as the spec tag's text spells it works as well.
     const gc2 = await runPlugin(VXNET, { ...net.conf('1.1.0'), 'cni.dev/attachments': [] }, { command: 'GC' });
@@ -220,7 +220,7 @@ function main(): void {
       args: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-1',
     });
     t.same(resultAddrs(a.add.json), [`${want}/24`], 'the requested address');
-    t.same(await linkAddrs('eth0', a.ns.name), [`${want}/24`], 'configured on eth0');
+    t.same(await globalAddrs('eth0', a.ns.name), [`${want}/24`], 'configured on eth0');
     t.equal(a.add.json!.interfaces[2].mac, mac, 'the result reports the requested MAC');
     t.equal(await linkMac('eth0', a.ns.name), mac, 'eth0 has the requested MAC');
     const [alloc] = await net.allocations();
@@ -230,7 +230,6 @@ function main(): void {
     const b = await attach(t, net, { conf: { runtimeConfig: { ips: [`${net.ip4(60)}/24`] } }, args: `IP=${net.ip4(70)}` });
     t.same(resultAddrs(b.add.json), [`${net.ip4(60)}/24`], 'runtimeConfig.ips wins over CNI_ARGS IP=');
 
-    const { newNetns } = await import('../helpers/netns');
     const ns = await newNetns(t);
     const cid = newContainerId();
     const taken = await runPlugin(VXNET, net.conf('1.1.0', { runtimeConfig: { ips: [`${want}/24`] } }), { command: 'ADD', containerId: cid, ifname: 'eth0', netns: ns.path });

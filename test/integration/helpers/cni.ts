@@ -12,7 +12,7 @@ import { openStore } from '../../../ipam/store';
 import type { Allocation } from '../../../ipam/store/types';
 import { hostVethName } from '../../../cni/names';
 import { teardownBridgeNetwork } from '../../../cni/teardown';
-import { exec, linkExists, newNetns, type Netns, type TestLike } from '../../helpers/netns';
+import { exec, linkAddrs, linkExists, newNetns, type Netns, type TestLike } from '../../helpers/netns';
 
 export { hostVethName };
 
@@ -275,6 +275,11 @@ export async function attach(t: TestLike, net: TestNet, o: { cniVersion?: string
   const add = await runPlugin(VXNET, net.conf(o.cniVersion, o.conf), { command: 'ADD', containerId, ifname, netns: ns.path, args: o.args });
   if (add.code !== 0 || !add.json) throw new Error(`ADD ${containerId} failed: ${describe(add)}`);
   return { ns, containerId, ifname, add };
+}
+
+/** Non-link-local addresses (CIDR) of link `name`, in namespace `ns` or the host. */
+export async function globalAddrs(name: string, ns?: string): Promise<string[]> {
+  return (await linkAddrs(name, ns)).filter((a) => !a.startsWith('fe80:'));
 }
 
 /** Addresses (CIDR) of the result's ips. */
