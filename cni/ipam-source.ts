@@ -1,7 +1,7 @@
 // Where a vxnet attachment's addresses come from: the IPAM core in-process (ipam.type
 // vxnet-ipam or absent: no second exec, exactly the vxnet-ipam binary's semantics) or another
 // IPAM plugin executed from CNI_PATH.
-import { InvalidNetworkConfig } from '../lib/errors';
+import { InvalidNetworkConfig, PluginNotAvailable } from '../lib/errors';
 import { IpamConf, requestedIps } from '../ipam/config';
 import { Attachment, ipamAdd, ipamCheck, ipamDel, ipamGc } from '../ipam/core';
 import { openStore } from '../ipam/store';
@@ -71,7 +71,14 @@ class InProcessIpam implements IpamSource {
   }
 
   async status(): Promise<void> {
-    await this.open().check();
+    let store: IpamStore;
+    try {
+      store = this.open();
+    } catch (err) {
+      // STATUS reports an unusable store as "not available" (50), whatever kept it from opening.
+      throw err instanceof PluginNotAvailable ? err : new PluginNotAvailable((err as Error).message);
+    }
+    await store.check();
   }
 
   async close(): Promise<void> {

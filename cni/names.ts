@@ -18,6 +18,9 @@ export const RETIRED_PREFIX = 'vxz';
 
 export const retiredName = (): string => RETIRED_PREFIX + randomBytes(6).toString('hex');
 
+/** Whether a link name is one vxnet gave a host veth (attached or retired). */
+export const isVxnetVethName = (name: string): boolean => /^vxz?[0-9a-f]{12}$/.test(name);
+
 /** The bridge a network uses when its config names none: "vx-<name>", hashed when too long. */
 export function defaultBridgeName(network: string): string {
   const direct = `vx-${network}`;

@@ -10,7 +10,7 @@ import { forwardAcceptPresent, masqueradePresent } from '../net/nat';
 import { Rtnl } from '../net/rtnl';
 import { BridgeSpec, ensureBridge } from './bridge';
 import { ipamSourceFor, validAttachments } from './ipam-source';
-import { RETIRED_PREFIX, VETH_PREFIX, hostVethName, retiredName } from './names';
+import { hostVethName, isVxnetVethName, retiredName } from './names';
 import { VxnetNetConf, parseVxnetConf } from './netconf';
 import { CniInterface, CniResult, CniRoute, formatResult } from './result';
 import type { CmdArgs, Handlers } from './skel';
@@ -219,14 +219,16 @@ async function cmdGc(args: CmdArgs): Promise<void> {
     const bridge = await host.link(conf.bridge);
     if (bridge) {
       for (const link of await host.links()) {
-        if (link.master === bridge.index && link.name.startsWith(VETH_PREFIX) && link.kind === 'veth' && !keep.has(link.name)) {
+        if (link.master === bridge.index && isVxnetVethName(link.name) && link.kind === 'veth' && !keep.has(link.name)) {
           await host.deleteLink(link.name);
         }
       }
     }
-    // Retired veths whose background deleter never ran (see Rtnl.retireLink).
+    // Retired veths whose background deleter never ran (see Rtnl.retireLink), and veths of
+    // ADDs killed before they attached them to a bridge (down, with no master).
     for (const link of await host.links()) {
-      if (link.name.startsWith(RETIRED_PREFIX) && link.kind === 'veth' && !link.up && link.master === undefined) await host.deleteLink(link.name);
+      if (link.kind !== 'veth' || link.up || link.master !== undefined || keep.has(link.name)) continue;
+      if (isVxnetVethName(link.name)) await host.deleteLink(link.name);
     }
   } finally {
     host.close();

@@ -184,6 +184,13 @@ export function installFiles(req: InstallRequest): InstallReport {
     throw new UsageError(`--prefix ${prefix} overlaps the directory being installed (${source})`);
   }
   const conflist = req.conflist && { ...req.conflist, json: conflistFor(req.conflist.network, req.conflist.subnets) };
+  const linkPlan: Array<[string, string]> = [
+    ...CNI_PLUGINS.map((name): [string, string] => [path.join(path.resolve(req.cniBinDir), name), path.join(prefix, 'bin', name)]),
+    ...COMMANDS.map((name): [string, string] => [path.join(path.resolve(req.binDir), name), path.join(prefix, 'bin', name)]),
+  ];
+  for (const [link] of linkPlan) {
+    if (lstatOrUndefined(link)?.isDirectory()) throw new IoFailure(`cannot link ${link}: it is a directory`);
+  }
 
   // 1. The tree: copy beside, point its launchers at prefix, then swap. Only directories that
   // are vxnet installations are ever moved or removed: --prefix /usr/local by mistake must fail.
@@ -220,10 +227,7 @@ export function installFiles(req: InstallRequest): InstallReport {
   });
 
   // 2. The links.
-  const links = [
-    ...CNI_PLUGINS.map((name) => replaceLink(path.join(path.resolve(req.cniBinDir), name), path.join(prefix, 'bin', name))),
-    ...COMMANDS.map((name) => replaceLink(path.join(path.resolve(req.binDir), name), path.join(prefix, 'bin', name))),
-  ];
+  const links = linkPlan.map(([link, target]) => replaceLink(link, target));
 
   // 3. The network config, never over an existing one: it may carry an operator's edits.
   let conflistReport: InstallReport['conflist'] = null;
