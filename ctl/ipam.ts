@@ -229,6 +229,10 @@ async function show(ctx: Ctx, values: Values, positionals: readonly string[]): P
     }
     return out;
   }));
+  const vethState = (o: Allocation): { name: string; exists: boolean } => {
+    const name = hostVethName(o.containerId, o.ifname);
+    return { name, exists: ctx.veth.exists(name) };
+  };
   if (ctx.json) {
     writeJson(ctx, {
       address,
@@ -236,7 +240,7 @@ async function show(ctx: Ctx, values: Values, positionals: readonly string[]): P
         network: e.network,
         subnets: e.subnets,
         owner: e.owner ? allocationJson(e.owner) : null,
-        hostVeth: e.owner ? { name: hostVethName(e.owner.containerId, e.owner.ifname), exists: ctx.veth.exists(hostVethName(e.owner.containerId, e.owner.ifname)) } : null,
+        hostVeth: e.owner ? vethState(e.owner) : null,
         history: e.history.map(historyJson),
       })),
     });
@@ -245,7 +249,7 @@ async function show(ctx: Ctx, values: Values, positionals: readonly string[]): P
   const now = ctx.now();
   ctx.stdout(entries.map((e) => {
     const o = e.owner;
-    const veth = o && hostVethName(o.containerId, o.ifname);
+    const veth = o && vethState(o);
     const fields: Array<[string, string | number | undefined]> = [
       ['Address', address],
       ['Network', `${e.network}${e.subnets.length ? ` (${e.subnets.join(', ')})` : ''}`],
@@ -253,7 +257,7 @@ async function show(ctx: Ctx, values: Values, positionals: readonly string[]): P
     ];
     if (o && veth) {
       fields.push(['Container', o.containerId], ['Name', o.name], ['Ifname', o.ifname], ['Runtime', o.runtime],
-        ['Netns', o.netns], ['Aliases', o.aliases?.join(', ')], ['Host veth', `${veth} (${ctx.veth.exists(veth) ? 'present' : 'absent'})`]);
+        ['Netns', o.netns], ['Aliases', o.aliases?.join(', ')], ['Host veth', `${veth.name} (${veth.exists ? 'present' : 'absent'})`]);
     }
     const history = e.history.length === 0 ? 'History: none\n'
       : 'History (newest first):\n' + renderTable(

@@ -2,7 +2,7 @@
 // ({"code","msg"}), a non-zero exit and no stack trace on stderr, with the code the spec (or
 // vxnet's 100+ range) gives; and a failed ADD leaves nothing behind: no allocation in the
 // store, no host veth. Root only; everything it creates is vxt-prefixed.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { exec, linkExists, newNetns, type Netns } from '../helpers/netns';
 import {
   VXNET, type CniCall, type CniOutcome, type TestNet, cannotRun, describe, hasStackTrace, hostVethName, newContainerId, newNet, runPlugin,
@@ -16,7 +16,7 @@ if (reason) {
   main();
 }
 
-type T = Parameters<Parameters<typeof t.test>[1] & ((t: any) => any)>[0];
+type T = Test;
 
 /** Asserts the common shape of a CNI error: JSON object on stdout with code and msg, non-zero exit, no stack. */
 function assertCniError(t: T, o: CniOutcome, code: number | ((c: number) => boolean), what: string): Record<string, any> {

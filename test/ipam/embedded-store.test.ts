@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { formatIp } from '../../ipam/addr';
 import { openStore } from '../../ipam/store';
-import { spawnScript } from './helpers/child';
+import { bundleScript, spawnBundle } from './helpers/child';
 import { ip, owner, tmpDir } from './helpers/embedded';
 import { rejected } from './helpers/errors';
 import { storeCompliance } from './store-compliance';
@@ -41,7 +41,8 @@ t.test('many processes allocate from one data directory at once', async (t) => {
   const workers = 16;
   const each = 20;
   const dataDir = await tmpDir(t); // empty: the workers also race to create the database
-  const children = Array.from({ length: workers }, (_, w) => spawnScript(t, fixture('alloc-worker.ts'), [dataDir, String(w), String(each)]));
+  const worker = await bundleScript(t, fixture('alloc-worker.ts'));
+  const children = Array.from({ length: workers }, (_, w) => spawnBundle(t, worker, [dataDir, String(w), String(each)]));
   for (const c of children) t.equal(await c.nextLine(), 'ready');
   for (const c of children) c.send('go'); // all loaded; start them together
   const results = await Promise.all(children.map(async (c) => {
@@ -77,7 +78,7 @@ t.test('a process killed inside a transaction leaves nothing behind', async (t) 
   t.teardown(() => store.close());
   await store.withLock((tx) => tx.reserve(owner('survivor'), ip('10.0.0.2'), 0));
 
-  const child = spawnScript(t, fixture('die-in-tx.ts'), [dataDir]);
+  const child = spawnBundle(t, await bundleScript(t, fixture('die-in-tx.ts')), [dataDir]);
   t.equal(await child.nextLine(), 'written', 'the child is inside its transaction, uncommitted');
   child.proc.kill('SIGKILL');
   t.same(await child.exited, { code: null, signal: 'SIGKILL' });
