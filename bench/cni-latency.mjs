@@ -345,8 +345,25 @@ export async function existing(syss) {
 async function forwardRules(bridge, tool) {
   const r = await run(tool, ['-w', '-S', 'FORWARD'], { timeoutMs: STEP_TIMEOUT_MS });
   return r.stdout.split('\n')
-    .filter((l) => l.startsWith('-A FORWARD ') && l.includes(`--comment vxnet:${bridge} `))
-    .map((l) => l.split(' ').slice(2));
+    .filter((l) => l.startsWith('-A FORWARD '))
+    .map((l) => shellWords(l).slice(2))
+    .filter((words) => words.some((w, i) => w === `vxnet:${bridge}` && words[i - 1] === '--comment'));
+}
+
+/** Splits an `iptables -S` line into its arguments: double quotes group, backslash escapes. */
+export function shellWords(line) {
+  const words = [];
+  let cur = null;
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i];
+    if (ch === '\\' && i + 1 < line.length) { cur = (cur ?? '') + line[++i]; continue; }
+    if (ch === '"') { quoted = !quoted; cur = cur ?? ''; continue; }
+    if (ch === ' ' && !quoted) { if (cur !== null) words.push(cur); cur = null; continue; }
+    cur = (cur ?? '') + ch;
+  }
+  if (cur !== null) words.push(cur);
+  return words;
 }
 
 /**
@@ -411,7 +428,8 @@ export async function runCniBench({ root, tmp, n, concs, rounds, nodeN, verifyEv
 
   const left = await existing(syss);
   if (left.length) {
-    throw new Error(`the bench's names exist already (another bench run, a cni-latency.sh run on bn-cni0, or leftovers of a killed run):\n  ${left.join('\n  ')}\n` +
+    const shown = left.length > 12 ? [...left.slice(0, 12), `... and ${left.length - 12} more`] : left;
+    throw new Error(`the bench's names exist already (another bench run, a cni-latency.sh run on bn-cni0, or leftovers of a killed run):\n  ${shown.join('\n  ')}\n` +
       'remove leftovers with: npm run bench -- --cleanup');
   }
 

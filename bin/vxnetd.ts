@@ -1,2 +1,5 @@
-import { VERSION } from '../lib/version';
-process.stdout.write(`vxnetd ${VERSION}\n`);
+// vxnetd: the vxnet host daemon (Docker's remote network and IPAM driver). See cnm/daemon.ts
+// and `vxnetd --help`. Bundled to dist/bin/vxnetd.
+import { main } from '../cnm/daemon';
+
+void main(process.argv.slice(2));

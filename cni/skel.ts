@@ -2,6 +2,7 @@
 // stdin as values and returns what to print and the exit code, so tests drive it in-process
 // and bin/ wrappers stay three lines. Validates what the spec and libcni's skel validate.
 import * as fs from 'node:fs';
+import * as tty from 'node:tty';
 import { DecodingFailure, InvalidEnvironment, InvalidNetworkConfig, VxnetError, asVxnetError } from '../lib/errors';
 import { SUPPORTED_VERSIONS, checkVersion, compareVersions, CniVersion } from './version';
 
@@ -122,18 +123,33 @@ export async function dispatch(env: CmdArgs['env'], stdin: string, handlers: Han
   }
 }
 
+/**
+ * The whole of stdin. Reads fd 0 synchronously without touching process.stdin first: creating
+ * that stream switches a pipe or socket to non-blocking mode, and a synchronous read then fails
+ * with EAGAIN whenever the runtime has not finished writing (common when many plugins start at
+ * once), after readFileSync may already have consumed part of the input. If the fd is
+ * non-blocking anyway, what was read so far is kept and the rest is read from the stream.
+ */
+async function readStdin(): Promise<string> {
+  if (tty.isatty(0)) return '';
+  const chunks: Buffer[] = [];
+  const buf = Buffer.allocUnsafe(64 * 1024);
+  try {
+    for (;;) {
+      const n = fs.readSync(0, buf, 0, buf.length, null);
+      if (n === 0) return Buffer.concat(chunks).toString('utf8');
+      chunks.push(Buffer.from(buf.subarray(0, n)));
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return Buffer.concat(chunks).toString('utf8');
+  }
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** Reads stdin, dispatches, prints, exits: the whole of a CNI plugin's main(). */
 export async function runPlugin(handlers: Handlers): Promise<never> {
-  let stdin = '';
-  if (!process.stdin.isTTY) {
-    try {
-      stdin = fs.readFileSync(0, 'utf8');
-    } catch {
-      const chunks: Buffer[] = [];
-      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-      stdin = Buffer.concat(chunks).toString('utf8');
-    }
-  }
+  const stdin = await readStdin();
   const outcome = await dispatch(process.env, stdin, handlers);
   process.stdout.write(outcome.stdout);
   process.exit(outcome.exitCode);

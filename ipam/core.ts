@@ -25,7 +25,7 @@ export interface Attachment {
 }
 
 /** Registers (or checks) the network's pool definition; a network keeps one set of subnets while it has allocations. */
-async function ensurePool(tx: IpamTx, conf: IpamConf): Promise<void> {
+export async function ensurePool(tx: IpamTx, conf: IpamConf): Promise<void> {
   const definition = poolDefinition(conf);
   const existing = await tx.getPool(conf.network);
   if (existing?.definition === definition) return;

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import { IoFailure, PluginNotAvailable } from '../../lib/errors';
+import { IoFailure, PluginNotAvailable, TryAgainLater } from '../../lib/errors';
 import { bundled, loadBundledAddon } from '../../lib/native';
 import { Ip, formatIp, ipFromKey, ipKey } from '../addr';
 import type { Allocation, AllocationFilter, HistoryEntry, IpamStore, IpamTx, Owner, PoolRecord } from './types';
@@ -117,6 +117,14 @@ class EmbeddedTx implements IpamTx {
     return rows.map(toAllocation);
   }
 
+  async updateOwner(network: string, ip: Ip, owner: Owner): Promise<boolean> {
+    const info = this.stmt(`UPDATE allocations SET container_id=?, ifname=?, runtime=?, name=?, aliases=?, netns=?
+      WHERE network=? AND addr_key=?`).run(
+      owner.containerId, owner.ifname, owner.runtime, owner.name ?? null,
+      owner.aliases && owner.aliases.length ? JSON.stringify(owner.aliases) : null, owner.netns ?? null, network, ipKey(ip));
+    return info.changes > 0;
+  }
+
   async releaseAddress(network: string, ip: Ip, reason: string): Promise<Allocation | undefined> {
     const row = this.stmt('SELECT * FROM allocations WHERE network=? AND addr_key=?').get(network, ipKey(ip)) as AllocationRow | undefined;
     if (!row) return undefined;
@@ -194,16 +202,26 @@ class EmbeddedStore implements IpamStore {
 
   withLock<T>(fn: (tx: IpamTx) => Promise<T>): Promise<T> {
     return this.mutex.run(async () => {
-      this.db.exec('BEGIN IMMEDIATE');
       try {
+        this.db.exec('BEGIN IMMEDIATE');
         const result = await fn(this.tx);
         this.db.exec('COMMIT');
         return result;
       } catch (err) {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
-        throw err;
+        throw this.storeError(err);
       }
     });
+  }
+
+  /** SQLite's own errors in the error family: a lock held too long is transient (11), the rest I/O (5). */
+  private storeError(err: unknown): unknown {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return err;
+    if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+      return new TryAgainLater(`the IPAM store ${this.description} stayed locked for ${BUSY_TIMEOUT_MS / 1000} s; try again`);
+    }
+    return new IoFailure(`the IPAM store ${this.description} failed: ${(err as Error).message} (${code})`);
   }
 
   view<T>(fn: (tx: IpamTx) => Promise<T>): Promise<T> {

@@ -55,6 +55,12 @@ export interface IpamTx {
   listByOwner(network: string, containerId: string, ifname?: string): Promise<Allocation[]>;
   /** Releases what listByOwner would list, moving it to history; returns what was released. */
   releaseByOwner(network: string, containerId: string, ifname: string | undefined, reason: string): Promise<Allocation[]>;
+  /**
+   * Changes who holds ip (keeps the address, its range set and since); false when nobody holds it.
+   * The Docker driver reserves an address before Docker says which endpoint it is for, and learns
+   * the container's name later still.
+   */
+  updateOwner(network: string, ip: Ip, owner: Owner): Promise<boolean>;
   /** Releases one address whoever holds it. */
   releaseAddress(network: string, ip: Ip, reason: string): Promise<Allocation | undefined>;
   ownerOf(network: string, ip: Ip): Promise<Allocation | undefined>;

@@ -70,8 +70,10 @@ function main(): void {
   });
 
   t.test('repeated ADD returns the same address; CHECK passes, then detects a removed address', async (t) => {
-    const net = await newNet(t);
+    const net = await newNet(t, { ipMasq: true });
     const a = await attach(t, net);
+    const masq = await exec('nft', ['get', 'element', 'ip', net.natTable, 'masq', `{ ${net.v4} }`]);
+    t.equal(masq.code, 0, `ipMasq: the subnet is in nft table ip ${net.natTable}`, { stderr: masq.stderr });
     const first = resultAddrs(a.add.json);
     const again = await runPlugin(VXNET, net.conf(), { command: 'ADD', containerId: a.containerId, ifname: 'eth0', netns: a.ns.path });
     t.equal(again.code, 0, 'repeated ADD succeeds', { diag: describe(again) });

@@ -44,7 +44,7 @@ t.test('many processes allocate from one data directory at once', async (t) => {
   const worker = await bundleScript(t, fixture('alloc-worker.ts'));
   const children = Array.from({ length: workers }, (_, w) => spawnBundle(t, worker, [dataDir, String(w), String(each)]));
   for (const c of children) t.equal(await c.nextLine(), 'ready');
-  for (const c of children) c.send('go'); // all loaded; start them together
+  for (const c of children) c.send('go', true); // all loaded; start them together
   const results = await Promise.all(children.map(async (c) => {
     const line = await c.nextLine();
     const exit = await c.exited;
@@ -78,23 +78,27 @@ t.test('a process killed inside a transaction leaves nothing behind', async (t) 
   t.teardown(() => store.close());
   await store.withLock((tx) => tx.reserve(owner('survivor'), ip('10.0.0.2'), 0));
 
-  const child = spawnBundle(t, await bundleScript(t, fixture('die-in-tx.ts')), [dataDir]);
+  const walBefore = (await fs.stat(path.join(dataDir, 'ipam.db-wal'))).size;
+  const child = spawnBundle(t, await bundleScript(t, fixture('die-in-tx.ts')), [dataDir, '200000']);
   t.equal(await child.nextLine(), 'written', 'the child is inside its transaction, uncommitted');
+  const walDuring = (await fs.stat(path.join(dataDir, 'ipam.db-wal'))).size;
+  t.ok(walDuring > walBefore, `uncommitted pages reached the WAL (${walBefore} -> ${walDuring} bytes): the kill leaves a torn write on disk`);
   child.proc.kill('SIGKILL');
   t.same(await child.exited, { code: null, signal: 'SIGKILL' });
 
-  for (const [name, s] of [['the connection open before the kill', store], ['a new connection', openStore({ dataDir, mustExist: true })]] as const) {
+  const reopened = openStore({ dataDir, mustExist: true });
+  t.teardown(() => reopened.close());
+  for (const [name, s] of [['the connection open before the kill', store], ['a new connection', reopened]] as const) {
     t.same(await s.view((tx) => tx.list({ network: 'doomed' })), [], `${name}: no reservation of the killed process`);
     t.equal(await s.view((tx) => tx.getPool('doomed')), undefined, `${name}: no pool`);
     t.equal(await s.view((tx) => tx.lastReserved('doomed', 0)), undefined, `${name}: no lastReserved`);
     t.equal((await s.view((tx) => tx.ownerOf('net', ip('10.0.0.2'))))?.containerId, 'survivor', `${name}: its release undone`);
     t.same(await s.view((tx) => tx.history()), [], `${name}: no history`);
   }
-  // The write lock died with the process: both connections can write.
-  const fresh = openStore({ dataDir });
-  t.teardown(() => fresh.close());
-  await fresh.check();
-  t.ok(await fresh.withLock((tx) => tx.reserve(owner('after', { network: 'doomed' }), ip('10.8.0.2'), 0)), 'the address it held is free');
+  // The write lock died with the process: both connections can write over the torn WAL.
+  await reopened.check();
+  t.ok(await reopened.withLock((tx) => tx.reserve(owner('after', { network: 'doomed' }), ip('10.8.0.2'), 0)), 'an address it held is free');
   await store.check();
-  t.ok(await store.withLock((tx) => tx.reserve(owner('after2', { network: 'doomed' }), ip('10.8.0.3'), 0)));
+  t.ok(await store.withLock((tx) => tx.reserve(owner('after2', { network: 'doomed' }), ip('10.8.0.3'), 0)), 'from the old connection too');
+  t.same((await reopened.view((tx) => tx.list({ network: 'doomed' }))).map((a) => a.containerId), ['after', 'after2']);
 });

@@ -126,6 +126,24 @@ export function storeCompliance(t: tap.Test, setup: StoreSetup): void {
     t.same(addrs(await store.view((tx) => tx.list({ network: 'net' }))).sort(), ['10.0.0.1', '10.0.0.3'], 'others untouched');
   });
 
+  t.test('updateOwner: the address, its range set and since stay; the owner changes', async (t) => {
+    const store = await fresh(t);
+    await reserveAll(store, [[own('pending', { runtime: 'docker', name: 'old' }), '10.0.0.5', 1], [own('x'), '10.0.0.6']]);
+    const [before] = await store.view((tx) => tx.listByOwner('net', 'pending'));
+    const next = own('c1', { ifname: 'eth1', runtime: 'docker', aliases: ['web'], netns: '/var/run/netns/c1' });
+    t.equal(await store.withLock((tx) => tx.updateOwner('net', ip('10.0.0.5'), next)), true);
+    const after = await store.view((tx) => tx.ownerOf('net', ip('10.0.0.5')));
+    t.match(after, { containerId: 'c1', ifname: 'eth1', runtime: 'docker', aliases: ['web'], netns: '/var/run/netns/c1',
+      address: '10.0.0.5', rangeSet: 1, since: before.since });
+    t.equal(after?.name, undefined, 'a field the new owner lacks is cleared');
+    t.same(await store.view((tx) => tx.listByOwner('net', 'pending')), [], 'the old owner holds nothing');
+    t.same(addrs(await store.view((tx) => tx.listByOwner('net', 'c1', 'eth1'))), ['10.0.0.5']);
+    t.equal(await store.withLock((tx) => tx.updateOwner('net', ip('10.0.0.7'), next)), false, 'nobody holds it: false');
+    t.equal(await store.withLock((tx) => tx.updateOwner('other', ip('10.0.0.5'), next)), false, 'another network: false');
+    t.equal(await store.view((tx) => tx.ownerOf('net', ip('10.0.0.7'))), undefined, 'and nothing reserved');
+    t.same(await store.view((tx) => tx.history()), [], 'no history: the address was never released');
+  });
+
   t.test('releaseAddress releases whoever holds it', async (t) => {
     const store = await fresh(t);
     await reserveAll(store, [[own('c1', { name: 'web-0' }), '10.0.0.1'], [own('c1', { network: 'other' }), '10.0.0.1']]);

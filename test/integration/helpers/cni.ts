@@ -24,10 +24,13 @@ export const VXNET_IPAM = join(DIST_BIN, 'vxnet-ipam');
 export const REF_CNI = '/usr/lib/cni';
 export const CNI_PATH = `${DIST_BIN}:${REF_CNI}`;
 
-/** Says why root integration tests cannot run here, or undefined when they can. */
+/**
+ * Says why root integration tests cannot run here (not root: a skip), or undefined when they
+ * can. A missing build is a failure, not a skip: it throws.
+ */
 export function cannotRun(): string | undefined {
   if (process.getuid?.() !== 0) return 'root integration tests need root';
-  if (!fs.existsSync(VXNET) || !fs.existsSync(VXNET_IPAM)) return `${VXNET} is missing: run npm run build first`;
+  if (!fs.existsSync(VXNET) || !fs.existsSync(VXNET_IPAM)) throw new Error(`${VXNET} is missing: run npm run build first`);
   return undefined;
 }
 
@@ -166,8 +169,11 @@ export interface NetOptions {
   /** IPv4 prefix length of the subnet (default 24). */
   v4Prefix?: number;
   ipMasq?: boolean;
-  /** Replace the ipam section (then `subnets` lists what teardown unmasquerades). */
-  ipam?: Record<string, unknown>;
+  /**
+   * Replace the ipam section, given the network's temp dir and subnets. With a type other
+   * than vxnet-ipam, teardown skips the GC (delegated IPAM may not support it).
+   */
+  ipam?: (n: { tmp: string; v4: string; v6: string | undefined; name: string }) => Record<string, unknown>;
   /** Extra top-level config keys. */
   extra?: Record<string, unknown>;
 }
@@ -225,7 +231,7 @@ export async function newNet(t: TestLike, opts: NetOptions = {}): Promise<TestNe
   const prefix = opts.v4Prefix ?? 24;
   const v4 = `10.239.${n}.0/${prefix}`;
   const v6 = opts.dual ? `fd00:239:${n.toString(16)}::/64` : undefined;
-  const ipam = opts.ipam ?? {
+  const ipam = opts.ipam?.({ tmp, v4, v6, name }) ?? {
     type: 'vxnet-ipam',
     ranges: [[{ subnet: v4 }], ...(v6 ? [[{ subnet: v6 }]] : [])],
     dataDir,

@@ -17,7 +17,7 @@ export async function bundleScript(t: tap.Test, script: string): Promise<string>
   const outfile = path.join(await tmpDir(t, 'vxnet-bundle-'), `${path.basename(script, '.ts')}.js`);
   await build({
     entryPoints: [script], outfile, bundle: true, platform: 'node', format: 'cjs', target: 'node20',
-    external: ['better-sqlite3'], logLevel: 'error', sourcemap: 'inline',
+    external: ['better-sqlite3'], logLevel: 'error',
   });
   return outfile;
 }
@@ -31,17 +31,17 @@ export interface Child {
   readonly proc: ChildProcess;
   /** The child's next stdout line; rejects if it exits first (with its stderr). */
   nextLine(): Promise<string>;
-  /** Writes one line to the child's stdin. */
-  send(line: string): void;
+  /** Writes one line to the child's stdin; last closes stdin after it (a child reading it may then exit). */
+  send(line: string, last?: boolean): void;
   readonly exited: Promise<Exit>;
   /** Everything the child wrote to stderr so far. */
   stderr(): string;
 }
 
-/** Runs `node --enable-source-maps bundle ...args`; t's teardown SIGKILLs it if it still runs. */
+/** Runs `node bundle ...args`; t's teardown SIGKILLs it if it still runs. */
 export function spawnBundle(t: tap.Test, bundle: string, args: readonly string[]): Child {
   const env = { ...process.env, NODE_PATH: path.join(ROOT, 'node_modules'), NODE_OPTIONS: '' };
-  const proc = spawn(process.execPath, ['--enable-source-maps', bundle, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env });
+  const proc = spawn(process.execPath, [bundle, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env });
   let err = '';
   proc.stderr?.setEncoding('utf8').on('data', (d: string) => { err += d; });
   const lines: string[] = [];
@@ -62,7 +62,9 @@ export function spawnBundle(t: tap.Test, bundle: string, args: readonly string[]
     proc,
     exited,
     stderr: () => err,
-    send: (line) => { proc.stdin?.write(`${line}\n`); },
+    send: (line, last = false) => {
+      if (last) proc.stdin?.end(`${line}\n`); else proc.stdin?.write(`${line}\n`);
+    },
     nextLine: () => {
       const line = lines.shift();
       if (line !== undefined) return Promise.resolve(line);

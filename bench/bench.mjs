@@ -1,0 +1,197 @@
+// vxnet's benchmark (`npm run bench` -> scripts/bench.sh -> this file). A benchmark reports:
+// it exits 0 when it ran and every check passed, whatever the figures; non-zero only when
+// something is broken (a plugin failed, a check failed) or it was interrupted.
+//
+//   node bench/bench.mjs            the CNI comparison and the IPAM scale run
+//   node bench/bench.mjs --cleanup  removes leftovers of a killed run (the bench's names only)
+//
+// Env: BENCH_N (netns per round and system, default 200), BENCH_ONLY=cni|ipam,
+//      BENCH_ROUNDS (rounds per concurrency, default 2), BENCH_CONC (default "1,8"),
+//      BENCH_NODE_N (node -e 0 samples per c=1 round, default N),
+//      BENCH_VERIFY_EVERY (check every k-th netns after ADD/DEL, default 1 = all),
+//      BENCH_IPAM_SUBNET (default 10.125.0.0/16).
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir, cpus, loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { aggregate, cleanup, runCniBench, systems } from './cni-latency.mjs';
+import { Interrupted, f1, f2, interrupt, ratio, say, summarize, table } from './lib.mjs';
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const started = performance.now();
+
+const intEnv = (name, def) => {
+  const v = process.env[name];
+  if (v === undefined || v === '') return def;
+  if (!/^[1-9][0-9]*$/.test(v)) throw new Error(`${name}=${v}: must be a positive integer`);
+  return Number(v);
+};
+
+let ipamChild;
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    if (interrupt.signal) return;
+    interrupt.signal = sig;
+    say(`# ${sig}: finishing the operations in flight, then cleaning up`);
+    ipamChild?.kill('SIGTERM');
+  });
+}
+
+// ---- IPAM scale (bench/ipam-scale.ts, bundled) ---------------------------------------------
+
+async function runIpamBench(tmp) {
+  const { build } = await import('esbuild');
+  const out = join(tmp, 'ipam-scale.cjs');
+  await build({
+    entryPoints: [join(root, 'bench', 'ipam-scale.ts')], outfile: out, bundle: true, platform: 'node', target: 'node20',
+    format: 'cjs', external: ['better-sqlite3', '*.node'], logLevel: 'warning',
+  });
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [out], {
+      env: { ...process.env, NODE_PATH: join(root, 'node_modules') }, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+    });
+    ipamChild = child;
+    let result;
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (l) => { if (l.startsWith('RESULT ')) result = JSON.parse(l.slice(7)); else say(l); });
+    createInterface({ input: child.stderr }).on('line', (l) => say(`# ipam-scale stderr: ${l}`));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      ipamChild = undefined;
+      if (interrupt.signal) reject(new Interrupted());
+      else if (code !== 0 || !result) reject(new Error(`ipam-scale exited ${code}${result ? '' : ' without a result'}`));
+      else resolve(result);
+    });
+  });
+}
+
+// ---- report --------------------------------------------------------------------------------
+
+function report(cni, ipam, cfg) {
+  const targets = [];
+  const target = (ok, text) => targets.push(`${Number.isFinite(ok) || typeof ok === 'boolean' ? (ok ? 'PASS' : 'MISS') : 'n/a '}  ${text}`);
+  const kv = [];
+  say('');
+  say('================================ SUMMARY ================================');
+  if (cni) {
+    const agg = aggregate(cni.results);
+    const get = (sys, c) => agg.get(`${sys}/${c}`);
+    const node = summarize(cni.results.node);
+    say(`CNI chain latency (ms, nearest-rank) and throughput; N=${cfg.n} netns x ${cfg.rounds} round(s) per system and concurrency, ABBA order`);
+    const rows = [];
+    for (const c of cfg.concs) {
+      const r = get('ref', c);
+      const v = get('vx', c);
+      const row = (label, a) => [label, c, f1(a.addS.p50), f1(a.addS.p95), f1(a.delS.p50), f1(a.delS.p95), f1(a.addsPerS), f1(a.delsPerS), f1(a.settledDelsPerS)];
+      rows.push(row('bridge+host-local', r), row('vxnet', v));
+      rows.push(['ratio vxnet/ref', c, f2(ratio(v.addS.p50, r.addS.p50)), f2(ratio(v.addS.p95, r.addS.p95)), f2(ratio(v.delS.p50, r.delS.p50)),
+        f2(ratio(v.delS.p95, r.delS.p95)), f2(ratio(v.addsPerS, r.addsPerS)), f2(ratio(v.delsPerS, r.delsPerS)), f2(ratio(v.settledDelsPerS, r.settledDelsPerS))]);
+      for (const [k, a] of [['ref', r], ['vx', v]]) {
+        kv.push(`${k}_c${c}_add_p50=${f1(a.addS.p50)}`, `${k}_c${c}_add_p95=${f1(a.addS.p95)}`, `${k}_c${c}_del_p50=${f1(a.delS.p50)}`,
+          `${k}_c${c}_del_p95=${f1(a.delS.p95)}`, `${k}_c${c}_adds_s=${f1(a.addsPerS)}`);
+      }
+    }
+    say(table(['system', 'c', 'ADD p50', 'ADD p95', 'DEL p50', 'DEL p95', 'adds/s', 'dels/s', 'dels/s settled'], rows));
+    say(`node -e 0: p50 ${f1(node.p50)} ms, p95 ${f1(node.p95)} ms, min ${f1(node.min)} ms (n=${node.n}, run next to vxnet's c=1 phases)`);
+    say('("dels/s settled": until the last veth of the phase is gone; vxnet deletes its host veth after DEL returns, in the background)');
+    kv.push(`node_e0_p50=${f1(node.p50)}`);
+
+    const v1 = get('vx', 1), r1 = get('ref', 1), v8 = get('vx', 8), r8 = get('ref', 8);
+    if (v1) {
+      const x = ratio(v1.addS.p50, node.p50);
+      target(x <= 1.25, `vxnet ADD p50 (c=1) / node -e 0 p50 = ${f1(v1.addS.p50)} / ${f1(node.p50)} = ${f2(x)}  (target <= 1.25)`);
+      kv.push(`vx_add_over_node=${f2(x)}`);
+    }
+    for (const [v, r, c] of [[v1, r1, 1], [v8, r8, 8]]) {
+      if (!v || !r) continue;
+      target(v.delS.p50 < r.delS.p50, `vxnet DEL p50 (c=${c}) faster than reference: ${f1(v.delS.p50)} vs ${f1(r.delS.p50)} ms, ratio ${f2(ratio(v.delS.p50, r.delS.p50))}  (target < 1)`);
+    }
+    if (v8 && r8) {
+      target(v8.addsPerS >= r8.addsPerS, `vxnet adds/s (c=8) >= reference: ${f1(v8.addsPerS)} vs ${f1(r8.addsPerS)}, ratio ${f2(ratio(v8.addsPerS, r8.addsPerS))}  (target >= 1)`);
+    }
+  }
+  if (ipam) {
+    say('');
+    say(`IPAM core, every address of ${ipam.subnet} (${ipam.capacity}) allocated then released, embedded store (us/op)`);
+    const row = (name, p) => [name, f1(p.first.usPerOp), f1(p.last.usPerOp), f2(p.ratio), f1(p.meanUs), p.totalS.toFixed(1)];
+    say(table(['operation', 'first 1000', 'last 1000', 'last/first', 'mean', 'total s'], [row('allocate', ipam.alloc), row('release', ipam.release)]));
+    for (const [name, p] of [['allocate', ipam.alloc], ['release', ipam.release]]) {
+      target(p.ratio <= 1.5, `IPAM ${name} cost does not grow over the /16: last/first ${f2(p.ratio)}  (target <= 1.5, i.e. flat within noise)`);
+    }
+    kv.push(`ipam_alloc_first_us=${f1(ipam.alloc.first.usPerOp)}`, `ipam_alloc_last_us=${f1(ipam.alloc.last.usPerOp)}`, `ipam_alloc_ratio=${f2(ipam.alloc.ratio)}`,
+      `ipam_release_first_us=${f1(ipam.release.first.usPerOp)}`, `ipam_release_last_us=${f1(ipam.release.last.usPerOp)}`, `ipam_release_ratio=${f2(ipam.release.ratio)}`);
+  }
+  say('');
+  say('Targets (a benchmark reports; a MISS does not fail the run):');
+  for (const t of targets) say(`  ${t}`);
+  const pass = targets.filter((t) => t.startsWith('PASS')).length;
+  const elapsed = (performance.now() - started) / 1000;
+  say('');
+  say(`SUMMARY vxnet-bench N=${cfg.n} rounds=${cfg.rounds} ${kv.join(' ')} targets_pass=${pass}/${targets.length} checks=ok elapsed_s=${elapsed.toFixed(0)}`);
+}
+
+// ---- main ----------------------------------------------------------------------------------
+
+async function main() {
+  if (process.getuid?.() !== 0) throw new Error('needs root (netns, bridges, nftables, iptables)');
+  const tmp = mkdtempSync(join(tmpdir(), 'bn-vxbench-'));
+  try {
+    if (process.argv.includes('--cleanup')) {
+      await cleanup(systems(root, tmp));
+      // Temp dirs of killed runs (scripts/bench.sh holds the lock: no other run uses one).
+      for (const d of readdirSync(tmpdir())) {
+        if (/^bn-vxbench-/.test(d) && join(tmpdir(), d) !== tmp) {
+          rmSync(join(tmpdir(), d), { recursive: true, force: true });
+          say(`# cleanup: removed ${join(tmpdir(), d)}`);
+        }
+      }
+      say('# cleanup done');
+      return 0;
+    }
+    const only = process.env.BENCH_ONLY || 'all';
+    if (!['all', 'cni', 'ipam'].includes(only)) throw new Error(`BENCH_ONLY=${only}: must be cni or ipam`);
+    const n = intEnv('BENCH_N', 200);
+    const cfg = {
+      root, tmp, n,
+      rounds: intEnv('BENCH_ROUNDS', 2),
+      concs: (process.env.BENCH_CONC || '1,8').split(',').map(Number),
+      nodeN: intEnv('BENCH_NODE_N', n),
+      verifyEvery: intEnv('BENCH_VERIFY_EVERY', 1),
+    };
+    if (cfg.concs.some((c) => !Number.isInteger(c) || c < 1)) throw new Error(`BENCH_CONC=${process.env.BENCH_CONC}: must be positive integers, comma separated`);
+    say(`# vxnet bench ${new Date().toISOString()}  node ${process.version}  ${cpus().length} CPU(s)  loadavg ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    say(`# N=${n} rounds=${cfg.rounds} concurrency=${cfg.concs.join(',')} node_e0_samples=${cfg.nodeN}/round verify_every=${cfg.verifyEvery} only=${only}`);
+
+    let cni;
+    let ipam;
+    if (only !== 'ipam') {
+      for (const f of ['dist/bin/vxnet', 'dist/bin/vxnetctl']) if (!existsSync(join(root, f))) throw new Error(`${f} is missing: npm run build`);
+      for (const f of ['/usr/lib/cni/bridge', '/usr/lib/cni/host-local']) if (!existsSync(f)) throw new Error(`${f} is missing: apt-get install containernetworking-plugins`);
+      say('');
+      say('== CNI ADD/DEL: vxnet vs bridge+host-local (both ipMasq), and node -e 0 ==');
+      cni = await runCniBench(cfg);
+    }
+    if (only !== 'cni') {
+      say('');
+      say('== IPAM core scale ==');
+      ipam = await runIpamBench(tmp);
+    }
+    report(cni, ipam, cfg);
+    return ipam && !ipam.ok ? 1 : 0;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().then((code) => { process.exitCode = code; }, (err) => {
+  if (err instanceof Interrupted || interrupt.signal) {
+    say(`bench: interrupted (${interrupt.signal}); cleaned up`);
+    process.exitCode = interrupt.signal === 'SIGTERM' ? 143 : 130;
+  } else {
+    say(`bench: FAILED: ${err.message}`);
+    process.exitCode = 1;
+  }
+});

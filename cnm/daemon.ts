@@ -1,0 +1,270 @@
+// vxnetd: the long-lived daemon. Today it serves Docker's remote NetworkDriver and IpamDriver
+// (cnm/driver.ts) on a unix socket, and follows the Docker API to learn names and release
+// what Docker forgot. All state is in the IPAM store, vxnetd's network records and the kernel,
+// so a restart (or kill -9) loses nothing and running containers keep their connectivity.
+import { parseArgs } from 'node:util';
+import type { Server } from 'node:http';
+import { DEFAULT_DATA_DIR, openStore } from '../ipam/store';
+import { asVxnetError } from '../lib/errors';
+import { Level, Logger, createLogger } from '../lib/log';
+import { VERSION } from '../lib/version';
+import { kernelDatapath, type Datapath } from './datapath';
+import { dockerApi, type DockerApi, type DockerEvent, type EventStream } from './docker';
+import { Driver } from './driver';
+import { createApp, listenUnix, pluginNameOf } from './server';
+import { NetworkRecords } from './state';
+
+export const DEFAULT_SOCKET = '/run/docker/plugins/vxnet.sock';
+export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+
+export const HELP = `vxnetd ${VERSION}: the vxnet host daemon: Docker's remote network and IPAM driver.
+
+Usage: vxnetd [options]
+
+Options:
+  --socket PATH             Unix socket Docker talks to (default ${DEFAULT_SOCKET}).
+                            Docker names the plugin after the file: vxnet.sock is used with
+                            "docker network create -d vxnet --ipam-driver vxnet". The directory is
+                            created with mode 0700 when missing; the socket is mode 0600.
+  --data-dir DIR            vxnet's data directory (default ${DEFAULT_DATA_DIR}, or $VXNET_DATA_DIR):
+                            the IPAM store shared with the CNI plugin (use the same directory as the
+                            CNI configs' ipam.dataDir), and vxnetd's records under DIR/docker.
+  --docker-socket PATH      Docker API socket (default ${DEFAULT_DOCKER_SOCKET}, or $DOCKER_HOST when it
+                            is unix://PATH). Used to learn network and container names and to
+                            release addresses of containers Docker removed without telling.
+  --no-docker               Do not use the Docker API: networks then need -o network=NAME, names of
+                            containers are not recorded, and nothing is reconciled.
+  --reconcile-interval SEC  Also reconcile with Docker every SEC seconds (default 60; 0: only at start,
+                            on Docker events and after reconnecting to Docker).
+  --reconcile-grace SEC     Release an address Docker no longer lists an endpoint for once it is SEC
+                            seconds old (default 60; an address Docker reserved and never tied to an
+                            endpoint: 2 x SEC). Keeps containers that are starting safe.
+  --log-level LEVEL         debug, info, warn or error (default info, or $VXNET_LOG_LEVEL). Logs are
+                            JSON lines on stderr; debug logs every call and reply.
+  -h, --help                Show this help.
+  --version                 Print the version.
+
+Docker network options (docker network create -d vxnet --ipam-driver vxnet --subnet CIDR -o K=V NAME):
+  network=NAME   the vxnet network this Docker network is (default: the Docker network's name). A
+                 CNI network config with the same "name" is the same network: one bridge, one pool.
+  bridge=NAME    Linux bridge (default: the network's existing vxnet bridge, else vx-<network>).
+  mtu=N          MTU of the bridge and the containers' interfaces (576-65535).
+  ipMasq=BOOL    masquerade traffic leaving the subnet (default true; false for --internal).
+  natTable=NAME  nftables table holding the masquerade rule (default vxnet).
+  Docker's bridge-driver spellings work too: com.docker.network.bridge.name,
+  com.docker.network.driver.mtu, com.docker.network.bridge.enable_ip_masquerade.
+  IPv4 only; --subnet is required; --gateway and --ip-range are honoured; --ip at run time too.
+`;
+
+export interface DaemonConfig {
+  readonly socket: string;
+  readonly dataDir: string;
+  readonly dockerSocket: string | undefined;
+  readonly reconcileIntervalMs: number;
+  readonly reconcileGraceMs: number;
+  readonly logLevel: Level;
+}
+
+export class UsageError extends Error {}
+
+const LEVELS: readonly Level[] = ['debug', 'info', 'warn', 'error'];
+
+/** Parses vxnetd's command line; undefined when it printed help or the version. Pure apart from env. */
+export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv): DaemonConfig | 'help' | 'version' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: {
+        socket: { type: 'string' }, 'data-dir': { type: 'string' }, 'docker-socket': { type: 'string' },
+        'no-docker': { type: 'boolean' }, 'reconcile-interval': { type: 'string' }, 'reconcile-grace': { type: 'string' }, 'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
+      },
+      allowPositionals: false,
+      strict: true,
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  if (v.version) return 'version';
+  const level = (v['log-level'] ?? env.VXNET_LOG_LEVEL ?? 'info') as Level;
+  if (!LEVELS.includes(level)) throw new UsageError(`--log-level ${JSON.stringify(level)}: must be one of ${LEVELS.join(', ')}`);
+  const intervalText = v['reconcile-interval'] ?? '60';
+  if (!/^\d+$/.test(intervalText)) throw new UsageError(`--reconcile-interval ${JSON.stringify(intervalText)}: must be a whole number of seconds`);
+  const graceText = v['reconcile-grace'] ?? '60';
+  if (!/^\d+$/.test(graceText)) throw new UsageError(`--reconcile-grace ${JSON.stringify(graceText)}: must be a whole number of seconds`);
+  const socket = v.socket ?? DEFAULT_SOCKET;
+  if (!socket.startsWith('/') || !socket.endsWith('.sock')) throw new UsageError(`--socket ${JSON.stringify(socket)}: must be an absolute path ending in .sock (Docker names the plugin after it)`);
+  const dataDir = v['data-dir'] ?? (env.VXNET_DATA_DIR || DEFAULT_DATA_DIR);
+  if (!dataDir.startsWith('/')) throw new UsageError(`--data-dir ${JSON.stringify(dataDir)}: must be an absolute path`);
+  let dockerSocket: string | undefined;
+  if (!v['no-docker']) {
+    const fromEnv = env.DOCKER_HOST?.startsWith('unix://') ? env.DOCKER_HOST.slice('unix://'.length) : undefined;
+    dockerSocket = v['docker-socket'] ?? fromEnv ?? DEFAULT_DOCKER_SOCKET;
+  } else if (v['docker-socket'] !== undefined) {
+    throw new UsageError('--docker-socket and --no-docker exclude each other');
+  }
+  return { socket, dataDir, dockerSocket, reconcileIntervalMs: Number(intervalText) * 1000, reconcileGraceMs: Number(graceText) * 1000, logLevel: level };
+}
+
+/** Follows Docker's events (reconnecting with backoff) and reconciles on start, events and a timer. */
+class DockerWatcher {
+  private stream: EventStream | undefined;
+  private stopped = false;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private intervalTimer: NodeJS.Timeout | undefined;
+  private reconcileTimer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private backoffMs = 500;
+  private connectedOnce = false;
+
+  constructor(private readonly docker: DockerApi, private readonly driver: Driver, private readonly plugin: string,
+    private readonly log: Logger, private readonly intervalMs: number) {}
+
+  start(): void {
+    void this.connect();
+    if (this.intervalMs > 0) this.intervalTimer = setInterval(() => this.reconcileNow(), this.intervalMs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.stream?.close();
+    for (const t of [this.reconnectTimer, this.intervalTimer, this.reconcileTimer]) if (t) clearTimeout(t);
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      this.stream = await this.docker.events((e) => this.onEvent(e), (err) => this.onEnd(err));
+      if (!this.connectedOnce || this.backoffMs > 500) this.log.info('following Docker events');
+      this.connectedOnce = true;
+      this.backoffMs = 500;
+      this.reconcileNow();
+    } catch (err) {
+      this.log.warn('cannot reach the Docker API; retrying', { error: (err as Error).message, retryInMs: this.backoffMs });
+      this.schedule();
+    }
+  }
+
+  private onEnd(err?: Error): void {
+    if (this.stopped) return;
+    this.log.warn('Docker event stream ended; reconnecting', { error: err?.message });
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.reconnectTimer = setTimeout(() => { void this.connect(); }, this.backoffMs);
+    this.backoffMs = Math.min(this.backoffMs * 2, 30_000);
+  }
+
+  private onEvent(e: DockerEvent): void {
+    const ours = e.attributes.type === this.plugin;
+    if (e.type === 'network' && ours && e.action === 'create') {
+      void this.driver.learnName(e.id, e.attributes.name).catch((err: unknown) =>
+        this.log.warn('cannot bind a new docker network', { networkId: e.id.slice(0, 12), error: (err as Error).message }));
+    } else if (e.type === 'network' && ours && e.action === 'connect') {
+      void this.driver.refreshNames(e.id).catch((err: unknown) =>
+        this.log.debug('cannot refresh container names', { networkId: e.id.slice(0, 12), error: (err as Error).message }));
+    } else if ((e.type === 'network' && (e.action === 'disconnect' || e.action === 'destroy')) || (e.type === 'container' && e.action === 'destroy')) {
+      this.reconcileSoon();
+    }
+  }
+
+  /** Coalesces bursts of events (a `docker rm` of many containers) into one reconcile. */
+  private reconcileSoon(): void {
+    if (this.reconcileTimer || this.stopped) return;
+    this.reconcileTimer = setTimeout(() => { this.reconcileTimer = undefined; this.reconcileNow(); }, 1000);
+  }
+
+  reconcileNow(): void {
+    if (this.stopped) return;
+    if (this.running) { this.again = true; return; }
+    this.running = (async () => {
+      try {
+        const r = await this.driver.reconcile();
+        if (r.released.length || r.named || r.networksRemoved.length) {
+          this.log.info('reconciled with Docker', { checked: r.checked, released: r.released.length, named: r.named, networksRemoved: r.networksRemoved.length });
+        }
+      } catch (err) {
+        this.log.warn('reconcile with Docker failed', { error: (err as Error).message });
+      }
+    })().finally(() => {
+      this.running = undefined;
+      if (this.again) { this.again = false; this.reconcileNow(); }
+    });
+  }
+}
+
+export interface Daemon {
+  readonly server: Server;
+  readonly driver: Driver;
+  stop(): Promise<void>;
+}
+
+/** Starts vxnetd; resolves once it is listening. */
+export async function startDaemon(config: DaemonConfig, o: { log?: Logger; datapath?: Datapath; docker?: DockerApi } = {}): Promise<Daemon> {
+  const log = o.log ?? createLogger('vxnetd', config.logLevel);
+  const plugin = pluginNameOf(config.socket);
+  const store = openStore({ dataDir: config.dataDir });
+  const records = new NetworkRecords(config.dataDir);
+  records.load((file, err) => log.error('unreadable network record; ignored', { file, error: err.message }));
+  const docker = o.docker ?? (config.dockerSocket ? dockerApi(config.dockerSocket) : undefined);
+  const driver = new Driver({ store, records, datapath: o.datapath ?? kernelDatapath, docker, log, pluginName: plugin,
+    endpointGraceMs: config.reconcileGraceMs, pendingGraceMs: 2 * config.reconcileGraceMs });
+  const app = createApp(driver.methods, log);
+  const server = await listenUnix(app, config.socket);
+  log.info('vxnetd listening', {
+    version: VERSION, socket: config.socket, plugin, store: store.description, networks: records.all().length,
+    docker: config.dockerSocket ?? null,
+  });
+  const watcher = docker ? new DockerWatcher(docker, driver, plugin, log, config.reconcileIntervalMs) : undefined;
+  watcher?.start();
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      watcher?.stop();
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.closeAllConnections(), 5000);
+        server.close(() => { clearTimeout(force); resolve(); });
+        server.closeIdleConnections();
+      });
+      await store.close();
+      log.info('vxnetd stopped');
+    })();
+    return stopping;
+  };
+  return { server, driver, stop };
+}
+
+/** The command line entry: exit 2 on usage errors, 1 when it cannot start. */
+export async function main(argv: readonly string[]): Promise<void> {
+  let config;
+  try {
+    config = parseDaemonArgs(argv, process.env);
+  } catch (err) {
+    process.stderr.write(`vxnetd: ${(err as Error).message}\nTry "vxnetd --help".\n`);
+    process.exit(2);
+  }
+  if (config === 'help') { process.stdout.write(HELP); return; }
+  if (config === 'version') { process.stdout.write(`vxnetd ${VERSION}\n`); return; }
+  const log = createLogger('vxnetd', config.logLevel);
+  let daemon: Daemon;
+  try {
+    daemon = await startDaemon(config, { log });
+  } catch (err) {
+    log.error('cannot start', { error: asVxnetError(err).message });
+    process.exit(1);
+  }
+  const onSignal = (signal: string): void => {
+    log.info('stopping', { signal });
+    void daemon.stop().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  // Keep serving: a bug in one call must not take every network down with it.
+  process.on('unhandledRejection', (err) => log.error('unhandled rejection', { error: (err as Error)?.message, stack: (err as Error)?.stack }));
+}

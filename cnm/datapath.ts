@@ -1,0 +1,80 @@
+// The kernel side of the Docker driver, behind a small interface so the driver's logic can be
+// tested without root: the network's bridge (cni/bridge.ts, the same code and naming as the
+// CNI plugin, so one network is one bridge), and an endpoint's veth pair, made in the host
+// namespace as Docker's remote driver API wants (Docker moves the container end itself).
+import type { Cidr } from '../ipam/addr';
+import { BridgeSpec, ensureBridge } from '../cni/bridge';
+import { teardownBridgeNetwork } from '../cni/teardown';
+import { DatapathFailure } from '../lib/errors';
+import { openNetns } from '../net/netns';
+import { Rtnl } from '../net/rtnl';
+import { retiredName } from '../cni/names';
+
+export interface Datapath {
+  ensureBridge(spec: BridgeSpec): Promise<void>;
+  /** The bridge vxnet made for the network (its alias names the network), if any. */
+  findBridgeOf(network: string): Promise<string | undefined>;
+  /** Creates the pair in the host namespace, host end on the bridge and up; replaces leftovers of the same names. */
+  createVeth(o: { host: string; container: string; bridge: string; mtu: number | undefined; mac: string }): Promise<void>;
+  /** Removes a link if it exists (the pair goes with either end). */
+  removeLink(name: string): Promise<boolean>;
+  /** Removes the bridge, its masquerading and FORWARD rules, only if vxnet made that bridge for this network. */
+  teardownNetwork(o: { network: string; bridge: string; natTable: string; subnets: readonly Cidr[] }): Promise<boolean>;
+}
+
+const aliasPrefix = (network: string): string => `vxnet network=${network} setup=`;
+
+async function withHost<T>(fn: (h: Rtnl) => Promise<T>): Promise<T> {
+  const h = Rtnl.open();
+  try {
+    return await fn(h);
+  } finally {
+    h.close();
+  }
+}
+
+export const kernelDatapath: Datapath = {
+  ensureBridge: (spec) => withHost(async (h) => { await ensureBridge(h, spec); }),
+
+  findBridgeOf: (network) => withHost(async (h) => {
+    const prefix = aliasPrefix(network);
+    return (await h.links()).find((l) => l.kind === 'bridge' && l.alias?.startsWith(prefix))?.name;
+  }),
+
+  createVeth: (o) => withHost(async (h) => {
+    await h.deleteLink(o.host);
+    await h.deleteLink(o.container);
+    const bridge = await h.link(o.bridge);
+    if (!bridge) throw new DatapathFailure(`bridge ${o.bridge} vanished before the endpoint could be attached`);
+    // The peer is "created in" the host's own namespace: it stays here, under its name, until Docker moves it.
+    const self = openNetns('/proc/self/ns/net');
+    try {
+      await h.createVeth(o.host, { name: o.container, ns: self, ...(o.mtu ? { mtu: o.mtu } : {}), mac: o.mac }, o.mtu);
+    } finally {
+      self.close();
+    }
+    try {
+      const veth = await h.link(o.host);
+      if (!veth) throw new DatapathFailure(`veth ${o.host} vanished right after it was created`);
+      await h.setLink(veth.index, { master: bridge.index, up: true });
+    } catch (err) {
+      await h.deleteLink(o.host).catch(() => false);
+      throw err;
+    }
+  }),
+
+  removeLink: (name) => withHost(async (h) => {
+    const link = await h.link(name);
+    if (!link) return false;
+    // Out of service at once, deleted in the background (see Rtnl.retireLink).
+    await h.retireLink(link, retiredName());
+    return true;
+  }),
+
+  async teardownNetwork(o) {
+    const ours = await withHost(async (h) => (await h.link(o.bridge))?.alias?.startsWith(aliasPrefix(o.network)) ?? false);
+    if (!ours) return false;
+    await teardownBridgeNetwork({ bridge: o.bridge, natTable: o.natTable, subnets: o.subnets });
+    return true;
+  },
+};

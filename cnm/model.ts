@@ -1,0 +1,292 @@
+// The Docker side of a vxnet network, as pure functions: pool ids, driver options (-o), the
+// IPAM config a Docker network stands for, the names and MAC of an endpoint's veth pair, and
+// the checks on Docker's request bodies. No I/O here; cnm/driver.ts does the work.
+import { createHash } from 'node:crypto';
+import { Cidr, Ip, contains, formatCidr, formatIp, lastOf, networkOf, offsetIp, parseCidr, parseIp } from '../ipam/addr';
+import { IpamConf, parseIpamConf } from '../ipam/config';
+import { DecodingFailure, InvalidNetworkConfig, UnsupportedField } from '../lib/errors';
+import { hostVethName } from '../cni/names';
+
+/** Our address spaces (GetDefaultAddressSpaces): Docker hands them back in RequestPool and IPv4Data. */
+export const LOCAL_ADDRESS_SPACE = 'vxnet';
+export const GLOBAL_ADDRESS_SPACE = 'vxnet-global';
+
+/** The ifname recorded for Docker attachments in the IPAM store (Docker picks eth0, eth1, ... itself). */
+export const DOCKER_IFNAME = 'docker';
+/** Runtime recorded on Docker allocations. */
+export const DOCKER_RUNTIME = 'docker';
+/** containerId of an address Docker asked for and has not yet tied to an endpoint (RequestAddress before CreateEndpoint). */
+export const PENDING_PREFIX = 'docker-pending-';
+
+/** The key RequestGateway uses in RequestAddress Options. */
+export const GATEWAY_REQUEST = 'com.docker.network.gateway';
+
+export const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+// ---- request bodies ----
+
+/** Parses a request body: empty means {}, anything else must be a JSON object. */
+export function parseBody(text: string, method: string): Record<string, unknown> {
+  if (text.trim() === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new DecodingFailure(`${method}: the request body is not valid JSON (${(err as Error).message})`);
+  }
+  if (value === null) return {};
+  if (!isObject(value)) throw new DecodingFailure(`${method}: the request body must be a JSON object`);
+  return value;
+}
+
+/** A required non-empty string field. */
+export function str(body: Record<string, unknown>, key: string, method: string): string {
+  const v = body[key];
+  if (typeof v !== 'string' || v === '') throw new DecodingFailure(`${method}: "${key}" must be a non-empty string, got ${JSON.stringify(v ?? null)}`);
+  return v;
+}
+
+/** An optional string field ('' when absent or null). */
+export function optStr(body: Record<string, unknown>, key: string, method: string): string {
+  const v = body[key];
+  if (v === undefined || v === null) return '';
+  if (typeof v !== 'string') throw new DecodingFailure(`${method}: "${key}" must be a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** An optional map of strings (null and absent are {}). */
+export function strMap(body: Record<string, unknown>, key: string, method: string): Record<string, string> {
+  const v = body[key];
+  if (v === undefined || v === null) return {};
+  if (!isObject(v)) throw new DecodingFailure(`${method}: "${key}" must be an object of strings`);
+  const out: Record<string, string> = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (typeof x !== 'string') throw new DecodingFailure(`${method}: "${key}.${k}" must be a string, got ${JSON.stringify(x)}`);
+    out[k] = x;
+  }
+  return out;
+}
+
+/** Docker's ids are 64 hex digits; anything else is not from Docker. */
+export function dockerId(body: Record<string, unknown>, key: string, method: string): string {
+  const v = str(body, key, method);
+  if (!/^[0-9a-f]{64}$/.test(v)) throw new DecodingFailure(`${method}: "${key}" must be 64 lowercase hex digits (a Docker id), got ${JSON.stringify(v)}`);
+  return v;
+}
+
+export const shortId = (id: string): string => id.slice(0, 12);
+
+// ---- pools ----
+
+/** What RequestPool asked for; PoolID encodes it, so pools need no state of their own. */
+export interface PoolSpec {
+  readonly pool: Cidr;
+  /** --ip-range, when given. */
+  readonly subPool: Cidr | undefined;
+}
+
+const POOL_PREFIX = 'vxnet:';
+
+export const poolId = (spec: PoolSpec): string =>
+  `${POOL_PREFIX}${formatCidr(spec.pool)}${spec.subPool ? `:${formatCidr(spec.subPool)}` : ''}`;
+
+export function parsePoolId(id: string, method: string): PoolSpec {
+  const bad = (): DecodingFailure => new DecodingFailure(`${method}: PoolID ${JSON.stringify(id)} is not a vxnet pool id (vxnet:CIDR[:CIDR])`);
+  if (!id.startsWith(POOL_PREFIX)) throw bad();
+  const [poolText, subText, ...rest] = id.slice(POOL_PREFIX.length).split(':');
+  const pool = parseCidr(poolText ?? '');
+  const subPool = subText === undefined ? undefined : parseCidr(subText);
+  if (!pool || rest.length > 0 || (subText !== undefined && !subPool)) throw bad();
+  return { pool, subPool };
+}
+
+/** Checks a RequestPool body; IPv4 pools given with --subnet only. */
+export function requestPoolSpec(body: Record<string, unknown>): PoolSpec {
+  const m = 'RequestPool';
+  const space = optStr(body, 'AddressSpace', m);
+  const pool = optStr(body, 'Pool', m);
+  const sub = optStr(body, 'SubPool', m);
+  strMap(body, 'Options', m);
+  if (body.V6 !== undefined && typeof body.V6 !== 'boolean') throw new DecodingFailure(`${m}: "V6" must be true or false`);
+  if (body.V6 === true) throw new UnsupportedField('vxnet\'s Docker driver supports IPv4 pools only: create the network without --ipv6');
+  if (space !== '' && space !== LOCAL_ADDRESS_SPACE) {
+    throw new UnsupportedField(`address space ${JSON.stringify(space)} is not supported: vxnet networks are local (address space "${LOCAL_ADDRESS_SPACE}")`);
+  }
+  if (pool === '') {
+    if (sub !== '') throw new InvalidNetworkConfig('--ip-range needs --subnet');
+    throw new InvalidNetworkConfig('vxnet needs the subnet of the network: docker network create --subnet CIDR ...');
+  }
+  const cidr = parseCidr(pool);
+  if (!cidr || cidr.ip.family !== 4) throw new InvalidNetworkConfig(`--subnet ${JSON.stringify(pool)} is not an IPv4 CIDR such as 10.232.0.0/24`);
+  const net = networkOf(cidr);
+  if (net.ip.value !== cidr.ip.value) throw new InvalidNetworkConfig(`--subnet ${pool} has host bits set; the network is ${formatCidr(net)}`);
+  if (cidr.prefix > 30) throw new InvalidNetworkConfig(`--subnet ${pool} is too small to allocate from (at most /30)`);
+  let subPool: Cidr | undefined;
+  if (sub !== '') {
+    subPool = parseCidr(sub);
+    if (!subPool || subPool.ip.family !== 4) throw new InvalidNetworkConfig(`--ip-range ${JSON.stringify(sub)} is not an IPv4 CIDR`);
+    subPool = networkOf(subPool);
+    if (subPool.prefix < cidr.prefix || !contains(cidr, subPool.ip)) throw new InvalidNetworkConfig(`--ip-range ${sub} is not inside --subnet ${pool}`);
+  }
+  return { pool: cidr, subPool };
+}
+
+/** The gateway a network gets when --gateway is not given: the first address, as CNI's default. Pure. */
+export const defaultGateway = (pool: Cidr): Ip => offsetIp(networkOf(pool).ip, 1n);
+
+/** The host-local style range of a pool: the whole subnet, or --ip-range cut to the subnet's host addresses. */
+export function poolRange(spec: PoolSpec, gateway: Ip): { subnet: string; gateway: string; rangeStart?: string; rangeEnd?: string } {
+  const base = { subnet: formatCidr(networkOf(spec.pool)), gateway: formatIp(gateway) };
+  if (!spec.subPool) return base;
+  const first = offsetIp(networkOf(spec.pool).ip, 1n).value;
+  const last = offsetIp(lastOf(spec.pool), -1n).value;
+  const start = networkOf(spec.subPool).ip.value > first ? networkOf(spec.subPool).ip.value : first;
+  const end = lastOf(spec.subPool).value < last ? lastOf(spec.subPool).value : last;
+  return { ...base, rangeStart: formatIp({ family: 4, value: start }), rangeEnd: formatIp({ family: 4, value: end }) };
+}
+
+/** The IPAM config a Docker network stands for: one IPv4 range set, keyed by the vxnet network name. */
+export function ipamConfFor(network: string, spec: PoolSpec, gateway: Ip): IpamConf {
+  return parseIpamConf(network, { ranges: [[poolRange(spec, gateway)]] });
+}
+
+// ---- driver options ----
+
+export interface NetworkOptions {
+  /** The vxnet network this Docker network is (-o network=NAME); undefined: the Docker network's name. */
+  readonly network: string | undefined;
+  /** Linux bridge (-o bridge=NAME); undefined: the network's existing bridge, else vx-<network>. */
+  readonly bridge: string | undefined;
+  readonly mtu: number | undefined;
+  readonly ipMasq: boolean;
+  readonly natTable: string;
+  readonly internal: boolean;
+}
+
+/** The -o keys vxnet reads, with Docker's bridge driver spellings as synonyms. */
+export const OPTION_KEYS: Record<string, keyof NetworkOptions> = {
+  network: 'network',
+  bridge: 'bridge',
+  'com.docker.network.bridge.name': 'bridge',
+  mtu: 'mtu',
+  'com.docker.network.driver.mtu': 'mtu',
+  ipMasq: 'ipMasq',
+  ipmasq: 'ipMasq',
+  'com.docker.network.bridge.enable_ip_masquerade': 'ipMasq',
+  natTable: 'natTable',
+  nattable: 'natTable',
+};
+
+const IFNAME_RE = /^[^/:\s]{1,15}$/;
+const TABLE_RE = /^[a-zA-Z][a-zA-Z0-9_-]{0,31}$/;
+/** CNI's rule for network names (libcni), which Docker's names also follow. */
+export const NETWORK_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+function parseBool(key: string, v: string): boolean {
+  if (/^(true|1|yes|on)$/i.test(v)) return true;
+  if (/^(false|0|no|off)$/i.test(v)) return false;
+  throw new InvalidNetworkConfig(`-o ${key}=${v}: must be true or false`);
+}
+
+/** Parses CreateNetwork's Options: the -o map ("com.docker.network.generic") and Docker's flags. */
+export function parseNetworkOptions(options: unknown): NetworkOptions {
+  const m = 'CreateNetwork';
+  if (options !== undefined && options !== null && !isObject(options)) throw new DecodingFailure(`${m}: "Options" must be an object`);
+  const o = options ?? {};
+  const genericRaw = o['com.docker.network.generic'];
+  if (genericRaw !== undefined && genericRaw !== null && !isObject(genericRaw)) throw new DecodingFailure(`${m}: "Options.com.docker.network.generic" must be an object`);
+  const internal = o['com.docker.network.internal'] === true;
+  const out: { -readonly [K in keyof NetworkOptions]: NetworkOptions[K] } = {
+    network: undefined, bridge: undefined, mtu: undefined, ipMasq: !internal, natTable: 'vxnet', internal,
+  };
+  for (const [key, raw] of Object.entries(genericRaw ?? {})) {
+    const field = OPTION_KEYS[key];
+    if (!field) {
+      if (key.startsWith('com.docker.')) continue; // Docker's own, not for us
+      throw new InvalidNetworkConfig(`-o ${key}: unknown option; vxnet reads ${['network', 'bridge', 'mtu', 'ipMasq', 'natTable'].join(', ')}`);
+    }
+    const v = typeof raw === 'string' ? raw : typeof raw === 'number' || typeof raw === 'boolean' ? String(raw) : undefined;
+    if (v === undefined) throw new InvalidNetworkConfig(`-o ${key}: must be a string`);
+    switch (field) {
+      case 'network':
+        if (!NETWORK_NAME_RE.test(v)) throw new InvalidNetworkConfig(`-o ${key}=${v}: not a valid network name (letters, digits, "_", ".", "-"; starting with a letter or digit)`);
+        out.network = v;
+        break;
+      case 'bridge':
+        if (!IFNAME_RE.test(v)) throw new InvalidNetworkConfig(`-o ${key}=${v}: not a valid interface name (1-15 characters, no "/", ":" or whitespace)`);
+        out.bridge = v;
+        break;
+      case 'mtu': {
+        const n = Number(v);
+        if (!/^\d+$/.test(v) || n < 576 || n > 65535) throw new InvalidNetworkConfig(`-o ${key}=${v}: must be an integer between 576 and 65535`);
+        out.mtu = n;
+        break;
+      }
+      case 'ipMasq':
+        out.ipMasq = parseBool(key, v);
+        if (internal && out.ipMasq) throw new InvalidNetworkConfig(`-o ${key}=${v}: an --internal network is not masqueraded`);
+        break;
+      case 'natTable':
+        if (!TABLE_RE.test(v)) throw new InvalidNetworkConfig(`-o ${key}=${v}: not a valid nftables table name`);
+        out.natTable = v;
+        break;
+      default:
+        break;
+    }
+  }
+  return out;
+}
+
+/** One IPv4Data entry of CreateNetwork. */
+export interface PoolData {
+  readonly addressSpace: string;
+  readonly pool: Cidr;
+  readonly gateway: Cidr;
+}
+
+export function parsePoolData(body: Record<string, unknown>): PoolData {
+  const m = 'CreateNetwork';
+  const v4 = body.IPv4Data;
+  const v6 = body.IPv6Data;
+  if (v6 !== undefined && v6 !== null && (!Array.isArray(v6))) throw new DecodingFailure(`${m}: "IPv6Data" must be a list`);
+  if (Array.isArray(v6) && v6.length > 0) throw new UnsupportedField('vxnet\'s Docker driver supports IPv4 only: create the network without --ipv6');
+  if (!Array.isArray(v4)) throw new DecodingFailure(`${m}: "IPv4Data" must be a list`);
+  if (v4.length === 0) throw new InvalidNetworkConfig('a vxnet network needs an IPv4 subnet: docker network create --ipam-driver vxnet --subnet CIDR ...');
+  if (v4.length > 1) throw new UnsupportedField(`a vxnet network has one IPv4 subnet; this one has ${v4.length}`);
+  const d = v4[0] as unknown;
+  if (!isObject(d)) throw new DecodingFailure(`${m}: "IPv4Data[0]" must be an object`);
+  const space = optStr(d, 'AddressSpace', m);
+  const pool = parseCidr(str(d, 'Pool', m));
+  if (!pool) throw new DecodingFailure(`${m}: "IPv4Data[0].Pool" ${JSON.stringify(d.Pool)} is not a CIDR`);
+  const gwText = optStr(d, 'Gateway', m);
+  const gateway = gwText === '' ? { ip: defaultGateway(pool), prefix: pool.prefix } : parseCidr(gwText);
+  if (!gateway || !contains(networkOf(pool), gateway.ip)) throw new DecodingFailure(`${m}: "IPv4Data[0].Gateway" ${JSON.stringify(gwText)} is not an address of ${formatCidr(pool)}`);
+  const aux = d.AuxAddresses;
+  if (isObject(aux) && Object.keys(aux).length > 0) throw new UnsupportedField('--aux-address is not supported by vxnet');
+  return { addressSpace: space, pool: networkOf(pool), gateway };
+}
+
+// ---- endpoint names ----
+
+/** Host end of an endpoint's veth pair: what CNI would call it for (endpoint id, "docker"), so vxnetctl finds it too. */
+export const endpointHostVeth = (endpointId: string): string => hostVethName(endpointId, DOCKER_IFNAME);
+
+/**
+ * Container end, in the host namespace until Docker moves it into the sandbox and renames it
+ * eth<n>: "vxy" + 12 hex. "y" is not a hex digit, so no host veth name ("vx" + hex) starts so.
+ */
+export const CONTAINER_VETH_PREFIX = 'vxy';
+export const endpointContainerVeth = (endpointId: string): string =>
+  CONTAINER_VETH_PREFIX + createHash('sha256').update(`container/${endpointId}`).digest('hex').slice(0, 12);
+
+/** A stable, locally administered unicast MAC for an endpoint. */
+export function endpointMac(endpointId: string): string {
+  const h = createHash('sha256').update(`mac/${endpointId}`).digest();
+  h[0] = (h[0] & 0xfe) | 0x02;
+  return [...h.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/** The bare address of "ip/len" or "ip"; undefined when it is neither. */
+export function bareIp(text: string): Ip | undefined {
+  return parseIp(text.split('/')[0] ?? '');
+}
