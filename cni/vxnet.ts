@@ -10,7 +10,7 @@ import { forwardAcceptPresent, masqueradePresent } from '../net/nat';
 import { Rtnl } from '../net/rtnl';
 import { BridgeSpec, ensureBridge } from './bridge';
 import { ipamSourceFor, validAttachments } from './ipam-source';
-import { hostVethName, isVxnetVethName, retiredName } from './names';
+import { RETIRED_PREFIX, hostVethName, isVxnetVethName, retiredName } from './names';
 import { VxnetNetConf, parseVxnetConf } from './netconf';
 import { CniInterface, CniResult, CniRoute, formatResult } from './result';
 import type { CmdArgs, Handlers } from './skel';
@@ -213,22 +213,20 @@ async function cmdGc(args: CmdArgs): Promise<void> {
   const ipam = ipamSourceFor(conf.ipamType, conf.ipam);
   const host = Rtnl.open();
   try {
-    await ipam.gc(args, valid);
+    const released = await ipam.gc(args, valid);
     // Every vxnet veth on this network's bridge that no valid attachment owns is a leftover.
     const keep = new Set(valid.map((a) => hostVethName(a.containerId, a.ifname)));
     const bridge = await host.link(conf.bridge);
-    if (bridge) {
-      for (const link of await host.links()) {
-        if (link.master === bridge.index && isVxnetVethName(link.name) && link.kind === 'veth' && !keep.has(link.name)) {
-          await host.deleteLink(link.name);
-        }
-      }
-    }
-    // Retired veths whose background deleter never ran (see Rtnl.retireLink), and veths of
-    // ADDs killed before they attached them to a bridge (down, with no master).
+    // Veths of this network's ADDs killed before attaching them (down, no bridge): only the
+    // names of attachments this GC released, so another network's ADD in flight is safe.
+    const orphans = new Set(released.map((a) => hostVethName(a.containerId, a.ifname)));
     for (const link of await host.links()) {
-      if (link.kind !== 'veth' || link.up || link.master !== undefined || keep.has(link.name)) continue;
-      if (isVxnetVethName(link.name)) await host.deleteLink(link.name);
+      if (link.kind !== 'veth' || keep.has(link.name) || !isVxnetVethName(link.name)) continue;
+      const onBridge = bridge !== undefined && link.master === bridge.index;
+      const detached = !link.up && link.master === undefined;
+      // Retired veths (see Rtnl.retireLink) are out of service whatever their network.
+      const retired = detached && link.name.startsWith(RETIRED_PREFIX);
+      if (onBridge || retired || (detached && orphans.has(link.name))) await host.deleteLink(link.name);
     }
   } finally {
     host.close();
