@@ -27,8 +27,8 @@ const STEP_TIMEOUT_MS = 60_000;
 const SETTLE_BOUND_MS = 60_000;
 const SETTLE_POLL_MS = 10;
 
-/** The two systems; names are the bench's own (bn*) except what plugins choose (veths). */
-export function systems(root, tmp) {
+/** The two systems; names are the bench's own (bn*) except what plugins choose (veths). dist: vxnet's build. */
+export function systems(root, dist, tmp) {
   const load = (file) => JSON.parse(readFileSync(join(root, 'bench', 'conf', file), 'utf8'));
   const ref = load('bn-bridge-hostlocal.conflist');
   ref.plugins[0].ipam.dataDir = join(tmp, 'host-local');
@@ -40,7 +40,7 @@ export function systems(root, tmp) {
       bridge: ref.plugins[0].bridge, subnet: ref.plugins[0].ipam.ranges[0][0].subnet, dataDir: ref.plugins[0].ipam.dataDir,
     },
     {
-      key: 'vx', label: 'vxnet', list: vx, cniPath: join(root, 'dist', 'bin'), nsPrefix: 'bnvx-',
+      key: 'vx', label: 'vxnet', list: vx, cniPath: join(dist, 'bin'), nsPrefix: 'bnvx-', vxnetctl: join(dist, 'bin', 'vxnetctl'),
       bridge: vx.plugins[0].bridge, natTable: vx.plugins[0].natTable, subnet: vx.plugins[0].ipam.ranges[0][0].subnet,
       dataDir: vx.plugins[0].ipam.dataDir,
     },
@@ -220,7 +220,7 @@ async function verifyDel(sys, sandboxes, every) {
   if (ports) problems.push(`bridge ${sys.bridge} still has ${ports} port(s)`);
   let left;
   if (sys.key === 'vx') {
-    const r = await run(join(sys.root, 'dist', 'bin', 'vxnetctl'), ['--data-dir', sys.dataDir, '--json', 'ipam', 'ls'], { timeoutMs: STEP_TIMEOUT_MS });
+    const r = await run(sys.vxnetctl, ['--data-dir', sys.dataDir, '--json', 'ipam', 'ls'], { timeoutMs: STEP_TIMEOUT_MS });
     if (r.code !== 0) problems.push(`vxnetctl ipam ls failed: ${r.stderr.trim()}`);
     else left = JSON.parse(r.stdout).allocations.length;
   } else {
@@ -417,9 +417,8 @@ export async function cleanup(syss, { log = say } = {}) {
 
 // ---- the whole CNI bench ------------------------------------------------------------------
 
-export async function runCniBench({ root, tmp, n, concs, rounds, nodeN, verifyEvery }) {
-  const syss = systems(root, tmp);
-  for (const s of syss) s.root = root;
+export async function runCniBench({ root, dist, tmp, n, concs, rounds, nodeN, verifyEvery }) {
+  const syss = systems(root, dist, tmp);
   mkdirSync(tmp, { recursive: true });
   for (const s of syss) writeFileSync(join(tmp, `${s.list.name}.conflist`), JSON.stringify(s.list, null, 2));
   for (const s of syss) {

@@ -65,7 +65,12 @@ export interface DaemonConfig {
   readonly logLevel: Level;
 }
 
-export class UsageError extends Error {}
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
 
 const LEVELS: readonly Level[] = ['debug', 'info', 'warn', 'error'];
 
@@ -186,8 +191,8 @@ class DockerWatcher {
     this.running = (async () => {
       try {
         const r = await this.driver.reconcile();
-        if (r.released.length || r.named || r.networksRemoved.length) {
-          this.log.info('reconciled with Docker', { checked: r.checked, released: r.released.length, named: r.named, networksRemoved: r.networksRemoved.length });
+        if (r.released.length || r.named || r.networksRemoved.length || r.orphansRemoved.length) {
+          this.log.info('reconciled with Docker', { checked: r.checked, released: r.released.length, named: r.named, networksRemoved: r.networksRemoved.length, orphansRemoved: r.orphansRemoved.length });
         }
       } catch (err) {
         this.log.warn('reconcile with Docker failed', { error: (err as Error).message });

@@ -16,6 +16,8 @@ export interface Datapath {
   findBridgeOf(network: string): Promise<string | undefined>;
   /** Creates the pair in the host namespace, host end on the bridge and up; replaces leftovers of the same names. */
   createVeth(o: { host: string; container: string; bridge: string; mtu: number | undefined; mac: string }): Promise<void>;
+  /** Names of the host namespace's links that start with prefix. */
+  linksNamed(prefix: string): Promise<string[]>;
   /** Removes a link if it exists (the pair goes with either end). */
   removeLink(name: string): Promise<boolean>;
   /** Removes the bridge, its masquerading and FORWARD rules, only if vxnet made that bridge for this network. */
@@ -62,6 +64,8 @@ export const kernelDatapath: Datapath = {
       throw err;
     }
   }),
+
+  linksNamed: (prefix) => withHost(async (h) => (await h.links()).map((l) => l.name).filter((n) => n.startsWith(prefix))),
 
   removeLink: (name) => withHost(async (h) => {
     const link = await h.link(name);

@@ -26,7 +26,7 @@ import type { Logger } from '../lib/log';
 import type { Datapath } from './datapath';
 import type { DockerApi, DockerNetwork } from './docker';
 import {
-  DOCKER_IFNAME, DOCKER_RUNTIME, GATEWAY_REQUEST, GLOBAL_ADDRESS_SPACE, LOCAL_ADDRESS_SPACE, NETWORK_NAME_RE, PENDING_PREFIX,
+  CONTAINER_VETH_PREFIX, DOCKER_IFNAME, DOCKER_RUNTIME, GATEWAY_REQUEST, GLOBAL_ADDRESS_SPACE, LOCAL_ADDRESS_SPACE, NETWORK_NAME_RE, PENDING_PREFIX,
   PoolSpec, bareIp, defaultGateway, dockerId, endpointContainerVeth, endpointHostVeth, endpointMac, ipamConfFor, isObject,
   optStr, parseNetworkOptions, parsePoolData, parsePoolId, poolId, requestPoolSpec, shortId, str, strMap,
 } from './model';
@@ -69,6 +69,7 @@ export interface ReconcileReport {
   released: Allocation[];
   named: number;
   networksRemoved: string[];
+  orphansRemoved: string[];
 }
 
 const cidrOf = (text: string): Cidr => parseCidr(text) as Cidr;
@@ -89,6 +90,8 @@ export class Driver {
   private readonly pendingGraceMs: number;
   private readonly endpointGraceMs: number;
   private readonly mutex = new KeyedMutex();
+  /** Container ends seen in the host namespace at the last reconcile (see sweepOrphans). */
+  private orphanCandidates = new Set<string>();
 
   constructor(o: DriverOptions) {
     this.store = o.store;
@@ -494,7 +497,8 @@ export class Driver {
    * during a teardown), records of networks Docker removed forgotten. Needs the Docker API.
    */
   async reconcile(): Promise<ReconcileReport> {
-    const report: ReconcileReport = { checked: 0, released: [], named: 0, networksRemoved: [] };
+    const report: ReconcileReport = { checked: 0, released: [], named: 0, networksRemoved: [], orphansRemoved: [] };
+    report.orphansRemoved = await this.sweepOrphans();
     if (!this.docker) return report;
     const nets = await this.docker.networks();
     const relevant = nets.filter((n) => n.driver === this.plugin || n.ipamDriver === this.plugin);
@@ -547,6 +551,23 @@ export class Driver {
       this.log.warn('released the address of an endpoint Docker no longer has', { network: a.network, address: a.address, endpoint: shortId(a.containerId), container: a.name, pending });
     }
     return report;
+  }
+
+  /**
+   * A container end (vxy...) stays in the host namespace only between Join and Docker moving
+   * it, and between Leave and DeleteEndpoint: milliseconds. One seen at two reconciles in a row
+   * belongs to a Join Docker gave up on without a DeleteEndpoint; removing it removes the pair.
+   */
+  private async sweepOrphans(): Promise<string[]> {
+    const now = await this.dp.linksNamed(CONTAINER_VETH_PREFIX).catch(() => [] as string[]);
+    const removed: string[] = [];
+    for (const name of now) {
+      if (!this.orphanCandidates.has(name)) continue;
+      if (await this.dp.removeLink(name).catch(() => false)) removed.push(name);
+    }
+    this.orphanCandidates = new Set(now.filter((n) => !removed.includes(n)));
+    if (removed.length) this.log.warn('removed veth pairs of endpoints Docker never took', { links: removed });
+    return removed;
   }
 
   /** Fills in container names for one network's endpoints (after a network connect event). */

@@ -16,6 +16,9 @@ import { parseBody } from './model';
 const CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
 const BODY_LIMIT = '1mb';
 
+/** Calls that take no input: Docker sends an empty body, and whatever else comes is ignored. */
+const NO_INPUT = new Set(['Plugin.Activate', 'NetworkDriver.GetCapabilities', 'IpamDriver.GetCapabilities', 'IpamDriver.GetDefaultAddressSpaces']);
+
 export type Methods = Readonly<Record<string, (body: Record<string, unknown>) => Promise<Record<string, unknown>>>>;
 
 /** Status for an error: 400 for what the client sent wrong, 500 for the rest (Docker reads Err from either). */
@@ -46,7 +49,7 @@ export function createApp(methods: Methods, log: Logger): import('express').Expr
     const text = typeof req.body === 'string' ? req.body : '';
     void (async () => {
       try {
-        const body = parseBody(text, method);
+        const body = NO_INPUT.has(method) ? {} : parseBody(text, method);
         log.debug('call', { call: method, body });
         const out = await handler(body);
         reply(res, 200, out);

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# vxnet's benchmark (`npm run bench`). Needs root. Builds (unless BENCH_BUILD=0), then runs
-# bench/bench.mjs: CNI ADD/DEL latency and ADD throughput of vxnet against Debian's reference
-# bridge+host-local (both with ipMasq) at concurrency 1 and 8, `node -e 0` as the floor of
-# any Node entry point, and the IPAM core over a whole /16. Prints PASS/MISS per target and
-# a final `SUMMARY ...` line; the whole output also goes to bench/results/<UTC>.log.
+# vxnet's benchmark (`npm run bench`). Needs root. Runs bench/bench.mjs, which builds vxnet
+# into the run's temp dir (scripts/build.mjs, as `npm run build` does; BENCH_DIST=dist uses
+# the existing build instead), then measures CNI ADD/DEL latency and ADD throughput of vxnet
+# against Debian's reference bridge+host-local (both with ipMasq) at concurrency 1 and 8,
+# `node -e 0` as the floor of any Node entry point, and the IPAM core over a whole /16.
+# Prints PASS/MISS per target and a final `SUMMARY ...` line; the whole output also goes to
+# bench/results/<UTC>.log.
 # Exit status: 0 when it ran and every check passed (whatever the figures), 1 when something
 # is broken, 130/143 when interrupted (after cleaning up).
 #
 # Usage: bash scripts/bench.sh              # or: npm run bench
 #        bash scripts/bench.sh --cleanup    # remove leftovers of a killed run (bench names only)
 # Env:   BENCH_N=200 BENCH_ONLY=cni|ipam BENCH_ROUNDS=2 BENCH_CONC=1,8 BENCH_NODE_N=N
-#        BENCH_VERIFY_EVERY=1 BENCH_IPAM_SUBNET=10.125.0.0/16 BENCH_BUILD=1
+#        BENCH_VERIFY_EVERY=1 BENCH_IPAM_SUBNET=10.125.0.0/16 BENCH_DIST=(build now)
 # Only names starting with "bn" are created: netns bnvx-*/bnrf-*, bridges bnvx0/bn-cni0,
 # nft table bnvx (plus the veths the plugins name, the iptables rules they add for them).
 set -euo pipefail
@@ -35,12 +37,8 @@ LOG=bench/results/$(date -u +%Y%m%dT%H%M%SZ).log
 # Everything from here on goes to the terminal and the log. tee ignores INT/TERM so that the
 # cleanup's lines still reach the log after a Ctrl-C.
 exec > >(trap '' INT TERM; exec tee -a "$LOG") 2>&1
+tee_pid=$!
 echo "# log: $LOG  commit: $(git rev-parse --short HEAD 2>/dev/null || echo ?)$(git diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
-
-if [ "${BENCH_BUILD:-1}" != 0 ]; then
-  echo "==> npm run build"
-  npm run build --silent
-fi
 
 # node runs in the background so that a TERM sent to this script reaches it (a trap would
 # otherwise wait for it to finish); a Ctrl-C reaches both. Either way node lets the plugins
@@ -56,4 +54,6 @@ while kill -0 "$child" 2>/dev/null; do
   wait "$child" || rc=$?
 done
 echo "# log: $LOG"
+exec >&- 2>&-
+wait "$tee_pid" 2>/dev/null || true  # the log and the terminal have everything before we return
 exit "$rc"

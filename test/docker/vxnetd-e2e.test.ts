@@ -5,10 +5,12 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { openStore } from '../../ipam/store';
+import { CONTAINERS_CONF, ensureBusyboxImage, newCniConfigDir } from '../helpers/podman';
 import { exec, pollUntil } from '../helpers/sh';
 import {
-  allocations, cannotRunDocker, containerIp, createDockerNet, docker, endpointOf, ensureDockerImage, freeSubnetOctet, mustDocker,
+  allocations, cannotRunDocker, containerIp, createDockerNet, createDockerNetNamed, docker, endpointOf, ensureDockerImage, freeSubnetOctet, mustDocker,
   pingFrom, pluginCall, registerNetCleanup, runContainer, startVxnetd,
 } from '../helpers/docker';
 
@@ -113,7 +115,7 @@ function main(): void {
     const a = await runContainer(t, { network: red.name });
     const b = await runContainer(t, { network: blue.name });
     const ipB = await containerIp(b, blue.name);
-    t.notOk(await pingFrom(a, ipB), 'not connected yet: no route to the other network');
+    t.notOk((await docker(['exec', a, 'ip', 'link', 'show', 'eth1'])).code === 0, 'one interface before connect');
     await mustDocker(['network', 'connect', blue.name, a]);
     const ipA2 = await containerIp(a, blue.name);
     t.match(ipA2, new RegExp(`^10\\.232\\.${blue.n}\\.`), 'second address from the second network');
@@ -210,6 +212,46 @@ function main(): void {
     t.not(run.code, 0, 'by name alone, the first attach is refused');
     t.match(run.stderr, /conflicts with vxnet network/, `with the conflict in the message: ${run.stderr.trim()}`);
     t.match(run.stderr, new RegExp(`10\\.232\\.${n}\\.0/24`), 'naming the existing subnet');
+  });
+
+  t.test('one network, two runtimes: a podman (CNI) container and a Docker container share bridge and pool and reach each other', async (t) => {
+    const vx = await startVxnetd(t);
+    const hex = randomBytes(4).toString('hex');
+    const name = `vxt-${hex}`;
+    const n = freeSubnetOctet();
+    const subnet = `10.232.${n}.0/24`;
+    const bridge = `vxtb${hex}`;
+    const natTable = `vxtn${hex}`;
+    const cniDir = newCniConfigDir(t);
+    fs.writeFileSync(join(cniDir, `${name}.conflist`), JSON.stringify({
+      cniVersion: '1.0.0', name,
+      plugins: [{ type: 'vxnet', bridge, natTable, ipMasq: true, ipam: { type: 'vxnet-ipam', subnet, dataDir: vx.dataDir } }],
+    }));
+    // podman with the built plugins first in its CNI path (deploy/containers.conf looks in /opt/cni/bin).
+    const conf = join(vx.dataDir, 'containers.conf');
+    fs.writeFileSync(conf, fs.readFileSync(CONTAINERS_CONF, 'utf8')
+      .replace(/^cni_plugin_dirs\s*=\s*\[[^\]]*\]/m, `cni_plugin_dirs = [${JSON.stringify(join(__dirname, '..', '..', 'dist', 'bin'))}, "/usr/lib/cni"]`)
+      .replace(/^network_config_dir\s*=.*$/m, `network_config_dir = ${JSON.stringify(cniDir)}`));
+    const pm = (args: readonly string[]): ReturnType<typeof exec> =>
+      exec('podman', ['--network-config-dir', cniDir, ...args], { env: { ...process.env, CONTAINERS_CONF: conf }, timeoutMs: 120_000 });
+    const image = await ensureBusyboxImage();
+    const net = await createDockerNetNamed(t, vx, { name, subnet, bridge, natTable });
+    const d = await runContainer(t, { network: net });
+    const pname = `vxt-p${hex}`;
+    t.teardown(async () => { await pm(['rm', '-f', '--ignore', '-t', '0', pname]); });
+    const run = await pm(['run', '-d', '--pull', 'never', '--name', pname, '--network', name, image, 'sleep', '3600']);
+    t.equal(run.code, 0, `podman run on the CNI network ${name}: ${run.stderr.trim()}`);
+    const pinfo = JSON.parse((await pm(['inspect', '--format', '{{json .NetworkSettings.Networks}}', pname])).stdout || '{}') as Record<string, { IPAddress?: string }>;
+    const pip = pinfo[name]?.IPAddress ?? '';
+    const dip = await containerIp(d, name);
+    t.match(pip, new RegExp(`^10\\.232\\.${n}\\.`), `podman container address ${pip} from the pool`);
+    t.not(pip, dip, 'distinct addresses from one pool');
+    t.ok(await pingFrom(d, pip), `docker container pings the podman container (${pip})`);
+    t.equal((await pm(['exec', pname, 'ping', '-c', '1', '-W', '2', dip])).code, 0, `podman container pings the docker container (${dip})`);
+    const links = await exec('ip', ['-j', 'link', 'show', 'master', bridge]);
+    t.equal((JSON.parse(links.stdout || '[]') as unknown[]).length, 2, 'both containers hang off one bridge');
+    const runtimes = (await allocations(vx.dataDir, name)).map((a) => `${a.runtime} ${a.address}`).sort();
+    t.same(runtimes, [`cni ${pip}`, `docker ${dip}`].sort(), 'one allocation table holds both');
   });
 
   t.test('bad API bodies get {"Err": ...}, never a crash or a half-made network', async (t) => {

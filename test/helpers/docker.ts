@@ -61,7 +61,7 @@ export function ensureDockerd(): Promise<void> {
   dockerdPending ??= (async () => {
     if (await dockerdUp()) return;
     const log = fs.openSync(join(tmpdir(), 'vxt-dockerd.log'), 'a');
-    const child = spawn(DOCKERD, [], { detached: true, stdio: ['ignore', log, log] });
+    const child = spawn(DOCKERD, [], { detached: true, stdio: ['ignore', log, log], env: daemonEnv() });
     fs.closeSync(log);
     startedDockerd = child;
     let exited: string | undefined;
@@ -140,10 +140,17 @@ export interface VxnetdOptions {
   extraArgs?: readonly string[];
 }
 
+/** The environment for daemons a test starts: the test's, less the loader options tap gives its own children. */
+export function daemonEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (k !== 'NODE_OPTIONS' && !/^_?TAP/.test(k)) env[k] = v;
+  return env;
+}
+
 /** POSTs to a plugin socket; resolves with the status and the parsed JSON body (raw text if not JSON). */
 export function pluginCall(socket: string, method: string, body = '', timeoutMs = 10_000): Promise<{ status: number; json: any; text: string }> {
   return new Promise((resolveCall, reject) => {
-    const req = http.request({ socketPath: socket, path: `/${method}`, method: 'POST', headers: { 'Content-Type': 'application/json' }, timeout: timeoutMs }, (res) => {
+    const req = http.request({ socketPath: socket, path: `/${method}`, method: 'POST', agent: false, headers: { 'Content-Type': 'application/json' }, timeout: timeoutMs }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => { text += d; });
@@ -181,7 +188,7 @@ export async function startVxnetd(t: TestLike, o: VxnetdOptions = {}): Promise<V
   const start = async (): Promise<void> => {
     if (child && child.exitCode === null && child.signalCode === null) throw new Error('vxnetd is running already');
     const log = fs.openSync(logFile, 'a');
-    const c = spawn(VXNETD, ['--socket', socket, '--data-dir', dir, '--log-level', 'debug', ...(o.extraArgs ?? [])], { stdio: ['ignore', log, log] });
+    const c = spawn(VXNETD, ['--socket', socket, '--data-dir', dir, '--log-level', 'debug', ...(o.extraArgs ?? [])], { stdio: ['ignore', log, log], env: daemonEnv() });
     fs.closeSync(log);
     child = c;
     exit = new Promise((r) => c.once('exit', () => r()));
@@ -267,6 +274,14 @@ export async function createDockerNet(t: TestLike, vx: Pick<Vxnetd, 'plugin'>, o
     ...(o.noBridgeOption ? [] : ['-o', `bridge=${bridge}`]), '-o', `natTable=${natTable}`,
     ...(o.opts ?? []).flatMap((kv) => ['-o', kv]), ...(o.args ?? []), name]);
   return { name, subnet, bridge, natTable, n, ip: (h) => `10.232.${n}.${h}` };
+}
+
+/** Creates a network with exactly these names (for sharing them with a CNI config); same teardown as createDockerNet. */
+export async function createDockerNetNamed(t: TestLike, vx: Pick<Vxnetd, 'plugin'>, o: { name: string; subnet: string; bridge: string; natTable: string; opts?: readonly string[] }): Promise<string> {
+  registerNetCleanup(t, o.name, o.bridge, o.natTable);
+  await mustDocker(['network', 'create', '-d', vx.plugin, '--ipam-driver', vx.plugin, '--subnet', o.subnet,
+    '-o', `bridge=${o.bridge}`, '-o', `natTable=${o.natTable}`, ...(o.opts ?? []).flatMap((kv) => ['-o', kv]), o.name]);
+  return o.name;
 }
 
 /** Teardown for a network made some other way: docker network rm, then its bridge and nft table. */

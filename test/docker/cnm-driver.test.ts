@@ -1,0 +1,365 @@
+// The Docker driver's logic without Docker or root: the call sequences Docker 20.10 makes (as
+// logged from a real daemon), against a real embedded IPAM store in a temp dir, a recording
+// datapath and a scripted Docker API. Plus the plugin socket (permissions, stale sockets,
+// error replies) and vxnetd's command line.
+import t, { type Test } from 'tap';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ipamAdd } from '../../ipam/core';
+import { parseIpamConf } from '../../ipam/config';
+import { openStore } from '../../ipam/store';
+import type { IpamStore } from '../../ipam/store/types';
+import { createLogger } from '../../lib/log';
+import type { Datapath } from '../../cnm/datapath';
+import type { DockerApi, DockerNetwork } from '../../cnm/docker';
+import { Driver } from '../../cnm/driver';
+import { endpointContainerVeth, endpointHostVeth, parseNetworkOptions, poolId } from '../../cnm/model';
+import { createApp, listenUnix, pluginNameOf } from '../../cnm/server';
+import { NetworkRecords } from '../../cnm/state';
+import { HELP, parseDaemonArgs } from '../../cnm/daemon';
+
+const NID = '1'.repeat(64);
+const NID2 = '2'.repeat(64);
+const EID = 'e'.repeat(64);
+const EID2 = 'd'.repeat(64);
+const log = createLogger('test', 'error');
+
+interface Fixture {
+  driver: Driver;
+  store: IpamStore;
+  calls: string[];
+  links: Set<string>;
+  dockerNets: Map<string, DockerNetwork>;
+  dataDir: string;
+  clock: { now: number };
+  call(method: string, body?: unknown): Promise<any>;
+}
+
+function fixture(t: Test, o: { docker?: boolean; grace?: number } = {}): Fixture {
+  const dataDir = fs.mkdtempSync(join(tmpdir(), 'vxt-cnm-'));
+  const store = openStore({ dataDir });
+  t.teardown(async () => { await store.close(); fs.rmSync(dataDir, { recursive: true, force: true }); });
+  const calls: string[] = [];
+  const bridges = new Map<string, string>();
+  const links = new Set<string>();
+  const datapath: Datapath = {
+    async ensureBridge(spec) { calls.push(`bridge ${spec.name} ${spec.network} gw=${spec.gateways.map((g) => g.prefix).join()} masq=${spec.ipMasq} ${spec.natTable}`); bridges.set(spec.network, spec.name); },
+    async findBridgeOf(network) { return bridges.get(network); },
+    async createVeth(v) { calls.push(`veth ${v.host} ${v.container} ${v.bridge} ${v.mac}`); links.add(v.container); },
+    async linksNamed(prefix) { return [...links].filter((n) => n.startsWith(prefix)); },
+    async removeLink(name) { calls.push(`rm ${name}`); return links.delete(name) || true; },
+    async teardownNetwork(v) { calls.push(`teardown ${v.network} ${v.bridge} ${v.natTable}`); bridges.delete(v.network); return true; },
+  };
+  const dockerNets = new Map<string, DockerNetwork>();
+  const docker: DockerApi = {
+    async network(id) { return dockerNets.get(id); },
+    async networks() { return [...dockerNets.values()].map((n) => ({ ...n, endpoints: new Map() })); },
+    async events() { return { close() { /* none */ } }; },
+  };
+  const records = new NetworkRecords(dataDir);
+  records.load(() => undefined);
+  const clock = { now: Date.now() };
+  const driver = new Driver({
+    store, records, datapath, docker: o.docker === false ? undefined : docker, log, pluginName: 'vxnet',
+    now: () => clock.now, endpointGraceMs: o.grace ?? 60_000, pendingGraceMs: 2 * (o.grace ?? 60_000),
+  });
+  const call = async (method: string, body: unknown = {}): Promise<any> => {
+    const fn = driver.methods[method];
+    if (!fn) throw new Error(`no method ${method}`);
+    return fn(body as Record<string, unknown>);
+  };
+  return { driver, store, calls, links, dockerNets, dataDir, clock, call };
+}
+
+const dockerNet = (id: string, name: string, subnet: string, endpoints: Array<[string, string]> = []): DockerNetwork => ({
+  id, name, driver: 'vxnet', ipamDriver: 'vxnet', subnets: [subnet], options: {},
+  endpoints: new Map(endpoints.map(([eid, cname]) => [eid, { endpointId: eid, containerId: `c-${cname}`, name: cname }])),
+});
+
+const createBody = (nid: string, pool: string, generic: Record<string, string> = {}, gateway?: string): unknown => ({
+  NetworkID: nid, Options: { 'com.docker.network.enable_ipv6': false, 'com.docker.network.generic': generic },
+  IPv4Data: [{ AddressSpace: 'vxnet', Pool: pool, ...(gateway ? { Gateway: gateway } : {}) }], IPv6Data: [],
+});
+
+/** What `docker network create` does: RequestPool, RequestAddress(gateway), CreateNetwork. */
+async function createNetwork(f: Fixture, nid: string, name: string, pool: string, generic: Record<string, string> = {}): Promise<string> {
+  const p = await f.call('IpamDriver.RequestPool', { AddressSpace: 'vxnet', Pool: pool, SubPool: '', Options: {}, V6: false });
+  const gw = await f.call('IpamDriver.RequestAddress', { PoolID: p.PoolID, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } });
+  await f.call('NetworkDriver.CreateNetwork', createBody(nid, pool, generic, gw.Address));
+  f.dockerNets.set(nid, dockerNet(nid, name, pool));
+  await f.driver.learnName(nid, name);
+  return p.PoolID;
+}
+
+/** What a container start does: RequestAddress, CreateEndpoint, Join. */
+async function attach(f: Fixture, nid: string, poolID: string, eid: string, address = ''): Promise<{ address: string; create: any; join: any }> {
+  const a = await f.call('IpamDriver.RequestAddress', { PoolID: poolID, Address: address, Options: null });
+  const create = await f.call('NetworkDriver.CreateEndpoint', { NetworkID: nid, EndpointID: eid, Interface: { Address: a.Address, AddressIPv6: '', MacAddress: '' }, Options: {} });
+  const join = await f.call('NetworkDriver.Join', { NetworkID: nid, EndpointID: eid, SandboxKey: '/var/run/docker/netns/abc', Options: {} });
+  return { address: a.Address, create, join };
+}
+
+const list = (f: Fixture, network?: string) => f.store.view((tx) => tx.list(network ? { network } : {}));
+
+t.test('activation and capabilities', async (t) => {
+  const f = fixture(t);
+  t.same(await f.call('Plugin.Activate'), { Implements: ['NetworkDriver', 'IpamDriver'] });
+  t.match(await f.call('NetworkDriver.GetCapabilities'), { Scope: 'local' });
+  t.same(await f.call('IpamDriver.GetCapabilities'), { RequiresMACAddress: false, RequiresRequestReplay: false });
+  t.same(await f.call('IpamDriver.GetDefaultAddressSpaces'), { LocalDefaultAddressSpace: 'vxnet', GlobalDefaultAddressSpace: 'vxnet-global' });
+});
+
+t.test('RequestPool: self-describing ids, identical requests identical answers, clear refusals', async (t) => {
+  const f = fixture(t);
+  const body = { AddressSpace: 'vxnet', Pool: '10.232.5.0/24', SubPool: '', Options: {}, V6: false };
+  const a = await f.call('IpamDriver.RequestPool', body);
+  t.same(a, { PoolID: 'vxnet:10.232.5.0/24', Pool: '10.232.5.0/24', Data: {} });
+  t.same(await f.call('IpamDriver.RequestPool', body), a, 'repeatable');
+  t.equal((await f.call('IpamDriver.RequestPool', { ...body, SubPool: '10.232.5.128/25' })).PoolID, 'vxnet:10.232.5.0/24:10.232.5.128/25');
+  await t.rejects(f.call('IpamDriver.RequestPool', { ...body, Pool: '' }), /--subnet/);
+  await t.rejects(f.call('IpamDriver.RequestPool', { ...body, V6: true, Pool: 'fd00::/64' }), /IPv4/);
+  await t.rejects(f.call('IpamDriver.RequestPool', { ...body, Pool: '10.232.5.1/24' }), /host bits/);
+  await t.rejects(f.call('IpamDriver.RequestPool', { ...body, SubPool: '10.9.0.0/25' }), /not inside/);
+  await t.rejects(f.call('IpamDriver.RequestPool', { ...body, AddressSpace: 'vxnet-global' }), /local/);
+  await t.rejects(f.call('IpamDriver.ReleasePool', { PoolID: 'nope' }), /not a vxnet pool id/);
+  t.same(await f.call('IpamDriver.ReleasePool', { PoolID: a.PoolID }), {});
+  const gw = await f.call('IpamDriver.RequestAddress', { PoolID: a.PoolID, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } });
+  t.same(gw, { Address: '10.232.5.1/24', Data: {} }, 'default gateway: first address, as CNI');
+  const gw2 = await f.call('IpamDriver.RequestAddress', { PoolID: a.PoolID, Address: '10.232.5.254', Options: { RequestAddressType: 'com.docker.network.gateway' } });
+  t.equal(gw2.Address, '10.232.5.254/24', '--gateway honoured');
+  t.same(await list(f), [], 'the gateway is not an allocation');
+});
+
+t.test('a container: pending reservation, endpoint owner, MAC only, join in the host namespace; released by ReleaseAddress', async (t) => {
+  const f = fixture(t);
+  const pool = await createNetwork(f, NID, 'blue', '10.232.6.0/24');
+  t.ok(await f.store.view((tx) => tx.getPool('blue')), 'pool registered under the Docker network name');
+  const a = await f.call('IpamDriver.RequestAddress', { PoolID: pool, Address: '', Options: null });
+  t.equal(a.Address, '10.232.6.2/24');
+  t.match(await list(f), [{ network: 'blue', address: '10.232.6.2', runtime: 'docker', containerId: /^docker-pending-/ }], 'pending until CreateEndpoint');
+  const create = await f.call('NetworkDriver.CreateEndpoint', { NetworkID: NID, EndpointID: EID, Interface: { Address: a.Address, AddressIPv6: '', MacAddress: '' } });
+  t.same(Object.keys(create), ['Interface'], 'only Interface');
+  t.same(Object.keys(create.Interface), ['MacAddress'], 'only the MAC: Address is never echoed');
+  t.match(create.Interface.MacAddress, /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+  t.same(await f.call('NetworkDriver.CreateEndpoint', { NetworkID: NID, EndpointID: EID, Interface: { Address: a.Address, MacAddress: '02:00:00:00:00:01' } }), {}, 'repeat with a MAC: nothing to add');
+  t.match(await list(f), [{ containerId: EID, ifname: 'docker', runtime: 'docker' }], 'owned by the endpoint');
+  const join = await f.call('NetworkDriver.Join', { NetworkID: NID, EndpointID: EID, SandboxKey: '/var/run/docker/netns/abc', Options: {} });
+  t.same(join, { InterfaceName: { SrcName: endpointContainerVeth(EID), DstPrefix: 'eth' }, Gateway: '10.232.6.1', StaticRoutes: [], DisableGatewayService: false });
+  t.match(f.calls, ['bridge vx-blue blue gw=24 masq=true vxnet', `veth ${endpointHostVeth(EID)} ${endpointContainerVeth(EID)} vx-blue ${create.Interface.MacAddress}`]);
+  t.match(await list(f), [{ netns: '/var/run/docker/netns/abc' }], 'sandbox recorded');
+  t.same(await f.call('NetworkDriver.EndpointOperInfo', { NetworkID: NID, EndpointID: EID }), { Value: { 'vxnet.hostVeth': endpointHostVeth(EID) } });
+  t.same(await f.call('NetworkDriver.ProgramExternalConnectivity', { NetworkID: NID, EndpointID: EID, Options: { 'com.docker.network.portmap': [] } }), {});
+  await t.rejects(f.call('NetworkDriver.ProgramExternalConnectivity', { NetworkID: NID, EndpointID: EID, Options: { 'com.docker.network.portmap': [{ HostPort: 80 }] } }), /publish ports/);
+  t.same(await f.call('NetworkDriver.Leave', { NetworkID: NID, EndpointID: EID }), {});
+  t.same(await f.call('NetworkDriver.DeleteEndpoint', { NetworkID: NID, EndpointID: EID }), {});
+  t.ok(f.calls.includes(`rm ${endpointHostVeth(EID)}`), 'host veth removed');
+  t.same(await f.call('IpamDriver.ReleaseAddress', { PoolID: pool, Address: '10.232.6.2' }), {});
+  t.same(await list(f), [], 'released');
+  t.same(await f.call('IpamDriver.ReleaseAddress', { PoolID: pool, Address: '10.232.6.2' }), {}, 'a repeated release succeeds');
+});
+
+t.test('static addresses, the gateway, and a CNI allocation the gateway release must not touch', async (t) => {
+  const f = fixture(t);
+  const pool = await createNetwork(f, NID, 'blue', '10.232.7.0/24');
+  const a = await attach(f, NID, pool, EID, '10.232.7.50');
+  t.equal(a.address, '10.232.7.50/24');
+  await t.rejects(f.call('IpamDriver.RequestAddress', { PoolID: pool, Address: '10.232.7.50', Options: null }), /10\.232\.7\.50 .*not available.*held by/);
+  await t.rejects(f.call('IpamDriver.RequestAddress', { PoolID: pool, Address: '10.232.7.1', Options: null }), /gateway/);
+  await t.rejects(f.call('IpamDriver.RequestAddress', { PoolID: pool, Address: '10.9.9.9', Options: null }), /not in the network's subnet/);
+  // A CNI container of the same network.
+  await ipamAdd(f.store, parseIpamConf('blue', { subnet: '10.232.7.0/24' }), { network: 'blue', containerId: 'cni-1', ifname: 'eth0', runtime: 'cni' }, [{ family: 4, value: (10n << 24n) | (232n << 16n) | (7n << 8n) | 60n }]);
+  await f.call('IpamDriver.ReleaseAddress', { PoolID: pool, Address: '10.232.7.60' });
+  t.ok((await list(f)).some((x) => x.address === '10.232.7.60' && x.runtime === 'cni'), 'Docker cannot release a CNI container\'s address');
+  const b = await attach(f, NID, pool, EID2);
+  t.not(b.address, '10.232.7.60/24', 'Docker allocations skip CNI\'s');
+});
+
+t.test('network delete: Docker allocations go, the bridge goes only when no runtime uses the network', async (t) => {
+  const f = fixture(t);
+  const pool = await createNetwork(f, NID, 'blue', '10.232.8.0/24');
+  await attach(f, NID, pool, EID);
+  await ipamAdd(f.store, parseIpamConf('blue', { subnet: '10.232.8.0/24' }), { network: 'blue', containerId: 'cni-1', ifname: 'eth0', runtime: 'cni' });
+  t.same(await f.call('NetworkDriver.DeleteNetwork', { NetworkID: NID }), {});
+  t.match(await list(f), [{ runtime: 'cni' }], 'only the CNI allocation is left');
+  t.notOk(f.calls.some((c) => c.startsWith('teardown')), 'bridge kept for the CNI container');
+  t.same(fs.readdirSync(join(f.dataDir, 'docker', 'networks')), [], 'record gone');
+  t.same(await f.call('NetworkDriver.DeleteNetwork', { NetworkID: NID }), {}, 'a repeated delete succeeds');
+
+  const g = fixture(t);
+  const pool2 = await createNetwork(g, NID2, 'green', '10.232.9.0/24', { natTable: 'vxtnat' });
+  await attach(g, NID2, pool2, EID);
+  await g.call('IpamDriver.ReleaseAddress', { PoolID: pool2, Address: '10.232.9.2' });
+  await g.call('NetworkDriver.DeleteNetwork', { NetworkID: NID2 });
+  t.ok(g.calls.includes('teardown green vx-green vxtnat'), 'unused bridge torn down');
+  t.equal(await g.store.view((tx) => tx.getPool('green')), undefined, 'pool forgotten');
+});
+
+t.test('definitions: overlap with another Docker network and a conflicting CNI definition are refused', async (t) => {
+  const f = fixture(t);
+  await createNetwork(f, NID, 'blue', '10.232.10.0/24');
+  await t.rejects(f.call('NetworkDriver.CreateNetwork', createBody(NID2, '10.232.10.0/25')), /overlaps subnet 10\.232\.10\.0\/24 of docker network blue/);
+  await t.rejects(f.call('NetworkDriver.CreateNetwork', createBody(NID2, '10.232.11.0/24', { network: 'blue' })), /is docker network blue already/);
+  await ipamAdd(f.store, parseIpamConf('red', { subnet: '10.232.12.0/24' }), { network: 'red', containerId: 'cni-1', ifname: 'eth0', runtime: 'cni' });
+  await t.rejects(f.call('NetworkDriver.CreateNetwork', createBody(NID2, '10.232.13.0/24', { network: 'red' })),
+    /vxnet network "red".*10\.232\.12\.0\/24.*10\.232\.13\.0\/24/, '-o network: refused at create');
+  t.notOk(fs.existsSync(join(f.dataDir, 'docker', 'networks', `${NID2}.json`)), 'nothing recorded');
+  // By name only: created, then attaching is refused with the conflict.
+  const p = await createNetwork(f, NID2, 'red', '10.232.13.0/24');
+  await t.rejects(f.call('IpamDriver.RequestAddress', { PoolID: p, Address: '', Options: null }), /docker network red .*conflicts with vxnet network "red".*10\.232\.12\.0\/24/);
+  await t.rejects(f.call('NetworkDriver.CreateNetwork', { ...(createBody('4'.repeat(64), '10.232.14.0/24') as object), IPv4Data: [{ AddressSpace: 'LocalDefault', Pool: '10.232.14.0/24' }] }), /--ipam-driver vxnet/);
+});
+
+t.test('names: -o network binds at once; otherwise from Docker; lost records recovered from Docker', async (t) => {
+  const f = fixture(t, { docker: false });
+  const p = await f.call('IpamDriver.RequestPool', { AddressSpace: 'vxnet', Pool: '10.232.15.0/24' });
+  await f.call('NetworkDriver.CreateNetwork', createBody(NID, '10.232.15.0/24', { network: 'shared', bridge: 'vxtbr15' }));
+  const a = await attach(f, NID, p.PoolID, EID);
+  t.equal(a.address, '10.232.15.2/24', 'works without the Docker API when -o network names it');
+  t.match(await list(f), [{ network: 'shared' }]);
+  t.ok(f.calls.some((c) => c.startsWith('bridge vxtbr15 shared')), '-o bridge used');
+
+  const g = fixture(t);
+  g.dockerNets.set(NID, dockerNet(NID, 'lost', '10.232.16.0/24'));
+  const r = await attach(g, NID, poolId({ pool: { ip: { family: 4, value: (10n << 24n) | (232n << 16n) | (16n << 8n) }, prefix: 24 }, subPool: undefined }), EID);
+  t.equal(r.address, '10.232.16.2/24', 'a network vxnetd has no record of is recovered from Docker');
+  t.ok(fs.existsSync(join(g.dataDir, 'docker', 'networks', `${NID}.json`)), 'and recorded again');
+});
+
+t.test('reconcile: names filled in, forgotten endpoints and stale pending reservations released, live ones kept', async (t) => {
+  const f = fixture(t, { grace: 1000 });
+  const pool = await createNetwork(f, NID, 'blue', '10.232.17.0/24');
+  await attach(f, NID, pool, EID);
+  await attach(f, NID, pool, EID2);
+  await f.call('IpamDriver.RequestAddress', { PoolID: pool, Address: '', Options: null }); // never claimed
+  f.dockerNets.set(NID, dockerNet(NID, 'blue', '10.232.17.0/24', [[EID, 'web1']]));
+  let r = await f.driver.reconcile();
+  t.equal(r.released.length, 0, 'nothing released inside the grace period');
+  t.equal(r.named, 1, 'the live endpoint got its container name');
+  f.clock.now += 1500;
+  r = await f.driver.reconcile();
+  t.same(r.released.map((a) => a.containerId), [EID2], 'the endpoint Docker forgot is released');
+  t.ok(f.calls.includes(`rm ${endpointHostVeth(EID2)}`), 'with its veth');
+  f.clock.now += 1000;
+  r = await f.driver.reconcile();
+  t.match(r.released, [{ containerId: /^docker-pending-/ }], 'the never-claimed reservation is released after twice the grace');
+  t.match(await list(f), [{ containerId: EID, name: 'web1' }], 'the live container keeps its address');
+  f.dockerNets.delete(NID);
+  r = await f.driver.reconcile();
+  t.same(r.networksRemoved, [NID], 'a network Docker removed while vxnetd was away is forgotten');
+  t.same(await list(f), []);
+});
+
+t.test('reconcile removes a container end left in the host namespace at two reconciles in a row', async (t) => {
+  const f = fixture(t);
+  f.links.add('vxyaaaaaaaaaaaa');
+  t.same((await f.driver.reconcile()).orphansRemoved, [], 'first sighting: it may be a Join in flight');
+  f.links.add('vxybbbbbbbbbbbb');
+  t.same((await f.driver.reconcile()).orphansRemoved, ['vxyaaaaaaaaaaaa'], 'second sighting: removed');
+  f.links.delete('vxybbbbbbbbbbbb'); // Docker took it meanwhile
+  t.same((await f.driver.reconcile()).orphansRemoved, [], 'a link that went away is not touched');
+});
+
+t.test('malformed bodies are DecodingFailures naming the field', async (t) => {
+  const f = fixture(t);
+  await t.rejects(f.call('NetworkDriver.CreateNetwork', { NetworkID: 'x' }), /NetworkID.*64 lowercase hex/);
+  await t.rejects(f.call('NetworkDriver.CreateNetwork', { NetworkID: NID, IPv4Data: 'x' }), /IPv4Data/);
+  await t.rejects(f.call('NetworkDriver.CreateNetwork', { NetworkID: NID, IPv4Data: [{ Pool: 'zz' }] }), /Pool/);
+  await t.rejects(f.call('NetworkDriver.Join', { NetworkID: NID, EndpointID: EID }), /SandboxKey/);
+  await t.rejects(f.call('NetworkDriver.CreateEndpoint', { NetworkID: NID, EndpointID: EID, Interface: [] }), /Interface/);
+  await t.rejects(f.call('IpamDriver.RequestAddress', { PoolID: 'vxnet:10.0.0.0/24', Options: 'x' }), /Options/);
+  await t.rejects(f.call('IpamDriver.ReleaseAddress', { PoolID: 'vxnet:10.0.0.0/24', Address: 'nope' }), /Address/);
+  await t.rejects(f.call('NetworkDriver.DiscoverNew', {}), /DiscoveryType/);
+  t.same(await f.call('NetworkDriver.DiscoverNew', { DiscoveryType: 1, DiscoveryData: {} }), {});
+  t.same(await f.call('NetworkDriver.AllocateNetwork', { NetworkID: NID, Options: { a: 'b' } }), { Options: { a: 'b' } });
+});
+
+t.test('driver options', async (t) => {
+  t.match(parseNetworkOptions(undefined), { network: undefined, bridge: undefined, mtu: undefined, ipMasq: true, natTable: 'vxnet', internal: false });
+  t.match(parseNetworkOptions({ 'com.docker.network.generic': { 'com.docker.network.bridge.name': 'br9', 'com.docker.network.driver.mtu': '1450', ipMasq: 'false' } }), { bridge: 'br9', mtu: 1450, ipMasq: false });
+  t.match(parseNetworkOptions({ 'com.docker.network.internal': true }), { ipMasq: false, internal: true });
+  t.throws(() => parseNetworkOptions({ 'com.docker.network.generic': { mtu: '99' } }), /mtu=99/);
+  t.throws(() => parseNetworkOptions({ 'com.docker.network.generic': { bridge: 'this-name-is-too-long' } }), /bridge/);
+  t.throws(() => parseNetworkOptions({ 'com.docker.network.generic': { ipMasq: 'maybe' } }), /true or false/);
+  t.throws(() => parseNetworkOptions({ 'com.docker.network.generic': { natTable: '1x' } }), /nftables/);
+  t.throws(() => parseNetworkOptions({ 'com.docker.network.generic': { network: '-x' } }), /network name/);
+  t.throws(() => parseNetworkOptions({ 'com.docker.network.generic': { colour: 'red' } }), /unknown option/);
+  t.throws(() => parseNetworkOptions({ 'com.docker.network.internal': true, 'com.docker.network.generic': { ipMasq: 'true' } }), /internal/);
+});
+
+/** Resolves with the reply; status 0 when the server cut the connection before replying (a body it refused to read). */
+function post(socket: string, path: string, body: string, method = 'POST'): Promise<{ status: number; json: any }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: socket, path, method, agent: false }, (res) => {
+      let text = '';
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' || err.code === 'ECONNRESET' ? resolve({ status: 0, json: null }) : reject(err)));
+    req.end(body);
+  });
+}
+
+function closeOnTeardown(t: Test, server: http.Server): void {
+  t.teardown(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+}
+
+t.test('the plugin socket: permissions, stale sockets, {"Err"} replies', async (t) => {
+  const dir = join(fs.mkdtempSync(join(tmpdir(), 'vxt-sock-')), 'plugins');
+  t.teardown(() => fs.rmSync(join(dir, '..'), { recursive: true, force: true }));
+  const socket = join(dir, 'vxtest.sock');
+  t.equal(pluginNameOf(socket), 'vxtest');
+  const app = createApp({
+    'Plugin.Activate': async () => ({ Implements: ['NetworkDriver'] }),
+    'X.Fail': async () => { throw new Error('boom'); },
+    'X.Echo': async (b) => b,
+  }, log);
+  fs.mkdirSync(dir);
+  fs.writeFileSync(socket, 'not a socket');
+  await t.rejects(listenUnix(app, socket), /not a socket/);
+  fs.rmSync(socket);
+  const server = await listenUnix(app, socket);
+  closeOnTeardown(t, server);
+  t.equal(fs.statSync(socket).mode & 0o777, 0o600, 'socket 0600');
+  t.same((await post(socket, '/Plugin.Activate', 'ignored?')), { status: 200, json: { Implements: ['NetworkDriver'] } }, 'no-input calls ignore their body');
+  t.same(await post(socket, '/X.Echo', ''), { status: 200, json: {} }, 'empty body is {}');
+  t.same(await post(socket, '/X.Echo', '{"a":1}'), { status: 200, json: { a: 1 } });
+  t.match(await post(socket, '/X.Echo', '{bad'), { status: 400, json: { Err: /not valid JSON/ } });
+  t.match(await post(socket, '/X.Fail', '{}'), { status: 500, json: { Err: 'boom' } });
+  t.match(await post(socket, '/X.Missing', '{}'), { status: 404, json: { Err: /not a plugin method/ } });
+  t.match(await post(socket, '/X.Echo', '{}', 'GET'), { status: 404, json: { Err: /GET/ } });
+  const big = await post(socket, '/X.Echo', `"${'x'.repeat(1_100_000)}"`);
+  t.ok(big.status === 0 || (big.status === 400 && /cannot read the request/.test(big.json?.Err)), `an oversized body is refused (${big.status})`);
+  t.equal((await post(socket, '/Plugin.Activate', '')).status, 200, 'and the server still serves');
+  t.match(await post(socket, '/__proto__', '{}'), { status: 404 }, 'no prototype lookups');
+  await t.rejects(listenUnix(app, socket), /another process serves/, 'a live socket is not taken over');
+  server.closeAllConnections();
+  await new Promise<void>((r) => server.close(() => r()));
+  // A socket left by a killed daemon is replaced.
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('python3', ['-c', `import socket; s=socket.socket(socket.AF_UNIX); s.bind(${JSON.stringify(socket)})`]);
+  const again = await listenUnix(app, socket);
+  closeOnTeardown(t, again);
+  t.equal((await post(socket, '/Plugin.Activate', '')).status, 200, 'stale socket replaced');
+  again.closeAllConnections();
+  await new Promise<void>((r) => again.close(() => r()));
+  const fresh = join(dir, '..', 'new', 'x.sock');
+  const s3 = await listenUnix(app, fresh);
+  closeOnTeardown(t, s3);
+  t.equal(fs.statSync(join(dir, '..', 'new')).mode & 0o777, 0o700, 'a missing directory is made 0700');
+});
+
+t.test('vxnetd command line', async (t) => {
+  t.match(parseDaemonArgs([], {}), { socket: '/run/docker/plugins/vxnet.sock', dataDir: '/var/lib/vxnet', dockerSocket: '/var/run/docker.sock', logLevel: 'info', reconcileIntervalMs: 60_000, reconcileGraceMs: 60_000 });
+  t.match(parseDaemonArgs(['--socket', '/x/y.sock', '--data-dir', '/d', '--log-level', 'debug', '--reconcile-interval', '0', '--reconcile-grace', '5'], {}),
+    { socket: '/x/y.sock', dataDir: '/d', logLevel: 'debug', reconcileIntervalMs: 0, reconcileGraceMs: 5000 });
+  t.match(parseDaemonArgs([], { DOCKER_HOST: 'unix:///tmp/d.sock', VXNET_DATA_DIR: '/e', VXNET_LOG_LEVEL: 'warn' }), { dockerSocket: '/tmp/d.sock', dataDir: '/e', logLevel: 'warn' });
+  t.match(parseDaemonArgs(['--no-docker'], {}), { dockerSocket: undefined });
+  t.equal(parseDaemonArgs(['--help'], {}), 'help');
+  t.equal(parseDaemonArgs(['--version'], {}), 'version');
+  for (const bad of [['--bogus'], ['--log-level', 'loud'], ['--socket', 'rel.sock'], ['--socket', '/x/y'], ['--data-dir', 'rel'], ['--reconcile-interval', 'x'], ['--no-docker', '--docker-socket', '/x'], ['extra']]) {
+    t.throws(() => parseDaemonArgs(bad, {}), { name: 'UsageError' }, bad.join(' '));
+  }
+  for (const flag of ['--socket', '--data-dir', '--docker-socket', '--no-docker', '--reconcile-interval', '--reconcile-grace', '--log-level']) t.match(HELP, flag);
+});
