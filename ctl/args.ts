@@ -30,6 +30,8 @@ const OPTIONS = {
   subnet: { type: 'string', multiple: true },
   prefix: { type: 'string' },
   'bin-dir': { type: 'string' },
+  systemd: { type: 'boolean' },
+  'systemd-dir': { type: 'string' },
 } as const;
 
 export type OptionName = keyof typeof OPTIONS;
@@ -49,6 +51,8 @@ export interface Values {
   readonly subnet?: readonly string[];
   readonly prefix?: string;
   readonly 'bin-dir'?: string;
+  readonly systemd?: boolean;
+  readonly 'systemd-dir'?: string;
 }
 
 const GLOBAL_OPTIONS: readonly OptionName[] = ['data-dir', 'json', 'help', 'version'];
@@ -69,6 +73,7 @@ export const DEFAULTS = {
   dataDir: '/var/lib/vxnet',
   cniBinDir: '/opt/cni/bin',
   confDir: '/etc/cni/net.d',
+  systemdDir: '/etc/systemd/system',
   network: 'vxnet',
   // Podman's default network is 10.88.0.0/16 and Docker's bridges start at 172.17.0.0/16.
   subnet: '10.231.0.0/16',
@@ -160,9 +165,9 @@ JSON: {"dryRun", "checked", "note", "released": [allocation...], "veths": [...]}
   },
   {
     name: 'install',
-    synopsis: 'install [--prefix DIR] [--cni-bin-dir DIR] [--bin-dir DIR] [--conflist [--conf-dir DIR] [--network NAME] [--subnet CIDR]...]',
+    synopsis: 'install [--prefix DIR] [--cni-bin-dir DIR] [--bin-dir DIR] [--conflist [--conf-dir DIR] [--network NAME] [--subnet CIDR]...] [--systemd [--systemd-dir DIR]]',
     summary: 'install the built binaries and link them into the CNI and bin directories',
-    options: ['prefix', 'cni-bin-dir', 'bin-dir', 'conflist', 'conf-dir', 'network', 'subnet'],
+    options: ['prefix', 'cni-bin-dir', 'bin-dir', 'conflist', 'conf-dir', 'network', 'subnet', 'systemd', 'systemd-dir'],
     maxPositionals: 0,
     help: `Copies the dist/ directory this vxnetctl runs from to DIR (through DIR.new and a rename,
 so running plugins keep their files), links CNI_BIN_DIR/vxnet and CNI_BIN_DIR/vxnet-ipam
@@ -176,9 +181,12 @@ Options:
   --conf-dir DIR      the CNI config directory (default ${DEFAULTS.confDir})
   --network NAME      the network's name (default ${DEFAULTS.network})
   --subnet CIDR       its subnet (default ${DEFAULTS.subnet}); repeat for dual stack
+  --systemd           also write SYSTEMD_DIR/vxnetd.service (vxnetd from the bin directory);
+                      then: systemctl daemon-reload && systemctl enable --now vxnetd
+  --systemd-dir DIR   where the unit goes (default ${DEFAULTS.systemdDir})
 
 JSON: {"source", "prefix", "replaced", "relocated", "links": [{"path", "target", "replaced"}],
-"conflist": {"path", "written"} | null}.`,
+"conflist": {"path", "written"} | null, "systemdUnit": path | null}.`,
   },
 ];
 
@@ -292,7 +300,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
   if (positionals.length > spec.maxPositionals) {
     throw new UsageError(`unexpected argument "${positionals[spec.maxPositionals]}" to "vxnetctl ${spec.name}" (${helpHint(spec)})`);
   }
-  for (const name of ['data-dir', 'network', 'container', 'ifname', 'cni-bin-dir', 'conf-dir', 'prefix', 'bin-dir'] as const) {
+  for (const name of ['data-dir', 'network', 'container', 'ifname', 'cni-bin-dir', 'conf-dir', 'prefix', 'bin-dir', 'systemd-dir'] as const) {
     if (values[name] === '') throw new UsageError(`option --${name} needs a non-empty value (${helpHint(spec)})`);
   }
   return { kind: 'run', command: spec.name, values, positionals };

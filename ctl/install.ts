@@ -32,6 +32,8 @@ export interface InstallRequest {
   readonly cniBinDir: string;
   readonly binDir: string;
   readonly conflist?: ConflistRequest;
+  /** Directory to write vxnetd.service to, when asked. */
+  readonly systemdDir?: string;
 }
 
 export interface LinkReport {
@@ -50,6 +52,7 @@ export interface InstallReport {
   relocated: string[];
   links: LinkReport[];
   conflist: { path: string; written: boolean; network: string; subnets: string[]; bridge: string | null } | null;
+  systemdUnit: string | null;
 }
 
 // CNI's rule for network names (libcni ValidateNetworkName), which is also what a file name tolerates.
@@ -244,7 +247,19 @@ export function installFiles(req: InstallRequest): InstallReport {
     }
     conflistReport = { path: file, written, network: conflist.network, subnets: [...conflist.subnets], bridge: conflistBridge(conflist.network) ?? null };
   }
-  return { source, prefix, replaced, relocated, links, conflist: conflistReport };
+  // 4. The systemd unit (shipped in dist/deploy by the build), pointing at the linked vxnetd.
+  let systemdUnit: string | null = null;
+  if (req.systemdDir) {
+    const unitSource = path.join(prefix, 'deploy', 'vxnetd.service');
+    const file = path.join(path.resolve(req.systemdDir), 'vxnetd.service');
+    io(`write ${file}`, () => {
+      const unit = fs.readFileSync(unitSource, 'utf8').replace(/\/usr\/local\/bin\/vxnetd/g, path.join(path.resolve(req.binDir), 'vxnetd'));
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, unit, { mode: 0o644 });
+    });
+    systemdUnit = file;
+  }
+  return { source, prefix, replaced, relocated, links, conflist: conflistReport, systemdUnit };
 }
 
 export async function runInstall(values: Values, ctx: Ctx): Promise<void> {
@@ -252,11 +267,13 @@ export async function runInstall(values: Values, ctx: Ctx): Promise<void> {
   for (const name of ['conf-dir', 'network', 'subnet'] as const) {
     if (values[name] !== undefined && !wantsConflist) throw new UsageError(`--${name} goes with --conflist (see vxnetctl install --help)`);
   }
+  if (values['systemd-dir'] !== undefined && values.systemd !== true) throw new UsageError('--systemd-dir goes with --systemd (see vxnetctl install --help)');
   const report = installFiles({
     source: ctx.distDir,
     prefix: values.prefix ?? DEFAULTS.prefix,
     cniBinDir: values['cni-bin-dir'] ?? DEFAULTS.cniBinDir,
     binDir: values['bin-dir'] ?? DEFAULTS.binDir,
+    ...(values.systemd === true ? { systemdDir: values['systemd-dir'] ?? DEFAULTS.systemdDir } : {}),
     ...(wantsConflist ? {
       conflist: {
         confDir: values['conf-dir'] ?? DEFAULTS.confDir,
@@ -281,5 +298,6 @@ export async function runInstall(values: Values, ctx: Ctx): Promise<void> {
       ? `wrote ${c.path} (network ${c.network}, subnet ${c.subnets.join(', ')}${c.bridge ? `, bridge ${c.bridge}` : ''})`
       : `kept the existing ${c.path} (not overwritten; remove it to have install write a new one)`);
   }
+  if (report.systemdUnit) lines.push(`wrote ${report.systemdUnit} (then: systemctl daemon-reload && systemctl enable --now vxnetd)`);
   ctx.stdout(lines.join('\n') + '\n');
 }

@@ -24,7 +24,7 @@ const snapshotted = new Set(process.env.VXNET_NO_SNAPSHOT ? [] : ['vxnet', 'vxne
 const entries = ['vxnet', 'vxnet-ipam', 'vxnetctl', 'vxnetd'];
 
 rmSync(dist, { recursive: true, force: true });
-for (const d of ['bin', 'lib', 'native', 'snap']) mkdirSync(join(dist, d), { recursive: true });
+for (const d of ['bin', 'lib', 'native', 'snap', 'deploy']) mkdirSync(join(dist, d), { recursive: true });
 
 // netlink loads its addon at module load with node-gyp-build(__dirname + '/..'); in a bundle
 // it must come from dist/native, and lazily, so that a snapshot can hold the module.
@@ -85,4 +85,5 @@ const netlinkDir = dirname(require.resolve('netlink/package.json'));
 copyFileSync(join(netlinkDir, 'prebuilds', `linux-${process.arch}`, 'node.napi.node'), join(dist, 'native', 'netlink.node'));
 copyFileSync(join(dirname(require.resolve('better-sqlite3/package.json')), 'build', 'Release', 'better_sqlite3.node'), join(dist, 'native', 'better_sqlite3.node'));
 copyFileSync(join(root, 'build', 'Release', 'vxnet_netns.node'), join(dist, 'native', 'vxnet_netns.node'));
+copyFileSync(join(root, 'deploy', 'vxnetd.service'), join(dist, 'deploy', 'vxnetd.service'));
 console.log(`built ${entries.map((e) => `dist/bin/${e}`).join(' ')}${snapshotted.size ? ` (snapshots: ${[...snapshotted].join(', ')})` : ''}`);

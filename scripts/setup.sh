@@ -74,9 +74,27 @@ say "npm run build"
 npm run build
 done_list+=("built dist/bin/{vxnet,vxnet-ipam,vxnetctl,vxnetd}")
 
-say "vxnetctl install --cni-bin-dir /opt/cni/bin --conflist"
-node dist/bin/vxnetctl install --cni-bin-dir /opt/cni/bin --conflist
-done_list+=("vxnetctl install --cni-bin-dir /opt/cni/bin --conflist")
+say "vxnetctl install --cni-bin-dir /opt/cni/bin --conflist --systemd"
+node dist/bin/vxnetctl install --cni-bin-dir /opt/cni/bin --conflist --systemd
+done_list+=("vxnetctl install --cni-bin-dir /opt/cni/bin --conflist --systemd")
+
+# vxnetd: Docker's network and IPAM driver (the CNI plugins need no daemon). Under systemd
+# through its unit; elsewhere (containers, CI) as a background process with a pid file.
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+  say "systemctl enable --now vxnetd"
+  systemctl daemon-reload
+  systemctl enable --now vxnetd
+  done_list+=("vxnetd running under systemd (journalctl -u vxnetd)")
+elif [ -f /run/vxnetd.pid ] && kill -0 "$(cat /run/vxnetd.pid)" 2>/dev/null; then
+  done_list+=("vxnetd already running (pid $(cat /run/vxnetd.pid))")
+else
+  say "starting vxnetd (no systemd here): log /var/log/vxnetd.log, pid /run/vxnetd.pid"
+  setsid /usr/local/bin/vxnetd --log-level info >>/var/log/vxnetd.log 2>&1 < /dev/null &
+  echo $! > /run/vxnetd.pid
+  for _ in $(seq 50); do [ -S /run/docker/plugins/vxnet.sock ] && break; sleep 0.1; done
+  [ -S /run/docker/plugins/vxnet.sock ] || die "vxnetd did not start; see /var/log/vxnetd.log"
+  done_list+=("vxnetd started (pid $(cat /run/vxnetd.pid), socket /run/docker/plugins/vxnet.sock)")
+fi
 
 echo
 say "setup done:"

@@ -54,7 +54,9 @@ fi
 
 # --- Debian packages -----------------------------------------------------------------------
 # runc: podman runs containers with runc (deploy/containers.conf: crun refuses cgroup hybrid).
-PKGS=(build-essential python3 iproute2 nftables iptables podman runc containernetworking-plugins busybox-static)
+# docker.io: the Docker driver's end-to-end tests (test/helpers/docker.ts starts its own dockerd
+# when none runs, and stops it by pid afterwards).
+PKGS=(build-essential python3 iproute2 nftables iptables podman runc containernetworking-plugins busybox-static docker.io)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -108,11 +110,22 @@ sweep() {
       CONTAINERS_CONF="$ROOT/deploy/containers.conf" podman rm -f -t 0 "$n" >/dev/null 2>&1 9>&- || true
     done
   fi
+  if [ -x /usr/bin/docker ] && timeout 5 /usr/bin/docker version >/dev/null 2>&1; then
+    for n in $(/usr/bin/docker ps -a --format '{{.Names}}' 2>/dev/null | grep '^vxt' || true); do
+      say "removing leftover docker container $n"
+      timeout 60 /usr/bin/docker rm -f "$n" >/dev/null 2>&1 9>&- || true
+    done
+    for n in $(/usr/bin/docker network ls --format '{{.Name}}' 2>/dev/null | grep '^vxt' || true); do
+      say "removing leftover docker network $n"
+      timeout 60 /usr/bin/docker network rm "$n" >/dev/null 2>&1 9>&- || true
+    done
+  fi
+  rm -f /run/docker/plugins/vxt*.sock
   for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^vxt' || true); do
     say "removing leftover netns $n"
     ip netns delete "$n" || true
   done
-  for n in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep '^vxt' || true); do
+  for n in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^(vxt|vxy)' || true); do
     if ip link show dev "$n" >/dev/null 2>&1; then  # a veth may have gone with its peer
       say "removing leftover link $n"
       ip link delete dev "$n" || true
@@ -178,14 +191,17 @@ if [ "$#" -gt 0 ]; then
   mapfile -t sel < <(list "$@")
   run_group selected "${VXNET_TEST_JOBS:-}" "${sel[@]}"
 else
-  mapfile -t unit < <(list test | grep -v '^test/integration/' || true)
+  # Root groups: test/integration (kernel, podman) and the Docker end-to-end test (real dockerd).
+  mapfile -t unit < <(list test | grep -v -e '^test/integration/' -e '^test/docker/vxnetd-e2e' || true)
   mapfile -t integ < <(list test/integration)
+  mapfile -t dockere2e < <(list test/docker | grep -e '^test/docker/vxnetd-e2e' || true)
   run_group unit "${VXNET_TEST_JOBS:-}" "${unit[@]}"
   if [ "$is_root" -eq 1 ]; then
     run_group integration "${VXNET_TEST_INTEGRATION_JOBS:-1}" "${integ[@]}"
-  elif [ "${#integ[@]}" -gt 0 ]; then
-    say "integration: not root, skipping ${#integ[@]} test file(s)"
-    skipped=$((skipped + ${#integ[@]}))
+    run_group docker 1 "${dockere2e[@]}"
+  elif [ "$(( ${#integ[@]} + ${#dockere2e[@]} ))" -gt 0 ]; then
+    say "integration, docker: not root, skipping $(( ${#integ[@]} + ${#dockere2e[@]} )) test file(s)"
+    skipped=$((skipped + ${#integ[@]} + ${#dockere2e[@]}))
   fi
 fi
 
