@@ -1,6 +1,7 @@
 // vxnet-ipam: the CNI IPAM plugin other plugins delegate to. See README.
 import { runPlugin } from '../cni/skel';
 import { vxnetIpamPlugin } from '../cni/vxnet-ipam';
+import { warmUpCni } from '../cni/warmup';
 import { startMain } from '../lib/main';
 import { VERSION } from '../lib/version';
 
@@ -16,4 +17,4 @@ Supported CNI versions: 0.3.0 to 1.1.0. Reference: README.md, "The vxnet-ipam pl
   return runPlugin(vxnetIpamPlugin);
 }
 
-startMain(main);
+startMain(main, warmUpCni);

@@ -1,6 +1,7 @@
 // vxnet: the CNI plugin a runtime execs (bridge mode). See README "Configuration reference".
 import { runPlugin } from '../cni/skel';
 import { vxnetPlugin } from '../cni/vxnet';
+import { warmUpCni } from '../cni/warmup';
 import { startMain } from '../lib/main';
 import { VERSION } from '../lib/version';
 
@@ -16,4 +17,4 @@ Configuration reference: README.md, "The vxnet plugin".
   return runPlugin(vxnetPlugin);
 }
 
-startMain(main);
+startMain(main, warmUpCni);

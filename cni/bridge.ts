@@ -62,9 +62,11 @@ export async function ensureBridge(host: Rtnl, spec: BridgeSpec): Promise<LinkIn
     // A bridge must not autoconfigure IPv6 from router advertisements of its own containers.
     try { fs.writeFileSync(`/proc/sys/net/ipv6/conf/${spec.name}/accept_ra`, '0'); } catch { /* IPv6 disabled */ }
   }
-  for (const gw of spec.gateways) await host.addAddress(link.index, gw);
+  // The alias records that this exact setup (gateways included) was completed; CHECK reports
+  // a gateway address removed since.
   const fingerprint = setupFingerprint(spec);
   if (link.alias !== fingerprint) {
+    for (const gw of spec.gateways) await host.addAddress(link.index, gw);
     applyHostSetup(spec);
     await host.setLink(link.index, { alias: fingerprint });
   }

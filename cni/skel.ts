@@ -2,6 +2,7 @@
 // stdin as values and returns what to print and the exit code, so tests drive it in-process
 // and bin/ wrappers stay three lines. Validates what the spec and libcni's skel validate.
 import * as fs from 'node:fs';
+import { trace } from '../lib/trace';
 import * as tty from 'node:tty';
 import { DecodingFailure, InvalidEnvironment, InvalidNetworkConfig, VxnetError, asVxnetError } from '../lib/errors';
 import { SUPPORTED_VERSIONS, checkVersion, compareVersions, CniVersion } from './version';
@@ -150,7 +151,9 @@ async function readStdin(): Promise<string> {
 /** Reads stdin, dispatches, prints, exits: the whole of a CNI plugin's main(). */
 export async function runPlugin(handlers: Handlers): Promise<never> {
   const stdin = await readStdin();
+  trace('stdin');
   const outcome = await dispatch(process.env, stdin, handlers);
+  trace('done');
   process.stdout.write(outcome.stdout);
   process.exit(outcome.exitCode);
 }

@@ -4,6 +4,7 @@
 // that fails undoes what it did, in reverse order.
 import * as fs from 'node:fs';
 import { AttachmentDrifted, InvalidNetworkConfig } from '../lib/errors';
+import { trace } from '../lib/trace';
 import { Cidr, Ip, contains, formatCidr, formatIp, networkOf, parseCidr, parseIp } from '../ipam/addr';
 import { openNetns } from '../net/netns';
 import { forwardAcceptPresent, masqueradePresent } from '../net/nat';
@@ -72,24 +73,30 @@ export function containerRoutes(conf: VxnetNetConf, ips: readonly ParsedIp[], ip
 }
 
 async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
+  trace('add:start');
   const conf = loadConf(args);
   const ipam = ipamSourceFor(conf.ipamType, conf.ipam);
   const ns = openNetns(args.netns);
   const host = Rtnl.open();
+  trace('add:host-socket');
   const undo: Array<() => Promise<unknown>> = [];
   let done = false;
   try {
     const inner = Rtnl.open(ns);
     undo.push(async () => inner.close());
+    trace('add:netns-socket');
     const ipamResult = await ipam.add(args);
+    trace('add:ipam');
     undo.push(() => ipam.del(args, 'add failed'));
     const ips = parseIps(ipamResult);
     const bridge = await ensureBridge(host, bridgeSpecFor(conf, ips));
+    trace('add:bridge');
 
     const vethName = hostVethName(args.containerId, args.ifname);
     await host.deleteLink(vethName); // a leftover of an ADD killed half-way
     await host.createVeth(vethName, { name: args.ifname, ns, ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { mac: conf.mac } : {}) }, conf.mtu);
     undo.push(() => host.deleteLink(vethName));
+    trace('add:veth');
     const veth = await host.link(vethName);
     if (!veth) throw new AttachmentDrifted(`veth ${vethName} vanished right after it was created`);
     await host.setLink(veth.index, { master: bridge.index, up: true });
@@ -105,6 +112,7 @@ async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
       await inner.addRoute({ dst: networkOf(dst), ...(r.gw ? { gw: parseIp(r.gw) as Ip } : {}), oif: container.index });
     }
 
+    trace('add:container-config');
     const interfaces: CniInterface[] = [
       { name: conf.bridge, mac: bridge.mac },
       { name: vethName, mac: veth.mac },
@@ -119,6 +127,7 @@ async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
     done = true;
     return formatResult(result, args.version);
   } finally {
+    trace('add:result');
     if (!done) {
       for (const step of undo.reverse()) await step().catch(() => undefined);
     } else {
@@ -126,7 +135,9 @@ async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
     }
     host.close();
     ns.close();
+    trace('add:sockets-closed');
     await ipam.close();
+    trace('add:store-closed');
   }
 }
 

@@ -21,6 +21,9 @@ const AF_INET = 2;
 const AF_INET6 = 10;
 const VETH_INFO_PEER = 1;
 const RT_TABLE_MAIN = 254;
+const AF_BRIDGE = 7;
+/** RTNH_F_ONLINK in rtm_flags: the gateway is on the link even though no address says so. */
+const RTNH_F_ONLINK = 4;
 
 export const afOf = (family: 4 | 6): number => (family === 4 ? AF_INET : AF_INET6);
 
@@ -63,6 +66,42 @@ export interface RouteInfo {
   readonly dst: Cidr;
   readonly gw: Ip | undefined;
   readonly oif: number | undefined;
+}
+
+export interface VxlanSpec {
+  readonly name: string;
+  readonly vni: number;
+  /** The underlay address the tunnel's packets leave from (IPv4 or IPv6). */
+  readonly local: Ip;
+  /** UDP destination port (4789). */
+  readonly port: number;
+  readonly learning: boolean;
+  /** The underlay link (IFLA_VXLAN_LINK), if pinned. */
+  readonly underlayIndex?: number;
+  readonly mtu?: number;
+  readonly mac?: string;
+}
+
+/** What the kernel reports of a VXLAN link's configuration. */
+export interface VxlanInfo {
+  readonly vni: number | undefined;
+  readonly local: Ip | undefined;
+  readonly port: number | undefined;
+  readonly learning: boolean | undefined;
+  readonly underlayIndex: number | undefined;
+}
+
+export interface NeighInfo {
+  readonly ip: Ip;
+  readonly mac: string;
+  readonly permanent: boolean;
+}
+
+export interface FdbInfo {
+  readonly mac: string;
+  /** The remote (VXLAN FDB entries); undefined for a bridge's own entries. */
+  readonly dst: Ip | undefined;
+  readonly permanent: boolean;
 }
 
 /** node-netlink reports a kernel error as Error("Request rejected: ENODEV"): the errno name. */
@@ -258,6 +297,168 @@ export class Rtnl {
         }));
     } catch (err) {
       throw this.fail('cannot list routes', err);
+    }
+  }
+
+  // --- VXLAN devices, neighbours, FDB (the overlay) ---------------------------------------
+
+  /** Creates a VXLAN link (down); false when a link of that name exists already. */
+  async createVxlan(spec: VxlanSpec): Promise<boolean> {
+    const port = Buffer.alloc(2);
+    port.writeUInt16BE(spec.port);
+    const data = streamBytes((s) => s.emit(ifla.formatVxlan({
+      id: spec.vni, port, learning: spec.learning ? 1 : 0,
+      ...(spec.local.family === 4 ? { local: ipBytes(spec.local) } : { local6: ipBytes(spec.local) }),
+      ...(spec.underlayIndex ? { link: spec.underlayIndex } : {}),
+    })));
+    const linkinfo = streamBytes((s) => s.emit(ifla.formatInfo({ kind: 'vxlan', data })));
+    try {
+      await this.sock.newLink({}, {
+        ifname: spec.name, linkinfo, ...(spec.mtu ? { mtu: spec.mtu } : {}), ...(spec.mac ? { address: macToBytes(spec.mac) } : {}),
+      }, { flags: NLM_F_CREATE | NLM_F_EXCL });
+      return true;
+    } catch (err) {
+      if (errno(err) === 'EEXIST') return false;
+      throw this.fail(`cannot create vxlan ${spec.name} (vni ${spec.vni}, local ${formatIp(spec.local)}, port ${spec.port})`, err);
+    }
+  }
+
+  /** A link and, when it is a VXLAN link, its VXLAN configuration. */
+  async vxlan(name: string): Promise<{ link: LinkInfo; vxlan: VxlanInfo | undefined } | undefined> {
+    let msgs;
+    try {
+      msgs = await this.sock.getLink({}, { ifname: name });
+    } catch (err) {
+      if (errno(err) === 'ENODEV') return undefined;
+      throw this.fail(`cannot look up link ${name}`, err);
+    }
+    const m = msgs[0];
+    if (!m) return undefined;
+    const link = Rtnl.toLink(m);
+    const info = m.attrs.linkinfo ? ifla.parseInfo(m.attrs.linkinfo) : undefined;
+    if (info?.kind !== 'vxlan' || !info.data) return { link, vxlan: undefined };
+    const v = ifla.parseVxlan(info.data);
+    const local = v.local ? ipFromBytes(v.local) : v.local6 ? ipFromBytes(v.local6) : undefined;
+    return {
+      link,
+      vxlan: {
+        vni: v.id, local, port: v.port ? v.port.readUInt16BE(0) : undefined,
+        learning: v.learning === undefined ? undefined : v.learning !== 0, underlayIndex: v.link || undefined,
+      },
+    };
+  }
+
+  async deleteAddress(index: number, cidr: Cidr): Promise<boolean> {
+    const bytes = ipBytes(cidr.ip);
+    try {
+      await this.sock.delAddress({ family: afOf(cidr.ip.family), prefixlen: cidr.prefix, index }, { address: bytes, local: bytes });
+      return true;
+    } catch (err) {
+      if (errno(err) === 'EADDRNOTAVAIL' || errno(err) === 'ENODEV') return false;
+      throw this.fail(`cannot delete address ${formatCidr(cidr)} from link #${index}`, err);
+    }
+  }
+
+  /** Neighbour entries (ARP and NDP) of a link, both families. */
+  async neighbours(index: number): Promise<NeighInfo[]> {
+    try {
+      const out: NeighInfo[] = [];
+      for (const family of [AF_INET, AF_INET6]) {
+        for (const m of await this.sock.getNeighbors({ family })) {
+          if (m.data.ifindex !== index || !m.attrs.dst) continue;
+          out.push({ ip: ipFromBytes(m.attrs.dst), mac: macFromBytes(m.attrs.lladdr), permanent: Boolean(m.data.state?.permanent) });
+        }
+      }
+      return out;
+    } catch (err) {
+      throw this.fail(`cannot list neighbours of link #${index}`, err);
+    }
+  }
+
+  /** Creates or replaces a permanent neighbour entry ip -> mac on a link (`ip neigh replace ... nud permanent`). */
+  async setNeighbour(index: number, ip: Ip, mac: string): Promise<void> {
+    try {
+      await this.sock.newNeighbor({ family: afOf(ip.family), ifindex: index, state: { permanent: true } },
+        { dst: ipBytes(ip), lladdr: macToBytes(mac) }, { flags: NLM_F_CREATE | NLM_F_REPLACE });
+    } catch (err) {
+      throw this.fail(`cannot set neighbour ${formatIp(ip)} lladdr ${mac} on link #${index}`, err);
+    }
+  }
+
+  /** Deletes a neighbour entry; false when there was none. */
+  async deleteNeighbour(index: number, ip: Ip): Promise<boolean> {
+    try {
+      await this.sock.delNeighbor({ family: afOf(ip.family), ifindex: index }, { dst: ipBytes(ip) });
+      return true;
+    } catch (err) {
+      if (errno(err) === 'ENOENT' || errno(err) === 'ENODEV') return false;
+      throw this.fail(`cannot delete neighbour ${formatIp(ip)} on link #${index}`, err);
+    }
+  }
+
+  /** The forwarding database entries of a link (a VXLAN device's: MAC -> remote). */
+  async fdb(index: number): Promise<FdbInfo[]> {
+    try {
+      return (await this.sock.getNeighbors({ family: AF_BRIDGE }))
+        .filter((m) => m.data.ifindex === index && m.attrs.lladdr)
+        .map((m) => ({
+          mac: macFromBytes(m.attrs.lladdr), dst: m.attrs.dst ? ipFromBytes(m.attrs.dst) : undefined, permanent: Boolean(m.data.state?.permanent),
+        }));
+    } catch (err) {
+      throw this.fail(`cannot list the forwarding database of link #${index}`, err);
+    }
+  }
+
+  /**
+   * Creates or replaces a permanent FDB entry mac -> dst on a VXLAN device
+   * (`bridge fdb replace MAC dev DEV dst IP self permanent`).
+   */
+  async setFdb(index: number, mac: string, dst: Ip): Promise<void> {
+    try {
+      await this.sock.newNeighbor({ family: AF_BRIDGE, ifindex: index, state: { permanent: true }, flags: { self: true } },
+        { lladdr: macToBytes(mac), dst: ipBytes(dst) }, { flags: NLM_F_CREATE | NLM_F_REPLACE });
+    } catch (err) {
+      throw this.fail(`cannot set fdb ${mac} dst ${formatIp(dst)} on link #${index}`, err);
+    }
+  }
+
+  /** Deletes an FDB entry (only the remote dst when given); false when there was none. */
+  async deleteFdb(index: number, mac: string, dst?: Ip): Promise<boolean> {
+    try {
+      await this.sock.delNeighbor({ family: AF_BRIDGE, ifindex: index, flags: { self: true } },
+        { lladdr: macToBytes(mac), ...(dst ? { dst: ipBytes(dst) } : {}) });
+      return true;
+    } catch (err) {
+      if (errno(err) === 'ENOENT' || errno(err) === 'ENODEV') return false;
+      throw this.fail(`cannot delete fdb ${mac}${dst ? ` dst ${formatIp(dst)}` : ''} on link #${index}`, err);
+    }
+  }
+
+  /** Creates or replaces a route dst via gw on link oif, optionally onlink (`ip route replace ... onlink`). */
+  async replaceRoute(route: { dst: Cidr; gw: Ip; oif: number; onlink?: boolean }): Promise<void> {
+    const family = route.dst.ip.family;
+    try {
+      await this.sock.newRoute(
+        { family: afOf(family), dstLen: route.dst.prefix, table: RT_TABLE_MAIN, protocol: 'BOOT', scope: 'UNIVERSE', type: 'UNICAST',
+          ...(route.onlink ? { flags: { __unknown: RTNH_F_ONLINK } } : {}) },
+        { ...(route.dst.prefix > 0 ? { dst: ipBytes(route.dst.ip) } : {}), gateway: ipBytes(route.gw), oif: route.oif },
+        { flags: NLM_F_CREATE | NLM_F_REPLACE });
+    } catch (err) {
+      throw this.fail(`cannot set route ${formatCidr(route.dst)} via ${formatIp(route.gw)} dev #${route.oif}${route.onlink ? ' onlink' : ''}`, err);
+    }
+  }
+
+  /** Deletes a route of the main table; false when there was none. */
+  async deleteRoute(route: { dst: Cidr; gw?: Ip; oif?: number }): Promise<boolean> {
+    const family = route.dst.ip.family;
+    try {
+      await this.sock.delRoute(
+        { family: afOf(family), dstLen: route.dst.prefix, table: RT_TABLE_MAIN },
+        { ...(route.dst.prefix > 0 ? { dst: ipBytes(route.dst.ip) } : {}), ...(route.gw ? { gateway: ipBytes(route.gw) } : {}), ...(route.oif ? { oif: route.oif } : {}) });
+      return true;
+    } catch (err) {
+      if (errno(err) === 'ESRCH' || errno(err) === 'ENOENT' || errno(err) === 'ENODEV') return false;
+      throw this.fail(`cannot delete route ${formatCidr(route.dst)}`, err);
     }
   }
 }

@@ -45,9 +45,13 @@ const netlinkAddon = {
 // loads), so snapshots are built, and must then run, with the regexp bytecode interpreter.
 const SNAPSHOT_FLAGS = ['--regexp-interpret-all'];
 
+// NODE_EXTRA_CA_CERTS makes Node read and parse a CA bundle at start-up (about 35 ms here);
+// a CNI plugin opens no TLS connection. NODE_OPTIONS could carry flags the snapshot was not
+// built with, which makes Node refuse it.
 export function launcher(distDir, name) {
   return `#!/bin/sh
 # ${name}: starts Node from the startup snapshot of ${name} (see README "Performance").
+unset NODE_EXTRA_CA_CERTS NODE_OPTIONS
 VXNET_DIST='${distDir}' exec '${process.execPath}' ${SNAPSHOT_FLAGS.join(' ')} --snapshot-blob '${distDir}/snap/${name}.blob' -- "$@"
 `;
 }

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { IoFailure, PluginNotAvailable, TryAgainLater } from '../../lib/errors';
 import { bundled, loadBundledAddon } from '../../lib/native';
+import { trace } from '../../lib/trace';
 import { Ip, formatIp, ipFromKey, ipKey } from '../addr';
 import type { Allocation, AllocationFilter, HistoryEntry, IpamStore, IpamTx, Owner, PoolRecord } from './types';
 
@@ -69,6 +70,8 @@ class EmbeddedTx implements IpamTx {
   private readonly statements = new Map<string, BetterSqlite3.Statement>();
   constructor(private readonly db: BetterSqlite3.Database) {}
 
+  // Owner lookups name their index: without statistics (no ANALYZE) SQLite prefers the primary
+  // key's network prefix and scans every allocation of the network, which grows with the pool.
   private stmt(sql: string): BetterSqlite3.Statement {
     let s = this.statements.get(sql);
     if (!s) { s = this.db.prepare(sql); this.statements.set(sql, s); }
@@ -89,8 +92,8 @@ class EmbeddedTx implements IpamTx {
 
   async listByOwner(network: string, containerId: string, ifname?: string): Promise<Allocation[]> {
     const rows = ifname === undefined
-      ? this.stmt('SELECT * FROM allocations WHERE network=? AND container_id=? ORDER BY range_set, addr_key').all(network, containerId)
-      : this.stmt('SELECT * FROM allocations WHERE network=? AND container_id=? AND ifname=? ORDER BY range_set, addr_key').all(network, containerId, ifname);
+      ? this.stmt('SELECT * FROM allocations INDEXED BY allocations_owner WHERE network=? AND container_id=? ORDER BY range_set, addr_key').all(network, containerId)
+      : this.stmt('SELECT * FROM allocations INDEXED BY allocations_owner WHERE network=? AND container_id=? AND ifname=? ORDER BY range_set, addr_key').all(network, containerId, ifname);
     return (rows as AllocationRow[]).map(toAllocation);
   }
 
@@ -111,8 +114,8 @@ class EmbeddedTx implements IpamTx {
 
   async releaseByOwner(network: string, containerId: string, ifname: string | undefined, reason: string): Promise<Allocation[]> {
     const rows = (ifname === undefined
-      ? this.stmt('SELECT * FROM allocations WHERE network=? AND container_id=?').all(network, containerId)
-      : this.stmt('SELECT * FROM allocations WHERE network=? AND container_id=? AND ifname=?').all(network, containerId, ifname)) as AllocationRow[];
+      ? this.stmt('SELECT * FROM allocations INDEXED BY allocations_owner WHERE network=? AND container_id=?').all(network, containerId)
+      : this.stmt('SELECT * FROM allocations INDEXED BY allocations_owner WHERE network=? AND container_id=? AND ifname=?').all(network, containerId, ifname)) as AllocationRow[];
     this.moveToHistory(rows, reason);
     return rows.map(toAllocation);
   }
@@ -256,6 +259,7 @@ export function openEmbeddedStore(dataDir: string, mustExist: boolean): IpamStor
   const file = path.join(dataDir, 'ipam.db');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const Database = require('better-sqlite3') as typeof BetterSqlite3;
+  trace('store:required');
   let db: BetterSqlite3.Database;
   try {
     if (!mustExist) fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -282,5 +286,12 @@ export function openEmbeddedStore(dataDir: string, mustExist: boolean): IpamStor
     db.close();
     throw new IoFailure(`cannot initialise the IPAM store ${file}: ${(err as Error).message}`);
   }
+  trace('store:open');
   return new EmbeddedStore(db, file);
+}
+
+/** Evaluates better-sqlite3's JavaScript now (its addon still loads on first open). */
+export function preloadDriver(): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  require('better-sqlite3');
 }

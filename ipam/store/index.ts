@@ -16,3 +16,9 @@ export function openStore(options: StoreOptions = {}): IpamStore {
   const { openEmbeddedStore } = require('./embedded') as typeof import('./embedded');
   return openEmbeddedStore(options.dataDir ?? DEFAULT_DATA_DIR, options.mustExist ?? false);
 }
+
+/** Loads the embedded store's JavaScript (not its native addon): for startup snapshots. */
+export function preloadEmbeddedStore(): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  (require('./embedded') as typeof import('./embedded')).preloadDriver();
+}
