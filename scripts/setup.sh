@@ -13,6 +13,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+. ./scripts/lib.sh
 done_list=()
 
 [ "$(id -u)" -eq 0 ] || die "run as root (it installs packages and writes /opt/cni/bin): sudo bash scripts/setup.sh"
@@ -26,49 +28,22 @@ say "Node.js $(node --version)"
 # Build: build-essential python3 (node-gyp: vxnet's addon, better-sqlite3).
 # Run: iproute2 nftables iptables; containernetworking-plugins for loopback/portmap/bridge.
 PKGS=(build-essential python3 iproute2 nftables iptables containernetworking-plugins)
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
+mapfile -t missing < <(missing_debs "${PKGS[@]}")
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
-  apt-get -o DPkg::Lock::Timeout=300 update -qq
-  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}"
+  install_debs "${missing[@]}"
   done_list+=("installed Debian packages: ${missing[*]}")
 else
   say "Debian packages already installed: ${PKGS[*]}"
 fi
 
-# node-gyp cannot download node's headers here: use the nodejs package's /usr/include/node
-# unless npm is configured with a nodedir already.
-if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node_version.h ]; then
-  cfg=$(npm config get nodedir 2>/dev/null || true)
-  if [ -z "$cfg" ] || [ "$cfg" = "undefined" ] || [ "$cfg" = "null" ]; then export npm_config_nodedir=/usr; fi
-fi
-
-# npm dependencies: (re)installed when node_modules is missing or older than package.json /
-# package-lock.json. The stamp is shared with scripts/test.sh.
-stamp=node_modules/.vxnet-deps-stamp
-deps_fresh() {
-  local ref=$1
-  [ -e "$ref" ] || return 1
-  [ "$ref" -nt package.json ] || return 1
-  [ ! -e package-lock.json ] || [ "$ref" -nt package-lock.json ] || return 1
-}
-if [ -d node_modules ] && { deps_fresh "$stamp" || { [ ! -e "$stamp" ] && deps_fresh node_modules/.package-lock.json; }; }; then
+if npm_deps_fresh; then
   say "npm dependencies up to date"
 else
-  if [ -f package-lock.json ]; then
-    say "npm ci (compiles native addons, about a minute)"
-    npm ci --no-audit --no-fund
-    done_list+=("npm ci")
-  else
-    say "npm install (compiles native addons, about a minute)"
-    npm install --no-audit --no-fund
-    done_list+=("npm install")
-  fi
+  install_npm_deps
+  done_list+=("installed npm dependencies")
 fi
-touch "$stamp"
+use_system_node_headers
 
 say "npm run build"
 npm run build

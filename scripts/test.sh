@@ -29,6 +29,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+. ./scripts/lib.sh
 # Whatever stops the script before the tests ran (missing node, apt, npm ci, build) still
 # ends with the counts line, counting the failed step as one failure.
 summary_printed=0
@@ -57,45 +59,22 @@ fi
 # docker.io: the Docker driver's end-to-end tests (test/helpers/docker.ts starts its own dockerd
 # when none runs, and stops it by pid afterwards).
 PKGS=(build-essential python3 iproute2 nftables iptables podman runc containernetworking-plugins busybox-static docker.io)
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
+mapfile -t missing < <(missing_debs "${PKGS[@]}")
 if [ "${#missing[@]}" -gt 0 ]; then
   [ "$is_root" -eq 1 ] || die "missing Debian packages (${missing[*]}); run as root or apt-get install them"
   say "installing ${missing[*]}"
-  apt-get -o DPkg::Lock::Timeout=300 update -qq 9>&-
-  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" 9>&-
+  install_debs "${missing[@]}"
 else
   say "Debian packages present"
 fi
 
 # --- npm dependencies ----------------------------------------------------------------------
-# node-gyp needs node's headers and cannot download them here: use the ones the nodejs
-# package ships in /usr/include/node unless npm is already configured otherwise.
-if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node_version.h ]; then
-  cfg=$(npm config get nodedir 2>/dev/null || true)
-  if [ -z "$cfg" ] || [ "$cfg" = "undefined" ] || [ "$cfg" = "null" ]; then export npm_config_nodedir=/usr; fi
-fi
-stamp=node_modules/.vxnet-deps-stamp
-deps_fresh() {
-  local ref=$1
-  [ -e "$ref" ] || return 1
-  [ "$ref" -nt package.json ] || return 1
-  [ ! -e package-lock.json ] || [ "$ref" -nt package-lock.json ] || return 1
-}
-if [ -d node_modules ] && { deps_fresh "$stamp" || { [ ! -e "$stamp" ] && deps_fresh node_modules/.package-lock.json; }; }; then
+if npm_deps_fresh; then
   say "npm dependencies up to date"
 else
-  if [ -f package-lock.json ]; then
-    say "npm ci"
-    npm ci --no-audit --no-fund 9>&-
-  else
-    say "npm install"
-    npm install --no-audit --no-fund 9>&-
-  fi
+  install_npm_deps
 fi
-touch "$stamp"
+use_system_node_headers
 
 # --- build ---------------------------------------------------------------------------------
 say "npm run build"
