@@ -146,13 +146,24 @@ t.test('install into temp directories', async (t) => {
     ],
     conflist: { path: `${confDir}/10-testnet.conflist`, written: false, network: 'testnet', subnets: ['10.231.0.0/16'], bridge: 'vx-testnet' },
   });
-  t.same(Object.keys(report).sort(), ['conflist', 'links', 'prefix', 'relocated', 'replaced', 'source']);
+  t.same(Object.keys(report).sort(), ['conflist', 'links', 'prefix', 'relocated', 'replaced', 'source', 'systemdUnit']);
+  t.equal(report.systemdUnit, null, 'no systemd unit unless asked');
   r = await run(installedCtl, ['install', ...dirs, '--conflist', '--conf-dir', confDir, '--network', 'testnet']);
   t.match(r.stdout, `kept the existing ${confDir}/10-testnet.conflist (not overwritten`);
   t.match(r.stdout, `linked ${binDir}/vxnetd -> ${prefix}/bin/vxnetd (unchanged)`);
   t.same(JSON.parse(readFileSync(path.join(confDir, '10-testnet.conflist'), 'utf8')), conflistFor('testnet', ['10.240.0.0/16']), 'the conflist is untouched');
   r = await run(path.join(cniBin, 'vxnet-ipam'), [], '{"cniVersion":"1.0.0"}', { CNI_COMMAND: 'VERSION' });
   t.equal(r.code, 0, 'the plugin still runs after a reinstall over itself');
+
+  // --systemd writes vxnetd.service pointing at the linked vxnetd.
+  const systemdDir = path.join(path.dirname(binDir), 'systemd');
+  r = await run(installedCtl, ['install', ...dirs, '--systemd', '--systemd-dir', systemdDir]);
+  t.equal(r.code, 0, r.stderr);
+  const unit = readFileSync(path.join(systemdDir, 'vxnetd.service'), 'utf8');
+  t.match(unit, new RegExp(`^ExecStart=${binDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/vxnetd `, 'm'), 'the unit starts the installed vxnetd');
+  t.match(r.stdout, 'systemctl daemon-reload && systemctl enable --now vxnetd');
+  r = await run(installedCtl, ['install', ...dirs, '--systemd-dir', systemdDir]);
+  t.equal(r.code, 2, '--systemd-dir without --systemd is a usage error');
 });
 
 t.test('install refuses what it must not replace, with one line', async (t) => {

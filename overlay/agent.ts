@@ -1,0 +1,272 @@
+// The overlay agent: one per host (inside vxnetd). Design notes:
+//
+// Registration. The host's record and, per overlay network, its member record (underlay
+// address, VTEP MAC, blocks) are written under one etcd lease with a TTL that etcd3's Lease
+// keeps alive. A host that stops renewing (crash, partition) loses both keys when the TTL runs
+// out, and every peer's watch sees the member deleted. A lost lease (etcd unreachable for
+// longer than the TTL) is re-granted and the records are written again, with the same identity,
+// so the host gets its own blocks back (registry.leaseBlock).
+//
+// Blocks are leased before the member record is written and survive the host's lease (see
+// records.ts); the first peer that sees a host's member record vanish marks its blocks
+// orphaned, which starts their grace period.
+//
+// Watching, not polling. Per network: one ranged read of the members at revision R, then a
+// watch from R+1, so every change after the snapshot arrives once and in order. Each event
+// updates the in-memory peer map and schedules a sync: syncs are serialized and coalesced (a
+// burst of 1000 joins costs a few syncs, not 1000), and each sync converges the device to the
+// whole peer map (overlay/apply.ts), so a missed or duplicated event cannot leave it wrong.
+// When the watch reconnects after an outage, the members are read again and events at or below
+// that read's revision are ignored. A failed sync is retried after retryMs (a timer armed only
+// after a failure, not a polling loop).
+//
+// etcd down: nothing is torn down. The device and its entries stay as last programmed, so
+// containers keep talking; blocks are local, so CNI ADDs keep working.
+import { EventEmitter } from 'node:events';
+import type { Etcd3, IKeyValue, Lease, Watcher } from 'etcd3';
+import type { Logger } from '../lib/log';
+import { Cidr, Ip, formatCidr, formatIp } from '../ipam/addr';
+import type { Rtnl } from '../net/rtnl';
+import { SyncReport, VtepProgrammer } from './apply';
+import { OverlayNetwork, Peer, diffPeers, vtepMacFor, vxlanDeviceName } from './plan';
+import { DEFAULT_OVERLAY_PREFIX, MemberRecord, decodeMember, encodeHost, encodeMember, lastSegment } from './records';
+import { OverlayRegistry, callOptions } from './registry';
+
+export interface AgentOptions {
+  readonly hostId: string;
+  readonly underlay: Ip;
+  /** The overlay networks this host joins (the cluster's stored definition wins). */
+  readonly networks: readonly OverlayNetwork[];
+  /** Lease TTL in seconds (default 10). */
+  readonly ttlSeconds?: number;
+  /** How long an expired host's blocks stay reserved for it (default 10 min). */
+  readonly graceMs?: number;
+  readonly prefix?: string;
+  /** Delay before retrying a failed sync or registration (default 500 ms). */
+  readonly retryMs?: number;
+}
+
+/** The narrow components the agent needs. */
+export interface AgentComponents {
+  readonly etcd: Etcd3;
+  /** An rtnetlink socket in the host's namespace. */
+  readonly rtnl: Rtnl;
+  readonly log: Logger;
+  readonly now?: () => number;
+}
+
+interface NetState {
+  network: OverlayNetwork;
+  blocks: Cidr[];
+  programmer: VtepProgrammer;
+  peers: Map<string, MemberRecord>;
+  /** Events at or below this revision are already in `peers`. */
+  floor: bigint;
+  watcher?: Watcher;
+  running: boolean;
+  dirty: boolean;
+  retry?: NodeJS.Timeout;
+  lastSynced: Peer[];
+}
+
+export interface SyncedEvent {
+  readonly network: string;
+  readonly report: SyncReport;
+  readonly peers: number;
+}
+
+export class OverlayAgent extends EventEmitter {
+  readonly registry: OverlayRegistry;
+  private readonly nets = new Map<string, NetState>();
+  private lease: Lease | undefined;
+  private stopped = false;
+  private registerTimer: NodeJS.Timeout | undefined;
+  private readonly ttl: number;
+  private readonly graceMs: number;
+  private readonly retryMs: number;
+  private readonly now: () => number;
+  private readonly log: Logger;
+
+  constructor(readonly options: AgentOptions, private readonly c: AgentComponents) {
+    super();
+    this.ttl = options.ttlSeconds ?? 10;
+    this.graceMs = options.graceMs ?? 600_000;
+    this.retryMs = options.retryMs ?? 500;
+    this.now = c.now ?? Date.now;
+    this.log = c.log.child({ host: options.hostId });
+    this.registry = new OverlayRegistry(c.etcd, options.prefix ?? DEFAULT_OVERLAY_PREFIX, this.log);
+  }
+
+  /** This host's blocks on a network (after start). */
+  blocks(network: string): Cidr[] {
+    return [...(this.nets.get(network)?.blocks ?? [])];
+  }
+
+  /** The peers this host currently programs for a network (itself excluded). */
+  peers(network: string): Peer[] {
+    return [...(this.nets.get(network)?.peers.values() ?? [])].filter((p) => p.id !== this.options.hostId);
+  }
+
+  /** Defines the networks, leases blocks, creates the devices, registers, and starts watching. */
+  async start(): Promise<void> {
+    const { hostId, underlay } = this.options;
+    for (const proposed of this.options.networks) {
+      const network = await this.registry.ensureNetwork(proposed);
+      const blocks = await this.leaseBlocks(network);
+      const programmer = new VtepProgrammer(this.c.rtnl, {
+        hostId, vni: network.vni, device: vxlanDeviceName(network.vni), underlay, mac: vtepMacFor(hostId, network.vni),
+        ...(network.mtu !== undefined ? { mtu: network.mtu } : {}), port: network.port, blocks,
+      }, this.log.child({ network: network.name }));
+      // The device first, so peers that learn about us find our VTEP ready.
+      await programmer.ensureDevice();
+      this.nets.set(network.name, { network, blocks, programmer, peers: new Map(), floor: 0n, running: false, dirty: false, lastSynced: [] });
+    }
+    await this.register();
+    for (const ns of this.nets.values()) await this.watch(ns);
+  }
+
+  private async leaseBlocks(network: OverlayNetwork): Promise<Cidr[]> {
+    const blocks: Cidr[] = [];
+    for (const subnet of network.subnets) {
+      const r = await this.registry.leaseBlock(network, subnet, this.options.hostId, this.now, this.graceMs);
+      this.log.info('leased block', { network: network.name, block: formatCidr(r.block), kind: r.kind });
+      blocks.push(r.block);
+    }
+    return blocks;
+  }
+
+  /** Grants a lease and writes the host and member records under it. */
+  private async register(): Promise<void> {
+    const { hostId, underlay } = this.options;
+    const lease = this.c.etcd.lease(this.ttl);
+    await lease.grant();
+    lease.on('lost', (err) => {
+      if (this.stopped || this.lease !== lease) return;
+      this.log.warn('lease lost; registering again', { error: err?.message });
+      this.reRegister();
+    });
+    const k = this.registry.k;
+    await lease.put(k.host(hostId)).value(encodeHost({ id: hostId, underlay, since: this.now(), networks: [...this.nets.keys()] })).exec();
+    for (const ns of this.nets.values()) {
+      await lease.put(k.member(ns.network.name, hostId))
+        .value(encodeMember({ underlay, mac: vtepMacFor(hostId, ns.network.vni), blocks: ns.blocks })).exec();
+    }
+    this.lease = lease;
+    this.log.info('registered', { underlay: formatIp(underlay), ttl: this.ttl, lease: await lease.grant() });
+  }
+
+  private reRegister(): void {
+    if (this.stopped || this.registerTimer) return;
+    const attempt = async (): Promise<void> => {
+      this.registerTimer = undefined;
+      if (this.stopped) return;
+      try {
+        for (const ns of this.nets.values()) {
+          const blocks = await this.leaseBlocks(ns.network);
+          if (blocks.map(formatCidr).join() !== ns.blocks.map(formatCidr).join()) {
+            this.log.error('came back with different blocks: containers on the old ones are unreachable', {
+              network: ns.network.name, before: ns.blocks.map(formatCidr), after: blocks.map(formatCidr),
+            });
+            ns.blocks = blocks;
+          }
+        }
+        await this.register();
+      } catch (err) {
+        this.log.warn('registration failed; retrying', { error: (err as Error).message });
+        this.registerTimer = setTimeout(() => void attempt(), this.retryMs);
+      }
+    };
+    this.registerTimer = setTimeout(() => void attempt(), 0);
+  }
+
+  /** Reads the members at revision R and watches from R+1. */
+  private async watch(ns: NetState): Promise<void> {
+    await this.relist(ns);
+    const watcher = await this.c.etcd.watch().prefix(this.registry.k.members(ns.network.name))
+      .startRevision(String(ns.floor + 1n)).create();
+    ns.watcher = watcher;
+    let first = true;
+    watcher.on('connected', () => {
+      if (first) { first = false; return; }
+      // Back after an outage: read everything again rather than trust the resumed stream.
+      this.relist(ns).catch((err) => this.log.warn('re-reading members failed', { error: (err as Error).message }));
+    });
+    watcher.on('put', (kv) => this.onEvent(ns, kv, 'put'));
+    watcher.on('delete', (kv) => this.onEvent(ns, kv, 'delete'));
+    watcher.on('error', (err) => this.log.warn('watch error', { network: ns.network.name, error: err.message }));
+    watcher.on('disconnected', (err) => this.log.warn('watch disconnected', { network: ns.network.name, error: err?.message }));
+  }
+
+  private async relist(ns: NetState): Promise<void> {
+    const snap = await this.registry.members(ns.network.name);
+    ns.peers = new Map(snap.items.map((m) => [m.id, m]));
+    ns.floor = BigInt(snap.revision);
+    this.schedule(ns);
+  }
+
+  private onEvent(ns: NetState, kv: IKeyValue, type: 'put' | 'delete'): void {
+    if (BigInt(kv.mod_revision) <= ns.floor) return;
+    const id = lastSegment(kv.key.toString());
+    if (type === 'put') {
+      const m = decodeMember(ns.network.name, id, kv.value.toString());
+      if (!m) { this.log.warn('ignoring a malformed member record', { key: kv.key.toString() }); return; }
+      ns.peers.set(id, m);
+    } else {
+      ns.peers.delete(id);
+      if (id !== this.options.hostId) {
+        this.registry.markOrphans(ns.network.name, this.now())
+          .catch((err) => this.log.debug('marking orphaned blocks failed', { error: (err as Error).message }));
+      }
+    }
+    this.schedule(ns);
+  }
+
+  private schedule(ns: NetState): void {
+    ns.dirty = true;
+    if (!ns.running && !this.stopped) void this.runSync(ns);
+  }
+
+  private async runSync(ns: NetState): Promise<void> {
+    ns.running = true;
+    if (ns.retry) { clearTimeout(ns.retry); ns.retry = undefined; }
+    try {
+      while (ns.dirty && !this.stopped) {
+        ns.dirty = false;
+        const peers = [...ns.peers.values()];
+        try {
+          const report = await ns.programmer.sync(peers);
+          for (const e of diffPeers(ns.lastSynced, peers.filter((p) => p.id !== this.options.hostId))) {
+            this.log.info(`peer ${e.type}`, { network: ns.network.name, peer: e.peer.id, underlay: formatIp(e.peer.underlay) });
+          }
+          ns.lastSynced = peers.filter((p) => p.id !== this.options.hostId);
+          this.emit('synced', { network: ns.network.name, report, peers: ns.lastSynced.length } satisfies SyncedEvent);
+        } catch (err) {
+          this.log.error('overlay sync failed; retrying', { network: ns.network.name, error: (err as Error).message });
+          ns.retry = setTimeout(() => this.schedule(ns), this.retryMs);
+          return;
+        }
+      }
+    } finally {
+      ns.running = false;
+    }
+  }
+
+  /**
+   * Stops watching and renewing. revoke (default): the lease is revoked, so peers drop this
+   * host's entries at once (a clean shutdown). revoke false: renewals just stop, as if the
+   * host died; the records expire after the TTL. The datapath is left as it is either way.
+   */
+  async stop(options: { revoke?: boolean } = {}): Promise<void> {
+    this.stopped = true;
+    if (this.registerTimer) clearTimeout(this.registerTimer);
+    for (const ns of this.nets.values()) {
+      if (ns.retry) clearTimeout(ns.retry);
+      await ns.watcher?.cancel().catch(() => undefined);
+    }
+    const lease = this.lease;
+    this.lease = undefined;
+    if (!lease) return;
+    if (options.revoke ?? true) await lease.revoke(callOptions()).catch((err) => this.log.warn('revoking the lease failed', { error: (err as Error).message }));
+    else lease.release();
+  }
+}

@@ -1,0 +1,205 @@
+// The overlay's side of the cluster store (etcd v3): network definitions, block leases with
+// optimistic transactions, members and hosts listings. Key layout and codecs: ./records.ts;
+// block policy: ./plan.ts (chooseBlock). The agent (./agent.ts) and vxnetctl use these.
+//
+// Block allocation is optimistic, like the IPAM store: read the network's blocks and the live
+// hosts at one revision, let chooseBlock decide, then commit a Txn guarded by the block key's
+// revision (create_revision == 0 for a free block, mod_revision == seen for a reclaim or a
+// revival). A lost race re-reads and chooses again; two hosts never get one block.
+import type { Etcd3, IKeyValue } from 'etcd3';
+import { PoolExhausted, TryAgainLater } from '../lib/errors';
+import type { Logger } from '../lib/log';
+import { Cidr, formatCidr, formatIp } from '../ipam/addr';
+import {
+  OverlayNetwork, chooseBlock, leasesToOrphan, overlayNetworkToJson, parseOverlayNetwork, reclaimable, vtepIpOf,
+} from './plan';
+import {
+  BlockRecord, HostRecord, MemberRecord, decodeBlock, decodeHost, decodeMember, encodeBlock, keys, lastSegment,
+} from './records';
+
+const CALL_TIMEOUT_MS = 2000;
+const ALLOC_ATTEMPTS = 20;
+
+export const callOptions = (): { deadline: number } => ({ deadline: Date.now() + CALL_TIMEOUT_MS });
+
+export interface Snapshot<T> {
+  readonly revision: string;
+  readonly items: T[];
+}
+
+export class OverlayRegistry {
+  readonly k: ReturnType<typeof keys>;
+
+  constructor(readonly etcd: Etcd3, readonly prefix: string, private readonly log: Logger) {
+    this.k = keys(prefix);
+  }
+
+  private async range(prefix: string): Promise<{ revision: string; kvs: IKeyValue[] }> {
+    const r = await this.etcd.getAll().prefix(prefix).options(callOptions()).exec();
+    return { revision: r.header.revision, kvs: r.kvs };
+  }
+
+  /**
+   * The cluster's definition of a network: the stored one when there is one (every host uses
+   * the same), else `proposed`, stored now (the first definition wins a race).
+   */
+  async ensureNetwork(proposed: OverlayNetwork): Promise<OverlayNetwork> {
+    const key = this.k.network(proposed.name);
+    const text = JSON.stringify(overlayNetworkToJson(proposed));
+    const r = await this.etcd.if(key, 'Create', '==', 0).then(this.etcd.put(key).value(text))
+      .else(this.etcd.get(key)).options(callOptions()).commit();
+    if (r.succeeded) return proposed;
+    const stored = r.responses[0]?.response_range?.kvs[0]?.value.toString();
+    if (!stored) throw new TryAgainLater(`overlay network ${proposed.name}: its definition vanished while being read`);
+    const net = parseOverlayNetwork(JSON.parse(stored));
+    if (JSON.stringify(overlayNetworkToJson(net)) !== text) {
+      this.log.warn('overlay network already defined differently in the cluster; using the cluster\'s definition',
+        { network: net.name, cluster: overlayNetworkToJson(net), local: overlayNetworkToJson(proposed) });
+    }
+    return net;
+  }
+
+  async network(name: string): Promise<OverlayNetwork | undefined> {
+    const text = await this.etcd.get(this.k.network(name)).options(callOptions()).string();
+    return text === null ? undefined : parseOverlayNetwork(JSON.parse(text));
+  }
+
+  async networks(): Promise<OverlayNetwork[]> {
+    const { kvs } = await this.range(this.k.networks());
+    return kvs.map((kv) => parseOverlayNetwork(JSON.parse(kv.value.toString())));
+  }
+
+  async hosts(): Promise<Snapshot<HostRecord & { lease: string }>> {
+    const { revision, kvs } = await this.range(this.k.hosts());
+    const items = kvs.flatMap((kv) => {
+      const h = decodeHost(lastSegment(kv.key.toString()), kv.value.toString());
+      return h ? [{ ...h, lease: kv.lease }] : [];
+    });
+    return { revision, items };
+  }
+
+  async members(network: string): Promise<Snapshot<MemberRecord>> {
+    const { revision, kvs } = await this.range(this.k.members(network));
+    const items = kvs.flatMap((kv) => {
+      const m = decodeMember(network, lastSegment(kv.key.toString()), kv.value.toString());
+      if (!m) this.log.warn('ignoring a malformed member record', { key: kv.key.toString() });
+      return m ? [m] : [];
+    });
+    return { revision, items };
+  }
+
+  async blocks(network: string): Promise<Array<BlockRecord & { modRevision: string; key: string }>> {
+    const { kvs } = await this.range(this.k.blocks(network));
+    return kvs.flatMap((kv) => {
+      const b = decodeBlock(network, kv.value.toString());
+      return b ? [{ ...b, modRevision: kv.mod_revision, key: kv.key.toString() }] : [];
+    });
+  }
+
+  /** Marks the blocks of hosts without a live lease as orphaned (starts their grace period). */
+  async markOrphans(network: string, now: number): Promise<number> {
+    const alive = new Set((await this.hosts()).items.map((h) => h.id));
+    const blocks = await this.blocks(network);
+    let marked = 0;
+    for (const b of leasesToOrphan(blocks, alive) as typeof blocks) {
+      const r = await this.etcd.if(b.key, 'Mod', '==', b.modRevision)
+        .then(this.etcd.put(b.key).value(encodeBlock({ ...b, orphanedAt: now }))).options(callOptions()).commit();
+      if (r.succeeded) marked++;
+    }
+    return marked;
+  }
+
+  /**
+   * Leases this host's block in the subnet: its own again if it has one (clearing an orphan
+   * mark), else the lowest free one, else the lowest whose grace period is over.
+   */
+  async leaseBlock(network: OverlayNetwork, subnet: Cidr, hostId: string, now: () => number, graceMs: number): Promise<{ block: Cidr; kind: string }> {
+    const blockPrefix = network.blockPrefix[subnet.ip.family];
+    if (blockPrefix === undefined) throw new Error(`no block size for IPv${subnet.ip.family} in ${network.name}`);
+    for (let attempt = 0; attempt < ALLOC_ATTEMPTS; attempt++) {
+      const alive = new Set((await this.hosts()).items.map((h) => h.id));
+      alive.add(hostId);
+      const blocks = await this.blocks(network.name);
+      const choice = chooseBlock({ subnet, blockPrefix, leases: blocks, hostId, alive, now: now(), graceMs });
+      if (!choice) {
+        throw new PoolExhausted(`overlay network ${network.name}: no free /${blockPrefix} block left in ${formatCidr(subnet)} (${blocks.length} leased; expired hosts' blocks return after ${graceMs} ms)`);
+      }
+      const key = this.k.block(network.name, choice.block);
+      const value = encodeBlock({ block: choice.block, hostId, since: choice.kind === 'own' ? (choice.lease as BlockRecord).since : now() });
+      if (choice.kind === 'own') {
+        const rec = blocks.find((b) => b.key === key);
+        if (rec?.orphanedAt === undefined) return { block: choice.block, kind: 'own' };
+        const r = await this.etcd.if(key, 'Mod', '==', rec.modRevision).then(this.etcd.put(key).value(value)).options(callOptions()).commit();
+        if (r.succeeded) return { block: choice.block, kind: 'own' };
+        continue;
+      }
+      const guard = choice.kind === 'free'
+        ? this.etcd.if(key, 'Create', '==', 0)
+        : this.etcd.if(key, 'Mod', '==', (blocks.find((b) => b.key === key) as { modRevision: string }).modRevision);
+      const r = await guard.then(this.etcd.put(key).value(value)).options(callOptions()).commit();
+      if (r.succeeded) {
+        if (choice.kind === 'reclaim') this.log.info('reclaimed an expired host\'s block', { network: network.name, block: formatCidr(choice.block), from: choice.lease.hostId });
+        return { block: choice.block, kind: choice.kind };
+      }
+    }
+    throw new TryAgainLater(`overlay network ${network.name}: lost ${ALLOC_ATTEMPTS} races for a block in ${formatCidr(subnet)}`);
+  }
+}
+
+// --- listing (vxnetctl hosts) ------------------------------------------------------------
+
+export interface HostRow {
+  readonly id: string;
+  readonly underlay: string;
+  readonly since: number;
+  /** "alive (ttl 7s)" or "expired". */
+  readonly lease: string;
+  readonly ttlSeconds: number | undefined;
+  readonly networks: ReadonlyArray<{ network: string; mac: string; vteps: string[]; blocks: string[] }>;
+}
+
+export interface BlockRow {
+  readonly network: string;
+  readonly block: string;
+  readonly hostId: string;
+  readonly since: number;
+  /** "held", "orphaned" (grace period running), "reclaimable". */
+  readonly state: 'held' | 'orphaned' | 'reclaimable';
+  readonly orphanedAt: number | undefined;
+}
+
+/**
+ * What `vxnetctl hosts` shows: every host with a live lease (underlay, VTEP MAC and IPs and
+ * blocks per network, remaining TTL), and every block with its holder and state, including the
+ * blocks of hosts whose lease expired (grace period running, or reclaimable).
+ */
+export async function listHosts(reg: OverlayRegistry, now: number, graceMs: number): Promise<{ hosts: HostRow[]; blocks: BlockRow[] }> {
+  const hosts = (await reg.hosts()).items;
+  const alive = new Set(hosts.map((h) => h.id));
+  const networks = await reg.networks();
+  const members = new Map<string, MemberRecord[]>();
+  for (const n of networks) members.set(n.name, (await reg.members(n.name)).items);
+  const rows: HostRow[] = [];
+  for (const h of hosts) {
+    let ttl: number | undefined;
+    try {
+      const r = await reg.etcd.leaseClient.leaseTimeToLive({ ID: h.lease }, callOptions());
+      ttl = Number(r.TTL);
+    } catch { ttl = undefined; }
+    rows.push({
+      id: h.id, underlay: formatIp(h.underlay), since: h.since, ttlSeconds: ttl,
+      lease: ttl === undefined || ttl < 0 ? 'expired' : `alive (ttl ${ttl}s)`,
+      networks: networks.flatMap((n) => (members.get(n.name) ?? []).filter((m) => m.id === h.id).map((m) => ({
+        network: n.name, mac: m.mac, vteps: m.blocks.map((b) => formatIp(vtepIpOf(b))), blocks: m.blocks.map(formatCidr),
+      }))),
+    });
+  }
+  const blocks: BlockRow[] = [];
+  for (const n of networks) {
+    for (const b of await reg.blocks(n.name)) {
+      const state = alive.has(b.hostId) ? 'held' : reclaimable(b, alive, now, graceMs) ? 'reclaimable' : 'orphaned';
+      blocks.push({ network: n.name, block: formatCidr(b.block), hostId: b.hostId, since: b.since, state, orphanedAt: b.orphanedAt });
+    }
+  }
+  return { hosts: rows.sort((a, b) => a.id.localeCompare(b.id)), blocks };
+}

@@ -1,0 +1,161 @@
+// The overlay agent end to end: a real etcd (loopback), three then four "hosts" (namespaces on an
+// underlay bridge), one OverlayAgent per host run in-process with its netlink socket inside the
+// host's namespace and its own etcd client, containers on each host with addresses from the
+// block its agent leased. Containers ping across hosts; a joining host is programmed on every
+// peer within a second (watch, no polling); a host that stops renewing disappears from its
+// peers after the TTL and gets its own block back when it returns; a clean stop is seen at once.
+import t, { Test } from 'tap';
+import { existsSync } from 'node:fs';
+import { Etcd3 } from 'etcd3';
+import { formatCidr, parseIp, Ip } from '../../ipam/addr';
+import { createLogger } from '../../lib/log';
+import { openNetns } from '../../net/netns';
+import { Rtnl } from '../../net/rtnl';
+import { OverlayAgent } from '../../overlay/agent';
+import { parseOverlayNetwork, vxlanDeviceName } from '../../overlay/plan';
+import { listHosts } from '../../overlay/registry';
+import { ETCD, startEtcd } from '../helpers/etcd';
+import { pollUntil } from '../helpers/sh';
+import { Container, Host, addContainer, cannotRun, newUnderlay, reachable, shown } from './helpers/hosts';
+
+const NET = parseOverlayNetwork({ name: 'vxt-ov', vni: 4343, subnets: ['10.237.0.0/16', 'fd37::/48'], blockPrefix: 24, blockPrefix6: 64 });
+const DEV = vxlanDeviceName(NET.vni);
+const TTL = 2;
+const ip = (s: string): Ip => parseIp(s) as Ip;
+
+interface Node { id: string; host: Host; agent: OverlayAgent; c?: Container; v4: string; v6: string }
+
+async function main(t: Test): Promise<void> {
+  t.setTimeout(60_000);
+  const etcd = await startEtcd(t);
+  const prefix = `/vxt-${process.pid}-${Date.now()}/overlay/`;
+  const underlay = await newUnderlay(t, 1500);
+  const log = createLogger('overlay-agent-test', 'error');
+
+  const startAgent = async (host: Host, id: string): Promise<OverlayAgent> => {
+    const client = new Etcd3({ hosts: etcd.clientUrls });
+    const handle = openNetns(host.ns.path);
+    const rtnl = Rtnl.open(handle);
+    handle.close();
+    const agent = new OverlayAgent({ hostId: id, underlay: ip(host.underlay), networks: [NET], ttlSeconds: TTL, graceMs: 60_000, prefix },
+      { etcd: client, rtnl, log });
+    // Registered before start: the teardown runs even if start fails half-way.
+    t.teardown(async () => { await agent.stop({ revoke: true }); client.close(); rtnl.close(); });
+    await agent.start();
+    return agent;
+  };
+  const node = async (i: number): Promise<Node> => {
+    const host = await underlay.addHost(i);
+    const id = `host-${i}`;
+    const agent = await startAgent(host, id);
+    const [v4, v6] = agent.blocks(NET.name).map(formatCidr);
+    return { id, host, agent, v4, v6 };
+  };
+  /** Routes on host's VXLAN device, as "dst" strings, both families. */
+  const routes = async (n: Node): Promise<string[]> => [
+    ...(await shown(n.host.ns, ['-4', 'route', 'show', 'dev', DEV])), ...(await shown(n.host.ns, ['-6', 'route', 'show', 'dev', DEV])),
+  ].map((l) => l.split(' ')[0]);
+  const hasRoutesTo = async (n: Node, to: Node): Promise<boolean> => {
+    const r = await routes(n);
+    return r.includes(to.v4) && r.includes(to.v6);
+  };
+  const noRoutesTo = async (n: Node, to: Node): Promise<boolean> => {
+    const r = await routes(n);
+    return !r.includes(to.v4) && !r.includes(to.v6);
+  };
+
+  const nodes: Node[] = [];
+  for (const i of [1, 2, 3]) nodes.push(await node(i));
+
+  await t.test('each host leased its own blocks and every peer programmed them', async (t) => {
+    t.same(nodes.map((n) => [n.v4, n.v6]), [['10.237.0.0/24', 'fd37::/64'], ['10.237.1.0/24', 'fd37:0:0:1::/64'], ['10.237.2.0/24', 'fd37:0:0:2::/64']]);
+    for (const a of nodes) {
+      for (const b of nodes) {
+        if (a !== b) t.ok(await pollUntil(() => hasRoutesTo(a, b), { timeoutMs: 3000, what: `${a.id} routes to ${b.id}` }), `${a.id} has ${b.id}'s routes`);
+      }
+    }
+    for (const n of nodes) n.c = await addContainer(t, n.host, 1450, { v4: n.v4, v6: n.v6 });
+  });
+
+  await t.test('containers on three hosts ping each other, IPv4 and IPv6, both directions', async (t) => {
+    for (const a of nodes) {
+      for (const b of nodes) {
+        if (a === b) continue;
+        t.ok(await reachable(a.c!.ns, b.c!.ip4!), `${a.id} -> ${b.id} ${b.c!.ip4}`);
+        t.ok(await reachable(a.c!.ns, b.c!.ip6!), `${a.id} -> ${b.id} ${b.c!.ip6}`);
+      }
+    }
+  });
+
+  let n4: Node;
+  await t.test('a fourth host joins: on every peer within a second, and reachable', async (t) => {
+    const host = await underlay.addHost(4);
+    const started = Date.now();
+    const agent = await startAgent(host, 'host-4');
+    const [v4, v6] = agent.blocks(NET.name).map(formatCidr);
+    n4 = { id: 'host-4', host, agent, v4, v6 };
+    const registered = Date.now();
+    await Promise.all(nodes.map((n) => pollUntil(() => hasRoutesTo(n, n4), { timeoutMs: 3000, intervalMs: 10, what: `${n.id} routes to host-4` })));
+    const ms = Date.now() - registered;
+    t.ok(ms < 1000, `routes to host-4 on all 3 peers ${ms} ms after its registration (start took ${registered - started} ms)`);
+    t.equal(v4, '10.237.3.0/24');
+    n4.c = await addContainer(t, host, 1450, { v4, v6 });
+    t.ok(await pollUntil(() => hasRoutesTo(n4, nodes[0]), { timeoutMs: 3000, what: 'host-4 routes to host-1' }));
+    t.ok(await reachable(nodes[0].c!.ns, n4.c.ip4!), 'host-1 -> host-4');
+    t.ok(await reachable(n4.c.ns, nodes[2].c!.ip6!), 'host-4 -> host-3 IPv6');
+  });
+
+  await t.test('a host that stops renewing disappears from its peers after the TTL; comes back with its own block', async (t) => {
+    const dead = nodes[2];
+    const before = [dead.v4, dead.v6];
+    const stopped = Date.now();
+    await dead.agent.stop({ revoke: false });
+    const others = [nodes[0], nodes[1], n4];
+    t.ok(await noRoutesTo(nodes[0], dead) === false, 'still there right after it stopped renewing');
+    await Promise.all(others.map((n) => pollUntil(() => noRoutesTo(n, dead), { timeoutMs: TTL * 1000 + 4000, intervalMs: 20, what: `${n.id} drops host-3` })));
+    const ms = Date.now() - stopped;
+    t.ok(ms >= 1000 && ms <= TTL * 1000 + 3000, `gone from all 3 peers ${ms} ms after the last renewal stopped (TTL ${TTL}s)`);
+    const neigh = (await shown(nodes[0].host.ns, ['neigh', 'show', 'dev', DEV])).join('\n');
+    t.notMatch(neigh, /10\.237\.2\.0/, 'its neighbour entry is gone too');
+    t.notOk(await reachable(nodes[0].c!.ns, dead.c!.ip4!, 500), 'host-3 unreachable');
+    const listing = await pollUntil(async () => {
+      const l = await listHosts(nodes[0].agent.registry, Date.now(), 60_000);
+      return l.blocks.some((b) => b.hostId === 'host-3' && b.state === 'orphaned' && b.orphanedAt !== undefined) && l;
+    }, { timeoutMs: 3000, what: 'host-3 blocks marked orphaned' });
+    t.same(listing.hosts.map((h) => h.id), ['host-1', 'host-2', 'host-4'], 'hosts listing: host-3 gone');
+    t.ok(listing.hosts.every((h) => /^alive/.test(h.lease) && h.networks[0].blocks.length === 2), 'live hosts with two blocks each');
+
+    // Same identity again: same blocks, so host-3's container (still on 10.237.2.5) works again.
+    dead.agent = await startAgent(dead.host, 'host-3');
+    t.same(dead.agent.blocks(NET.name).map(formatCidr), before, 'own blocks back');
+    await Promise.all(others.map((n) => pollUntil(() => hasRoutesTo(n, dead), { timeoutMs: 3000, what: `${n.id} has host-3 again` })));
+    t.ok(await reachable(nodes[0].c!.ns, dead.c!.ip4!), 'host-1 -> host-3 again');
+    t.ok(await reachable(dead.c!.ns, n4.c!.ip6!), 'host-3 -> host-4 IPv6');
+    const l = await listHosts(nodes[0].agent.registry, Date.now(), 60_000);
+    t.ok(l.blocks.filter((b) => b.hostId === 'host-3').every((b) => b.state === 'held' && b.orphanedAt === undefined), 'orphan mark cleared');
+  });
+
+  await t.test('a clean stop (lease revoked) removes the host from its peers at once', async (t) => {
+    const started = Date.now();
+    await n4.agent.stop({ revoke: true });
+    await Promise.all(nodes.map((n) => pollUntil(() => noRoutesTo(n, n4), { timeoutMs: 3000, intervalMs: 10, what: `${n.id} drops host-4` })));
+    const ms = Date.now() - started;
+    t.ok(ms < 1000, `gone from all peers in ${ms} ms`);
+  });
+
+  await t.test('entries deleted by hand are NOT repaired until the next event (no polling); the next event repairs them', async (t) => {
+    const h = nodes[0];
+    const other = nodes[1];
+    await shown(h.host.ns, ['route', 'del', other.v4, 'dev', DEV]);
+    t.notOk(await hasRoutesTo(h, other), 'route deleted by hand');
+    // Any change on the network re-converges the whole device: host-4 comes back.
+    n4.agent = await startAgent(n4.host, 'host-4');
+    t.ok(await pollUntil(() => hasRoutesTo(h, other), { timeoutMs: 3000, what: 'route restored' }), 'restored by the sync the join triggered');
+  });
+}
+
+void (async () => {
+  const reason = (await cannotRun()) ?? (existsSync(ETCD) ? undefined : `needs etcd (${ETCD})`);
+  if (reason) t.plan(0, reason);
+  else await t.test('overlay agents on a real etcd across host namespaces', main);
+})();
