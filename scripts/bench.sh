@@ -11,7 +11,7 @@
 #
 # Usage: bash scripts/bench.sh              # or: npm run bench
 #        bash scripts/bench.sh --cleanup    # remove leftovers of a killed run (bench names only)
-# Env:   BENCH_N=200 BENCH_ONLY=cni|ipam BENCH_ROUNDS=2 BENCH_CONC=1,8 BENCH_NODE_N=N
+# Env:   BENCH_N=200 BENCH_ONLY=cni|ipam|docker BENCH_DOCKER_N=20 BENCH_ROUNDS=2 BENCH_CONC=1,8 BENCH_NODE_N=N
 #        BENCH_VERIFY_EVERY=1 BENCH_IPAM_SUBNET=10.125.0.0/16 BENCH_DIST=(build now)
 # Only names starting with "bn" are created: netns bnvx-*/bnrf-*, bridges bnvx0/bn-cni0,
 # nft table bnvx (plus the veths the plugins name, the iptables rules they add for them).
@@ -43,16 +43,38 @@ echo "# log: $LOG  commit: $(git rev-parse --short HEAD 2>/dev/null || echo ?)$(
 # node runs in the background so that a TERM sent to this script reaches it (a trap would
 # otherwise wait for it to finish); a Ctrl-C reaches both. Either way node lets the plugins
 # in flight finish, cleans up, and exits 130/143.
-node bench/bench.mjs &
-child=$!
-trap 'kill -TERM "$child" 2>/dev/null || true' TERM
-trap 'kill -INT "$child" 2>/dev/null || true' INT
-rc=0
-wait "$child" || rc=$?
-while kill -0 "$child" 2>/dev/null; do
-  rc=0
+# run_node ARGS...: runs node in the background and waits, forwarding TERM/INT to it.
+run_node() {
+  local child rc=0
+  node "$@" &
+  child=$!
+  trap 'kill -TERM "$child" 2>/dev/null || true' TERM
+  trap 'kill -INT "$child" 2>/dev/null || true' INT
   wait "$child" || rc=$?
-done
+  while kill -0 "$child" 2>/dev/null; do
+    rc=0
+    wait "$child" || rc=$?
+  done
+  trap - TERM INT
+  return "$rc"
+}
+
+rc=0
+only=${BENCH_ONLY:-all}
+if [ "$only" != docker ]; then
+  run_node bench/bench.mjs || rc=$?
+fi
+# Docker: `docker run --rm` on a vxnet network against the built-in bridge (issue 3). It needs
+# dist/bin/vxnetd (npm run build) and dockerd (it starts one when none answers).
+if [ "$rc" -eq 0 ] && { [ "$only" = all ] || [ "$only" = docker ]; }; then
+  if [ -x /usr/sbin/dockerd ]; then
+    [ -x dist/bin/vxnetd ] || npm run build 9>&-
+    echo "== docker run: vxnet network vs Docker's bridge driver =="
+    run_node bench/docker-run.mjs "${BENCH_DOCKER_N:-20}" || rc=$?
+  else
+    echo "# docker run bench skipped: dockerd is not installed (apt-get install docker.io)"
+  fi
+fi
 echo "# log: $LOG"
 exec >&- 2>&-
 wait "$tee_pid" 2>/dev/null || true  # the log and the terminal have everything before we return
