@@ -104,6 +104,12 @@ export interface FdbInfo {
   readonly permanent: boolean;
 }
 
+/** A change the kernel announced: what kind of object, and the link it concerns. */
+export interface RtnlChange {
+  readonly kind: 'link' | 'address' | 'neighbor' | 'route' | string;
+  readonly ifindex: number | undefined;
+}
+
 /** node-netlink reports a kernel error as Error("Request rejected: ENODEV"): the errno name. */
 const errno = (err: unknown): string | undefined => {
   const m = /Request rejected: (E[A-Z0-9]+)/.exec((err as Error)?.message ?? '');
@@ -121,6 +127,36 @@ export class Rtnl {
       if (err instanceof Error && err.name === 'InvalidNetns') throw err;
       throw new DatapathFailure(`cannot open a netlink socket in ${ns ? ns.path : 'the host namespace'}: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * Subscribes to the kernel's link, address, neighbour (and FDB) and route notifications in a
+   * namespace (the host's without one), on a socket of its own: how a controller learns that
+   * someone changed what it programmed, without polling. onChange gets each batch the kernel
+   * sends. close() unsubscribes.
+   */
+  static monitor(ns: NetnsHandle | undefined, onChange: (changes: RtnlChange[]) => void): { close(): void } {
+    let sock: RtNetlinkSocket;
+    try {
+      sock = ns ? inNetnsSync(ns, () => createRtNetlink()) : createRtNetlink();
+      for (const g of ['LINK', 'NEIGH', 'IPV4_IFADDR', 'IPV6_IFADDR', 'IPV4_ROUTE', 'IPV6_ROUTE'] as const) sock.addMembership(g);
+    } catch (err) {
+      if (err instanceof Error && err.name === 'InvalidNetns') throw err;
+      throw new DatapathFailure(`cannot monitor netlink in ${ns ? ns.path : 'the host namespace'}: ${(err as Error).message}`);
+    }
+    sock.on('message', (msgs) => {
+      onChange(msgs.map((m) => {
+        switch (m.kind) {
+          case 'link': return { kind: m.kind, ifindex: m.data.index };
+          case 'address': return { kind: m.kind, ifindex: m.data.index };
+          case 'neighbor': return { kind: m.kind, ifindex: m.data.ifindex };
+          case 'route': return { kind: m.kind, ifindex: m.attrs.oif };
+          default: return { kind: m.kind, ifindex: undefined };
+        }
+      }));
+    });
+    sock.on('invalid', () => { /* a message node-netlink cannot parse: not one of ours */ });
+    return { close: () => { try { sock.socket.socket.close(); } catch { /* already closed */ } } };
   }
 
   close(): void {

@@ -26,7 +26,7 @@ import { EventEmitter } from 'node:events';
 import type { Etcd3, IKeyValue, Lease, Watcher } from 'etcd3';
 import type { Logger } from '../lib/log';
 import { Cidr, Ip, formatCidr, formatIp } from '../ipam/addr';
-import type { Rtnl } from '../net/rtnl';
+import type { Rtnl, RtnlChange } from '../net/rtnl';
 import { SyncReport, VtepProgrammer } from './apply';
 import { OverlayNetwork, Peer, diffPeers, vtepMacFor, vxlanDeviceName } from './plan';
 import { DEFAULT_OVERLAY_PREFIX, MemberRecord, decodeMember, encodeHost, encodeMember, lastSegment } from './records';
@@ -53,6 +53,12 @@ export interface AgentComponents {
   readonly rtnl: Rtnl;
   readonly log: Logger;
   readonly now?: () => number;
+  /**
+   * Kernel change notifications in the host's namespace (Rtnl.monitor): when given, a change
+   * on a VXLAN device the agent owns (an entry deleted or altered by hand, the device deleted)
+   * triggers a sync at once, so the device converges without waiting for the next store event.
+   */
+  readonly monitor?: (onChange: (changes: RtnlChange[]) => void) => { close(): void };
 }
 
 interface NetState {
@@ -67,6 +73,8 @@ interface NetState {
   dirty: boolean;
   retry?: NodeJS.Timeout;
   lastSynced: Peer[];
+  /** The device's ifindex as of the last sync (kernel notifications name it). */
+  index: number | undefined;
 }
 
 export interface SyncedEvent {
@@ -81,6 +89,7 @@ export class OverlayAgent extends EventEmitter {
   private lease: Lease | undefined;
   private stopped = false;
   private registerTimer: NodeJS.Timeout | undefined;
+  private monitor: { close(): void } | undefined;
   private readonly ttl: number;
   private readonly graceMs: number;
   private readonly retryMs: number;
@@ -118,9 +127,12 @@ export class OverlayAgent extends EventEmitter {
         ...(network.mtu !== undefined ? { mtu: network.mtu } : {}), port: network.port, blocks,
       }, this.log.child({ network: network.name }));
       // The device first, so peers that learn about us find our VTEP ready.
-      await programmer.ensureDevice();
-      this.nets.set(network.name, { network, blocks, programmer, peers: new Map(), floor: 0n, running: false, dirty: false, lastSynced: [] });
+      const dev = await programmer.ensureDevice();
+      this.nets.set(network.name, {
+        network, blocks, programmer, peers: new Map(), floor: 0n, running: false, dirty: false, lastSynced: [], index: dev.index,
+      });
     }
+    this.monitor = this.c.monitor?.((changes) => this.onKernelChange(changes));
     await this.register();
     for (const ns of this.nets.values()) await this.watch(ns);
   }
@@ -143,6 +155,7 @@ export class OverlayAgent extends EventEmitter {
     lease.on('lost', (err) => {
       if (this.stopped || this.lease !== lease) return;
       this.log.warn('lease lost; registering again', { error: err?.message });
+      this.emit('leaseLost', err);
       this.reRegister();
     });
     const k = this.registry.k;
@@ -152,6 +165,7 @@ export class OverlayAgent extends EventEmitter {
         .value(encodeMember({ underlay, mac: vtepMacFor(hostId, ns.network.vni), blocks: ns.blocks })).exec();
     }
     this.lease = lease;
+    this.emit('registered');
     this.log.info('registered', { underlay: formatIp(underlay), ttl: this.ttl, lease: await lease.grant() });
   }
 
@@ -221,6 +235,16 @@ export class OverlayAgent extends EventEmitter {
     this.schedule(ns);
   }
 
+  /**
+   * Changes on our devices (including those our own syncs make: each costs one more sync that
+   * finds nothing to do, and a burst is coalesced into one).
+   */
+  private onKernelChange(changes: RtnlChange[]): void {
+    for (const ns of this.nets.values()) {
+      if (ns.index !== undefined && changes.some((c) => c.ifindex === ns.index)) this.schedule(ns);
+    }
+  }
+
   private schedule(ns: NetState): void {
     ns.dirty = true;
     if (!ns.running && !this.stopped) void this.runSync(ns);
@@ -235,6 +259,7 @@ export class OverlayAgent extends EventEmitter {
         const peers = [...ns.peers.values()];
         try {
           const report = await ns.programmer.sync(peers);
+          ns.index = report.index;
           for (const e of diffPeers(ns.lastSynced, peers.filter((p) => p.id !== this.options.hostId))) {
             this.log.info(`peer ${e.type}`, { network: ns.network.name, peer: e.peer.id, underlay: formatIp(e.peer.underlay) });
           }
@@ -259,6 +284,7 @@ export class OverlayAgent extends EventEmitter {
   async stop(options: { revoke?: boolean } = {}): Promise<void> {
     this.stopped = true;
     if (this.registerTimer) clearTimeout(this.registerTimer);
+    this.monitor?.close();
     for (const ns of this.nets.values()) {
       if (ns.retry) clearTimeout(ns.retry);
       await ns.watcher?.cancel().catch(() => undefined);

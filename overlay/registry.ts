@@ -6,6 +6,7 @@
 // hosts at one revision, let chooseBlock decide, then commit a Txn guarded by the block key's
 // revision (create_revision == 0 for a free block, mod_revision == seen for a reclaim or a
 // revival). A lost race re-reads and chooses again; two hosts never get one block.
+import { GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError } from 'etcd3';
 import type { Etcd3, IKeyValue } from 'etcd3';
 import { PoolExhausted, TryAgainLater } from '../lib/errors';
 import type { Logger } from '../lib/log';
@@ -18,9 +19,31 @@ import {
 } from './records';
 
 const CALL_TIMEOUT_MS = 2000;
+/** How long one registry operation keeps retrying a member that is down or a leader election. */
+const RETRY_BUDGET_MS = 8000;
 const ALLOC_ATTEMPTS = 20;
 
 export const callOptions = (): { deadline: number } => ({ deadline: Date.now() + CALL_TIMEOUT_MS });
+
+/**
+ * Runs one etcd call with a fresh deadline per attempt, retrying what a member failure or a
+ * leader election causes (unavailable, deadline exceeded) within RETRY_BUDGET_MS; then
+ * TryAgainLater. Every write here is a guarded Txn, so a retried commit that had in fact been
+ * applied only fails its guard and is re-read.
+ */
+export async function etcdCall<T>(what: string, fn: (options: { deadline: number }) => Promise<T>): Promise<T> {
+  const end = Date.now() + RETRY_BUDGET_MS;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn(callOptions());
+    } catch (err) {
+      const retryable = isRecoverableError(err as Error) || err instanceof GRPCDeadlineExceededError || err instanceof GRPCUnavailableError;
+      if (!retryable) throw err;
+      if (Date.now() + 100 >= end) throw new TryAgainLater(`${what}: etcd unavailable (${(err as Error).message})`);
+      await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** attempt, 500)));
+    }
+  }
+}
 
 export interface Snapshot<T> {
   readonly revision: string;
@@ -35,7 +58,7 @@ export class OverlayRegistry {
   }
 
   private async range(prefix: string): Promise<{ revision: string; kvs: IKeyValue[] }> {
-    const r = await this.etcd.getAll().prefix(prefix).options(callOptions()).exec();
+    const r = await etcdCall(`read ${prefix}`, (o) => this.etcd.getAll().prefix(prefix).options(o).exec());
     return { revision: r.header.revision, kvs: r.kvs };
   }
 
@@ -46,8 +69,8 @@ export class OverlayRegistry {
   async ensureNetwork(proposed: OverlayNetwork): Promise<OverlayNetwork> {
     const key = this.k.network(proposed.name);
     const text = JSON.stringify(overlayNetworkToJson(proposed));
-    const r = await this.etcd.if(key, 'Create', '==', 0).then(this.etcd.put(key).value(text))
-      .else(this.etcd.get(key)).options(callOptions()).commit();
+    const r = await etcdCall(`define ${proposed.name}`, (o) => this.etcd.if(key, 'Create', '==', 0).then(this.etcd.put(key).value(text))
+      .else(this.etcd.get(key)).options(o).commit());
     if (r.succeeded) return proposed;
     const stored = r.responses[0]?.response_range?.kvs[0]?.value.toString();
     if (!stored) throw new TryAgainLater(`overlay network ${proposed.name}: its definition vanished while being read`);
@@ -60,7 +83,7 @@ export class OverlayRegistry {
   }
 
   async network(name: string): Promise<OverlayNetwork | undefined> {
-    const text = await this.etcd.get(this.k.network(name)).options(callOptions()).string();
+    const text = await etcdCall(`read network ${name}`, (o) => this.etcd.get(this.k.network(name)).options(o).string());
     return text === null ? undefined : parseOverlayNetwork(JSON.parse(text));
   }
 
@@ -102,8 +125,8 @@ export class OverlayRegistry {
     const blocks = await this.blocks(network);
     let marked = 0;
     for (const b of leasesToOrphan(blocks, alive) as typeof blocks) {
-      const r = await this.etcd.if(b.key, 'Mod', '==', b.modRevision)
-        .then(this.etcd.put(b.key).value(encodeBlock({ ...b, orphanedAt: now }))).options(callOptions()).commit();
+      const r = await etcdCall('mark an orphaned block', (o) => this.etcd.if(b.key, 'Mod', '==', b.modRevision)
+        .then(this.etcd.put(b.key).value(encodeBlock({ ...b, orphanedAt: now }))).options(o).commit());
       if (r.succeeded) marked++;
     }
     return marked;
@@ -129,14 +152,14 @@ export class OverlayRegistry {
       if (choice.kind === 'own') {
         const rec = blocks.find((b) => b.key === key);
         if (rec?.orphanedAt === undefined) return { block: choice.block, kind: 'own' };
-        const r = await this.etcd.if(key, 'Mod', '==', rec.modRevision).then(this.etcd.put(key).value(value)).options(callOptions()).commit();
+        const r = await etcdCall('revive a block', (o) => this.etcd.if(key, 'Mod', '==', rec.modRevision).then(this.etcd.put(key).value(value)).options(o).commit());
         if (r.succeeded) return { block: choice.block, kind: 'own' };
         continue;
       }
-      const guard = choice.kind === 'free'
-        ? this.etcd.if(key, 'Create', '==', 0)
-        : this.etcd.if(key, 'Mod', '==', (blocks.find((b) => b.key === key) as { modRevision: string }).modRevision);
-      const r = await guard.then(this.etcd.put(key).value(value)).options(callOptions()).commit();
+      const seen = blocks.find((b) => b.key === key)?.modRevision ?? '0';
+      // A builder per attempt: etcd3's builders accumulate clauses.
+      const guard = (): ReturnType<Etcd3['if']> => (choice.kind === 'free' ? this.etcd.if(key, 'Create', '==', 0) : this.etcd.if(key, 'Mod', '==', seen));
+      const r = await etcdCall('lease a block', (o) => guard().then(this.etcd.put(key).value(value)).options(o).commit());
       if (r.succeeded) {
         if (choice.kind === 'reclaim') this.log.info('reclaimed an expired host\'s block', { network: network.name, block: formatCidr(choice.block), from: choice.lease.hostId });
         return { block: choice.block, kind: choice.kind };

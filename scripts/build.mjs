@@ -85,6 +85,15 @@ for (const name of entries) {
   chmodSync(exe, 0o755);
 }
 
+// The etcd client (gRPC, protobuf) is a bundle of its own, loaded only by the etcd store, so the
+// CNI plugins' bundles and snapshots do not carry it.
+await build({
+  entryPoints: [join(root, 'ipam', 'store', 'etcd-client.ts')], outfile: join(dist, 'lib', 'etcd-client.js'),
+  bundle: true, platform: 'node', target: 'node20', format: 'cjs', minify: true, keepNames: true, legalComments: 'none', logLevel: 'warning',
+});
+mkdirSync(join(dist, 'proto'), { recursive: true });
+for (const f of ['rpc.proto', 'kv.proto', 'auth.proto']) copyFileSync(join(dirname(require.resolve('etcd3/package.json')), 'proto', f), join(dist, 'proto', f));
+
 const netlinkDir = dirname(require.resolve('netlink/package.json'));
 copyFileSync(join(netlinkDir, 'prebuilds', `linux-${process.arch}`, 'node.napi.node'), join(dist, 'native', 'netlink.node'));
 copyFileSync(join(dirname(require.resolve('better-sqlite3/package.json')), 'build', 'Release', 'better_sqlite3.node'), join(dist, 'native', 'better_sqlite3.node'));

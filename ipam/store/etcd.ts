@@ -36,16 +36,22 @@
 //
 // Scaling. An ADD costs about eight round trips (snapshot revision, pool, owner, last,
 // takenBetween batches of 512, the reserve's read, the commit) and one Raft write. Contention
-// is per network: N hosts allocating from one network at once retry about N/2 times on average,
-// so many hosts should allocate from blocks of their own (the overlay's per-host block is its
-// own network scope). One commit writes at most etcd's --max-txn-ops keys (default 128: about
-// 40 releases); a larger GC fails with IoFailure and should be split by the caller. History is
-// kept to HISTORY_KEEP entries per network, trimmed after commits outside any transaction;
-// history of one address across all networks scans the whole history.
+// is per network: with H hosts allocating from one network at once, a commit can lose to any
+// of the H-1 others and fn runs again, so hosts of a large cluster should allocate from blocks
+// of their own (each block its own network scope here) rather than all from one pool. One
+// commit writes at most etcd's --max-txn-ops keys (default 128: about 40 releases); a larger
+// GC fails with IoFailure saying so. History is kept to HISTORY_KEEP entries per network,
+// trimmed after commits outside any transaction; the history of one address across all
+// networks scans the whole history (vxnetctl only).
 //
-// Errors: etcd unreachable, without quorum or too slow (each call has a deadline) is
-// TryAgainLater (11); anything else etcd says is IoFailure (5); check() turns any failure into
-// PluginNotAvailable (50). Errors thrown by fn pass through untouched.
+// Errors. etcd unreachable, without a leader or too slow (each call has a deadline) is
+// TryAgainLater (11): withLock and view retry it for up to retryBudgetMs (5 s, a leader
+// election) or 1 s when no member answers at all (a restart, not an outage), then throw it.
+// Anything else etcd says is IoFailure (5); check() turns any failure into PluginNotAvailable
+// (50). Errors thrown by fn pass through untouched.
+//
+// Loading. etcd3 and gRPC come from ./etcd-client, loaded on the first openEtcdStore by a path
+// esbuild does not follow, so the CNI plugins' bundles and startup snapshots do not carry them.
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
@@ -60,16 +66,23 @@ let client: Client | undefined;
 
 /**
  * etcd3 and cockatiel, by a path esbuild does not follow (see ./etcd-client.ts): from source
- * ./etcd-client, in dist/ dist/lib/etcd-client.js. This module itself stays in the bundles, so
- * the errors it makes are the bundle's own classes (instanceof VxnetError holds).
+ * ./etcd-client, in dist/ dist/lib/etcd-client.js, or, in a dist/ built without it, the
+ * packages themselves as node_modules above dist/ resolves them (a build in the repository).
+ * This module itself stays in the bundles, so the errors it makes are the bundle's own classes
+ * (instanceof VxnetError holds).
  */
 function etcdClient(): Client {
   if (!client) {
     const file = bundled ? path.join(distDir(), 'lib', 'etcd-client.js') : path.join(__dirname, 'etcd-client');
+    const load = createRequire(file);
     try {
-      client = createRequire(file)(file) as Client;
+      client = load(file) as Client;
     } catch (err) {
-      throw new IoFailure(`cannot load the etcd client ${file}: ${(err as Error).message}`);
+      try {
+        client = { ...(load('etcd3') as object), ...(load('cockatiel') as object) } as Client;
+      } catch {
+        throw new IoFailure(`cannot load the etcd client ${file}: ${(err as Error).message}`);
+      }
     }
   }
   return client;
@@ -496,7 +509,8 @@ class EtcdStore implements IpamStore {
       this.transient.add(mapped);
       return mapped;
     }
-    return new IoFailure(`the IPAM store ${this.description} failed: ${e.message || e.name}`);
+    const hint = /too many operations/.test(e.message) ? ' (etcd --max-txn-ops bounds the keys one transaction writes)' : '';
+    return new IoFailure(`the IPAM store ${this.description} failed: ${e.message || e.name}${hint}`);
   }
 
   /** How long to keep retrying after err: a member electing a leader gets longer than no member at all. */

@@ -7,7 +7,8 @@
 // listener, so parallel test files do not collide); or, for the multi-host harness, member i
 // inside network namespace netns[i] (`ip netns exec`, which execs etcd in place, so the pid we
 // hold is etcd's) bound to hosts[i]. Nothing else is allowed: on a shared machine an etcd must
-// not listen on a routable host address.
+// not listen on a routable host address. Members die with the test process, however it ends
+// (setpriv --pdeathsig, see spawnMember).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
@@ -19,6 +20,7 @@ import type { TestLike } from './netns';
 import { exec, pollUntil } from './sh';
 
 export const ETCD = '/usr/bin/etcd';
+const SETPRIV = '/usr/bin/setpriv';
 
 export interface EtcdOptions {
   /** How many members (default 1). */
@@ -148,7 +150,10 @@ function spawnMember(m: Member, members: readonly Member[], token: string): void
   ];
   // ETCD_* variables would override flags: start from an environment without them.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_')));
-  const [cmd, argv] = m.netns ? ['ip', ['netns', 'exec', m.netns, ETCD, ...args]] : [ETCD, args];
+  // setpriv --pdeathsig: the kernel SIGKILLs etcd when this process dies, even by SIGKILL (a
+  // tap timeout), when no 'exit' handler runs. It survives both execs (setpriv, ip netns exec).
+  const etcd = [SETPRIV, '--pdeathsig', 'KILL', ETCD, ...args];
+  const [cmd, ...argv] = m.netns ? ['ip', 'netns', 'exec', m.netns, ...etcd] : etcd;
   const proc = spawn(cmd, argv, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   m.log = [];
   proc.stderr?.setEncoding('utf8');

@@ -9,7 +9,7 @@ import * as readline from 'node:readline';
 import { Etcd3 } from 'etcd3';
 import { formatIp } from '../../ipam/addr';
 import { parseIpamConf } from '../../ipam/config';
-import { ipamAdd } from '../../ipam/core';
+import { ipamAdd, ipamGc } from '../../ipam/core';
 import { openStore, parseStoreUrl } from '../../ipam/store';
 import type { IpamStore } from '../../ipam/store/types';
 import { startEtcd } from '../helpers/etcd';
@@ -127,6 +127,18 @@ t.test('a process killed inside withLock leaves nothing', async (t) => {
   t.equal(await store.view((tx) => tx.getPool('doomed')), undefined, 'no pool');
   t.equal(await store.view((tx) => tx.lastReserved('doomed', 0)), undefined, 'no lastReserved');
   t.ok(await store.withLock((tx) => tx.reserve(owner('after', { network: 'doomed' }), ip('10.8.0.2'), 0)), 'what it reserved is free');
+});
+
+t.test('a transaction larger than etcd allows is an IoFailure that says so, and writes nothing', async (t) => {
+  const etcd = await startEtcd(t);
+  const [store] = hosts(t, etcd.storeUrl, 1);
+  for (let i = 0; i < 60; i += 20) {
+    await store.withLock(async (tx) => { for (let j = i; j < i + 20; j++) await tx.reserve(owner(`c${j}`), ip(`10.0.1.${j}`), 0); });
+  }
+  const err = await rejected(ipamGc(store, 'net', []));
+  t.match(err, { name: 'IoFailure', code: 5, message: /too many operations in txn request \(etcd --max-txn-ops bounds the keys one transaction writes\)$/ });
+  t.equal(await store.view((tx) => tx.countByNetwork('net')), 60, 'nothing released');
+  t.equal((await ipamGc(store, 'net', Array.from({ length: 30 }, (_, j) => ({ containerId: `c${j}`, ifname: 'eth0' })))).length, 30, 'a smaller GC goes through');
 });
 
 /** The member that leads, by asking each member for its status. */

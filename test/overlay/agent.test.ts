@@ -6,63 +6,28 @@
 // peers after the TTL and gets its own block back when it returns; a clean stop is seen at once.
 import t, { Test } from 'tap';
 import { existsSync } from 'node:fs';
-import { Etcd3 } from 'etcd3';
-import { formatCidr, parseIp, Ip } from '../../ipam/addr';
-import { createLogger } from '../../lib/log';
-import { openNetns } from '../../net/netns';
-import { Rtnl } from '../../net/rtnl';
-import { OverlayAgent } from '../../overlay/agent';
-import { parseOverlayNetwork, vxlanDeviceName } from '../../overlay/plan';
+import { formatCidr } from '../../ipam/addr';
+import { parseOverlayNetwork, vtepMacFor, vxlanDeviceName } from '../../overlay/plan';
 import { listHosts } from '../../overlay/registry';
 import { ETCD, startEtcd } from '../helpers/etcd';
-import { pollUntil } from '../helpers/sh';
-import { Container, Host, addContainer, cannotRun, newUnderlay, reachable, shown } from './helpers/hosts';
+import { mustExec, pollUntil } from '../helpers/sh';
+import { addContainer, cannotRun, newUnderlay, reachable, shown } from './helpers/hosts';
+import { Node, overlayCluster } from './helpers/cluster';
 
 const NET = parseOverlayNetwork({ name: 'vxt-ov', vni: 4343, subnets: ['10.237.0.0/16', 'fd37::/48'], blockPrefix: 24, blockPrefix6: 64 });
 const DEV = vxlanDeviceName(NET.vni);
 const TTL = 2;
-const ip = (s: string): Ip => parseIp(s) as Ip;
 
-interface Node { id: string; host: Host; agent: OverlayAgent; c?: Container; v4: string; v6: string }
 
 async function main(t: Test): Promise<void> {
   t.setTimeout(60_000);
+  const root = t; // containers live as long as the whole test, not one subtest
   const etcd = await startEtcd(t);
-  const prefix = `/vxt-${process.pid}-${Date.now()}/overlay/`;
   const underlay = await newUnderlay(t, 1500);
-  const log = createLogger('overlay-agent-test', 'error');
 
-  const startAgent = async (host: Host, id: string): Promise<OverlayAgent> => {
-    const client = new Etcd3({ hosts: etcd.clientUrls });
-    const handle = openNetns(host.ns.path);
-    const rtnl = Rtnl.open(handle);
-    handle.close();
-    const agent = new OverlayAgent({ hostId: id, underlay: ip(host.underlay), networks: [NET], ttlSeconds: TTL, graceMs: 60_000, prefix },
-      { etcd: client, rtnl, log });
-    // Registered before start: the teardown runs even if start fails half-way.
-    t.teardown(async () => { await agent.stop({ revoke: true }); client.close(); rtnl.close(); });
-    await agent.start();
-    return agent;
-  };
-  const node = async (i: number): Promise<Node> => {
-    const host = await underlay.addHost(i);
-    const id = `host-${i}`;
-    const agent = await startAgent(host, id);
-    const [v4, v6] = agent.blocks(NET.name).map(formatCidr);
-    return { id, host, agent, v4, v6 };
-  };
-  /** Routes on host's VXLAN device, as "dst" strings, both families. */
-  const routes = async (n: Node): Promise<string[]> => [
-    ...(await shown(n.host.ns, ['-4', 'route', 'show', 'dev', DEV])), ...(await shown(n.host.ns, ['-6', 'route', 'show', 'dev', DEV])),
-  ].map((l) => l.split(' ')[0]);
-  const hasRoutesTo = async (n: Node, to: Node): Promise<boolean> => {
-    const r = await routes(n);
-    return r.includes(to.v4) && r.includes(to.v6);
-  };
-  const noRoutesTo = async (n: Node, to: Node): Promise<boolean> => {
-    const r = await routes(n);
-    return !r.includes(to.v4) && !r.includes(to.v6);
-  };
+  const cl = overlayCluster(t, underlay, { endpoints: etcd.clientUrls, network: NET, ttlSeconds: TTL });
+  const { startAgent, hasRoutesTo, noRoutesTo } = cl;
+  const node = (i: number): Promise<Node> => cl.addNode(i);
 
   const nodes: Node[] = [];
   for (const i of [1, 2, 3]) nodes.push(await node(i));
@@ -74,7 +39,7 @@ async function main(t: Test): Promise<void> {
         if (a !== b) t.ok(await pollUntil(() => hasRoutesTo(a, b), { timeoutMs: 3000, what: `${a.id} routes to ${b.id}` }), `${a.id} has ${b.id}'s routes`);
       }
     }
-    for (const n of nodes) n.c = await addContainer(t, n.host, 1450, { v4: n.v4, v6: n.v6 });
+    for (const n of nodes) n.c = await addContainer(root, n.host, 1450, { v4: n.v4, v6: n.v6 });
   });
 
   await t.test('containers on three hosts ping each other, IPv4 and IPv6, both directions', async (t) => {
@@ -99,7 +64,7 @@ async function main(t: Test): Promise<void> {
     const ms = Date.now() - registered;
     t.ok(ms < 1000, `routes to host-4 on all 3 peers ${ms} ms after its registration (start took ${registered - started} ms)`);
     t.equal(v4, '10.237.3.0/24');
-    n4.c = await addContainer(t, host, 1450, { v4, v6 });
+    n4.c = await addContainer(root, host, 1450, { v4, v6 });
     t.ok(await pollUntil(() => hasRoutesTo(n4, nodes[0]), { timeoutMs: 3000, what: 'host-4 routes to host-1' }));
     t.ok(await reachable(nodes[0].c!.ns, n4.c.ip4!), 'host-1 -> host-4');
     t.ok(await reachable(n4.c.ns, nodes[2].c!.ip6!), 'host-4 -> host-3 IPv6');
@@ -143,14 +108,23 @@ async function main(t: Test): Promise<void> {
     t.ok(ms < 1000, `gone from all peers in ${ms} ms`);
   });
 
-  await t.test('entries deleted by hand are NOT repaired until the next event (no polling); the next event repairs them', async (t) => {
+  await t.test('entries or the device deleted by hand come back at once (kernel notifications, no polling)', async (t) => {
     const h = nodes[0];
     const other = nodes[1];
-    await shown(h.host.ns, ['route', 'del', other.v4, 'dev', DEV]);
-    t.notOk(await hasRoutesTo(h, other), 'route deleted by hand');
-    // Any change on the network re-converges the whole device: host-4 comes back.
-    n4.agent = await startAgent(n4.host, 'host-4');
-    t.ok(await pollUntil(() => hasRoutesTo(h, other), { timeoutMs: 3000, what: 'route restored' }), 'restored by the sync the join triggered');
+    const hn = h.host.ns.name;
+    let started = Date.now();
+    await mustExec('ip', ['-n', hn, 'route', 'del', other.v4, 'dev', DEV]);
+    await mustExec('ip', ['-n', hn, 'neigh', 'del', other.v6.replace('/64', ''), 'dev', DEV]);
+    await mustExec('bridge', ['-n', hn, 'fdb', 'del', vtepMacFor(other.id, NET.vni), 'dev', DEV, 'dst', other.host.underlay]);
+    await pollUntil(async () => (await hasRoutesTo(h, other))
+      && (await shown(h.host.ns, ['fdb', 'show', 'dev', DEV])).some((l) => l.includes(other.host.underlay)), { timeoutMs: 3000, intervalMs: 10, what: 'entries restored' });
+    t.ok(Date.now() - started < 1000, `route, neighbour and FDB entry restored ${Date.now() - started} ms after their deletion`);
+    t.ok(await reachable(h.c!.ns, other.c!.ip6!), 'host-1 -> host-2 IPv6');
+    started = Date.now();
+    await mustExec('ip', ['-n', hn, 'link', 'del', DEV]);
+    await pollUntil(async () => (await hasRoutesTo(h, other)) && (await hasRoutesTo(h, nodes[2])), { timeoutMs: 3000, intervalMs: 10, what: 'device recreated' });
+    t.ok(Date.now() - started < 1000, `device and all its entries back ${Date.now() - started} ms after it was deleted`);
+    t.ok(await reachable(h.c!.ns, nodes[2].c!.ip4!), 'host-1 -> host-3');
   });
 }
 

@@ -112,7 +112,7 @@ export async function ping(from: Netns, to: string, size?: number): Promise<bool
 }
 
 /** Waits (bounded) until `from` reaches `to`: the first packets may wait for a bridge's ARP/ND. */
-export async function reachable(from: Netns, to: string, timeoutMs = 5000): Promise<boolean> {
+export async function reachable(from: Netns, to: string, timeoutMs = 3000): Promise<boolean> {
   try {
     await pollUntil(() => ping(from, to), { timeoutMs, intervalMs: 100, what: `${from.name} -> ${to}` });
     return true;
