@@ -106,7 +106,8 @@ export interface FdbInfo {
 
 /** A change the kernel announced: what kind of object, and the link it concerns. */
 export interface RtnlChange {
-  readonly kind: 'link' | 'address' | 'neighbor' | 'route' | string;
+  /** 'overflow': notifications were lost (receive buffer full); assume anything changed. */
+  readonly kind: 'link' | 'address' | 'neighbor' | 'route' | 'overflow' | string;
   readonly ifindex: number | undefined;
 }
 
@@ -156,6 +157,12 @@ export class Rtnl {
       }));
     });
     sock.on('invalid', () => { /* a message node-netlink cannot parse: not one of ours */ });
+    // A burst (thousands of entries changed at once) can overflow the socket's receive buffer:
+    // recv fails with ENOBUFS and notifications are lost. Unhandled, that error would abort the
+    // process from the native callback; reported as an 'overflow' change, it makes the listener
+    // re-read everything.
+    try { sock.socket.socket.setRecvBufferSize(4 << 20); } catch { /* keep the default */ }
+    sock.socket.on('error', () => onChange([{ kind: 'overflow', ifindex: undefined }]));
     return { close: () => { try { sock.socket.socket.close(); } catch { /* already closed */ } } };
   }
 

@@ -28,9 +28,10 @@ import type { Logger } from '../lib/log';
 import { Cidr, Ip, formatCidr, formatIp } from '../ipam/addr';
 import type { Rtnl, RtnlChange } from '../net/rtnl';
 import { SyncReport, VtepProgrammer } from './apply';
+import { writeLocalState } from './local';
 import { OverlayNetwork, Peer, diffPeers, vtepMacFor, vxlanDeviceName } from './plan';
 import { DEFAULT_OVERLAY_PREFIX, MemberRecord, decodeMember, encodeHost, encodeMember, lastSegment } from './records';
-import { OverlayRegistry, callOptions } from './registry';
+import { OverlayRegistry, callOptions, etcdCall } from './registry';
 
 export interface AgentOptions {
   readonly hostId: string;
@@ -44,6 +45,11 @@ export interface AgentOptions {
   readonly prefix?: string;
   /** Delay before retrying a failed sync or registration (default 500 ms). */
   readonly retryMs?: number;
+  /**
+   * Where to write each network's local state for the CNI plugin (overlay/local.ts): blocks,
+   * VNI, device, MTU. Undefined: not written (tests that need no CNI).
+   */
+  readonly localDir?: string;
 }
 
 /** The narrow components the agent needs. */
@@ -73,6 +79,8 @@ interface NetState {
   dirty: boolean;
   retry?: NodeJS.Timeout;
   lastSynced: Peer[];
+  marking?: boolean;
+  markAgain?: boolean;
   /** The device's ifindex as of the last sync (kernel notifications name it). */
   index: number | undefined;
 }
@@ -128,12 +136,13 @@ export class OverlayAgent extends EventEmitter {
       }, this.log.child({ network: network.name }));
       // The device first, so peers that learn about us find our VTEP ready.
       const dev = await programmer.ensureDevice();
+      this.writeLocal(network, blocks, dev.mtu);
       this.nets.set(network.name, {
         network, blocks, programmer, peers: new Map(), floor: 0n, running: false, dirty: false, lastSynced: [], index: dev.index,
       });
     }
     this.monitor = this.c.monitor?.((changes) => this.onKernelChange(changes));
-    await this.register();
+    await etcdCall('register', () => this.register());
     for (const ns of this.nets.values()) await this.watch(ns);
   }
 
@@ -145,6 +154,13 @@ export class OverlayAgent extends EventEmitter {
       blocks.push(r.block);
     }
     return blocks;
+  }
+
+  private writeLocal(network: OverlayNetwork, blocks: Cidr[], mtu: number): void {
+    if (this.options.localDir === undefined) return;
+    writeLocalState(this.options.localDir, {
+      network: network.name, hostId: this.options.hostId, vni: network.vni, device: vxlanDeviceName(network.vni), mtu, blocks, updated: this.now(),
+    });
   }
 
   /** Grants a lease and writes the host and member records under it. */
@@ -182,6 +198,9 @@ export class OverlayAgent extends EventEmitter {
               network: ns.network.name, before: ns.blocks.map(formatCidr), after: blocks.map(formatCidr),
             });
             ns.blocks = blocks;
+            ns.programmer.setBlocks(blocks);
+            const dev = await ns.programmer.ensureDevice();
+            this.writeLocal(ns.network, blocks, dev.mtu);
           }
         }
         await this.register();
@@ -227,10 +246,7 @@ export class OverlayAgent extends EventEmitter {
       ns.peers.set(id, m);
     } else {
       ns.peers.delete(id);
-      if (id !== this.options.hostId) {
-        this.registry.markOrphans(ns.network.name, this.now())
-          .catch((err) => this.log.debug('marking orphaned blocks failed', { error: (err as Error).message }));
-      }
+      if (id !== this.options.hostId) this.scheduleOrphanMark(ns);
     }
     this.schedule(ns);
   }
@@ -241,8 +257,27 @@ export class OverlayAgent extends EventEmitter {
    */
   private onKernelChange(changes: RtnlChange[]): void {
     for (const ns of this.nets.values()) {
-      if (ns.index !== undefined && changes.some((c) => c.ifindex === ns.index)) this.schedule(ns);
+      if (changes.some((c) => c.kind === 'overflow' || (ns.index !== undefined && c.ifindex === ns.index))) this.schedule(ns);
     }
+  }
+
+  /**
+   * Marks the blocks of hosts that left as orphaned (their grace period starts). One pass per
+   * burst of departures: 1000 hosts leaving at once cost a few passes, not 1000.
+   */
+  private scheduleOrphanMark(ns: NetState): void {
+    if (ns.marking) { ns.markAgain = true; return; }
+    ns.marking = true;
+    const pass = (): void => {
+      ns.markAgain = false;
+      this.registry.markOrphans(ns.network.name, this.now())
+        .catch((err) => this.log.debug('marking orphaned blocks failed', { error: (err as Error).message }))
+        .finally(() => {
+          if (ns.markAgain && !this.stopped) pass();
+          else ns.marking = false;
+        });
+    };
+    pass();
   }
 
   private schedule(ns: NetState): void {
@@ -296,3 +331,6 @@ export class OverlayAgent extends EventEmitter {
     else lease.release();
   }
 }
+
+/** The agent as a service that declares its components (style: `overlayAgent(options)(components)`). */
+export const overlayAgent = (options: AgentOptions) => (components: AgentComponents): OverlayAgent => new OverlayAgent(options, components);

@@ -74,7 +74,14 @@ async function inBatches<T>(items: readonly T[], fn: (x: T) => Promise<unknown>)
 const isLinkLocal6 = (ip: Ip): boolean => ip.family === 6 && ip.value >> 118n === 0x3fan;
 
 export class VtepProgrammer {
-  constructor(private readonly rtnl: Rtnl, readonly config: VtepConfig, private readonly log: Logger) {}
+  constructor(private readonly rtnl: Rtnl, private cfg: VtepConfig, private readonly log: Logger) {}
+
+  get config(): VtepConfig { return this.cfg; }
+
+  /** This host's blocks changed (re-registration after they were reclaimed): the VTEP addresses follow at the next sync. */
+  setBlocks(blocks: readonly Cidr[]): void {
+    this.cfg = { ...this.cfg, blocks };
+  }
 
   /** The underlay link: the one holding the underlay address. */
   private async underlayLink(): Promise<{ index: number; mtu: number }> {
@@ -188,4 +195,18 @@ export class VtepProgrammer {
   async remove(): Promise<boolean> {
     return this.rtnl.deleteLink(this.config.device);
   }
+}
+
+/**
+ * The host's underlay address when none is configured: the first global address of the link
+ * that holds the default route (IPv4 first, then IPv6). undefined when there is no default route.
+ */
+export async function detectUnderlay(rtnl: Rtnl): Promise<Ip | undefined> {
+  for (const family of [4, 6] as const) {
+    const def = (await rtnl.routes(family)).find((r) => r.dst.prefix === 0 && r.oif !== undefined);
+    if (!def) continue;
+    const addr = (await rtnl.addresses(def.oif)).find((a) => a.cidr.ip.family === family && !isLinkLocal6(a.cidr.ip));
+    if (addr) return addr.cidr.ip;
+  }
+  return undefined;
 }

@@ -6,8 +6,9 @@
 // hosts at one revision, let chooseBlock decide, then commit a Txn guarded by the block key's
 // revision (create_revision == 0 for a free block, mod_revision == seen for a reclaim or a
 // revival). A lost race re-reads and chooses again; two hosts never get one block.
-import { GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError } from 'etcd3';
-import type { Etcd3, IKeyValue } from 'etcd3';
+import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, isBrokenCircuitError, retry } from 'cockatiel';
+import { Etcd3, GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError } from 'etcd3';
+import type { IKeyValue } from 'etcd3';
 import { PoolExhausted, TryAgainLater } from '../lib/errors';
 import type { Logger } from '../lib/log';
 import { Cidr, formatCidr, formatIp } from '../ipam/addr';
@@ -37,12 +38,32 @@ export async function etcdCall<T>(what: string, fn: (options: { deadline: number
     try {
       return await fn(callOptions());
     } catch (err) {
-      const retryable = isRecoverableError(err as Error) || err instanceof GRPCDeadlineExceededError || err instanceof GRPCUnavailableError;
+      const retryable = isRecoverableError(err as Error) || isBrokenCircuitError(err) || err instanceof GRPCDeadlineExceededError
+        || err instanceof GRPCUnavailableError;
       if (!retryable) throw err;
       if (Date.now() + 100 >= end) throw new TryAgainLater(`${what}: etcd unavailable (${(err as Error).message})`);
       await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** attempt, 500)));
     }
   }
+}
+
+/**
+ * An etcd client for the overlay agent, tuned as the IPAM store's (ipam/store/etcd.ts): a
+ * member failing three calls in a row is skipped for a second, a failed call is retried on the
+ * others, gRPC reconnects within a second once a member is back.
+ */
+export function createOverlayEtcd(endpoints: readonly string[]): Etcd3 {
+  const hosts = endpoints.map((e) => (/^https?:\/\//.test(e) ? e : `http://${e}`));
+  return new Etcd3({
+    hosts,
+    faultHandling: {
+      host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
+      global: retry(handleWhen(isRecoverableError), { maxAttempts: hosts.length, backoff: new ExponentialBackoff({ initialDelay: 20, maxDelay: 200 }) }),
+      // etcd3 types this as an IBackoff but calls .next() on it first: a factory is what it takes.
+      watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1000 }) as never,
+    },
+    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 },
+  });
 }
 
 export interface Snapshot<T> {
@@ -225,4 +246,30 @@ export async function listHosts(reg: OverlayRegistry, now: number, graceMs: numb
     }
   }
   return { hosts: rows.sort((a, b) => a.id.localeCompare(b.id)), blocks };
+}
+
+/**
+ * Rows for `vxnetctl hosts` (ctl/table.ts renderTable takes them with HOSTS_COLUMNS): one row
+ * per host and network, then one per block whose holder has no live lease. Pure.
+ */
+export const HOSTS_COLUMNS = [
+  { header: 'HOST' }, { header: 'UNDERLAY' }, { header: 'NETWORK' }, { header: 'VTEP MAC' }, { header: 'VTEP IPS' },
+  { header: 'BLOCKS' }, { header: 'LEASE' },
+] as const;
+
+export function hostsRows(listing: { hosts: readonly HostRow[]; blocks: readonly BlockRow[] }, now: number, graceMs: number): string[][] {
+  const rows: string[][] = [];
+  for (const h of listing.hosts) {
+    const nets = h.networks.length > 0 ? h.networks : [undefined];
+    for (const n of nets) {
+      rows.push([h.id, h.underlay, n?.network ?? '-', n?.mac ?? '-', n ? n.vteps.join(',') : '-', n ? n.blocks.join(',') : '-', h.lease]);
+    }
+  }
+  for (const b of listing.blocks) {
+    if (b.state === 'held') continue;
+    const left = b.orphanedAt === undefined ? 'grace not started' : b.state === 'reclaimable' ? 'reclaimable'
+      : `reclaimable in ${Math.ceil((b.orphanedAt + graceMs - now) / 1000)}s`;
+    rows.push([b.hostId, '-', b.network, '-', '-', b.block, `expired (${left})`]);
+  }
+  return rows;
 }

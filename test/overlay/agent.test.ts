@@ -6,11 +6,16 @@
 // peers after the TTL and gets its own block back when it returns; a clean stop is seen at once.
 import t, { Test } from 'tap';
 import { existsSync } from 'node:fs';
-import { formatCidr } from '../../ipam/addr';
-import { parseOverlayNetwork, vtepMacFor, vxlanDeviceName } from '../../overlay/plan';
+import { formatCidr, formatIp } from '../../ipam/addr';
+import { createLogger } from '../../lib/log';
+import { startOverlayService } from '../../overlay/service';
+import { overlayNetworkToJson, parseOverlayNetwork, vtepMacFor, vxlanDeviceName } from '../../overlay/plan';
 import { listHosts } from '../../overlay/registry';
+import { readLocalState } from '../../overlay/local';
 import { ETCD, startEtcd } from '../helpers/etcd';
-import { mustExec, pollUntil } from '../helpers/sh';
+import { exec, mustExec, pollUntil } from '../helpers/sh';
+import { spawn } from 'node:child_process';
+import { masqueradeScript } from '../../net/nat';
 import { addContainer, cannotRun, newUnderlay, reachable, shown } from './helpers/hosts';
 import { Node, overlayCluster } from './helpers/cluster';
 
@@ -18,6 +23,24 @@ const NET = parseOverlayNetwork({ name: 'vxt-ov', vni: 4343, subnets: ['10.237.0
 const DEV = vxlanDeviceName(NET.vni);
 const TTL = 2;
 
+
+const PORT = 9047;
+
+/** Runs a TCP server in a namespace that answers each connection with the peer's address; stopped by pid at teardown. */
+async function serveRemoteAddress(t: Test, ns: string): Promise<void> {
+  const code = `require('net').createServer((s) => s.end(s.remoteAddress.replace(/^::ffff:/, ''))).listen(${PORT}, '::')`;
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code], { stdio: 'ignore' });
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  await pollUntil(async () => (await exec('ip', ['netns', 'exec', ns, 'ss', '-Hltn', `sport = :${PORT}`])).stdout.includes('LISTEN'),
+    { timeoutMs: 5000, what: `server in ${ns}` });
+}
+
+/** The address a server started by serveRemoteAddress sees a connection from `ns` come from. */
+async function seenAs(ns: string, to: string): Promise<string> {
+  const code = `const s = require('net').connect(${PORT}, ${JSON.stringify(to)}); let d = ''; s.on('data', (b) => d += b); s.on('end', () => process.stdout.write(d)); s.on('error', (e) => { process.stdout.write('error ' + e.message); })`;
+  const r = await exec('ip', ['netns', 'exec', ns, process.execPath, '-e', code], { timeoutMs: 5000 });
+  return r.stdout.trim();
+}
 
 async function main(t: Test): Promise<void> {
   t.setTimeout(60_000);
@@ -39,6 +62,9 @@ async function main(t: Test): Promise<void> {
         if (a !== b) t.ok(await pollUntil(() => hasRoutesTo(a, b), { timeoutMs: 3000, what: `${a.id} routes to ${b.id}` }), `${a.id} has ${b.id}'s routes`);
       }
     }
+    const local = readLocalState(cl.localDir('host-2'), NET.name);
+    t.match(local, { network: NET.name, hostId: 'host-2', vni: NET.vni, device: DEV, mtu: 1450 }, 'local state for the CNI plugin written');
+    t.same(local?.blocks.map(formatCidr), [nodes[1].v4, nodes[1].v6], 'with the host\'s blocks');
     for (const n of nodes) n.c = await addContainer(root, n.host, 1450, { v4: n.v4, v6: n.v6 });
   });
 
@@ -52,11 +78,35 @@ async function main(t: Test): Promise<void> {
     }
   });
 
+  await t.test('with the overlay subnets masqueraded: traffic leaving the overlay is NATed, overlay-to-overlay is not', async (t) => {
+    // net/nat.ts's rule (source in the set, destination outside it), fed the network's whole
+    // subnets rather than the host's block, run inside each host namespace.
+    for (const n of nodes) {
+      const r = await exec('ip', ['netns', 'exec', n.host.ns.name, 'nft', '-f', '-'], { input: masqueradeScript('vxtnat', NET.subnets) });
+      t.equal(r.code, 0, `nft in ${n.id}: ${r.stderr.trim()}`);
+    }
+    const c1 = nodes[0].c!;
+    const c2 = nodes[1].c!;
+    await serveRemoteAddress(root, c2.ns.name);
+    await serveRemoteAddress(root, nodes[1].host.ns.name);
+    t.equal(await seenAs(c1.ns.name, c2.ip4!), c1.ip4, 'container -> container across hosts (IPv4): source kept');
+    t.equal(await seenAs(c1.ns.name, c2.ip6!), c1.ip6, 'container -> container across hosts (IPv6): source kept');
+    t.equal(await seenAs(c1.ns.name, nodes[1].host.underlay), nodes[0].host.underlay, 'container -> outside the overlay: masqueraded to its host\'s address');
+  });
+
   let n4: Node;
   await t.test('a fourth host joins: on every peer within a second, and reachable', async (t) => {
+    // This one the way vxnetd starts it: from flags, the underlay taken from the default route.
     const host = await underlay.addHost(4);
+    await mustExec('ip', ['-n', host.ns.name, 'route', 'add', 'default', 'via', '10.238.0.1']);
     const started = Date.now();
-    const agent = await startAgent(host, 'host-4');
+    const svc = await startOverlayService({
+      store: etcd.storeUrl, networks: [overlayNetworkToJson(NET)], hostId: 'host-4', ttlSeconds: TTL, prefix: cl.prefix,
+      localDir: cl.localDir('host-4'), netns: host.ns.path,
+    }, createLogger('overlay-test', 'error'));
+    root.teardown(() => svc.stop());
+    t.equal(formatIp(svc.underlay), host.underlay, 'underlay detected from the default route');
+    const agent = svc.agent;
     const [v4, v6] = agent.blocks(NET.name).map(formatCidr);
     n4 = { id: 'host-4', host, agent, v4, v6 };
     const registered = Date.now();

@@ -8,7 +8,7 @@ import { Cidr, parseCidr, parseIp, Ip } from '../../ipam/addr';
 import { createLogger } from '../../lib/log';
 import { Rtnl } from '../../net/rtnl';
 import { openNetns } from '../../net/netns';
-import { VtepProgrammer } from '../../overlay/apply';
+import { VtepProgrammer, detectUnderlay } from '../../overlay/apply';
 import { Peer, vtepMacFor, vxlanDeviceName } from '../../overlay/plan';
 import { mustExec } from '../helpers/sh';
 import { Container, Host, addContainer, cannotRun, newUnderlay, ping, reachable, shown } from './helpers/hosts';
@@ -82,11 +82,25 @@ async function main(t: Test): Promise<void> {
 
   await t.test('full-size packets cross the tunnel (overlay MTU 1350 over a 1400 underlay)', async (t) => {
     // busybox ping leaves DF to the kernel's default (IP_PMTUDISC_WANT: DF set, no local
-    // fragmentation below the route MTU): 1350 bytes = 20 IP + 8 ICMP + 1322.
+    // fragmentation below the route MTU): 1350 bytes = 20 IP + 8 ICMP + 1322. The VXLAN
+    // device would fragment an oversized OUTER packet silently (its DF is unset), so "the
+    // ping arrived" is not enough: the hosts' IPv4 fragment counters must not move either.
+    const fragCreates = async (ns: string): Promise<number> => {
+      const snmp = (await mustExec('ip', ['netns', 'exec', ns, 'cat', '/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Ip: '));
+      const [names, values] = snmp.map((l) => l.split(' '));
+      return Number(values[names.indexOf('FragCreates')]);
+    };
+    const hostsNs = [nodes[0].host.ns.name, nodes[1].host.ns.name];
+    const before = await Promise.all(hostsNs.map(fragCreates));
     t.ok(await ping(nodes[0].c.ns, nodes[1].c.ip4!, 1350 - 28), 'IPv4 1350-byte packet');
     t.ok(await ping(nodes[0].c.ns, nodes[1].c.ip6!, 1350 - 48), 'IPv6 1350-byte packet');
+    t.same(await Promise.all(hostsNs.map(fragCreates)), before, 'no fragment created on either host: the encapsulated packets fit the underlay');
     const tx = await mustExec('ip', ['netns', 'exec', nodes[0].host.ns.name, 'cat', `/sys/class/net/${DEV}/statistics/tx_packets`]);
     t.ok(Number(tx.stdout) > 0, 'traffic went through the VXLAN device');
+    // Control: the counter does count. A 1400-byte packet host-to-host over the 1400 underlay
+    // fits; 1401 does not and is fragmented.
+    t.ok(await ping(nodes[0].host.ns, nodes[1].host.underlay, UNDERLAY_MTU - 28 + 1), 'oversized underlay ping (fragmented)');
+    t.ok((await fragCreates(hostsNs[0])) > before[0], 'control: fragmenting is visible in FragCreates');
   });
 
   await t.test('entries deleted by hand come back on the next sync; foreign entries go', async (t) => {
@@ -146,6 +160,64 @@ async function main(t: Test): Promise<void> {
     t.match((await shown(n.host.ns, ['-d', 'link', 'show', DEV])).join(' '), new RegExp(`vxlan id ${VNI} `));
     t.ok(await reachable(nodes[0].c.ns, n.c.ip4!), 'host-1 -> host-2 through the recreated device');
     t.ok(await reachable(n.c.ns, nodes[2].c.ip6!), 'host-2 -> host-3 IPv6 through the recreated device');
+  });
+
+  await t.test('one host programs 1000 peers in under 2 s; a no-op sync of 1000 is cheap; 500 leaving are removed', async (t) => {
+    const host = await underlay.addHost(9);
+    const handle = openNetns(host.ns.path);
+    const rtnl = Rtnl.open(handle);
+    handle.close();
+    t.teardown(() => rtnl.close());
+    const prog = new VtepProgrammer(rtnl, { hostId: 'big', vni: VNI, device: DEV, underlay: ip(host.underlay), mac: vtepMacFor('big', VNI), blocks: [cidr('10.237.9.0/24')] }, log);
+    const many: Peer[] = Array.from({ length: 1000 }, (_, i) => ({
+      id: `p${i}`, underlay: ip(`10.239.${i >> 8}.${i & 255}`), mac: vtepMacFor(`p${i}`, VNI), blocks: [cidr(`10.${224 + (i >> 8)}.${i & 255}.0/24`)],
+    }));
+    let r = await prog.sync(many);
+    t.equal(r.set, 3000, '1000 x (neigh + fdb + route)');
+    t.ok(r.ms < 2000, `1000 peers programmed in ${r.ms.toFixed(0)} ms (device creation included)`);
+    t.equal((await shown(host.ns, ['route', 'show', 'dev', DEV])).length, 1000, '1000 routes in the kernel');
+    r = await prog.sync(many);
+    t.same({ set: r.set, deleted: r.deleted }, { set: 0, deleted: 0 });
+    t.ok(r.ms < 1000, `no-op sync of 1000 peers: ${r.ms.toFixed(0)} ms`);
+    r = await prog.sync(many.slice(0, 500));
+    t.same({ set: r.set, deleted: r.deleted }, { set: 0, deleted: 1500 });
+    t.ok(r.ms < 2000, `500 peers removed in ${r.ms.toFixed(0)} ms`);
+    t.equal((await shown(host.ns, ['neigh', 'show', 'dev', DEV])).length, 500);
+  });
+
+  await t.test('IPv6 underlay: two hosts tunnel over fd38::/64 (local6, MTU = underlay - 70)', async (t) => {
+    const six: Array<{ host: Host; peer: Peer; prog: VtepProgrammer; c: Container }> = [];
+    for (const i of [6, 7]) {
+      const host = await underlay.addHost(i);
+      const u6 = `fd38::${i}`;
+      await mustExec('ip', ['-n', host.ns.name, 'addr', 'add', `${u6}/64`, 'dev', 'eth0', 'nodad']);
+      const id = `six-${i}`;
+      const peer: Peer = { id, underlay: ip(u6), mac: vtepMacFor(id, VNI), blocks: [cidr(`10.237.${i}.0/24`), cidr(`fd37:0:0:${i}::/64`)] };
+      const handle = openNetns(host.ns.path);
+      const rtnl = Rtnl.open(handle);
+      handle.close();
+      t.teardown(() => rtnl.close());
+      const prog = new VtepProgrammer(rtnl, { hostId: id, vni: VNI, device: DEV, underlay: peer.underlay, mac: peer.mac, blocks: peer.blocks }, log);
+      const c = await addContainer(t, host, UNDERLAY_MTU - 70, { v4: `10.237.${i}.0/24`, v6: `fd37:0:0:${i}::/64` });
+      six.push({ host, peer, prog, c });
+    }
+    for (const n of six) {
+      const r = await n.prog.sync(six.map((x) => x.peer));
+      t.same({ device: r.device, mtu: r.mtu, set: r.set }, { device: 'created', mtu: UNDERLAY_MTU - 70, set: 5 }, `${n.peer.id}: created, MTU ${UNDERLAY_MTU - 70}`);
+    }
+    t.match((await shown(six[0].host.ns, ['-d', 'link', 'show', DEV])).join(' '), /vxlan id 4242 local fd38::6 dev eth0 .*dstport 4789 nolearning/, 'local6');
+    t.same((await shown(six[0].host.ns, ['fdb', 'show', 'dev', DEV])).filter((l) => l.includes('dst')), [`${six[1].peer.mac} dst fd38::7 self permanent`]);
+    t.ok(await reachable(six[0].c.ns, six[1].c.ip4!), 'IPv4 containers over an IPv6 underlay');
+    t.ok(await reachable(six[1].c.ns, six[0].c.ip6!), 'IPv6 containers over an IPv6 underlay, other direction');
+    t.ok(await ping(six[0].c.ns, six[1].c.ip4!, UNDERLAY_MTU - 70 - 28), `full-size ${UNDERLAY_MTU - 70}-byte packet`);
+    t.equal((await six[0].prog.sync(six.map((x) => x.peer))).set, 0, 'idempotent');
+  });
+
+  await t.test('detectUnderlay: the address of the default route\'s link', async (t) => {
+    const n = nodes[0];
+    t.equal(await detectUnderlay(n.rtnl), undefined, 'no default route: undefined');
+    await mustExec('ip', ['-n', n.host.ns.name, 'route', 'add', 'default', 'via', '10.238.0.1']);
+    t.same(await detectUnderlay(n.rtnl), ip(n.host.underlay));
   });
 
   await t.test('remove() deletes the device with its entries', async (t) => {

@@ -8,7 +8,7 @@ import { Cidr, formatCidr, parseCidr, parseIp, Ip } from '../../ipam/addr';
 import { createLogger } from '../../lib/log';
 import { overlayNetworkToJson, parseOverlayNetwork } from '../../overlay/plan';
 import { encodeHost, encodeMember } from '../../overlay/records';
-import { OverlayRegistry, listHosts } from '../../overlay/registry';
+import { HOSTS_COLUMNS, OverlayRegistry, hostsRows, listHosts } from '../../overlay/registry';
 import { rejected } from '../ipam/helpers/errors';
 import { ETCD, startEtcd } from '../helpers/etcd';
 import { existsSync } from 'node:fs';
@@ -91,6 +91,13 @@ else {
       const small = blocks.filter((b) => b.network === 'small').map((b) => `${b.block} ${b.hostId} ${b.state}`).sort();
       t.same(small, ['10.236.0.0/24 c orphaned', '10.236.1.0/24 b orphaned'], 'b and c hold no host lease; c not marked yet -> orphaned (grace not started)');
       t.equal(blocks.filter((b) => b.network === 'race').length, 20);
+      const rows = hostsRows({ hosts, blocks: blocks.filter((b) => b.network === 'small') }, 1_000_000 + 30_000, 60_000);
+      t.same(rows.map((r) => r.length), rows.map(() => HOSTS_COLUMNS.length), 'one cell per column');
+      t.same(rows[0].slice(0, 6), ['h1', '10.238.0.11', 'small', '02:00:00:00:00:11', '10.236.1.0', '10.236.1.0/24']);
+      t.same(rows.slice(1).map((r) => `${r[0]} ${r[5]} ${r[6]}`).sort(), [
+        'b 10.236.1.0/24 expired (grace not started)', 'c 10.236.0.0/24 expired (grace not started)']);
+      t.same(hostsRows({ hosts: [], blocks: [{ network: 'n', block: '10.0.0.0/24', hostId: 'x', since: 0, state: 'orphaned', orphanedAt: 1000 }] }, 11_000, 60_000)[0][6],
+        'expired (reclaimable in 50s)');
     });
   });
 }

@@ -99,7 +99,11 @@ export async function addContainer(t: Test, host: Host, mtu: number, blocks: { v
 /** "10.237.3.0/24", 5 -> "10.237.3.5/24"; "fd37:0:0:3::/64", 5 -> "fd37:0:0:3::5/64" (blocks are network addresses). */
 export function withHost(block: string, n: number): string {
   const [addr, prefix] = block.split('/');
-  if (addr.includes(':')) return `${addr.endsWith('::') ? addr : `${addr}::`}${n.toString(16)}/${prefix}`.replace(':::', '::');
+  // Blocks of /64 or longer print as "<prefix>::" (their host part is zero): append the host number.
+  if (addr.includes(':')) {
+    if (!addr.endsWith('::')) throw new Error(`withHost: ${block} does not end in "::"`);
+    return `${addr}${n.toString(16)}/${prefix}`;
+  }
   const parts = addr.split('.').map(Number);
   parts[3] += n;
   return `${parts.join('.')}/${prefix}`;

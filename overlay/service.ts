@@ -1,0 +1,96 @@
+// The overlay agent as vxnetd starts it: from flags to a running agent in one call. Opens the
+// etcd client, the netlink sockets (host namespace, or the one given: tests and hosts-as-
+// namespaces), picks the host id and underlay address when they are not given, starts the
+// agent; stop() undoes all of it (the datapath stays, see agent.ts).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { InvalidNetworkConfig } from '../lib/errors';
+import type { Logger } from '../lib/log';
+import { Ip, parseIp } from '../ipam/addr';
+import { openNetns } from '../net/netns';
+import { Rtnl } from '../net/rtnl';
+import { parseStoreUrl } from '../ipam/store/index';
+import { OverlayAgent } from './agent';
+import { detectUnderlay } from './apply';
+import { DEFAULT_LOCAL_DIR } from './local';
+import { parseOverlayNetwork } from './plan';
+import { createOverlayEtcd } from './registry';
+
+export interface OverlayServiceConfig {
+  /** `etcd://host:port[,host:port...]` (vxnetd --store). */
+  readonly store: string;
+  /** Overlay network definitions (parseOverlayNetwork's input); the cluster's stored ones win. */
+  readonly networks: readonly unknown[];
+  /** Default: /etc/machine-id, else the hostname. */
+  readonly hostId?: string;
+  /** Default: the address of the default route's link. */
+  readonly underlay?: string;
+  readonly ttlSeconds?: number;
+  readonly graceMs?: number;
+  readonly prefix?: string;
+  /** Default /run/vxnet/overlay. */
+  readonly localDir?: string;
+  /** Run the datapath side in this network namespace (a path such as /run/netns/x). */
+  readonly netns?: string;
+}
+
+export interface OverlayService {
+  readonly agent: OverlayAgent;
+  readonly hostId: string;
+  readonly underlay: Ip;
+  stop(options?: { revoke?: boolean }): Promise<void>;
+}
+
+export function defaultHostId(): string {
+  try {
+    const id = fs.readFileSync('/etc/machine-id', 'utf8').trim();
+    if (/^[0-9a-f]{32}$/.test(id)) return id;
+  } catch { /* no machine id */ }
+  return os.hostname();
+}
+
+export async function startOverlayService(cfg: OverlayServiceConfig, log: Logger): Promise<OverlayService> {
+  const networks = cfg.networks.map(parseOverlayNetwork);
+  const { endpoints } = parseStoreUrl(cfg.store);
+  const handle = cfg.netns ? openNetns(cfg.netns) : undefined;
+  const rtnl = Rtnl.open(handle);
+  const etcd = createOverlayEtcd(endpoints);
+  const cleanup = (): void => { etcd.close(); rtnl.close(); handle?.close(); };
+  try {
+    let underlay: Ip | undefined;
+    if (cfg.underlay !== undefined) {
+      underlay = parseIp(cfg.underlay);
+      if (!underlay) throw new InvalidNetworkConfig(`underlay: ${JSON.stringify(cfg.underlay)} is not an IP address`);
+    } else {
+      underlay = await detectUnderlay(rtnl);
+      if (!underlay) throw new InvalidNetworkConfig('underlay: not given and no default route to take it from');
+    }
+    const hostId = cfg.hostId ?? defaultHostId();
+    const agent = new OverlayAgent({
+      hostId, underlay, networks,
+      ...(cfg.ttlSeconds !== undefined ? { ttlSeconds: cfg.ttlSeconds } : {}),
+      ...(cfg.graceMs !== undefined ? { graceMs: cfg.graceMs } : {}),
+      ...(cfg.prefix !== undefined ? { prefix: cfg.prefix } : {}),
+      localDir: cfg.localDir ?? DEFAULT_LOCAL_DIR,
+    }, { etcd, rtnl, log, monitor: (fn) => Rtnl.monitor(handle, fn) });
+    try {
+      await agent.start();
+    } catch (err) {
+      await agent.stop({ revoke: true });
+      throw err;
+    }
+    let stopped = false;
+    return {
+      agent, hostId, underlay,
+      async stop(options = {}): Promise<void> {
+        if (stopped) return;
+        stopped = true;
+        await agent.stop(options);
+        cleanup();
+      },
+    };
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+}
