@@ -1,12 +1,30 @@
 // The vxnet plugin's network configuration, canonicalized once: defaults filled in and every
-// invalid field rejected with its name (InvalidNetworkConfig, code 7). Pure.
-import { InvalidNetworkConfig, UnsupportedField } from '../lib/errors';
+// invalid field rejected with its name (InvalidNetworkConfig, code 7). Pure: in overlay mode
+// the host's local overlay state comes through the `readOverlay` argument (bridge mode never
+// calls it, so it reads no file).
+import { InvalidNetworkConfig, TryAgainLater, UnsupportedField } from '../lib/errors';
+import { Cidr } from '../ipam/addr';
 import { IpamConf, parseIpamConf } from '../ipam/config';
+import { DEFAULT_LOCAL_DIR, LocalOverlayState, blockRanges } from '../overlay/local';
 import { defaultBridgeName } from './names';
 import { CniResult, parseResult } from './result';
 
+export interface OverlayConf {
+  /** Directory of the agent's local state files (`overlayStateDir`, default /run/vxnet/overlay). */
+  readonly stateDir: string;
+  /** The file read, for messages. */
+  readonly stateFile: string;
+  /** The host's state; undefined when the agent has not written it (ADD and CHECK fail, DEL and GC work). */
+  readonly state: LocalOverlayState | undefined;
+  /** What to masquerade: the network's whole subnets (from the state), else its blocks. */
+  readonly subnets: readonly Cidr[];
+}
+
 export interface VxnetNetConf {
   readonly name: string;
+  readonly mode: 'bridge' | 'overlay';
+  /** Overlay mode only. */
+  readonly overlay: OverlayConf | undefined;
   readonly bridge: string;
   readonly isGateway: boolean;
   readonly isDefaultGateway: boolean;
@@ -38,16 +56,63 @@ function bool(conf: Record<string, unknown>, key: string, def: boolean): boolean
   return v;
 }
 
-export function parseVxnetConf(conf: Record<string, unknown>, cniArgs: ReadonlyMap<string, string>): VxnetNetConf {
+/** Reads the host's overlay state of a network from a directory; undefined when there is none. */
+export type OverlayStateReader = (dir: string, network: string) => LocalOverlayState | undefined;
+
+/** Path of the state file for messages (the agent URI-encodes the network name). */
+const stateFileOf = (dir: string, network: string): string => `${dir.replace(/\/+$/, '')}/${encodeURIComponent(network)}.json`;
+
+/** Thrown by ADD and CHECK in overlay mode when the host has no state for the network. */
+export function missingOverlayState(conf: VxnetNetConf): TryAgainLater {
+  const o = conf.overlay as OverlayConf;
+  return new TryAgainLater(o.state
+    ? `network ${conf.name}: the overlay state at ${o.stateFile} lists no block for this host yet; is vxnetd running with --store etcd://... and this network defined?`
+    : `network ${conf.name}: no overlay state at ${o.stateFile}; is vxnetd running with --store etcd://... and this network defined?`);
+}
+
+const IPAM_RANGE_FIELDS = ['ranges', 'subnet', 'rangeStart', 'rangeEnd', 'gateway'] as const;
+
+function overlayConf(name: string, conf: Record<string, unknown>, ipamRaw: Record<string, unknown>, ipamType: string,
+  runtimeConfig: Record<string, unknown>, readOverlay: OverlayStateReader | undefined): { overlay: OverlayConf; ipam: IpamConf } {
+  const dir = conf.overlayStateDir ?? DEFAULT_LOCAL_DIR;
+  if (typeof dir !== 'string' || !dir.startsWith('/')) throw new InvalidNetworkConfig(`overlayStateDir: ${JSON.stringify(dir)} must be an absolute path`);
+  if (ipamType !== 'vxnet-ipam') {
+    throw new InvalidNetworkConfig(`ipam.type: ${JSON.stringify(ipamType)} cannot be used in overlay mode: addresses come from this host's blocks through vxnet's own IPAM (omit ipam.type or set "vxnet-ipam")`);
+  }
+  for (const f of IPAM_RANGE_FIELDS) {
+    if (ipamRaw[f] !== undefined) {
+      throw new InvalidNetworkConfig(`ipam.${f}: not allowed in overlay mode: addresses come from the blocks the overlay agent leased for this host (see ${stateFileOf(dir, name)})`);
+    }
+  }
+  const state = readOverlay?.(dir, name);
+  const blocks = state?.blocks ?? [];
+  // runtimeConfig.ipRanges is ignored: the only ranges are this host's blocks.
+  const { ipRanges: _ignored, ...rc } = runtimeConfig;
+  const ipam: IpamConf = blocks.length > 0
+    ? parseIpamConf(name, { ...ipamRaw, ranges: blockRanges(blocks) }, rc)
+    // No block (yet): no ranges, but routes and dataDir still validated; DEL and GC need only the store.
+    : { ...parseIpamConf(name, { ...ipamRaw, ranges: [[{ subnet: '192.0.2.0/24' }]] }, rc), rangeSets: [] };
+  return {
+    overlay: { stateDir: dir, stateFile: stateFileOf(dir, name), state, subnets: state?.subnets?.length ? state.subnets : blocks },
+    ipam,
+  };
+}
+
+/**
+ * Canonicalizes the plugin's config. `readOverlay` is called in overlay mode only (the
+ * plugin passes overlay/local's readLocalState).
+ */
+export function parseVxnetConf(conf: Record<string, unknown>, cniArgs: ReadonlyMap<string, string>, readOverlay?: OverlayStateReader): VxnetNetConf {
   const name = conf.name as string;
-  if (conf.mode !== undefined && conf.mode !== 'bridge') {
-    throw new UnsupportedField(`mode: ${JSON.stringify(conf.mode)} is not supported by this version (only "bridge")`);
+  const mode = conf.mode ?? 'bridge';
+  if (mode !== 'bridge' && mode !== 'overlay') {
+    throw new UnsupportedField(`mode: ${JSON.stringify(conf.mode)} is not supported (only "bridge" or "overlay")`);
   }
   const bridge = conf.bridge === undefined ? defaultBridgeName(name) : conf.bridge;
   if (typeof bridge !== 'string' || !IFNAME_RE.test(bridge)) {
     throw new InvalidNetworkConfig(`bridge: ${JSON.stringify(bridge)} is not a valid interface name (1-15 characters, no "/", ":" or whitespace)`);
   }
-  const mtu = conf.mtu;
+  let mtu = conf.mtu;
   if (mtu !== undefined && (typeof mtu !== 'number' || !Number.isInteger(mtu) || mtu < 576 || mtu > 65535)) {
     throw new InvalidNetworkConfig(`mtu: ${JSON.stringify(mtu)} must be an integer between 576 and 65535`);
   }
@@ -64,7 +129,18 @@ export function parseVxnetConf(conf: Record<string, unknown>, cniArgs: ReadonlyM
     throw new InvalidNetworkConfig(`ipam.type: ${JSON.stringify(ipamType)} is not a plugin name`);
   }
   const runtimeConfig = isObject(conf.runtimeConfig) ? conf.runtimeConfig : {};
-  const ipam = ipamType === 'vxnet-ipam' ? parseIpamConf(name, ipamRaw, runtimeConfig) : undefined;
+  let ipam: IpamConf | undefined;
+  let overlay: OverlayConf | undefined;
+  if (mode === 'overlay') {
+    ({ overlay, ipam } = overlayConf(name, conf, ipamRaw, ipamType, runtimeConfig, readOverlay));
+    // The overlay MTU (underlay minus the VXLAN overhead, or the network's) unless mtu is set.
+    mtu ??= overlay.state?.mtu;
+    if (bool(conf, 'ipMasq', false) && overlay.state && !overlay.state.subnets?.length) {
+      throw new InvalidNetworkConfig(`ipMasq: the overlay state at ${overlay.stateFile} does not list the network's subnets (a vxnetd that predates the field wrote it), and masquerading only the blocks would NAT traffic between hosts' containers; upgrade and restart vxnetd, or set ipMasq false`);
+    }
+  } else {
+    ipam = ipamType === 'vxnet-ipam' ? parseIpamConf(name, ipamRaw, runtimeConfig) : undefined;
+  }
 
   // MAC sources in the bridge plugin's precedence: CNI_ARGS MAC=, args.cni.mac, runtimeConfig.mac (last wins).
   let mac: unknown = cniArgs.get('MAC');
@@ -76,7 +152,7 @@ export function parseVxnetConf(conf: Record<string, unknown>, cniArgs: ReadonlyM
   const aliasList = Array.isArray(aliases) ? aliases.filter((a): a is string => typeof a === 'string') : [];
 
   return {
-    name, bridge,
+    name, mode, overlay, bridge,
     isGateway: bool(conf, 'isGateway', true) || isDefaultGateway,
     isDefaultGateway,
     ipMasq: bool(conf, 'ipMasq', false),

@@ -1,9 +1,13 @@
-// The vxnet CNI plugin (bridge mode): ADD attaches a container to its network's bridge with
+// The vxnet CNI plugin. Bridge mode: ADD attaches a container to its network's bridge with
 // an address from the IPAM core, DEL detaches it, CHECK verifies, GC collects leftovers,
 // STATUS says whether ADDs can succeed. Each command is a short list of named steps; an ADD
 // that fails undoes what it did, in reverse order.
+// Overlay mode ("mode":"overlay") is the same attachment with the addresses from this host's
+// blocks of the overlay network and the MTU of the overlay, both from the state file the
+// overlay agent keeps on the host (overlay/local.ts), so an ADD needs no etcd. The VXLAN
+// device stays off the bridge: the agent routes other hosts' blocks through it.
 import * as fs from 'node:fs';
-import { AttachmentDrifted, InvalidNetworkConfig } from '../lib/errors';
+import { AttachmentDrifted, InvalidNetworkConfig, PluginNotAvailable } from '../lib/errors';
 import { trace } from '../lib/trace';
 import { Cidr, Ip, contains, formatCidr, formatIp, networkOf, parseCidr, parseIp } from '../ipam/addr';
 import { openNetns } from '../net/netns';
@@ -12,14 +16,20 @@ import { Rtnl } from '../net/rtnl';
 import { BridgeSpec, ensureBridge } from './bridge';
 import { ipamSourceFor, validAttachments } from './ipam-source';
 import { RETIRED_PREFIX, hostVethName, isVxnetVethName, retiredName } from './names';
-import { VxnetNetConf, parseVxnetConf } from './netconf';
+import { readLocalState } from '../overlay/local';
+import { VxnetNetConf, missingOverlayState, parseVxnetConf } from './netconf';
 import { CniInterface, CniResult, CniRoute, formatResult } from './result';
 import type { CmdArgs, Handlers } from './skel';
 
 const DEFAULT_DST: Record<4 | 6, string> = { 4: '0.0.0.0/0', 6: '::/0' };
 
 function loadConf(args: CmdArgs): VxnetNetConf {
-  return parseVxnetConf(args.conf, args.args);
+  return parseVxnetConf(args.conf, args.args, readLocalState);
+}
+
+/** ADD and CHECK need the host's blocks in overlay mode; DEL and GC do not. */
+function requireOverlayState(conf: VxnetNetConf): void {
+  if (conf.overlay && !conf.overlay.state?.blocks.length) throw missingOverlayState(conf);
 }
 
 interface ParsedIp { cidr: Cidr; gateway: Ip | undefined }
@@ -38,7 +48,8 @@ function gatewayOf(ip: ParsedIp): Ip {
 }
 
 export function bridgeSpecFor(conf: VxnetNetConf, ips: readonly ParsedIp[]): BridgeSpec {
-  const subnets = conf.ipam ? conf.ipam.rangeSets.flat().map((r) => r.subnet) : ips.map((ip) => networkOf(ip.cidr));
+  // Overlay: the network's whole subnets, so traffic to other hosts' blocks is not masqueraded.
+  const subnets = conf.overlay ? conf.overlay.subnets : conf.ipam ? conf.ipam.rangeSets.flat().map((r) => r.subnet) : ips.map((ip) => networkOf(ip.cidr));
   const gateways = conf.isGateway ? ips.map((ip) => ({ ip: gatewayOf(ip), prefix: ip.cidr.prefix })) : [];
   return { network: conf.name, name: conf.bridge, mtu: conf.mtu, gateways, subnets, ipMasq: conf.ipMasq, natTable: conf.natTable };
 }
@@ -75,6 +86,7 @@ export function containerRoutes(conf: VxnetNetConf, ips: readonly ParsedIp[], ip
 async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
   trace('add:start');
   const conf = loadConf(args);
+  requireOverlayState(conf);
   const ipam = ipamSourceFor(conf.ipamType, conf.ipam);
   const ns = openNetns(args.netns);
   const host = Rtnl.open();
@@ -160,6 +172,7 @@ async function cmdCheck(args: CmdArgs): Promise<void> {
   const conf = loadConf(args);
   const prev = conf.prevResult;
   if (!prev) throw new InvalidNetworkConfig('prevResult: required for CHECK');
+  requireOverlayState(conf);
   const ipam = ipamSourceFor(conf.ipamType, conf.ipam);
   const ns = openNetns(args.netns);
   const host = Rtnl.open();
@@ -247,6 +260,7 @@ async function cmdGc(args: CmdArgs): Promise<void> {
 
 async function cmdStatus(args: CmdArgs): Promise<void> {
   const conf = loadConf(args);
+  if (conf.overlay && !conf.overlay.state?.blocks.length) throw new PluginNotAvailable(missingOverlayState(conf).message);
   const ipam = ipamSourceFor(conf.ipamType, conf.ipam);
   try {
     await ipam.status(args);

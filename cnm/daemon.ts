@@ -1,10 +1,12 @@
-// vxnetd: the long-lived daemon. Today it serves Docker's remote NetworkDriver and IpamDriver
+// vxnetd: the long-lived daemon. It serves Docker's remote NetworkDriver and IpamDriver
 // (cnm/driver.ts) on a unix socket, and follows the Docker API to learn names and release
-// what Docker forgot. All state is in the IPAM store, vxnetd's network records and the kernel,
+// what Docker forgot. With --store it also runs the overlay agent (overlay/service.ts) beside
+// the driver, started in the background and retried while etcd is unreachable (OverlayRunner). All state is in the IPAM store, vxnetd's network records and the kernel,
 // so a restart (or kill -9) loses nothing and running containers keep their connectivity.
 import { parseArgs } from 'node:util';
 import type { Server } from 'node:http';
-import { DEFAULT_DATA_DIR, openStore } from '../ipam/store';
+import * as net from 'node:net';
+import { DEFAULT_DATA_DIR, openStore, parseStoreUrl } from '../ipam/store';
 import { asVxnetError } from '../lib/errors';
 import { Level, Logger, createLogger } from '../lib/log';
 import { VERSION } from '../lib/version';
@@ -13,11 +15,18 @@ import { dockerApi, type DockerApi, type DockerEvent, type EventStream } from '.
 import { Driver } from './driver';
 import { createApp, listenUnix, pluginNameOf } from './server';
 import { NetworkRecords } from './state';
+import { DEFAULT_LOCAL_DIR } from '../overlay/local';
+import { parseOverlayNetwork } from '../overlay/plan';
+import type { OverlayService, OverlayServiceConfig } from '../overlay/service';
 
 export const DEFAULT_SOCKET = '/run/docker/plugins/vxnet.sock';
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 
-export const HELP = `vxnetd ${VERSION}: the vxnet host daemon: Docker's remote network and IPAM driver.
+/** Where the agent writes the overlay state the CNI plugin reads (overlay/local.ts). */
+export const DEFAULT_OVERLAY_DIR = DEFAULT_LOCAL_DIR;
+
+export const HELP = `vxnetd ${VERSION}: the vxnet host daemon: Docker's remote network and IPAM driver,
+and with --store the host's overlay agent (VXLAN across hosts, etcd as the cluster store).
 
 Usage: vxnetd [options]
 
@@ -39,6 +48,28 @@ Options:
   --reconcile-grace SEC     Release an address Docker no longer lists an endpoint for once it is SEC
                             seconds old (default 60; an address Docker reserved and never tied to an
                             endpoint: 2 x SEC). Keeps containers that are starting safe.
+  --store etcd://HOST:PORT[,HOST:PORT...]
+                            The cluster store (or $VXNET_STORE): runs the overlay agent next to the
+                            Docker driver. It registers this host under a lease, leases a block of
+                            each overlay network, programs VXLAN tunnels to every other host, and
+                            revokes the lease on SIGTERM/SIGINT. etcd unreachable at start is
+                            logged and retried, never fatal. Default: none (one host; the Docker
+                            driver's IPAM store is the embedded one in either case).
+  --overlay-network SPEC    An overlay network this host joins (repeat for several); needs --store.
+                            SPEC is NAME,vni=N,subnet=CIDR[,subnet=CIDR6][,block=LEN][,block6=LEN]
+                            [,mtu=N][,port=N] (block: the prefix length of each host's block,
+                            default /24 for IPv4, /64 for IPv6; mtu default: underlay's minus 50),
+                            or the same as a JSON object (name, vni, subnets, blockPrefix,
+                            blockPrefix6, mtu, port). A definition already in the cluster wins.
+  --host-id ID              This host's identity in the cluster (default /etc/machine-id, else the
+                            hostname). A host back with the same id gets its own blocks back.
+  --underlay ADDR           The address peers reach this host's VTEP at (default: the address of
+                            the default route's interface).
+  --lease-ttl SEC           TTL of the host's lease (default 10): a host that stops renewing
+                            leaves its peers after SEC seconds.
+  --block-grace SEC         How long an expired host's blocks stay reserved for it (default 600).
+  --overlay-dir DIR         Where the overlay state the CNI plugin reads is written
+                            (default ${DEFAULT_OVERLAY_DIR}).
   --log-level LEVEL         debug, info, warn or error (default info, or $VXNET_LOG_LEVEL). Logs are
                             JSON lines on stderr; debug logs every call and reply.
   -h, --help                Show this help.
@@ -56,8 +87,22 @@ Docker network options (docker network create -d vxnet --ipam-driver vxnet --sub
   IPv4 only; --subnet is required; --gateway and --ip-range are honoured; --ip at run time too.
 `;
 
+/** The overlay agent's settings (overlay/service.ts's config, minus the test-only fields). */
+export interface OverlayFlags {
+  readonly store: string;
+  /** parseOverlayNetwork's input, validated. */
+  readonly networks: readonly Record<string, unknown>[];
+  readonly hostId?: string;
+  readonly underlay?: string;
+  readonly ttlSeconds: number;
+  readonly graceMs: number;
+  readonly localDir: string;
+}
+
 export interface DaemonConfig {
   readonly socket: string;
+  /** Undefined: no --store, no overlay agent. */
+  readonly overlay?: OverlayFlags;
   readonly dataDir: string;
   readonly dockerSocket: string | undefined;
   readonly reconcileIntervalMs: number;
@@ -83,6 +128,8 @@ export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
       options: {
         socket: { type: 'string' }, 'data-dir': { type: 'string' }, 'docker-socket': { type: 'string' },
         'no-docker': { type: 'boolean' }, 'reconcile-interval': { type: 'string' }, 'reconcile-grace': { type: 'string' }, 'log-level': { type: 'string' },
+        store: { type: 'string' }, 'overlay-network': { type: 'string', multiple: true }, 'host-id': { type: 'string' }, underlay: { type: 'string' },
+        'lease-ttl': { type: 'string' }, 'block-grace': { type: 'string' }, 'overlay-dir': { type: 'string' },
         help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
       },
       allowPositionals: false,
@@ -111,7 +158,94 @@ export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
   } else if (v['docker-socket'] !== undefined) {
     throw new UsageError('--docker-socket and --no-docker exclude each other');
   }
-  return { socket, dataDir, dockerSocket, reconcileIntervalMs: Number(intervalText) * 1000, reconcileGraceMs: Number(graceText) * 1000, logLevel: level };
+  const overlay = parseOverlayFlags(v, env);
+  return {
+    socket, dataDir, dockerSocket, reconcileIntervalMs: Number(intervalText) * 1000, reconcileGraceMs: Number(graceText) * 1000, logLevel: level,
+    ...(overlay ? { overlay } : {}),
+  };
+}
+
+const wholeSeconds = (flag: string, text: string, min: number): number => {
+  if (!/^\d+$/.test(text) || Number(text) < min) throw new UsageError(`${flag} ${JSON.stringify(text)}: must be a whole number of seconds, at least ${min}`);
+  return Number(text);
+};
+
+/**
+ * One --overlay-network: `NAME,vni=N,subnet=CIDR[,subnet=CIDR][,block=LEN][,block6=LEN][,mtu=N][,port=N]`
+ * or a JSON object; returns parseOverlayNetwork's input (validated by it). Throws UsageError.
+ */
+export function parseOverlayNetworkFlag(text: string): Record<string, unknown> {
+  const bad = (why: string): UsageError => new UsageError(`--overlay-network ${JSON.stringify(text)}: ${why}`);
+  let input: Record<string, unknown>;
+  if (text.trim().startsWith('{')) {
+    try {
+      input = JSON.parse(text) as Record<string, unknown>;
+    } catch (err) {
+      throw bad(`not valid JSON (${(err as Error).message})`);
+    }
+  } else {
+    const [name, ...pairs] = text.split(',').map((p) => p.trim());
+    const subnets: string[] = [];
+    input = { name };
+    const numbers: Record<string, string> = { vni: 'vni', block: 'blockPrefix', block6: 'blockPrefix6', mtu: 'mtu', port: 'port' };
+    for (const pair of pairs) {
+      const eq = pair.indexOf('=');
+      const key = eq < 0 ? pair : pair.slice(0, eq);
+      const value = eq < 0 ? '' : pair.slice(eq + 1);
+      if (key === 'subnet' && value !== '') subnets.push(value);
+      else if (numbers[key] !== undefined && /^\d+$/.test(value)) input[numbers[key]] = Number(value);
+      else if (numbers[key] !== undefined) throw bad(`${key}=${JSON.stringify(value)} is not a number`);
+      else throw bad(`unknown field ${JSON.stringify(pair)} (expected NAME,vni=N,subnet=CIDR[,subnet=CIDR][,block=LEN][,block6=LEN][,mtu=N][,port=N])`);
+    }
+    if (subnets.length > 0) input.subnets = subnets;
+  }
+  try {
+    parseOverlayNetwork(input);
+  } catch (err) {
+    throw bad((err as Error).message);
+  }
+  return input;
+}
+
+interface OverlayValues {
+  readonly store?: string;
+  readonly 'overlay-network'?: string[];
+  readonly 'host-id'?: string;
+  readonly underlay?: string;
+  readonly 'lease-ttl'?: string;
+  readonly 'block-grace'?: string;
+  readonly 'overlay-dir'?: string;
+}
+
+function parseOverlayFlags(v: OverlayValues, env: NodeJS.ProcessEnv): OverlayFlags | undefined {
+  const store = v.store ?? (env.VXNET_STORE || undefined);
+  if (store === undefined || store === '') {
+    const given = (['overlay-network', 'host-id', 'underlay', 'lease-ttl', 'block-grace', 'overlay-dir'] as const).find((k) => v[k] !== undefined);
+    if (given) throw new UsageError(`--${given} needs --store (the overlay runs only with a cluster store)`);
+    return undefined;
+  }
+  try {
+    parseStoreUrl(store);
+  } catch (err) {
+    throw new UsageError(`--store: ${(err as Error).message}`);
+  }
+  const networks = (v['overlay-network'] ?? []).map(parseOverlayNetworkFlag);
+  const names = networks.map((n) => n.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup !== undefined) throw new UsageError(`--overlay-network: network ${JSON.stringify(dup)} given twice`);
+  if (v['host-id'] !== undefined && !/^[\x21-\x7e]{1,253}$/.test(v['host-id'])) {
+    throw new UsageError(`--host-id ${JSON.stringify(v['host-id'])}: 1-253 printable characters, no spaces`);
+  }
+  if (v.underlay !== undefined && net.isIP(v.underlay) === 0) throw new UsageError(`--underlay ${JSON.stringify(v.underlay)}: not an IP address`);
+  const localDir = v['overlay-dir'] ?? DEFAULT_OVERLAY_DIR;
+  if (!localDir.startsWith('/')) throw new UsageError(`--overlay-dir ${JSON.stringify(localDir)}: must be an absolute path`);
+  return {
+    store, networks, localDir,
+    ...(v['host-id'] !== undefined ? { hostId: v['host-id'] } : {}),
+    ...(v.underlay !== undefined ? { underlay: v.underlay } : {}),
+    ttlSeconds: wholeSeconds('--lease-ttl', v['lease-ttl'] ?? '10', 1),
+    graceMs: wholeSeconds('--block-grace', v['block-grace'] ?? '600', 0) * 1000,
+  };
 }
 
 /** Follows Docker's events (reconnecting with backoff) and reconciles on start, events and a timer. */
@@ -204,9 +338,88 @@ class DockerWatcher {
   }
 }
 
+/**
+ * The overlay agent beside the Docker driver: started in the background, so vxnetd serves
+ * Docker whatever etcd does; a failed start (etcd unreachable, no default route yet) is
+ * logged and tried again with backoff (1 s doubling to 30 s). stop() waits (a few seconds at
+ * most) for a start in progress, then stops the agent and revokes its lease.
+ */
+export class OverlayRunner {
+  private service: OverlayService | undefined;
+  private starting: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private backoffMs: number;
+  private readonly listeners: Array<(s: OverlayService) => void> = [];
+
+  constructor(private readonly config: OverlayServiceConfig, private readonly log: Logger, initialBackoffMs = 1000,
+    private readonly start: (c: OverlayServiceConfig, log: Logger) => Promise<OverlayService> = defaultStart) {
+    this.backoffMs = initialBackoffMs;
+  }
+
+  run(): void {
+    if (this.stopped || this.starting) return;
+    this.starting = (async () => {
+      try {
+        const svc = await this.start(this.config, this.log);
+        if (this.stopped) {
+          // stop() gave up waiting for this start: undo it now.
+          await svc.stop({ revoke: true }).catch(() => undefined);
+          return;
+        }
+        this.service = svc;
+        this.log.info('overlay agent running', { hostId: svc.hostId, networks: this.config.networks.length });
+        for (const l of this.listeners.splice(0)) l(svc);
+      } catch (err) {
+        if (this.stopped) return;
+        this.log.warn('overlay agent cannot start; retrying', { error: asVxnetError(err).message, retryInMs: this.backoffMs });
+        this.timer = setTimeout(() => { this.timer = undefined; this.run(); }, this.backoffMs);
+        this.backoffMs = Math.min(this.backoffMs * 2, 30_000);
+      }
+    })().finally(() => { this.starting = undefined; });
+  }
+
+  /** The running service, once started (tests). */
+  get current(): OverlayService | undefined {
+    return this.service;
+  }
+
+  /** Resolves once the agent runs. */
+  ready(): Promise<OverlayService> {
+    if (this.service) return Promise.resolve(this.service);
+    return new Promise((resolve) => this.listeners.push(resolve));
+  }
+
+  /** Stops the agent; a start still in progress (etcd slow to answer) is waited for up to waitMs. */
+  async stop(waitMs = 5000): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.starting) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.starting, new Promise<void>((r) => { timer = setTimeout(r, waitMs); })]);
+      clearTimeout(timer);
+    }
+    const svc = this.service;
+    this.service = undefined;
+    if (svc) {
+      await svc.stop({ revoke: true });
+      this.log.info('overlay agent stopped; lease revoked');
+    }
+  }
+}
+
+async function defaultStart(c: OverlayServiceConfig, log: Logger): Promise<OverlayService> {
+  // Required here, not imported: etcd3 and gRPC load only when --store asks for them.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { startOverlayService } = require('../overlay/service') as typeof import('../overlay/service');
+  return startOverlayService(c, log);
+}
+
 export interface Daemon {
   readonly server: Server;
   readonly driver: Driver;
+  /** The overlay agent's runner, with --store. */
+  readonly overlay: OverlayRunner | undefined;
   stop(): Promise<void>;
 }
 
@@ -228,10 +441,19 @@ export async function startDaemon(config: DaemonConfig, o: { log?: Logger; datap
   });
   const watcher = docker ? new DockerWatcher(docker, driver, plugin, log, config.reconcileIntervalMs) : undefined;
   watcher?.start();
+  const ov = config.overlay;
+  const overlay = ov ? new OverlayRunner({
+    store: ov.store, networks: ov.networks, ttlSeconds: ov.ttlSeconds, graceMs: ov.graceMs, localDir: ov.localDir,
+    ...(ov.hostId !== undefined ? { hostId: ov.hostId } : {}),
+    ...(ov.underlay !== undefined ? { underlay: ov.underlay } : {}),
+  }, log.child({ component: 'overlay' })) : undefined;
+  if (ov) log.info('starting the overlay agent', { store: ov.store, networks: ov.networks.map((n) => n.name) });
+  overlay?.run();
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       watcher?.stop();
+      await overlay?.stop().catch((err: unknown) => log.warn('stopping the overlay agent failed', { error: (err as Error).message }));
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => server.closeAllConnections(), 5000);
         server.close(() => { clearTimeout(force); resolve(); });
@@ -242,7 +464,7 @@ export async function startDaemon(config: DaemonConfig, o: { log?: Logger; datap
     })();
     return stopping;
   };
-  return { server, driver, stop };
+  return { server, driver, overlay, stop };
 }
 
 /** The command line entry: exit 2 on usage errors, 1 when it cannot start. */

@@ -32,6 +32,8 @@ const OPTIONS = {
   'bin-dir': { type: 'string' },
   systemd: { type: 'boolean' },
   'systemd-dir': { type: 'string' },
+  store: { type: 'string' },
+  'block-grace': { type: 'string' },
 } as const;
 
 export type OptionName = keyof typeof OPTIONS;
@@ -53,11 +55,13 @@ export interface Values {
   readonly 'bin-dir'?: string;
   readonly systemd?: boolean;
   readonly 'systemd-dir'?: string;
+  readonly store?: string;
+  readonly 'block-grace'?: string;
 }
 
 const GLOBAL_OPTIONS: readonly OptionName[] = ['data-dir', 'json', 'help', 'version'];
 
-export type CommandName = 'ipam pools' | 'ipam ls' | 'ipam show' | 'ipam release' | 'ipam gc' | 'install';
+export type CommandName = 'ipam pools' | 'ipam ls' | 'ipam show' | 'ipam release' | 'ipam gc' | 'hosts' | 'install';
 
 interface CommandSpec {
   readonly name: CommandName;
@@ -164,6 +168,29 @@ Options:
 JSON: {"dryRun", "checked", "note", "released": [allocation...], "veths": [...]}.`,
   },
   {
+    name: 'hosts',
+    synopsis: 'hosts [--store etcd://HOST:PORT[,HOST:PORT...]] [--block-grace SEC]',
+    summary: 'overlay hosts in the cluster store: underlay, VTEPs, blocks, lease state',
+    options: ['store', 'block-grace'],
+    maxPositionals: 0,
+    help: `Lists the hosts registered in the cluster store (etcd) by their vxnetd: one row per host
+and overlay network with its underlay address, VTEP MAC and IPs, blocks, and lease state
+("alive (ttl Ns)"); then the blocks of hosts whose lease expired, with the time left before
+other hosts may reclaim them.
+
+Options:
+  --store URL         the cluster store, etcd://HOST:PORT[,HOST:PORT...] (default $VXNET_STORE;
+                      one of the two is required). Gives up after a few seconds when etcd
+                      does not answer.
+  --block-grace SEC   the grace period vxnetd runs with (its --block-grace, default 600), for
+                      the "reclaimable in" column
+
+JSON: {"store", "hosts": [{"id", "underlay", "since", "lease", "ttlSeconds", "networks":
+[{"network", "mac", "vteps", "blocks"}]}], "blocks": [{"network", "block", "hostId", "since",
+"state", "orphanedAt"}]}; state is "held", "orphaned" or "reclaimable", ttlSeconds is null
+when the lease could not be read.`,
+  },
+  {
     name: 'install',
     synopsis: 'install [--prefix DIR] [--cni-bin-dir DIR] [--bin-dir DIR] [--conflist [--conf-dir DIR] [--network NAME] [--subnet CIDR]...] [--systemd [--systemd-dir DIR]]',
     summary: 'install the built binaries and link them into the CNI and bin directories',
@@ -192,7 +219,7 @@ JSON: {"source", "prefix", "replaced", "relocated", "links": [{"path", "target",
 
 export const USAGE = `Usage: vxnetctl [--data-dir DIR] [--json] COMMAND [ARGS]
 
-Operates vxnet on this host: IPAM state and history, installation.
+Operates vxnet on this host: IPAM state and history, overlay hosts, installation.
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(16)}${c.summary}`).join('\n')}
@@ -300,7 +327,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
   if (positionals.length > spec.maxPositionals) {
     throw new UsageError(`unexpected argument "${positionals[spec.maxPositionals]}" to "vxnetctl ${spec.name}" (${helpHint(spec)})`);
   }
-  for (const name of ['data-dir', 'network', 'container', 'ifname', 'cni-bin-dir', 'conf-dir', 'prefix', 'bin-dir', 'systemd-dir'] as const) {
+  for (const name of ['data-dir', 'network', 'container', 'ifname', 'cni-bin-dir', 'conf-dir', 'prefix', 'bin-dir', 'systemd-dir', 'store'] as const) {
     if (values[name] === '') throw new UsageError(`option --${name} needs a non-empty value (${helpHint(spec)})`);
   }
   return { kind: 'run', command: spec.name, values, positionals };

@@ -21,6 +21,11 @@ async function dispatch(inv: Extract<Invocation, { kind: 'run' }>, io: Io): Prom
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     veth: io.veth ?? (require('./veth') as typeof import('./veth')).systemVeth,
   };
+  if (inv.command === 'hosts') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { runHosts } = require('./hosts') as typeof import('./hosts');
+    return runHosts(inv.values, ctx);
+  }
   if (inv.command === 'install') {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { runInstall } = require('./install') as typeof import('./install');

@@ -21,6 +21,12 @@ export interface LocalOverlayState {
   readonly device: string;
   readonly mtu: number;
   readonly blocks: readonly Cidr[];
+  /**
+   * The network's whole subnets (the blocks are carved from these): what the plugin
+   * masquerades, so traffic between overlay addresses on different hosts is not NATed.
+   * Optional: files written before the field existed lack it.
+   */
+  readonly subnets?: readonly Cidr[];
   /** Epoch ms of the write. */
   readonly updated: number;
 }
@@ -28,7 +34,7 @@ export interface LocalOverlayState {
 const fileOf = (dir: string, network: string): string => path.join(dir, `${encodeURIComponent(network)}.json`);
 
 export function encodeLocalState(s: LocalOverlayState): string {
-  return `${JSON.stringify({ ...s, blocks: s.blocks.map(formatCidr) }, null, 2)}\n`;
+  return `${JSON.stringify({ ...s, blocks: s.blocks.map(formatCidr), ...(s.subnets ? { subnets: s.subnets.map(formatCidr) } : {}) }, null, 2)}\n`;
 }
 
 export function decodeLocalState(text: string): LocalOverlayState | undefined {
@@ -40,7 +46,17 @@ export function decodeLocalState(text: string): LocalOverlayState | undefined {
     || typeof o.mtu !== 'number' || typeof o.updated !== 'number' || !Array.isArray(o.blocks)) return undefined;
   const blocks = o.blocks.map((b) => (typeof b === 'string' ? parseCidr(b) : undefined));
   if (blocks.some((b) => !b)) return undefined;
-  return { network: o.network, hostId: o.hostId, vni: o.vni, device: o.device, mtu: o.mtu, updated: o.updated, blocks: blocks as Cidr[] };
+  let subnets: Cidr[] | undefined;
+  if (o.subnets !== undefined) {
+    if (!Array.isArray(o.subnets)) return undefined;
+    const parsed = o.subnets.map((b) => (typeof b === 'string' ? parseCidr(b) : undefined));
+    if (parsed.some((b) => !b)) return undefined;
+    subnets = parsed as Cidr[];
+  }
+  return {
+    network: o.network, hostId: o.hostId, vni: o.vni, device: o.device, mtu: o.mtu, updated: o.updated, blocks: blocks as Cidr[],
+    ...(subnets ? { subnets } : {}),
+  };
 }
 
 /** Writes the state atomically (readers see the old file or the new one, never half). */

@@ -1,0 +1,223 @@
+// The vxnet plugin in overlay mode ("mode":"overlay"): addresses from this host's blocks and
+// the overlay MTU, both read from the overlay agent's local state file (no etcd on ADD), the
+// network's whole subnets masqueraded, clear errors when the state is missing or the config
+// gives its own ranges. Then two hosts (namespaces on an underlay, the overlay programmed by
+// VtepProgrammer) with containers attached by the built plugin run inside each host namespace:
+// they ping each other across hosts, IPv4 and IPv6, without NAT between overlay addresses.
+// Root only; every object is vxt-prefixed or inside the test's namespaces.
+import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Cidr, Ip, parseCidr, parseIp } from '../../ipam/addr';
+import { createLogger } from '../../lib/log';
+import { openNetns } from '../../net/netns';
+import { Rtnl } from '../../net/rtnl';
+import { VtepProgrammer } from '../../overlay/apply';
+import { LocalOverlayState, writeLocalState } from '../../overlay/local';
+import { Peer, vtepMacFor, vxlanDeviceName } from '../../overlay/plan';
+import { exec, linkExists, newNetns, type Netns } from '../helpers/netns';
+import { newUnderlay, reachable } from '../overlay/helpers/hosts';
+import {
+  VXNET, type CniCall, type CniOutcome, attach, bare, cannotRun, cniEnv, describe, globalAddrs, hostVethName, newContainerId, newNet, resultAddrs, runPlugin,
+} from './helpers/cni';
+
+const reason = cannotRun();
+if (reason) {
+  t.plan(0, reason);
+} else {
+  t.setTimeout(120_000);
+  main();
+}
+
+const cidr = (s: string): Cidr => parseCidr(s) as Cidr;
+const ip = (s: string): Ip => parseIp(s) as Ip;
+
+/** MTU of a link (in namespace `ns`, or the host's). */
+async function mtuOf(name: string, ns?: string): Promise<number | undefined> {
+  const r = await exec('ip', [...(ns ? ['-n', ns] : []), '-j', 'link', 'show', 'dev', name]);
+  if (r.code !== 0) return undefined;
+  return (JSON.parse(r.stdout) as Array<{ mtu: number }>)[0]?.mtu;
+}
+
+/** Runs the built plugin inside host namespace `host` (`ip netns exec HOST dist/bin/vxnet`). */
+function runIn(host: Netns, stdin: unknown, call: CniCall, timeoutMs = 60_000): Promise<CniOutcome> {
+  return new Promise((resolve) => {
+    const child = spawn('ip', ['netns', 'exec', host.name, VXNET], { env: cniEnv(call), stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.stdin.on('error', () => { /* exited before reading stdin */ });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const stdout = Buffer.concat(out).toString('utf8');
+      let json: Record<string, any> | undefined;
+      try { json = stdout.trim() ? (JSON.parse(stdout) as Record<string, any>) : undefined; } catch { json = undefined; }
+      resolve({ code: code ?? -1, signal, stdout, stderr: Buffer.concat(err).toString('utf8'), json });
+    });
+    child.stdin.end(JSON.stringify(stdin));
+  });
+}
+
+function main(): void {
+  t.test('one host: addresses from the block, overlay MTU, whole subnets masqueraded, DEL releases', async (t) => {
+    // The test's 10.239.<n>.0/24 plays the overlay network; this host's block is its .64/26.
+    const net = await newNet(t, { ipMasq: true, ipam: ({ tmp }) => ({ type: 'vxnet-ipam', dataDir: join(tmp, 'store') }), extra: { mode: 'overlay' } });
+    const stateDir = join(net.tmp, 'overlay');
+    const block = `10.239.${net.n}.64/26`;
+    const state: LocalOverlayState = {
+      network: net.name, hostId: 'vxt-host-1', vni: 4243, device: vxlanDeviceName(4243), mtu: 1370,
+      blocks: [cidr(block)], subnets: [cidr(net.v4)], updated: Date.now(),
+    };
+    writeLocalState(stateDir, state);
+    const conf = { overlayStateDir: stateDir };
+
+    const a = await attach(t, net, { conf });
+    t.same(resultAddrs(a.add.json), [`10.239.${net.n}.66/26`], 'the first address of the block\'s range (.2 of the block)');
+    t.equal(a.add.json?.ips?.[0]?.gateway, `10.239.${net.n}.65`, 'gateway: the block\'s second address');
+    t.same(await globalAddrs(net.bridge), [`10.239.${net.n}.65/26`], 'the bridge holds the block\'s gateway');
+    t.equal(await mtuOf(net.bridge), 1370, 'bridge MTU = the overlay MTU');
+    t.equal(await mtuOf('eth0', a.ns.name), 1370, 'container MTU = the overlay MTU');
+    t.equal(await mtuOf(hostVethName(a.containerId, 'eth0')), 1370, 'host veth MTU = the overlay MTU');
+    t.equal(a.add.json?.interfaces?.[2]?.mtu, 1370, 'the result reports the MTU');
+    const set = await exec('nft', ['list', 'set', 'ip', net.natTable, 'masq']);
+    t.match(set.stdout, `10.239.${net.n}.0/24`, 'the network\'s whole subnet is masqueraded');
+    t.notMatch(set.stdout, '/26', 'the block is not an element of its own');
+    t.same((await net.allocations()).map((x) => x.address), [`10.239.${net.n}.66`], 'one allocation');
+
+    const check = await runPlugin(VXNET, { ...net.conf('1.1.0', conf), prevResult: a.add.json }, { command: 'CHECK', containerId: a.containerId, ifname: 'eth0', netns: a.ns.path });
+    t.equal(check.code, 0, 'CHECK passes', { diag: describe(check) });
+
+    const b = await attach(t, net, { conf: { ...conf, mtu: 1300 } });
+    t.same(resultAddrs(b.add.json), [`10.239.${net.n}.67/26`], 'the next address of the block');
+    t.equal(await mtuOf('eth0', b.ns.name), 1300, 'mtu in the config wins over the overlay MTU');
+
+    for (const x of [a, b]) {
+      const del = await runPlugin(VXNET, net.conf('1.1.0', conf), { command: 'DEL', containerId: x.containerId, ifname: 'eth0', netns: x.ns.path });
+      t.equal(del.code, 0, 'DEL', { diag: describe(del) });
+      t.notOk(await linkExists(hostVethName(x.containerId, 'eth0')), 'host veth gone');
+    }
+    t.same(await net.allocations(), [], 'DEL released the addresses');
+  });
+
+  t.test('configs overlay mode refuses', async (t) => {
+    const net = await newNet(t);
+    const stateDir = join(net.tmp, 'overlay');
+    const ov = { mode: 'overlay', overlayStateDir: stateDir };
+    writeLocalState(stateDir, {
+      network: net.name, hostId: 'vxt-host-1', vni: 4243, device: vxlanDeviceName(4243), mtu: 1450, blocks: [cidr(`10.239.${net.n}.0/26`)], updated: Date.now(),
+    });
+    const ns = await newNetns(t);
+    const call = (): CniCall => ({ command: 'ADD', containerId: newContainerId(), ifname: 'eth0', netns: ns.path });
+    // newNet's default ipam section has ranges: refused, since the blocks are the only ranges.
+    const ranges = await runPlugin(VXNET, net.conf('1.1.0', ov), call());
+    t.equal(ranges.json?.code, 7, 'ipam.ranges: code 7', { diag: describe(ranges) });
+    t.match(ranges.json?.msg, /^ipam\.ranges: not allowed in overlay mode/);
+    const delegated = await runPlugin(VXNET, { ...net.conf('1.1.0', ov), ipam: { type: 'host-local' } }, call());
+    t.equal(delegated.json?.code, 7, 'another IPAM plugin: code 7', { diag: describe(delegated) });
+    t.match(delegated.json?.msg, /^ipam\.type: "host-local" cannot be used in overlay mode/);
+    // A state file without the network's subnets (an older agent) and ipMasq: refused, not NATing overlay traffic.
+    const masq = await runPlugin(VXNET, { ...net.conf('1.1.0', { ...ov, ipMasq: true }), ipam: { dataDir: net.dataDir } }, call());
+    t.equal(masq.json?.code, 7, 'ipMasq without subnets in the state: code 7', { diag: describe(masq) });
+    t.match(masq.json?.msg, /^ipMasq: the overlay state at .* does not list the network's subnets/);
+    const badMode = await runPlugin(VXNET, net.conf('1.1.0', { mode: 'vxlan' }), call());
+    t.equal(badMode.json?.code, 2, 'an unknown mode: code 2', { diag: describe(badMode) });
+    t.same(await net.allocations(), [], 'nothing allocated');
+    t.notOk(await linkExists(net.bridge), 'no bridge created');
+  });
+
+  t.test('no overlay state: a clear error and nothing left behind; DEL and GC still work', async (t) => {
+    const net = await newNet(t, { ipam: ({ tmp }) => ({ type: 'vxnet-ipam', dataDir: join(tmp, 'store') }), extra: { mode: 'overlay' } });
+    const empty = join(net.tmp, 'overlay');
+    fs.mkdirSync(empty);
+    const conf = net.conf('1.1.0', { overlayStateDir: empty });
+    const ns = await newNetns(t);
+    const containerId = newContainerId();
+    const add = await runPlugin(VXNET, conf, { command: 'ADD', containerId, ifname: 'eth0', netns: ns.path });
+    t.equal(add.json?.code, 11, 'code 11 (try again: the agent may not have written it yet)', { diag: describe(add) });
+    t.equal(add.json?.msg, `network ${net.name}: no overlay state at ${empty}/${net.name}.json; is vxnetd running with --store etcd://... and this network defined?`);
+    t.same(await net.allocations(), [], 'no allocation');
+    t.notOk(await linkExists(hostVethName(containerId, 'eth0')), 'no host veth');
+    t.notOk(await linkExists(net.bridge), 'no bridge');
+    const links = await exec('ip', ['-n', ns.name, '-o', 'link', 'show']);
+    t.notMatch(links.stdout, 'eth0', 'nothing in the container');
+    const del = await runPlugin(VXNET, conf, { command: 'DEL', containerId, ifname: 'eth0', netns: ns.path });
+    t.equal(del.code, 0, 'DEL succeeds without the state', { diag: describe(del) });
+    const gc = await runPlugin(VXNET, { ...conf, 'cni.dev/valid-attachments': [] }, { command: 'GC' });
+    t.equal(gc.code, 0, 'GC succeeds without the state', { diag: describe(gc) });
+    const status = await runPlugin(VXNET, conf, { command: 'STATUS' });
+    t.equal(status.json?.code, 50, 'STATUS: not available', { diag: describe(status) });
+    t.match(status.json?.msg, 'no overlay state at');
+  });
+
+  t.test('two hosts: containers attached by the plugin inside each host reach each other across the overlay', async (t) => {
+    await twoHosts(t);
+  });
+}
+
+async function twoHosts(t: Test): Promise<void> {
+  const VNI = 4244;
+  const DEV = vxlanDeviceName(VNI);
+  const log = createLogger('cni-overlay-test', 'error');
+  const underlay = await newUnderlay(t, 1400);
+  const subnets = ['10.237.0.0/16', 'fd37::/48'];
+  const network = 'vxtov';
+  const hosts = [];
+  for (const i of [1, 2]) {
+    const host = await underlay.addHost(i);
+    const id = `vxt-host-${i}`;
+    const peer: Peer = { id, underlay: ip(host.underlay), mac: vtepMacFor(id, VNI), blocks: [cidr(`10.237.${i}.0/24`), cidr(`fd37:0:0:${i}::/64`)] };
+    const handle = openNetns(host.ns.path);
+    const rtnl = Rtnl.open(handle);
+    handle.close();
+    t.teardown(() => rtnl.close());
+    const prog = new VtepProgrammer(rtnl, { hostId: id, vni: VNI, device: DEV, underlay: peer.underlay, mac: peer.mac, blocks: peer.blocks }, log);
+    const tmp = fs.mkdtempSync(join(tmpdir(), 'vxt-cni-overlay-'));
+    t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
+    hosts.push({ i, host, peer, prog, tmp });
+  }
+  const peers = hosts.map((h) => h.peer);
+  const attached = [];
+  for (const h of hosts) {
+    const r = await h.prog.sync(peers);
+    t.equal(r.mtu, 1350, `${h.peer.id}: overlay MTU 1350 over the 1400 underlay`);
+    // What the agent writes (overlay/agent.ts writeLocal), plus the network's subnets.
+    writeLocalState(join(h.tmp, 'overlay'), {
+      network, hostId: h.peer.id, vni: VNI, device: DEV, mtu: r.mtu, blocks: h.peer.blocks, subnets: subnets.map(cidr), updated: Date.now(),
+    });
+    const conf = {
+      cniVersion: '1.1.0', name: network, type: 'vxnet', mode: 'overlay', bridge: 'vxtbr0', natTable: 'vxtnat', ipMasq: true,
+      overlayStateDir: join(h.tmp, 'overlay'), ipam: { dataDir: join(h.tmp, 'store') },
+    };
+    const c = await newNetns(t);
+    const containerId = newContainerId();
+    const add = await runIn(h.host.ns, conf, { command: 'ADD', containerId, ifname: 'eth0', netns: c.path });
+    if (add.code !== 0) throw new Error(`ADD on host ${h.i} failed: ${describe(add)}`);
+    t.same(resultAddrs(add.json), [`10.237.${h.i}.2/24`, `fd37:0:0:${h.i}::2/64`], `host ${h.i}: addresses from its blocks`);
+    t.equal(await mtuOf('eth0', c.name), 1350, `host ${h.i}: container MTU = overlay MTU`);
+    const dev = await exec('ip', ['-n', h.host.ns.name, '-j', 'link', 'show', 'dev', DEV]);
+    t.notOk((JSON.parse(dev.stdout) as Array<{ master?: string }>)[0]?.master, `host ${h.i}: the VXLAN device is not on the bridge`);
+    attached.push({ h, c, containerId, conf, v4: bare(resultAddrs(add.json)[0]), v6: bare(resultAddrs(add.json)[1]) });
+  }
+  // Count, on host 2, packets arriving from container 1's own address: masquerading them
+  // would have replaced it with host 1's address.
+  const [a1, a2] = attached;
+  const counter = await exec('ip', ['netns', 'exec', a2.h.host.ns.name, 'nft', '-f', '-'], {
+    input: `add table ip vxtcount\nadd chain ip vxtcount pre { type filter hook prerouting priority -300; }\nadd rule ip vxtcount pre ip saddr ${a1.v4} counter\n`,
+  });
+  t.equal(counter.code, 0, 'counter rule on host 2', { diag: counter.stdout + counter.stderr });
+  t.ok(await reachable(a1.c, a2.v4, 10_000), `host 1 container -> host 2 container ${a2.v4}`);
+  t.ok(await reachable(a2.c, a1.v4, 10_000), `host 2 container -> host 1 container ${a1.v4}`);
+  t.ok(await reachable(a1.c, a2.v6, 10_000), `host 1 container -> host 2 container ${a2.v6}`);
+  t.ok(await reachable(a2.c, a1.v6, 10_000), `host 2 container -> host 1 container ${a1.v6}`);
+  const counted = await exec('ip', ['netns', 'exec', a2.h.host.ns.name, 'nft', 'list', 'table', 'ip', 'vxtcount']);
+  const packets = Number(/packets (\d+)/.exec(counted.stdout)?.[1] ?? 0);
+  t.ok(packets > 0, `host 2 saw container 1's own source address (${packets} packets): overlay traffic is not masqueraded`, { diag: counted.stdout });
+  for (const a of attached) {
+    const del = await runIn(a.h.host.ns, a.conf, { command: 'DEL', containerId: a.containerId, ifname: 'eth0', netns: a.c.path });
+    t.equal(del.code, 0, `DEL on host ${a.h.i}`, { diag: describe(del) });
+  }
+}
