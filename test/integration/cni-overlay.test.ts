@@ -3,11 +3,13 @@
 // network's whole subnets masqueraded, clear errors when the state is missing or the config
 // gives its own ranges. Then two hosts (namespaces on an underlay, the overlay programmed by
 // VtepProgrammer) with containers attached by the built plugin run inside each host namespace:
-// they ping each other across hosts, IPv4 and IPv6, without NAT between overlay addresses.
+// they ping each other across hosts, IPv4 and IPv6, without NAT between overlay addresses;
+// and the same with two real overlay agents on etcd writing the state files.
 // Root only; every object is vxt-prefixed or inside the test's namespaces.
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cidr, Ip, parseCidr, parseIp } from '../../ipam/addr';
@@ -16,8 +18,10 @@ import { openNetns } from '../../net/netns';
 import { Rtnl } from '../../net/rtnl';
 import { VtepProgrammer } from '../../overlay/apply';
 import { LocalOverlayState, writeLocalState } from '../../overlay/local';
-import { Peer, vtepMacFor, vxlanDeviceName } from '../../overlay/plan';
-import { exec, linkExists, newNetns, type Netns } from '../helpers/netns';
+import { Peer, parseOverlayNetwork, vtepMacFor, vxlanDeviceName } from '../../overlay/plan';
+import { ETCD, startEtcd } from '../helpers/etcd';
+import { exec, linkExists, newNetns, pollUntil, type Netns } from '../helpers/netns';
+import { overlayCluster } from '../overlay/helpers/cluster';
 import { newUnderlay, reachable } from '../overlay/helpers/hosts';
 import {
   VXNET, type CniCall, type CniOutcome, attach, bare, cannotRun, cniEnv, describe, globalAddrs, hostVethName, newContainerId, newNet, resultAddrs, runPlugin,
@@ -156,6 +160,48 @@ function main(): void {
   t.test('two hosts: containers attached by the plugin inside each host reach each other across the overlay', async (t) => {
     await twoHosts(t);
   });
+
+  t.test('with the real overlay agent (etcd): the plugin reads the state file it writes', { skip: existsSync(ETCD) ? false : `needs ${ETCD}` }, async (t) => {
+    await withAgents(t);
+  });
+}
+
+/** Two OverlayAgents on a real etcd write the state; the plugin attaches a container on each host from it. */
+async function withAgents(t: Test): Promise<void> {
+  const NET = parseOverlayNetwork({ name: 'vxtagent', vni: 4245, subnets: ['10.237.0.0/16', 'fd37::/48'], blockPrefix: 24, blockPrefix6: 64 });
+  const etcd = await startEtcd(t);
+  const underlay = await newUnderlay(t, 1500);
+  const cl = overlayCluster(t, underlay, { endpoints: etcd.clientUrls, network: NET, ttlSeconds: 5 });
+  const nodes = [await cl.addNode(1), await cl.addNode(2)];
+  for (const [a, b] of [[nodes[0], nodes[1]], [nodes[1], nodes[0]]]) {
+    await pollUntil(() => cl.hasRoutesTo(a, b), { timeoutMs: 5000, what: `${a.id} routes to ${b.id}` });
+  }
+  const containers = [];
+  for (const n of nodes) {
+    const conf = {
+      // ipMasq stays off: the agent's state file does not list the network's subnets yet.
+      cniVersion: '1.1.0', name: NET.name, type: 'vxnet', mode: 'overlay', bridge: 'vxtbr0', natTable: 'vxtnat',
+      overlayStateDir: cl.localDir(n.id), ipam: { dataDir: join(cl.localDir(n.id), 'store') },
+    };
+    const c = await newNetns(t);
+    const containerId = newContainerId();
+    const add = await runIn(n.host.ns, conf, { command: 'ADD', containerId, ifname: 'eth0', netns: c.path });
+    if (add.code !== 0) throw new Error(`ADD on ${n.id} failed: ${describe(add)}`);
+    const addrs = resultAddrs(add.json);
+    t.same(addrs.map((a) => a.split('/')[1]), ['24', '64'], `${n.id}: one address per block`);
+    t.ok(addrs[0].startsWith(n.v4.replace(/0\/24$/, '')), `${n.id}: ${addrs[0]} is in its block ${n.v4}`);
+    t.equal(await mtuOf('eth0', c.name), 1450, `${n.id}: container MTU = the agent's overlay MTU (1500 - 50)`);
+    containers.push({ n, c, containerId, conf, v4: bare(addrs[0]), v6: bare(addrs[1]) });
+  }
+  const [a, b] = containers;
+  t.ok(await reachable(a.c, b.v4, 10_000), `${a.n.id} container -> ${b.n.id} container ${b.v4}`);
+  t.ok(await reachable(b.c, a.v4, 10_000), `${b.n.id} container -> ${a.n.id} container ${a.v4}`);
+  t.ok(await reachable(a.c, b.v6, 10_000), `${a.n.id} container -> ${b.n.id} container ${b.v6}`);
+  t.ok(await reachable(b.c, a.v6, 10_000), `${b.n.id} container -> ${a.n.id} container ${a.v6}`);
+  for (const x of containers) {
+    const del = await runIn(x.n.host.ns, x.conf, { command: 'DEL', containerId: x.containerId, ifname: 'eth0', netns: x.c.path });
+    t.equal(del.code, 0, `DEL on ${x.n.id}`, { diag: describe(del) });
+  }
 }
 
 async function twoHosts(t: Test): Promise<void> {

@@ -1,10 +1,11 @@
 // vxnetctl hosts: usage errors and an unreachable store in-process (no etcd needed), then the
 // built dist/bin/vxnetctl against a real etcd on loopback (no root) with a host registered the
 // way the agent does it (host and member records under a lease, a block leased).
-import { cpSync, existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
+import { copyDist } from '../helpers/dist';
 import { Etcd3 } from 'etcd3';
 import { main } from '../../ctl/main';
 import type { Io } from '../../ctl/context';
@@ -15,7 +16,6 @@ import { DEFAULT_OVERLAY_PREFIX, encodeHost, encodeMember } from '../../overlay/
 import { OverlayRegistry } from '../../overlay/registry';
 import { ETCD, startEtcd } from '../helpers/etcd';
 import { type ExecResult, exec } from '../helpers/sh';
-import { tmpDir } from '../ipam/helpers/embedded';
 
 interface Run { code: number; stdout: string; stderr: string }
 
@@ -76,24 +76,6 @@ t.test('hosts: etcd unreachable is one line and exit 1 within a few seconds', as
   }
 });
 
-/** A private copy of the built dist/, so a concurrent build cannot pull the binary away. */
-async function copyDist(tt: Test): Promise<string> {
-  const src = path.resolve(__dirname, '..', '..', 'dist');
-  const needed = ['bin/vxnetctl', 'proto/rpc.proto'];
-  const complete = (dir: string): boolean => needed.every((f) => existsSync(path.join(dir, f)));
-  const copy = path.join(await tmpDir(tt, 'vxnetctl-hosts-dist-'), 'dist');
-  for (let attempt = 0; attempt < 20; attempt++) {
-    if (complete(src)) {
-      try {
-        rmSync(copy, { recursive: true, force: true });
-        cpSync(src, copy, { recursive: true });
-        if (complete(copy)) return copy;
-      } catch { /* a build is rewriting dist/: try again */ }
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`${src} has no complete build (${needed.join(', ')}): run npm run build first`);
-}
 
 const ip = (s: string): Ip => parseIp(s) as Ip;
 
@@ -102,7 +84,7 @@ if (!existsSync(ETCD)) {
 } else {
   t.test('hosts against a real etcd: the built vxnetctl lists a registered host', async (t) => {
     t.setTimeout(60_000);
-    const dist = await copyDist(t);
+    const dist = await copyDist(t, ['bin/vxnetctl', 'proto/rpc.proto']);
     const bin = path.join(dist, 'bin', 'vxnetctl');
     const etcd = await startEtcd(t);
     const client = new Etcd3({ hosts: etcd.clientUrls });

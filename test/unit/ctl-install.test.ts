@@ -2,16 +2,16 @@
 // copy of dist/ into temp directories (never /opt/cni/bin, /etc/cni or /usr/local), and the
 // installed links actually running: the CNI plugin launchers from their new home, vxnetctl
 // through its symlink with the store's native addon.
-import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
+import { copyDist } from '../helpers/dist';
 import { checkNetwork, conflistBridge, conflistFor } from '../../ctl/install';
 import { parseIpamConf } from '../../ipam/config';
 import { ipamAdd } from '../../ipam/core';
 import { tmpDir, tmpStore } from '../ipam/helpers/embedded';
 import { type ExecResult, exec } from '../helpers/sh';
 
-const root = path.resolve(__dirname, '..', '..');
 
 t.test('conflistFor', async (t) => {
   t.same(conflistFor('vxnet', ['10.231.0.0/16']), {
@@ -46,24 +46,6 @@ t.test('checkNetwork rejects bad names and subnets', async (t) => {
   for (const [name, subnets, message] of cases) t.throws(() => checkNetwork(name, subnets), { name: 'UsageError', message }, `${name} ${subnets.join(' ')}`);
 });
 
-/** A private copy of the built dist/ (see ctl-ipam-e2e.test.ts). */
-async function copyDist(tt: Test): Promise<string> {
-  const src = path.join(root, 'dist');
-  const needed = ['bin/vxnetctl', 'bin/vxnet', 'bin/vxnet-ipam', 'bin/vxnetd', 'native/better_sqlite3.node'];
-  const complete = (dir: string): boolean => needed.every((f) => existsSync(path.join(dir, f)));
-  const copy = path.join(await tmpDir(tt, 'vxnetctl-dist-'), 'dist');
-  for (let attempt = 0; attempt < 20; attempt++) {
-    if (complete(src)) {
-      try {
-        rmSync(copy, { recursive: true, force: true });
-        cpSync(src, copy, { recursive: true });
-        if (complete(copy)) return copy;
-      } catch { /* a build is rewriting dist/: try again */ }
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`${src} has no complete build (${needed.join(', ')}): run npm run build first`);
-}
 
 const env = (): NodeJS.ProcessEnv => {
   const e = { ...process.env };

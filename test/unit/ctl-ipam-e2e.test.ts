@@ -2,9 +2,10 @@
 // the IPAM core: ipam pools/ls/show/release/gc in human and --json forms, and its errors.
 // Host veth deletion is exercised for real inside a private network namespace (unshare -n),
 // so nothing on the host is touched.
-import { cpSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import t, { type Test } from 'tap';
+import { copyDist } from '../helpers/dist';
 import { hostVethName } from '../../cni/names';
 import { parseIpamConf } from '../../ipam/config';
 import { ipamAdd, ipamDel } from '../../ipam/core';
@@ -12,29 +13,7 @@ import type { IpamStore, Owner } from '../../ipam/store/types';
 import { ip, tmpDir, tmpStore } from '../ipam/helpers/embedded';
 import { type ExecResult, exec } from '../helpers/sh';
 
-const root = path.resolve(__dirname, '..', '..');
 
-/**
- * A private copy of the built dist/ (it runs from anywhere: dist/ is self-contained), so a
- * build another process starts meanwhile cannot pull the binary from under these tests.
- */
-async function copyDist(tt: Test): Promise<string> {
-  const src = path.join(root, 'dist');
-  const needed = ['bin/vxnetctl', 'bin/vxnet', 'bin/vxnet-ipam', 'bin/vxnetd', 'native/better_sqlite3.node'];
-  const complete = (dir: string): boolean => needed.every((f) => existsSync(path.join(dir, f)));
-  const copy = path.join(await tmpDir(tt, 'vxnetctl-dist-'), 'dist');
-  for (let attempt = 0; attempt < 20; attempt++) {
-    if (complete(src)) {
-      try {
-        rmSync(copy, { recursive: true, force: true });
-        cpSync(src, copy, { recursive: true });
-        if (complete(copy)) return copy;
-      } catch { /* a build is rewriting dist/: try again */ }
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`${src} has no complete build (${needed.join(', ')}): run npm run build first`);
-}
 
 let bin = '';
 
