@@ -159,7 +159,7 @@ export class OverlayAgent extends EventEmitter {
   private writeLocal(network: OverlayNetwork, blocks: Cidr[], mtu: number): void {
     if (this.options.localDir === undefined) return;
     writeLocalState(this.options.localDir, {
-      network: network.name, hostId: this.options.hostId, vni: network.vni, device: vxlanDeviceName(network.vni), mtu, blocks, updated: this.now(),
+      network: network.name, hostId: this.options.hostId, vni: network.vni, device: vxlanDeviceName(network.vni), mtu, blocks, subnets: [...network.subnets], updated: this.now(),
     });
   }
 

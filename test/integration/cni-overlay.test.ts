@@ -179,8 +179,8 @@ async function withAgents(t: Test): Promise<void> {
   const containers = [];
   for (const n of nodes) {
     const conf = {
-      // ipMasq stays off: the agent's state file does not list the network's subnets yet.
-      cniVersion: '1.1.0', name: NET.name, type: 'vxnet', mode: 'overlay', bridge: 'vxtbr0', natTable: 'vxtnat',
+      // ipMasq on: the agent's state lists the network's subnets, so cross-host traffic is not NATed.
+      cniVersion: '1.1.0', name: NET.name, type: 'vxnet', mode: 'overlay', bridge: 'vxtbr0', natTable: 'vxtnat', ipMasq: true,
       overlayStateDir: cl.localDir(n.id), ipam: { dataDir: join(cl.localDir(n.id), 'store') },
     };
     const c = await newNetns(t);
