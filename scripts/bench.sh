@@ -11,10 +11,11 @@
 #
 # Usage: bash scripts/bench.sh              # or: npm run bench
 #        bash scripts/bench.sh --cleanup    # remove leftovers of a killed run (bench names only)
-# Env:   BENCH_N=200 BENCH_ONLY=cni|ipam|docker BENCH_DOCKER_N=20 BENCH_ROUNDS=2 BENCH_CONC=1,8 BENCH_NODE_N=N
+# Env:   BENCH_N=200 BENCH_ONLY=cni|ipam|docker|overlay BENCH_DOCKER_N=20 BENCH_ROUNDS=2 BENCH_CONC=1,8 BENCH_NODE_N=N
 #        BENCH_VERIFY_EVERY=1 BENCH_IPAM_SUBNET=10.125.0.0/16 BENCH_DIST=(build now)
+#        BENCH_OVERLAY_SECONDS=10 BENCH_OVERLAY_ROUNDS=2 BENCH_OVERLAY_PEERS=1000
 # Only names starting with "bn" are created: netns bnvx-*/bnrf-*, bridges bnvx0/bn-cni0,
-# nft table bnvx (plus the veths the plugins name, the iptables rules they add for them).
+# netns bnov<pid>-* (overlay bench), nft table bnvx (plus the veths the plugins name, the iptables rules they add for them).
 set -euo pipefail
 exec </dev/null
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -29,6 +30,7 @@ exec 9>"$LOCK"
 flock -n 9 || { echo "bench.sh: another vxnet bench holds $LOCK" >&2; exit 1; }
 
 if [ "${1:-}" = "--cleanup" ]; then
+  node bench/overlay.mjs --cleanup
   exec node bench/bench.mjs --cleanup
 fi
 
@@ -61,7 +63,7 @@ run_node() {
 
 rc=0
 only=${BENCH_ONLY:-all}
-if [ "$only" != docker ]; then
+if [ "$only" != docker ] && [ "$only" != overlay ]; then
   run_node bench/bench.mjs || rc=$?
 fi
 # Docker: `docker run --rm` on a vxnet network against the built-in bridge (issue 3). It needs
@@ -74,6 +76,17 @@ if [ "$rc" -eq 0 ] && { [ "$only" = all ] || [ "$only" = docker ]; }; then
   else
     echo "# docker run bench skipped: dockerd is not installed (apt-get install docker.io)"
   fi
+fi
+# Overlay (issue 4): TCP throughput container-to-container across two host namespaces through
+# vxnet's overlay (VtepProgrammer) vs a hand-built kernel VXLAN (iperf3), and one host
+# programming 1000 peers. Needs iperf3 (installed here when missing) and dist/native (npm run build).
+if [ "$rc" -eq 0 ] && { [ "$only" = all ] || [ "$only" = overlay ]; }; then
+  if ! command -v iperf3 >/dev/null; then
+    echo "# installing iperf3 (apt-get install -y iperf3) for the overlay bench"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y iperf3 >/dev/null 9>&- || echo "# apt-get install iperf3 failed"
+  fi
+  [ -x dist/bin/vxnetd ] || npm run build 9>&-
+  run_node bench/overlay.mjs || rc=$?
 fi
 echo "# log: $LOG"
 exec >&- 2>&-

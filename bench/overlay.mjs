@@ -1,0 +1,403 @@
+// Overlay benchmark (issue 4; `BENCH_ONLY=overlay npm run bench`, and part of the default run).
+//
+// (1) TCP throughput container-to-container across two "hosts" (namespaces bnov<ID>-h1/h2 on a
+//     veth underlay, 10.77.0.1/2), through:
+//       A  vxnet's overlay: VtepProgrammer (overlay/apply.ts) programs device bnov0 (VNI 4242,
+//          routed design) in each host; containers bnov<ID>-a1/a2 sit on a bridge bnbr0 per host
+//          with addresses from the host's block (10.237.<i>.5, gateway .1, VTEP IP .0);
+//       B  the hand-built kernel VXLAN of /work/shared/bench/vxlan-tput.sh (bridged: bnvxb0,
+//          VNI 4243, static FDB; containers bnov<ID>-b1/b2, 10.78.0.1/2) on the same underlay.
+//     Pings verify both paths before timing; iperf3 -t SECONDS, A and B alternated (ABBA...),
+//     ROUNDS each; the figure is iperf3's receiver bitrate; ratio = A/B (target >= 0.95). The
+//     bytes must have gone through the respective VXLAN device.
+// (2) One host programming N peers from scratch (VtepProgrammer.sync on a fresh device: 3N
+//     netlink requests) in bnov<ID>-p (target < 2 s for 1000), plus a no-op and a one-peer-left
+//     resync.
+// (3) Convergence through a real etcd (started here, by pid, on 127.0.0.1 random ports, data in
+//     the run's temp dir): 3 real OverlayAgents (in bnov<ID>-g1..g3, netlink inside, etcd client
+//     in the helper process) + N simulated hosts registered straight into etcd (as
+//     test/overlay/scale.test.ts does), N = 100 then 1000: time from one more host's
+//     registration to its route on all 3 real hosts (3 samples per N, target < 1 s), and a real
+//     agent joining (bnov<ID>-g4) at the largest N.
+//
+// Env: BENCH_OVERLAY_SECONDS=10 BENCH_OVERLAY_ROUNDS=2 BENCH_OVERLAY_PEERS=1000
+//      BENCH_OVERLAY_SIMS=100,1000 (simulated host counts; "0" skips (3)) BENCH_ETCD=/usr/bin/etcd
+//      BENCH_DIST (a built dist/ whose native addons to use; default: ./dist)
+// Only names starting with "bn" are created, all inside the bench's own namespaces; every
+// child is killed and every namespace deleted on exit, SIGINT or SIGTERM.
+// Exit status: 0 when it ran and every check passed (whatever the figures), 1 when broken,
+// 130/143 when interrupted.
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join, resolve as resolvePath } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { f1, say, table } from './lib.mjs';
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const intEnv = (name, def) => {
+  const v = process.env[name];
+  if (v === undefined || v === '') return def;
+  if (!/^[1-9][0-9]*$/.test(v)) throw new Error(`${name}=${v}: must be a positive integer`);
+  return Number(v);
+};
+const SECONDS = intEnv('BENCH_OVERLAY_SECONDS', 10);
+const ROUNDS = intEnv('BENCH_OVERLAY_ROUNDS', 2);
+const PEERS = intEnv('BENCH_OVERLAY_PEERS', 1000);
+const SIMS = (process.env.BENCH_OVERLAY_SIMS ?? '100,1000').split(',').map(Number).filter((n) => n > 0);
+const ETCD = process.env.BENCH_ETCD || '/usr/bin/etcd';
+const ID = process.pid;
+const NS = (s) => `bnov${ID}-${s}`;
+const [H1, H2, A1, A2, B1, B2, P] = ['h1', 'h2', 'a1', 'a2', 'b1', 'b2', 'p'].map(NS);
+const U = ['10.77.0.1', '10.77.0.2'];
+const VNI_A = 4242;
+const VNI_B = 4243;
+const DEV_A = 'bnov0';
+const DEV_B = 'bnvxb0';
+const PORT = 5201;
+const UNDERLAY_MTU = 1500;
+const OVERLAY_MTU = UNDERLAY_MTU - 50;
+
+// ---- children and cleanup ------------------------------------------------------------------
+
+const children = new Set();
+let signal;
+let tmp;
+
+class Interrupted extends Error {}
+
+/** Runs a command to completion (own process group, tracked so a signal kills it). */
+function run(file, args, { timeoutMs = 60_000, env = process.env } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    children.add(child);
+    const out = [];
+    const err = [];
+    const timer = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, timeoutMs);
+    child.stdout.on('data', (d) => out.push(d));
+    child.stderr.on('data', (d) => err.push(d));
+    child.on('error', (e) => err.push(Buffer.from(String(e))));
+    child.on('close', (code, sig) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code: code ?? (sig ? 128 : -1), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+    });
+  });
+}
+
+async function must(file, args, opts) {
+  if (signal) throw new Interrupted();
+  const r = await run(file, args, opts);
+  if (signal) throw new Interrupted();
+  if (r.code !== 0) throw new Error(`${file} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+  return r;
+}
+const ipn = (ns, ...args) => must('ip', ['-n', ns, ...args]);
+const inNs = (ns, ...args) => must('ip', ['netns', 'exec', ns, ...args]);
+
+function killChildren() {
+  for (const c of children) { try { process.kill(-c.pid, 'SIGKILL'); } catch { /* gone */ } }
+}
+
+/** Deletes this run's namespaces (bnov<ID>-*); with `all`, those of any bnov run whose pid is gone. */
+function cleanupNamespaces(all = false) {
+  let names = [];
+  try { names = readdirSync('/run/netns'); } catch { return; }
+  for (const n of names) {
+    const m = /^bnov(\d+)-[a-z0-9]+$/.exec(n);
+    if (!m) continue;
+    const mine = Number(m[1]) === ID;
+    let alive = false;
+    if (!mine && all) { try { process.kill(Number(m[1]), 0); alive = true; } catch { alive = false; } }
+    if (mine || (all && !alive)) spawnSync('ip', ['netns', 'del', n]);
+  }
+}
+
+let etcdProc;
+/** Kills our etcd by pid and reaps it. */
+async function stopEtcd() {
+  const p = etcdProc;
+  if (!p) return;
+  etcdProc = undefined;
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise((res) => p.once('exit', res));
+  try { p.kill('SIGKILL'); } catch { /* gone */ }
+  await Promise.race([exited, new Promise((res) => setTimeout(res, 5000))]);
+}
+async function cleanup() {
+  await stopEtcd();
+  killChildren();
+  cleanupNamespaces();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+}
+
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    if (signal) return;
+    signal = sig;
+    say(`# ${sig}: stopping, cleaning up`);
+    killChildren();
+  });
+}
+
+// ---- the VtepProgrammer helper (bench/overlay-vtep.ts, bundled as vxnet's executables are) ---
+
+async function bundleHelper() {
+  const distSrc = resolvePath(root, process.env.BENCH_DIST || 'dist');
+  const dist = join(tmp, 'dist');
+  for (const d of ['native', 'proto', 'lib']) mkdirSync(join(dist, d), { recursive: true });
+  // The etcd client reads its .proto files from <bundle dir>/../proto, as in vxnet's dist/.
+  for (const f of ['native/netlink.node', 'native/vxnet_netns.node', 'proto/rpc.proto', 'proto/kv.proto', 'proto/auth.proto']) {
+    const src = join(distSrc, f);
+    if (!existsSync(src)) throw new Error(`${src} is missing: run npm run build (or set BENCH_DIST)`);
+    copyFileSync(src, join(dist, f));
+  }
+  const esbuild = await import('esbuild');
+  const netlinkAddon = {
+    name: 'netlink-addon',
+    setup(b) {
+      b.onLoad({ filter: /netlink[\\/]dist[\\/]raw\.js$/ }, (args) => ({
+        contents: readFileSync(args.path, 'utf8').replace(
+          "require('node-gyp-build')(__dirname + '/..')",
+          "(() => { let b; return new Proxy({}, { get(_, k) { b ??= globalThis.__vxnetLoadAddon('netlink.node'); return b[k]; } }); })()"),
+        loader: 'js',
+      }));
+    },
+  };
+  const out = join(dist, 'lib', 'overlay-vtep.cjs');
+  await esbuild.build({
+    entryPoints: [join(root, 'bench', 'overlay-vtep.ts')], outfile: out, bundle: true, platform: 'node', target: 'node20',
+    format: 'cjs', external: ['*.node', 'bindings'], define: { __VXNET_BUNDLED__: 'true' }, plugins: [netlinkAddon], logLevel: 'warning',
+  });
+  await esbuild.stop?.(); // esbuild's service process exits now and is reaped here (no zombie left behind)
+  return { out, dist };
+}
+
+async function helper(h, args) {
+  const r = await must(process.execPath, [h.out, ...args], { env: { ...process.env, VXNET_DIST: h.dist, BNOV_TMP: tmp }, timeoutMs: 120_000 });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  if (!line) throw new Error(`overlay-vtep ${args[0]}: no result:\n${r.stdout}${r.stderr}`);
+  return JSON.parse(line.slice(7));
+}
+
+// ---- topology --------------------------------------------------------------------------------
+
+async function setupUnderlay() {
+  for (const ns of [H1, H2]) { await must('ip', ['netns', 'add', ns]); await ipn(ns, 'link', 'set', 'lo', 'up'); }
+  await ipn(H1, 'link', 'add', 'bnu0', 'mtu', String(UNDERLAY_MTU), 'type', 'veth', 'peer', 'name', 'bnu0', 'mtu', String(UNDERLAY_MTU), 'netns', H2);
+  for (const [i, ns] of [H1, H2].entries()) {
+    await ipn(ns, 'addr', 'add', `${U[i]}/24`, 'dev', 'bnu0');
+    await ipn(ns, 'link', 'set', 'bnu0', 'up');
+    await inNs(ns, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1');
+  }
+}
+
+/** A: a bridge per host with the host block's gateway, one container; vxnet programs the VTEPs. */
+async function setupVxnet(h) {
+  for (const [i, [hns, cns]] of [[H1, A1], [H2, A2]].entries()) {
+    const net = `10.237.${i + 1}`;
+    await must('ip', ['netns', 'add', cns]);
+    await ipn(cns, 'link', 'set', 'lo', 'up');
+    await ipn(hns, 'link', 'add', 'bnbr0', 'mtu', String(OVERLAY_MTU), 'type', 'bridge');
+    await ipn(hns, 'addr', 'add', `${net}.1/24`, 'dev', 'bnbr0');
+    await ipn(hns, 'link', 'set', 'bnbr0', 'up');
+    await ipn(hns, 'link', 'add', 'bnca0', 'mtu', String(OVERLAY_MTU), 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', String(OVERLAY_MTU), 'netns', cns);
+    await ipn(hns, 'link', 'set', 'bnca0', 'master', 'bnbr0', 'up');
+    await ipn(cns, 'addr', 'add', `${net}.5/24`, 'dev', 'eth0');
+    await ipn(cns, 'link', 'set', 'eth0', 'up');
+    await ipn(cns, 'route', 'add', 'default', 'via', `${net}.1`);
+  }
+  return helper(h, ['program', DEV_A, String(VNI_A), `${H1},bn-h1,${U[0]},10.237.1.0/24`, `${H2},bn-h2,${U[1]},10.237.2.0/24`]);
+}
+
+/** B: vxlan-tput.sh's hand-built bridged VXLAN with a static FDB. */
+async function setupKernel() {
+  const mac = ['02:b0:00:00:00:01', '02:b0:00:00:00:02'];
+  for (const [i, [hns, cns]] of [[H1, B1], [H2, B2]].entries()) {
+    const u = U[i];
+    const pu = U[1 - i];
+    await must('ip', ['netns', 'add', cns]);
+    await ipn(cns, 'link', 'set', 'lo', 'up');
+    await ipn(hns, 'link', 'add', DEV_B, 'type', 'vxlan', 'id', String(VNI_B), 'local', u, 'dev', 'bnu0', 'dstport', '4789', 'nolearning');
+    await ipn(hns, 'link', 'add', 'bnbr1', 'type', 'bridge');
+    await ipn(hns, 'link', 'set', DEV_B, 'master', 'bnbr1');
+    await ipn(hns, 'link', 'add', 'bncb0', 'mtu', String(OVERLAY_MTU), 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', String(OVERLAY_MTU), 'netns', cns);
+    await ipn(hns, 'link', 'set', 'bncb0', 'master', 'bnbr1');
+    for (const l of [DEV_B, 'bncb0', 'bnbr1']) await ipn(hns, 'link', 'set', l, 'up');
+    await must('bridge', ['-n', hns, 'fdb', 'append', '00:00:00:00:00:00', 'dev', DEV_B, 'dst', pu]);
+    await must('bridge', ['-n', hns, 'fdb', 'add', mac[1 - i], 'dev', DEV_B, 'dst', pu, 'self', 'permanent']);
+    await ipn(cns, 'link', 'set', 'eth0', 'address', mac[i]);
+    await ipn(cns, 'addr', 'add', `10.78.0.${i + 1}/24`, 'dev', 'eth0');
+    await ipn(cns, 'link', 'set', 'eth0', 'up');
+  }
+}
+
+async function pingOk(from, to, size) {
+  for (let i = 0; i < 5; i++) {
+    const r = await run('ip', ['netns', 'exec', from, 'busybox', 'ping', '-c', '1', '-W', '1', ...(size ? ['-s', String(size)] : []), to], { timeoutMs: 5000 });
+    if (signal) throw new Interrupted();
+    if (r.code === 0) return true;
+  }
+  return false;
+}
+
+const txBytes = async (ns, dev) => Number((await inNs(ns, 'cat', `/sys/class/net/${dev}/statistics/tx_bytes`)).stdout);
+
+/** One iperf3 run client -> server; receiver Mbit/s, sender retransmits, MB through the VXLAN device. */
+async function iperf(serverNs, serverIp, clientNs, hostNs, dev) {
+  const server = run('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-1', '-B', serverIp, '-p', String(PORT)], { timeoutMs: (SECONDS + 30) * 1000 });
+  for (let i = 0; i < 50; i++) {
+    const r = await run('ip', ['netns', 'exec', serverNs, 'ss', '-Hltn', `sport = :${PORT}`]);
+    if (r.stdout.includes('LISTEN')) break;
+    if (signal) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  const tx0 = await txBytes(hostNs, dev);
+  const c = await run('ip', ['netns', 'exec', clientNs, 'iperf3', '-c', serverIp, '-p', String(PORT), '-t', String(SECONDS), '-J'], { timeoutMs: (SECONDS + 20) * 1000 });
+  await server;
+  if (signal) throw new Interrupted();
+  if (c.code !== 0) throw new Error(`iperf3 ${clientNs} -> ${serverIp} exited ${c.code}: ${c.stderr}${c.stdout.slice(0, 500)}`);
+  const tx1 = await txBytes(hostNs, dev);
+  const j = JSON.parse(c.stdout);
+  return { mbps: j.end.sum_received.bits_per_second / 1e6, retr: j.end.sum_sent.retransmits ?? 0, vxMB: (tx1 - tx0) / 1e6 };
+}
+
+// ---- etcd ----------------------------------------------------------------------------------
+
+async function freePort() {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+  });
+}
+
+/** One etcd member on 127.0.0.1 (random ports, data in the temp dir); resolves its client URL once healthy. */
+async function startEtcd() {
+  const [cp, pp] = [await freePort(), await freePort()];
+  const client = `http://127.0.0.1:${cp}`;
+  const peer = `http://127.0.0.1:${pp}`;
+  etcdProc = spawn(ETCD, ['--name', 'bnov', '--data-dir', join(tmp, 'etcd'), '--listen-client-urls', client, '--advertise-client-urls', client,
+    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `bnov=${peer}`, '--initial-cluster-state', 'new',
+    '--heartbeat-interval', '100', '--election-timeout', '1000', '--log-level', 'warn', '--logger', 'zap', '--log-outputs', 'stderr'],
+  { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const errs = [];
+  etcdProc.stderr.on('data', (d) => { errs.push(d); if (errs.length > 50) errs.shift(); });
+  let exited = false;
+  etcdProc.on('exit', () => { exited = true; });
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (signal) throw new Interrupted();
+    if (exited) throw new Error(`etcd exited: ${Buffer.concat(errs).toString().slice(-1000)}`);
+    try {
+      const r = await fetch(`${client}/health`, { signal: AbortSignal.timeout(1000) });
+      if (r.ok && (await r.json()).health === 'true') return client;
+    } catch { /* not yet */ }
+    if (Date.now() > deadline) throw new Error('etcd not healthy after 20 s');
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
+async function convergence(h, check) {
+  if (SIMS.length === 0) { say('# convergence through etcd skipped (BENCH_OVERLAY_SIMS=0)'); return undefined; }
+  if (!existsSync(ETCD)) { say(`# convergence through etcd skipped: ${ETCD} is missing (apt-get install etcd-server)`); return undefined; }
+  say(`== overlay: convergence through etcd, 3 real agents + ${SIMS.join(' then ')} simulated hosts ==`);
+  const endpoint = await startEtcd();
+  const G = [1, 2, 3, 4].map((i) => NS(`g${i}`));
+  for (const [i, ns] of G.entries()) {
+    await must('ip', ['netns', 'add', ns]);
+    await ipn(ns, 'link', 'set', 'lo', 'up');
+    await ipn(ns, 'link', 'add', 'bnu0', 'type', 'veth', 'peer', 'name', 'bnu1');
+    await ipn(ns, 'addr', 'add', `10.76.0.${i + 1}/24`, 'dev', 'bnu0');
+    await ipn(ns, 'link', 'set', 'bnu0', 'up');
+    await ipn(ns, 'link', 'set', 'bnu1', 'up');
+  }
+  say(`# etcd ${endpoint} (pid ${etcdProc.pid}); agents in ${G.slice(0, 3).join(' ')}, host-4 joins in ${G[3]}`);
+  const r = await helper(h, ['converge', endpoint, SIMS.join(','), ...G]);
+  const rows = r.sizes.map((s) => [String(s.n), f1(s.registerMs), f1(s.bulkMs), s.joins.map(f1).join(' '), f1(Math.max(...s.joins))]);
+  say(table(['simulated hosts', 'register all ms', 'all routes on 3 hosts ms', 'one host join -> route on all 3, ms', 'max ms'], rows));
+  say(`# real host-4 joining ${r.real.peers} hosts: start() (registered) ${f1(r.real.startMs)} ms; its route on all 3 real hosts ${f1(r.real.joinMs)} ms later; it programmed all ${r.real.peers} peers ${f1(r.real.programAllMs)} ms after start`);
+  const worst = Math.max(...r.sizes.flatMap((s) => s.joins), r.real.joinMs);
+  check(r.sizes.every((s) => s.joins.length === 3), 'every join reached all 3 real hosts');
+  const ok = worst < 1000;
+  say(`${ok ? 'PASS' : 'MISS'} registration -> route on every other host, worst ${f1(worst)} ms in clusters of up to ${r.real.peers + 1} hosts (target < 1000 ms)`);
+  await stopEtcd();
+  return { worst, ok, byN: r.sizes.map((s) => `${s.n}:${f1(Math.max(...s.joins))}`).join(',') };
+}
+
+// ---- main ----------------------------------------------------------------------------------
+
+async function main() {
+  if (process.argv[2] === '--cleanup') { cleanupNamespaces(true); return 0; }
+  if (spawnSync('iperf3', ['--version']).status !== 0) throw new Error('needs iperf3 (apt-get install -y iperf3)');
+  tmp = mkdtempSync(join(tmpdir(), 'bnov-'));
+  const h = await bundleHelper();
+  const kernel = (await run('uname', ['-r'])).stdout.trim();
+  const iperfVer = spawnSync('iperf3', ['--version']).stdout.toString().split('\n')[0].split(' ')[1];
+  say(`== overlay (issue 4): TCP container-to-container across hosts, vxnet's overlay (A) vs hand-built kernel VXLAN (B) ==`);
+  say(`# iperf3 ${iperfVer} -t ${SECONDS}, ${ROUNDS} rounds each (alternated), underlay veth MTU ${UNDERLAY_MTU}, overlay MTU ${OVERLAY_MTU}, kernel ${kernel}, ${cpus().length} CPUs, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}, namespaces bnov${ID}-*`);
+  await setupUnderlay();
+  const prog = await setupVxnet(h);
+  say(`# A: vxnet VtepProgrammer: ${prog.map((p) => `${p.ns.replace(`bnov${ID}-`, '')} device ${p.device} mtu ${p.mtu}, ${p.set} entries in ${f1(p.ms)} ms`).join('; ')}`);
+  await setupKernel();
+  const checks = [];
+  const check = (ok, what) => { checks.push({ ok, what }); say(`${ok ? 'ok  ' : 'FAIL'} ${what}`); };
+  check(await pingOk(H1, U[1]), 'underlay ping h1 -> h2');
+  check(await pingOk(A1, '10.237.2.5') && await pingOk(A2, '10.237.1.5'), 'A (vxnet) ping a1 <-> a2 (10.237.1.5 <-> 10.237.2.5)');
+  check(await pingOk(A1, '10.237.2.5', OVERLAY_MTU - 28), `A (vxnet) full-size ping (${OVERLAY_MTU} bytes)`);
+  check(await pingOk(B1, '10.78.0.2') && await pingOk(B2, '10.78.0.1'), 'B (kernel) ping b1 <-> b2 (10.78.0.1 <-> 10.78.0.2)');
+  if (checks.some((c) => !c.ok)) throw new Error('connectivity check failed: not timing');
+
+  const res = { A: [], B: [] };
+  const runs = { A: () => iperf(A2, '10.237.2.5', A1, H1, DEV_A), B: () => iperf(B2, '10.78.0.2', B1, H1, DEV_B) };
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const k of r % 2 === 0 ? ['A', 'B'] : ['B', 'A']) {
+      const x = await runs[k]();
+      res[k].push(x);
+      say(`# round ${r + 1} ${k}: ${f1(x.mbps)} Mbit/s (retransmits ${x.retr}; ${f1(x.vxMB)} MB through h1's ${k === 'A' ? DEV_A : DEV_B})`);
+    }
+  }
+  for (const k of ['A', 'B']) check(res[k].every((x) => x.vxMB > 0), `${k}: every run's bytes went through its VXLAN device`);
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const mA = mean(res.A.map((x) => x.mbps));
+  const mB = mean(res.B.map((x) => x.mbps));
+  const ratio = mA / mB;
+  say(table(['path', 'runs Mbit/s', 'mean Mbit/s', 'retransmits'], [
+    ['A vxnet overlay (routed, VtepProgrammer)', res.A.map((x) => f1(x.mbps)).join(' '), f1(mA), res.A.map((x) => x.retr).join(' ')],
+    ['B kernel VXLAN by hand (bridged)', res.B.map((x) => f1(x.mbps)).join(' '), f1(mB), res.B.map((x) => x.retr).join(' ')],
+  ]));
+  const tputOk = ratio >= 0.95;
+  say(`${tputOk ? 'PASS' : 'MISS'} throughput ratio A/B ${ratio.toFixed(3)} (target >= 0.95)`);
+
+  say(`== overlay: one host programs ${PEERS} peers (VtepProgrammer.sync from an empty device) ==`);
+  await must('ip', ['netns', 'add', P]);
+  await ipn(P, 'link', 'add', 'bnu0', 'type', 'veth', 'peer', 'name', 'bnu1');
+  await ipn(P, 'addr', 'add', '10.77.0.9/16', 'dev', 'bnu0');
+  await ipn(P, 'link', 'set', 'bnu0', 'up');
+  await ipn(P, 'link', 'set', 'bnu1', 'up');
+  const sc = await helper(h, ['scale', DEV_A, String(VNI_A), P, '10.77.0.9', '10.237.250.0/24', String(PEERS)]);
+  check(sc.routes === PEERS && sc.set === 3 * PEERS, `${PEERS} peers: ${sc.set} entries set, ${sc.routes} routes present on the device`);
+  check(sc.noopSet === 0, 'a second sync with the same peers changes nothing');
+  check(sc.oneLeftDeleted === 3, 'a sync without one peer deletes its 3 entries');
+  const progOk = sc.firstMs < 2000;
+  say(`# first sync ${f1(sc.firstMs)} ms (device + ${sc.set} entries); no-op resync ${f1(sc.noopMs)} ms; one peer left ${f1(sc.oneLeftMs)} ms`);
+  say(`${progOk ? 'PASS' : 'MISS'} ${PEERS} peers programmed in ${f1(sc.firstMs)} ms (target < 2000 ms)`);
+  const cv = await convergence(h, check);
+  const failed = checks.filter((c) => !c.ok).length;
+  const cvPart = cv ? ` converge_worst_ms=${f1(cv.worst)} converge_by_n_ms=${cv.byN} converge_target_ms=1000 ${cv.ok ? 'PASS' : 'MISS'}` : ' converge=skipped';
+  say(`SUMMARY overlay vxnet_mbps=${f1(mA)} kernel_mbps=${f1(mB)} ratio=${ratio.toFixed(3)} ratio_target=0.95 ${tputOk ? 'PASS' : 'MISS'} program${PEERS}_ms=${f1(sc.firstMs)} program_target_ms=2000 ${progOk ? 'PASS' : 'MISS'}${cvPart} checks_failed=${failed}`);
+  return failed === 0 ? 0 : 1;
+}
+
+let code;
+try {
+  code = await main();
+} catch (err) {
+  if (signal || err instanceof Interrupted) code = signal === 'SIGTERM' ? 143 : 130;
+  else { say(`overlay bench: ${err instanceof Error ? err.message : String(err)}`); code = 1; }
+} finally {
+  await cleanup();
+}
+if (signal) code = signal === 'SIGTERM' ? 143 : 130;
+process.exit(code);
