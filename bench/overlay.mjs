@@ -28,7 +28,8 @@
 // Exit status: 0 when it ran and every check passed (whatever the figures), 1 when broken,
 // 130/143 when interrupted.
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { netlinkAddon } from '../scripts/esbuild-netlink.mjs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -153,17 +154,6 @@ async function bundleHelper() {
     copyFileSync(src, join(dist, f));
   }
   const esbuild = await import('esbuild');
-  const netlinkAddon = {
-    name: 'netlink-addon',
-    setup(b) {
-      b.onLoad({ filter: /netlink[\\/]dist[\\/]raw\.js$/ }, (args) => ({
-        contents: readFileSync(args.path, 'utf8').replace(
-          "require('node-gyp-build')(__dirname + '/..')",
-          "(() => { let b; return new Proxy({}, { get(_, k) { b ??= globalThis.__vxnetLoadAddon('netlink.node'); return b[k]; } }); })()"),
-        loader: 'js',
-      }));
-    },
-  };
   const out = join(dist, 'lib', 'overlay-vtep.cjs');
   await esbuild.build({
     entryPoints: [join(root, 'bench', 'overlay-vtep.ts')], outfile: out, bundle: true, platform: 'node', target: 'node20',

@@ -15,6 +15,7 @@ import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { netlinkAddon } from './esbuild-netlink.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
@@ -26,21 +27,6 @@ const entries = ['vxnet', 'vxnet-ipam', 'vxnetctl', 'vxnetd'];
 rmSync(dist, { recursive: true, force: true });
 for (const d of ['bin', 'lib', 'native', 'snap', 'deploy']) mkdirSync(join(dist, d), { recursive: true });
 
-// netlink loads its addon at module load with node-gyp-build(__dirname + '/..'); in a bundle
-// it must come from dist/native, and lazily, so that a snapshot can hold the module.
-const netlinkAddon = {
-  name: 'netlink-addon',
-  setup(b) {
-    b.onLoad({ filter: /netlink[\\/]dist[\\/]raw\.js$/ }, (args) => ({
-      contents: readFileSync(args.path, 'utf8').replace(
-        "require('node-gyp-build')(__dirname + '/..')",
-        "(() => { let b; return new Proxy({}, { get(_, k) { b ??= globalThis.__vxnetLoadAddon('netlink.node'); return b[k]; } }); })()"),
-      loader: 'js',
-    }));
-  },
-};
-
-/** The launcher runtimes exec: one /bin/sh exec (about a millisecond) to pass node its flags. */
 // V8 cannot serialize regular expressions compiled to machine code (ip-num runs some while it
 // loads), so snapshots are built, and must then run, with the regexp bytecode interpreter.
 const SNAPSHOT_FLAGS = ['--regexp-interpret-all'];
@@ -48,6 +34,7 @@ const SNAPSHOT_FLAGS = ['--regexp-interpret-all'];
 // NODE_EXTRA_CA_CERTS makes Node read and parse a CA bundle at start-up (about 35 ms here);
 // a CNI plugin opens no TLS connection. NODE_OPTIONS could carry flags the snapshot was not
 // built with, which makes Node refuse it.
+/** The launcher runtimes exec: one /bin/sh exec (about a millisecond) to pass node its flags. */
 export function launcher(distDir, name) {
   return `#!/bin/sh
 # ${name}: starts Node from the startup snapshot of ${name} (see README "Performance").

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { IoFailure, PluginNotAvailable, TryAgainLater } from '../../lib/errors';
+import { Mutex } from '../../lib/mutex';
 import { bundled, loadBundledAddon } from '../../lib/native';
 import { trace } from '../../lib/trace';
 import { Ip, formatIp, ipFromKey, ipKey } from '../addr';
@@ -54,16 +55,6 @@ function toAllocation(row: AllocationRow): Allocation {
     ...(row.netns ? { netns: row.netns } : {}),
     since: row.since,
   };
-}
-
-/** Serializes callers inside one process; BEGIN IMMEDIATE serializes processes. */
-class Mutex {
-  private tail: Promise<void> = Promise.resolve();
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(fn);
-    this.tail = result.then(() => undefined, () => undefined);
-    return result;
-  }
 }
 
 class EmbeddedTx implements IpamTx {
@@ -196,6 +187,7 @@ class EmbeddedTx implements IpamTx {
 
 class EmbeddedStore implements IpamStore {
   readonly description: string;
+  /** Callers inside this process; BEGIN IMMEDIATE serializes processes. */
   private readonly mutex = new Mutex();
   private readonly tx: EmbeddedTx;
   constructor(private readonly db: BetterSqlite3.Database, file: string) {

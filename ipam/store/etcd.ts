@@ -57,6 +57,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import type { Etcd3, IKeyValue, IRangeRequest, IRequestOp } from 'etcd3';
 import { IoFailure, PluginNotAvailable, TryAgainLater, VxnetError } from '../../lib/errors';
+import { Mutex } from '../../lib/mutex';
 import { bundled, distDir } from '../../lib/native';
 import { Ip, formatIp, ipFromKey, ipKey } from '../addr';
 import type { Allocation, AllocationFilter, HistoryEntry, IpamStore, IpamTx, Owner, PoolRecord } from './types';
@@ -162,16 +163,6 @@ function toAllocation(network: string, key: string, r: Record): Allocation {
 class SnapshotGone extends Error {}
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Serializes callers inside one process; the commit guard serializes processes. */
-class Mutex {
-  private tail: Promise<void> = Promise.resolve();
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(fn);
-    this.tail = result.then(() => undefined, () => undefined);
-    return result;
-  }
-}
 
 type Kv = [key: string, value: string, createRevision: string];
 
@@ -443,6 +434,7 @@ class EtcdStore implements IpamStore {
   readonly client: Etcd3;
   private readonly lib: Client;
   readonly genKey: string;
+  /** Callers inside this process; the commit guard serializes processes. */
   private readonly mutex = new Mutex();
   private readonly callTimeoutMs: number;
   private readonly conflictBudgetMs: number;
