@@ -7,6 +7,8 @@ import { parseArgs } from 'node:util';
 import type { Server } from 'node:http';
 import * as net from 'node:net';
 import { DEFAULT_DATA_DIR, openStore, parseStoreUrl } from '../ipam/store';
+import type { IpamStore } from '../ipam/store/types';
+import { type Cidr, contains, parseIp } from '../ipam/addr';
 import { asVxnetError } from '../lib/errors';
 import { Level, Logger, createLogger } from '../lib/log';
 import { VERSION } from '../lib/version';
@@ -56,11 +58,14 @@ Options:
                             logged and retried, never fatal. Default: none (one host; the Docker
                             driver's IPAM store is the embedded one in either case).
   --overlay-network SPEC    An overlay network this host joins (repeat for several); needs --store.
-                            SPEC is NAME,vni=N,subnet=CIDR[,subnet=CIDR6][,block=LEN][,block6=LEN]
-                            [,mtu=N][,port=N] (block: the prefix length of each host's block,
-                            default /24 for IPv4, /64 for IPv6; mtu default: underlay's minus 50),
-                            or the same as a JSON object (name, vni, subnets, blockPrefix,
-                            blockPrefix6, mtu, port). A definition already in the cluster wins.
+                            SPEC is NAME alone: the network as defined in the cluster (vxnetctl
+                            network create); or NAME,vni=N,subnet=CIDR[,subnet=CIDR6][,block=LEN]
+                            [,block6=LEN][,mtu=N][,port=N] (block: the prefix length of each host's
+                            block, default /24 for IPv4, /64 for IPv6; mtu default: underlay's
+                            minus 50), or the same as a JSON object (name, vni, subnets,
+                            blockPrefix, blockPrefix6, mtu, port), defining it if the cluster
+                            does not (a definition already in the cluster wins). Without any
+                            --overlay-network, the host joins every network defined at start.
   --host-id ID              This host's identity in the cluster (default /etc/machine-id, else the
                             hostname). A host back with the same id gets its own blocks back.
   --underlay ADDR           The address peers reach this host's VTEP at (default: the address of
@@ -171,11 +176,13 @@ const wholeSeconds = (flag: string, text: string, min: number): number => {
 };
 
 /**
- * One --overlay-network: `NAME,vni=N,subnet=CIDR[,subnet=CIDR][,block=LEN][,block6=LEN][,mtu=N][,port=N]`
- * or a JSON object; returns parseOverlayNetwork's input (validated by it). Throws UsageError.
+ * One --overlay-network: `NAME` (join the cluster's definition: returns {name} alone), or
+ * `NAME,vni=N,subnet=CIDR[,subnet=CIDR][,block=LEN][,block6=LEN][,mtu=N][,port=N]` or a JSON
+ * object; returns parseOverlayNetwork's input (validated by it). Throws UsageError.
  */
 export function parseOverlayNetworkFlag(text: string): Record<string, unknown> {
   const bad = (why: string): UsageError => new UsageError(`--overlay-network ${JSON.stringify(text)}: ${why}`);
+  if (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(text.trim())) return { name: text.trim() };
   let input: Record<string, unknown>;
   if (text.trim().startsWith('{')) {
     try {
@@ -368,7 +375,7 @@ export class OverlayRunner {
           return;
         }
         this.service = svc;
-        this.log.info('overlay agent running', { hostId: svc.hostId, networks: this.config.networks.length });
+        this.log.info('overlay agent running', { hostId: svc.hostId, networks: svc.agent.networks });
         for (const l of this.listeners.splice(0)) l(svc);
       } catch (err) {
         if (this.stopped) return;
@@ -423,6 +430,12 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+/** Addresses held per block of an overlay network in this host's IPAM store. */
+async function blockUsage(store: IpamStore, network: string, blocks: readonly Cidr[]): Promise<number[]> {
+  const held = await store.view((tx) => tx.list({ network }));
+  return blocks.map((b) => held.filter((a) => { const ip = parseIp(a.address); return ip !== undefined && contains(b, ip); }).length);
+}
+
 /** Starts vxnetd; resolves once it is listening. */
 export async function startDaemon(config: DaemonConfig, o: { log?: Logger; datapath?: Datapath; docker?: DockerApi } = {}): Promise<Daemon> {
   const log = o.log ?? createLogger('vxnetd', config.logLevel);
@@ -444,6 +457,7 @@ export async function startDaemon(config: DaemonConfig, o: { log?: Logger; datap
   const ov = config.overlay;
   const overlay = ov ? new OverlayRunner({
     store: ov.store, networks: ov.networks, ttlSeconds: ov.ttlSeconds, graceMs: ov.graceMs, localDir: ov.localDir,
+    usage: (network, blocks) => blockUsage(store, network, blocks),
     ...(ov.hostId !== undefined ? { hostId: ov.hostId } : {}),
     ...(ov.underlay !== undefined ? { underlay: ov.underlay } : {}),
   }, log.child({ component: 'overlay' })) : undefined;

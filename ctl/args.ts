@@ -34,6 +34,11 @@ const OPTIONS = {
   'systemd-dir': { type: 'string' },
   store: { type: 'string' },
   'block-grace': { type: 'string' },
+  vni: { type: 'string' },
+  'block-prefix': { type: 'string' },
+  'block-prefix6': { type: 'string' },
+  mtu: { type: 'string' },
+  port: { type: 'string' },
 } as const;
 
 export type OptionName = keyof typeof OPTIONS;
@@ -56,12 +61,17 @@ export interface Values {
   readonly systemd?: boolean;
   readonly 'systemd-dir'?: string;
   readonly store?: string;
+  readonly vni?: string;
+  readonly 'block-prefix'?: string;
+  readonly 'block-prefix6'?: string;
+  readonly mtu?: string;
+  readonly port?: string;
   readonly 'block-grace'?: string;
 }
 
 const GLOBAL_OPTIONS: readonly OptionName[] = ['data-dir', 'json', 'help', 'version'];
 
-export type CommandName = 'ipam pools' | 'ipam ls' | 'ipam show' | 'ipam release' | 'ipam gc' | 'hosts' | 'install';
+export type CommandName = 'ipam pools' | 'ipam ls' | 'ipam show' | 'ipam release' | 'ipam gc' | 'hosts' | 'network create' | 'network ls' | 'network rm' | 'install';
 
 interface CommandSpec {
   readonly name: CommandName;
@@ -88,19 +98,26 @@ export const DEFAULTS = {
 const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'ipam pools',
-    synopsis: 'ipam pools [--network N]',
+    synopsis: 'ipam pools [--network N] [--store URL]',
     summary: 'networks with their subnets, size, used and free addresses',
-    options: ['network'],
+    options: ['network', 'store'],
     maxPositionals: 0,
-    help: `One row per range set of each network: its subnets, how many addresses it can hand out
-(gateways, network and broadcast addresses excluded), how many are held, how many are free.
+    help: `One row per range set of each network in this host's IPAM store: its subnets, how many
+addresses it can hand out (gateways, network and broadcast addresses excluded), how many
+are held, how many are free. On an overlay network the range sets are this host's blocks.
 
 Options:
   --network N   only network N
+  --store URL   also list every block of the cluster's overlay networks from the cluster
+                store (etcd://HOST:PORT[,HOST:PORT...]): network, block, holding host, state
+                (held; orphaned: its host's lease expired), size, and used and free as the
+                host's vxnetd last published them ("-": not published)
 
 JSON: {"store", "note", "pools": [{"network", "subnets", "size", "used", "free", "updated",
 "rangeSets": [{"subnets", "ranges", "size", "used", "free"}]}]}; size and free are decimal
-strings (IPv6 pools hold more than 2^53 addresses), used is a number.`,
+strings (IPv6 pools hold more than 2^53 addresses), used is a number. With --store also
+"cluster" and "blocks": [{"network", "block", "hostId", "state", "size", "used", "free",
+"usageAt"}] (used, free and usageAt null when the host published nothing).`,
   },
   {
     name: 'ipam ls',
@@ -191,6 +208,62 @@ JSON: {"store", "hosts": [{"id", "underlay", "since", "lease", "ttlSeconds", "ne
 when the lease could not be read.`,
   },
   {
+    name: 'network create',
+    synopsis: 'network create NAME --vni N --subnet CIDR [--subnet CIDR6] [--block-prefix LEN] [--block-prefix6 LEN] [--mtu N] [--port N] [--store URL]',
+    summary: 'define an overlay network for the whole cluster',
+    options: ['store', 'vni', 'subnet', 'block-prefix', 'block-prefix6', 'mtu', 'port'],
+    maxPositionals: 1,
+    help: `Stores the definition of overlay network NAME in the cluster store, once for every host:
+each host's vxnetd that joins it (vxnetd --store URL --overlay-network NAME, or every defined
+network when vxnetd names none at start) leases a block of each subnet, and CNI configs
+with "mode": "overlay" and this name attach containers to it. Defining it again identically
+is a no-op; differently, an error (code 105) that shows both definitions.
+
+Options:
+  --vni N             VXLAN network identifier, 1-16777215, unique among the networks
+  --subnet CIDR       the network's subnet; repeat once with an IPv6 subnet for dual stack
+  --block-prefix LEN  prefix length of each host's IPv4 block (default 24, or one longer
+                      than the subnet's)
+  --block-prefix6 LEN the same for IPv6 (default 64)
+  --mtu N             the overlay MTU (default: each host's underlay MTU minus 50)
+  --port N            VXLAN UDP port (default 4789)
+  --store URL         the cluster store, etcd://HOST:PORT[,HOST:PORT...] (default $VXNET_STORE)
+
+JSON: {"network": {"name", "vni", "subnets", "blockPrefix", "blockPrefix6", "mtu", "port"},
+"created"}.`,
+  },
+  {
+    name: 'network ls',
+    synopsis: 'network ls [--store URL]',
+    summary: 'overlay networks defined in the cluster store, with hosts and blocks',
+    options: ['store'],
+    maxPositionals: 0,
+    help: `Lists the overlay networks defined in the cluster store: VNI, subnets, block sizes, MTU
+("auto": each host's underlay MTU minus 50), VXLAN port, how many hosts are registered on
+it, how many blocks are held and how many are orphaned (their host's lease expired).
+
+Options:
+  --store URL   the cluster store, etcd://HOST:PORT[,HOST:PORT...] (default $VXNET_STORE)
+
+JSON: {"store", "networks": [{"name", "vni", "subnets", "blockPrefix", "blockPrefix6", "mtu",
+"port", "hosts": [id...], "blocks": {"held", "orphaned"}}]}; mtu is null for auto.`,
+  },
+  {
+    name: 'network rm',
+    synopsis: 'network rm NAME [--store URL]',
+    summary: 'remove an overlay network no live host uses',
+    options: ['store'],
+    maxPositionals: 1,
+    help: `Removes overlay network NAME's definition, member records and block records from the
+cluster store. Refused (code 107) while a host whose lease is alive holds one of its blocks:
+stop that host's vxnetd, or restart it without the network, first. Not found: code 106.
+
+Options:
+  --store URL   the cluster store, etcd://HOST:PORT[,HOST:PORT...] (default $VXNET_STORE)
+
+JSON: {"network", "removed", "blocks"}.`,
+  },
+  {
     name: 'install',
     synopsis: 'install [--prefix DIR] [--cni-bin-dir DIR] [--bin-dir DIR] [--conflist [--conf-dir DIR] [--network NAME] [--subnet CIDR]...] [--systemd [--systemd-dir DIR]]',
     summary: 'install the built binaries and link them into the CNI and bin directories',
@@ -236,13 +309,16 @@ Exit status: 0 success, 1 failure, 2 usage error.
 
 const GLOBAL_HELP = `Global options: --data-dir DIR, --json, -h/--help (see vxnetctl --help).`;
 
-const IPAM_USAGE = `Usage: vxnetctl ipam COMMAND [ARGS]
+const groupUsage = (group: string): string => `Usage: vxnetctl ${group} COMMAND [ARGS]
 
 Commands:
-${COMMANDS.filter((c) => c.name.startsWith('ipam ')).map((c) => `  ${c.synopsis}\n      ${c.summary}`).join('\n')}
+${COMMANDS.filter((c) => c.name.startsWith(`${group} `)).map((c) => `  ${c.synopsis}\n      ${c.summary}`).join('\n')}
 
-Run "vxnetctl ipam COMMAND --help" for a command's options.
+Run "vxnetctl ${group} COMMAND --help" for a command's options.
 `;
+
+/** Commands of two words: the group's usage. */
+const GROUPS: Readonly<Record<string, string>> = { ipam: groupUsage('ipam'), network: groupUsage('network') };
 
 export function commandHelp(name: CommandName): string {
   const spec = COMMANDS.find((c) => c.name === name) as CommandSpec;
@@ -254,16 +330,17 @@ export type Invocation =
   | { readonly kind: 'version'; readonly values: Values }
   | { readonly kind: 'run'; readonly command: CommandName; readonly values: Values; readonly positionals: readonly string[] };
 
-const ALIASES: Readonly<Record<string, string>> = { list: 'ls' };
+const ALIASES: Readonly<Record<string, string>> = { list: 'ls', remove: 'rm', delete: 'rm' };
 
 /** The command the words name: its spec and how many words it took, or a group's help. */
 function resolve(words: readonly string[]): { spec?: CommandSpec; used: number; groupHelp?: string } {
   if (words.length === 0) return { used: 0, groupHelp: USAGE };
-  if (words[0] === 'ipam') {
-    if (words.length === 1) return { used: 1, groupHelp: IPAM_USAGE };
+  const group = GROUPS[words[0]];
+  if (group !== undefined) {
+    if (words.length === 1) return { used: 1, groupHelp: group };
     const sub = ALIASES[words[1]] ?? words[1];
-    const spec = COMMANDS.find((c) => c.name === `ipam ${sub}`);
-    if (!spec) throw new UsageError(`unknown command "ipam ${words[1]}" (see vxnetctl ipam --help)`);
+    const spec = COMMANDS.find((c) => c.name === `${words[0]} ${sub}`);
+    if (!spec) throw new UsageError(`unknown command "${words[0]} ${words[1]}" (see vxnetctl ${words[0]} --help)`);
     return { spec, used: 2 };
   }
   const spec = COMMANDS.find((c) => c.name === words[0]);
@@ -327,7 +404,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
   if (positionals.length > spec.maxPositionals) {
     throw new UsageError(`unexpected argument "${positionals[spec.maxPositionals]}" to "vxnetctl ${spec.name}" (${helpHint(spec)})`);
   }
-  for (const name of ['data-dir', 'network', 'container', 'ifname', 'cni-bin-dir', 'conf-dir', 'prefix', 'bin-dir', 'systemd-dir', 'store'] as const) {
+  for (const name of ['data-dir', 'network', 'container', 'ifname', 'cni-bin-dir', 'conf-dir', 'prefix', 'bin-dir', 'systemd-dir', 'store', 'vni', 'block-prefix', 'block-prefix6', 'mtu', 'port'] as const) {
     if (values[name] === '') throw new UsageError(`option --${name} needs a non-empty value (${helpHint(spec)})`);
   }
   return { kind: 'run', command: spec.name, values, positionals };

@@ -4,7 +4,7 @@
 import { statSync } from 'node:fs';
 import * as path from 'node:path';
 import { hostVethName } from '../cni/names';
-import { Ip, contains, formatIp, ipKey, parseIp } from '../ipam/addr';
+import { Ip, contains, formatCidr, formatIp, ipKey, parseIp } from '../ipam/addr';
 import { RangeSet, canonicalRangeSets, setCapacity, setToJson } from '../ipam/range';
 import type { Allocation, HistoryEntry, IpamStore, IpamTx, PoolRecord } from '../ipam/store/types';
 import { DatapathFailure, NotFound } from '../lib/errors';
@@ -113,7 +113,38 @@ async function poolStat(tx: IpamTx, record: PoolRecord): Promise<PoolStat> {
 
 const freeOf = (size: bigint, used: number): bigint => (size > BigInt(used) ? size - BigInt(used) : 0n);
 
+/** One overlay block as the cluster store has it, with its host's published usage. */
+interface BlockRow { network: string; block: string; hostId: string; state: 'held' | 'orphaned'; size: bigint; used: number | null; usageAt: number | null }
+
+/** Every block of the cluster's overlay networks (or of one), with per-block usage. */
+async function clusterBlocks(values: Values, ctx: Ctx): Promise<{ store: string; rows: BlockRow[] }> {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { clusterStore, withRegistry, DEFAULT_OVERLAY_PREFIX } = require('./cluster') as typeof import('./cluster');
+  const { blockRanges } = require('../overlay/local') as typeof import('../overlay/local');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  const { store, endpoints } = clusterStore(values, ctx.env, 'ipam pools');
+  const rows = await withRegistry(endpoints, DEFAULT_OVERLAY_PREFIX, async (reg) => {
+    const alive = new Set((await reg.hosts()).items.map((h) => h.id));
+    const out: BlockRow[] = [];
+    for (const network of await reg.networks()) {
+      if (values.network !== undefined && network.name !== values.network) continue;
+      const usages = await reg.usages(network.name);
+      for (const b of await reg.blocks(network.name)) {
+        const block = formatCidr(b.block);
+        // The addresses CNI and Docker hand out of a block (overlay/local.ts blockRanges).
+        const size = setCapacity(canonicalRangeSets(blockRanges([b.block]), 'block')[0]);
+        const u = alive.has(b.hostId) ? usages.get(b.hostId) : undefined;
+        const used = u?.blocks.find((x) => formatCidr(x.block) === block)?.used;
+        out.push({ network: network.name, block, hostId: b.hostId, state: alive.has(b.hostId) ? 'held' : 'orphaned', size, used: used ?? null, usageAt: used === undefined ? null : u!.at });
+      }
+    }
+    return out;
+  });
+  return { store, rows };
+}
+
 async function pools(ctx: Ctx, values: Values): Promise<void> {
+  const cluster = values.store !== undefined ? await clusterBlocks(values, ctx) : undefined;
   const opened = openExisting(ctx.dataDir);
   let stats: PoolStat[] = [];
   let store: string | null = null;
@@ -149,9 +180,16 @@ async function pools(ctx: Ctx, values: Values): Promise<void> {
           ...(p.error !== undefined ? { error: p.error } : {}),
         };
       }),
+      ...(cluster ? {
+        cluster: cluster.store,
+        blocks: cluster.rows.map((b) => ({
+          ...b, size: b.size.toString(), free: b.used === null ? null : freeOf(b.size, b.used).toString(), usageAt: b.usageAt === null ? null : iso(b.usageAt),
+        })),
+      } : {}),
     });
     return;
   }
+  if (cluster) printClusterBlocks(ctx, cluster);
   if (note !== null) {
     ctx.stdout(note + '\n');
     return;
@@ -162,6 +200,19 @@ async function pools(ctx: Ctx, values: Values): Promise<void> {
   ctx.stdout(renderTable([
     { header: 'NETWORK' }, { header: 'SUBNETS' }, { header: 'SIZE', align: 'right' }, { header: 'USED', align: 'right' }, { header: 'FREE', align: 'right' },
   ], rows));
+}
+
+function printClusterBlocks(ctx: Ctx, cluster: { store: string; rows: BlockRow[] }): void {
+  if (cluster.rows.length === 0) {
+    ctx.stdout(`(no overlay block in ${cluster.store})\n\n`);
+    return;
+  }
+  ctx.stdout(`Overlay blocks in ${cluster.store} (USED as each host's vxnetd last published it):\n`);
+  ctx.stdout(renderTable([
+    { header: 'NETWORK' }, { header: 'BLOCK' }, { header: 'HOST' }, { header: 'STATE' },
+    { header: 'SIZE', align: 'right' }, { header: 'USED', align: 'right' }, { header: 'FREE', align: 'right' },
+  ], cluster.rows.map((b) => [b.network, b.block, b.hostId, b.state, b.size, b.used ?? '-', b.used === null ? '-' : freeOf(b.size, b.used)])));
+  ctx.stdout('\nThis host\'s IPAM store:\n');
 }
 
 // ---- ipam ls ----

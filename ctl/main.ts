@@ -26,6 +26,11 @@ async function dispatch(inv: Extract<Invocation, { kind: 'run' }>, io: Io): Prom
     const { runHosts } = require('./hosts') as typeof import('./hosts');
     return runHosts(inv.values, ctx);
   }
+  if (inv.command.startsWith('network ')) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { runNetwork } = require('./network') as typeof import('./network');
+    return runNetwork(inv.command, inv.values, inv.positionals, ctx);
+  }
   if (inv.command === 'install') {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { runInstall } = require('./install') as typeof import('./install');

@@ -115,6 +115,12 @@ export class NotFound extends VxnetError {
   constructor(message: string, details?: string) { super(106, message, details); }
 }
 
+/** vxnet code 107: the object is still in use (a network whose blocks live hosts hold, ...). */
+export class NetworkInUse extends VxnetError {
+  static override readonly name = 'NetworkInUse';
+  constructor(message: string, details?: string) { super(107, message, details); }
+}
+
 /** Anything not already a VxnetError becomes code 999 with its message kept. */
 export function asVxnetError(err: unknown): VxnetError {
   if (err instanceof VxnetError) return err;

@@ -24,6 +24,7 @@
 // containers keep talking; blocks are local, so CNI ADDs keep working.
 import { EventEmitter } from 'node:events';
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import { NotFound } from '../lib/errors';
 import type { Logger } from '../lib/log';
 import { Cidr, Ip, formatCidr, formatIp } from '../ipam/addr';
 import type { Rtnl, RtnlChange } from '../net/rtnl';
@@ -31,7 +32,7 @@ import { SyncReport, VtepProgrammer } from './apply';
 import { writeLocalState } from './local';
 import { LeaseKeeper } from './lease-keeper';
 import { OverlayNetwork, Peer, diffPeers, vtepMacFor, vxlanDeviceName } from './plan';
-import { DEFAULT_OVERLAY_PREFIX, MemberRecord, decodeMember, encodeHost, encodeMember, lastSegment } from './records';
+import { DEFAULT_OVERLAY_PREFIX, MemberRecord, decodeMember, encodeHost, encodeMember, encodeUsage, lastSegment } from './records';
 import { OverlayRegistry, callOptions, etcdCall } from './registry';
 
 export interface AgentOptions {
@@ -39,6 +40,10 @@ export interface AgentOptions {
   readonly underlay: Ip;
   /** The overlay networks this host joins (the cluster's stored definition wins). */
   readonly networks: readonly OverlayNetwork[];
+  /** Networks this host joins by name, as the cluster defines them (NotFound if it does not). */
+  readonly join?: readonly string[];
+  /** Also join every network the cluster defines at start. */
+  readonly joinAll?: boolean;
   /** Lease TTL in seconds (default 10). */
   readonly ttlSeconds?: number;
   /** How long an expired host's blocks stay reserved for it (default 10 min). */
@@ -66,6 +71,12 @@ export interface AgentComponents {
    * triggers a sync at once, so the device converges without waiting for the next store event.
    */
   readonly monitor?: (onChange: (changes: RtnlChange[]) => void) => { close(): void };
+  /**
+   * Addresses in use on this host per block (the local IPAM store): published under the host's
+   * lease for `vxnetctl ipam pools --store`, after registering and at each renewal when a count
+   * changed.
+   */
+  readonly usage?: (network: string, blocks: readonly Cidr[]) => Promise<number[]>;
 }
 
 interface NetState {
@@ -96,6 +107,9 @@ export class OverlayAgent extends EventEmitter {
   readonly registry: OverlayRegistry;
   private readonly nets = new Map<string, NetState>();
   private lease: LeaseKeeper | undefined;
+  /** The usage text last written per network (under the current lease). */
+  private readonly published = new Map<string, string>();
+  private publishing = false;
   private stopped = false;
   private registerTimer: NodeJS.Timeout | undefined;
   private monitor: { close(): void } | undefined;
@@ -115,6 +129,11 @@ export class OverlayAgent extends EventEmitter {
     this.registry = new OverlayRegistry(c.etcd, options.prefix ?? DEFAULT_OVERLAY_PREFIX, this.log);
   }
 
+  /** The networks this host joined (after start). */
+  get networks(): string[] {
+    return [...this.nets.keys()];
+  }
+
   /** This host's blocks on a network (after start). */
   blocks(network: string): Cidr[] {
     return [...(this.nets.get(network)?.blocks ?? [])];
@@ -128,8 +147,7 @@ export class OverlayAgent extends EventEmitter {
   /** Defines the networks, leases blocks, creates the devices, registers, and starts watching. */
   async start(): Promise<void> {
     const { hostId, underlay } = this.options;
-    for (const proposed of this.options.networks) {
-      const network = await this.registry.ensureNetwork(proposed);
+    for (const network of await this.definitions()) {
       const blocks = await this.leaseBlocks(network);
       const programmer = new VtepProgrammer(this.c.rtnl, {
         hostId, vni: network.vni, device: vxlanDeviceName(network.vni), underlay, mac: vtepMacFor(hostId, network.vni),
@@ -145,6 +163,21 @@ export class OverlayAgent extends EventEmitter {
     this.monitor = this.c.monitor?.((changes) => this.onKernelChange(changes));
     await etcdCall('register', () => this.register());
     for (const ns of this.nets.values()) await this.watch(ns);
+  }
+
+  /** The definitions of the networks this host joins, as the cluster store holds them. */
+  private async definitions(): Promise<OverlayNetwork[]> {
+    const out: OverlayNetwork[] = [];
+    const add = (n: OverlayNetwork): void => { if (!out.some((o) => o.name === n.name)) out.push(n); };
+    for (const proposed of this.options.networks) add(await this.registry.ensureNetwork(proposed));
+    for (const name of this.options.join ?? []) {
+      const n = await this.registry.network(name);
+      if (!n) throw new NotFound(`overlay network ${name} is not defined in the cluster store: vxnetctl network create ${name} --vni N --subnet CIDR`);
+      add(n);
+    }
+    if (this.options.joinAll) for (const n of await this.registry.networks()) add(n);
+    if (out.length > 0) this.log.info('joining overlay networks', { networks: out.map((n) => n.name) });
+    return out;
   }
 
   private async leaseBlocks(network: OverlayNetwork): Promise<Cidr[]> {
@@ -196,8 +229,32 @@ export class OverlayAgent extends EventEmitter {
       return;
     }
     this.lease = lease;
+    this.published.clear();
+    lease.on('renewed', () => void this.publishUsage(lease));
+    void this.publishUsage(lease);
     this.emit('registered');
     this.log.info('registered', { underlay: formatIp(underlay), ttl: this.ttl, lease: await lease.lease.grant() });
+  }
+
+  /** Writes each network's per-block usage under the lease when it changed (best effort). */
+  private async publishUsage(lease: LeaseKeeper): Promise<void> {
+    const usage = this.c.usage;
+    if (!usage || this.publishing) return;
+    this.publishing = true;
+    try {
+      for (const ns of this.nets.values()) {
+        const counts = await usage(ns.network.name, ns.blocks);
+        const blocks = ns.blocks.map((block, i) => ({ block, used: counts[i] ?? 0 }));
+        const key = JSON.stringify(blocks.map((b) => [formatCidr(b.block), b.used]));
+        if (this.published.get(ns.network.name) === key || this.lease !== lease || this.stopped) continue;
+        await lease.lease.put(this.registry.k.usage(ns.network.name, this.options.hostId)).value(encodeUsage({ blocks, at: this.now() })).exec();
+        this.published.set(ns.network.name, key);
+      }
+    } catch (err) {
+      this.log.debug('publishing block usage failed; next renewal tries again', { error: (err as Error).message });
+    } finally {
+      this.publishing = false;
+    }
   }
 
   private reRegister(): void {

@@ -11,6 +11,8 @@
 //   P blocks/<net>/<ipKey>      {block, hostId, since, orphanedAt?}     NOT under a lease: a
 //                               block outlives its host's lease by the grace period, so a host
 //                               that comes back with the same identity gets it back.
+//   P usage/<net>/<host>        {blocks: [{block, used}], at}           under the host's lease:
+//                               addresses in use per block, rewritten when a count changes.
 import { Cidr, Ip, formatCidr, formatIp, ipKey, networkOf, parseCidr, parseIp } from '../ipam/addr';
 import type { BlockLease, Peer } from './plan';
 
@@ -28,6 +30,8 @@ export const keys = (prefix: string) => ({
   block: (net: string, block: Cidr): string => `${prefix}blocks/${enc(net)}/${ipKey(networkOf(block).ip)}-${block.prefix}`,
   blocks: (net: string): string => `${prefix}blocks/${enc(net)}/`,
   allBlocks: (): string => `${prefix}blocks/`,
+  usage: (net: string, id: string): string => `${prefix}usage/${enc(net)}/${enc(id)}`,
+  usages: (net: string): string => `${prefix}usage/${enc(net)}/`,
 });
 
 /** The last path segment of a key, decoded (host id or network name). */
@@ -87,4 +91,27 @@ export function decodeBlock(network: string, text: string): BlockRecord | undefi
   const block = parseCidr(v.block);
   if (!block) return undefined;
   return { network, block, hostId: v.hostId, since: v.since, ...(typeof v.orphanedAt === 'number' ? { orphanedAt: v.orphanedAt } : {}) };
+}
+
+/** A host's addresses in use per block of one network, as its agent last published them. */
+export interface UsageRecord {
+  readonly blocks: ReadonlyArray<{ readonly block: Cidr; readonly used: number }>;
+  /** Epoch ms of the count. */
+  readonly at: number;
+}
+
+export const encodeUsage = (u: UsageRecord): string =>
+  JSON.stringify({ blocks: u.blocks.map((b) => ({ block: formatCidr(networkOf(b.block)), used: b.used })), at: u.at });
+
+export function decodeUsage(text: string): UsageRecord | undefined {
+  const v = parseJson(text);
+  if (!isObject(v) || !Array.isArray(v.blocks) || typeof v.at !== 'number') return undefined;
+  const blocks: Array<{ block: Cidr; used: number }> = [];
+  for (const b of v.blocks as unknown[]) {
+    if (!isObject(b) || typeof b.block !== 'string' || typeof b.used !== 'number' || !Number.isInteger(b.used) || b.used < 0) return undefined;
+    const block = parseCidr(b.block);
+    if (!block) return undefined;
+    blocks.push({ block, used: b.used });
+  }
+  return { blocks, at: v.at };
 }

@@ -9,14 +9,14 @@
 import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, isBrokenCircuitError, retry } from 'cockatiel';
 import { Etcd3, GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError } from 'etcd3';
 import type { IKeyValue } from 'etcd3';
-import { PoolExhausted, TryAgainLater } from '../lib/errors';
+import { NetworkInUse, PoolExhausted, TryAgainLater } from '../lib/errors';
 import type { Logger } from '../lib/log';
 import { Cidr, formatCidr, formatIp } from '../ipam/addr';
 import {
   OverlayNetwork, chooseBlock, leasesToOrphan, overlayNetworkToJson, parseOverlayNetwork, reclaimable, vtepIpOf,
 } from './plan';
 import {
-  BlockRecord, HostRecord, MemberRecord, decodeBlock, decodeHost, decodeMember, encodeBlock, keys, lastSegment,
+  BlockRecord, HostRecord, MemberRecord, UsageRecord, decodeBlock, decodeHost, decodeMember, decodeUsage, encodeBlock, keys, lastSegment,
 } from './records';
 
 const CALL_TIMEOUT_MS = 2000;
@@ -84,23 +84,57 @@ export class OverlayRegistry {
   }
 
   /**
-   * The cluster's definition of a network: the stored one when there is one (every host uses
-   * the same), else `proposed`, stored now (the first definition wins a race).
+   * Stores `proposed` as the cluster's definition of its network unless one is stored already
+   * (the first definition wins a race). Returns the definition in force and whether this call
+   * created it; `differs` when an existing one is not `proposed`.
    */
-  async ensureNetwork(proposed: OverlayNetwork): Promise<OverlayNetwork> {
+  async defineNetwork(proposed: OverlayNetwork): Promise<{ network: OverlayNetwork; created: boolean; differs: boolean }> {
     const key = this.k.network(proposed.name);
     const text = JSON.stringify(overlayNetworkToJson(proposed));
     const r = await etcdCall(`define ${proposed.name}`, (o) => this.etcd.if(key, 'Create', '==', 0).then(this.etcd.put(key).value(text))
       .else(this.etcd.get(key)).options(o).commit());
-    if (r.succeeded) return proposed;
+    if (r.succeeded) return { network: proposed, created: true, differs: false };
     const stored = r.responses[0]?.response_range?.kvs[0]?.value.toString();
     if (!stored) throw new TryAgainLater(`overlay network ${proposed.name}: its definition vanished while being read`);
-    const net = parseOverlayNetwork(JSON.parse(stored));
-    if (JSON.stringify(overlayNetworkToJson(net)) !== text) {
+    const network = parseOverlayNetwork(JSON.parse(stored));
+    return { network, created: false, differs: JSON.stringify(overlayNetworkToJson(network)) !== text };
+  }
+
+  /**
+   * The cluster's definition of a network: the stored one when there is one (every host uses
+   * the same), else `proposed`, stored now.
+   */
+  async ensureNetwork(proposed: OverlayNetwork): Promise<OverlayNetwork> {
+    const { network, differs } = await this.defineNetwork(proposed);
+    if (differs) {
       this.log.warn('overlay network already defined differently in the cluster; using the cluster\'s definition',
-        { network: net.name, cluster: overlayNetworkToJson(net), local: overlayNetworkToJson(proposed) });
+        { network: network.name, cluster: overlayNetworkToJson(network), local: overlayNetworkToJson(proposed) });
     }
-    return net;
+    return network;
+  }
+
+  /**
+   * Removes a network's definition, its member records and its blocks, when no block of it is
+   * held by a host whose lease is alive (those hosts still route it). Returns the blocks it
+   * removed; throws NetworkInUse naming the hosts otherwise.
+   */
+  async removeNetwork(name: string): Promise<{ removed: boolean; blocks: number }> {
+    const key = this.k.network(name);
+    const r = await etcdCall(`read ${name}`, (o) => this.etcd.getAll().prefix(key).options(o).exec());
+    const kv = r.kvs.find((x) => x.key.toString() === key);
+    if (!kv) return { removed: false, blocks: 0 };
+    const alive = new Set((await this.hosts()).items.map((h) => h.id));
+    const blocks = await this.blocks(name);
+    const holders = [...new Set(blocks.filter((b) => alive.has(b.hostId)).map((b) => b.hostId))];
+    if (holders.length > 0) {
+      throw new NetworkInUse(`overlay network ${name}: blocks held by live host${holders.length > 1 ? 's' : ''} ${holders.join(', ')}; stop vxnetd there (or drop the network from its --overlay-network) first`);
+    }
+    // Guarded by the definition's revision: a redefinition meanwhile leaves everything as it was.
+    const t = await etcdCall(`remove ${name}`, (o) => this.etcd.if(key, 'Mod', '==', kv.mod_revision)
+      .then(this.etcd.delete().key(key), this.etcd.delete().prefix(this.k.blocks(name)), this.etcd.delete().prefix(this.k.members(name)))
+      .options(o).commit());
+    if (!t.succeeded) throw new TryAgainLater(`overlay network ${name}: changed while being removed; try again`);
+    return { removed: true, blocks: blocks.length };
   }
 
   async network(name: string): Promise<OverlayNetwork | undefined> {
@@ -138,6 +172,17 @@ export class OverlayRegistry {
       const b = decodeBlock(network, kv.value.toString());
       return b ? [{ ...b, modRevision: kv.mod_revision, key: kv.key.toString() }] : [];
     });
+  }
+
+  /** Each live host's published per-block usage of a network (hosts without a record are absent). */
+  async usages(network: string): Promise<Map<string, UsageRecord>> {
+    const { kvs } = await this.range(this.k.usages(network));
+    const out = new Map<string, UsageRecord>();
+    for (const kv of kvs) {
+      const u = decodeUsage(kv.value.toString());
+      if (u) out.set(lastSegment(kv.key.toString()), u);
+    }
+    return out;
   }
 
   /** Marks the blocks of hosts without a live lease as orphaned (starts their grace period). */

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { InvalidNetworkConfig } from '../lib/errors';
 import type { Logger } from '../lib/log';
-import { Ip, parseIp } from '../ipam/addr';
+import { Cidr, Ip, parseIp } from '../ipam/addr';
 import { openNetns } from '../net/netns';
 import { Rtnl } from '../net/rtnl';
 import { parseStoreUrl } from '../ipam/store/index';
@@ -19,7 +19,11 @@ import { createOverlayEtcd } from './registry';
 export interface OverlayServiceConfig {
   /** `etcd://host:port[,host:port...]` (vxnetd --store). */
   readonly store: string;
-  /** Overlay network definitions (parseOverlayNetwork's input); the cluster's stored ones win. */
+  /**
+   * Overlay network definitions (parseOverlayNetwork's input); the cluster's stored ones win.
+   * An entry with a name alone joins the cluster's definition of it; none at all: every
+   * network defined in the cluster at start.
+   */
   readonly networks: readonly unknown[];
   /** Default: /etc/machine-id, else the hostname. */
   readonly hostId?: string;
@@ -32,6 +36,8 @@ export interface OverlayServiceConfig {
   readonly localDir?: string;
   /** Run the datapath side in this network namespace (a path such as /run/netns/x). */
   readonly netns?: string;
+  /** Addresses in use per block, from the host's IPAM store (AgentComponents.usage). */
+  readonly usage?: (network: string, blocks: readonly Cidr[]) => Promise<number[]>;
 }
 
 export interface OverlayService {
@@ -50,7 +56,10 @@ export function defaultHostId(): string {
 }
 
 export async function startOverlayService(cfg: OverlayServiceConfig, log: Logger): Promise<OverlayService> {
-  const networks = cfg.networks.map(parseOverlayNetwork);
+  const nameOnly = (n: unknown): n is { name: string } =>
+    typeof n === 'object' && n !== null && Object.keys(n).length === 1 && typeof (n as { name?: unknown }).name === 'string';
+  const join = cfg.networks.filter(nameOnly).map((n) => n.name);
+  const networks = cfg.networks.filter((n) => !nameOnly(n)).map(parseOverlayNetwork);
   const { endpoints } = parseStoreUrl(cfg.store);
   const handle = cfg.netns ? openNetns(cfg.netns) : undefined;
   const rtnl = Rtnl.open(handle);
@@ -67,12 +76,12 @@ export async function startOverlayService(cfg: OverlayServiceConfig, log: Logger
     }
     const hostId = cfg.hostId ?? defaultHostId();
     const agent = new OverlayAgent({
-      hostId, underlay, networks,
+      hostId, underlay, networks, join, joinAll: cfg.networks.length === 0,
       ...(cfg.ttlSeconds !== undefined ? { ttlSeconds: cfg.ttlSeconds } : {}),
       ...(cfg.graceMs !== undefined ? { graceMs: cfg.graceMs } : {}),
       ...(cfg.prefix !== undefined ? { prefix: cfg.prefix } : {}),
       localDir: cfg.localDir ?? DEFAULT_LOCAL_DIR,
-    }, { etcd, rtnl, log, monitor: (fn) => Rtnl.monitor(handle, fn) });
+    }, { etcd, rtnl, log, monitor: (fn) => Rtnl.monitor(handle, fn), ...(cfg.usage ? { usage: cfg.usage } : {}) });
     try {
       await agent.start();
     } catch (err) {

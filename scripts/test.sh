@@ -57,9 +57,10 @@ fi
 # --- Debian packages -----------------------------------------------------------------------
 # runc: podman runs containers with runc (deploy/containers.conf: crun refuses cgroup hybrid).
 # etcd-server: the etcd store's tests (test/helpers/etcd.ts starts its own members).
+# iputils-ping: the overlay MTU test (ping -M do sets DF; busybox ping cannot).
 # docker.io: the Docker driver's end-to-end tests (test/helpers/docker.ts starts its own dockerd
 # when none runs, and stops it by pid afterwards).
-PKGS=(build-essential python3 iproute2 nftables iptables podman runc containernetworking-plugins busybox-static docker.io etcd-server)
+PKGS=(build-essential python3 iproute2 nftables iptables iputils-ping podman runc containernetworking-plugins busybox-static docker.io etcd-server)
 mapfile -t missing < <(missing_debs "${PKGS[@]}")
 if [ "${#missing[@]}" -gt 0 ]; then
   [ "$is_root" -eq 1 ] || die "missing Debian packages (${missing[*]}); run as root or apt-get install them"

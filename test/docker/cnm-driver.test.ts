@@ -388,6 +388,8 @@ t.test('vxnetd command line: the overlay flags', async (t) => {
     },
   }, 'every overlay flag');
   t.same(parseOverlayNetworkFlag('n,vni=1,subnet=10.1.0.0/16,port=4790'), { name: 'n', vni: 1, subnets: ['10.1.0.0/16'], port: 4790 });
+  t.same(parseOverlayNetworkFlag('ov-1'), { name: 'ov-1' }, 'a name alone: join the cluster\'s definition');
+  t.throws(() => parseOverlayNetworkFlag('bad name!'), /--overlay-network "bad name!"/, 'not a name, not a spec');
   for (const bad of [
     ['--overlay-network', 'n,vni=1,subnet=10.1.0.0/16'], ['--host-id', 'h'], ['--underlay', '10.0.0.1'], ['--lease-ttl', '5'], ['--block-grace', '5'], ['--overlay-dir', '/x'],
     ['--store', 'http://h:2379'], ['--store', 'etcd://'], ['--store', 'etcd://h:99999'],
@@ -407,7 +409,7 @@ t.test('vxnetd: the overlay runner retries a failed start and stops what it star
   const log = createLogger('test', 'error', () => undefined);
   let attempts = 0;
   let stopped: unknown;
-  const fake = { hostId: 'h', stop: async (o?: { revoke?: boolean }) => { stopped = o; } } as unknown as OverlayService;
+  const fake = { hostId: 'h', agent: { networks: [] }, stop: async (o?: { revoke?: boolean }) => { stopped = o; } } as unknown as OverlayService;
   const runner = new OverlayRunner({ store: 'etcd://127.0.0.1:1', networks: [] }, log, 5, async () => {
     attempts++;
     if (attempts < 3) throw new Error('etcd unavailable');
@@ -430,7 +432,7 @@ t.test('vxnetd: the overlay runner retries a failed start and stops what it star
 
   let release: (s: OverlayService) => void = () => undefined;
   let lateStop: unknown;
-  const late = { hostId: 'h', stop: async (o?: { revoke?: boolean }) => { lateStop = o; } } as unknown as OverlayService;
+  const late = { hostId: 'h', agent: { networks: [] }, stop: async (o?: { revoke?: boolean }) => { lateStop = o; } } as unknown as OverlayService;
   const slow = new OverlayRunner({ store: 'etcd://127.0.0.1:1', networks: [] }, log, 5, () => new Promise((r) => { release = r; }));
   slow.run();
   await slow.stop(10);

@@ -7,7 +7,6 @@
 // and the same with two real overlay agents on etcd writing the state files.
 // Root only; every object is vxt-prefixed or inside the test's namespaces.
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,7 +23,7 @@ import { exec, linkExists, newNetns, pollUntil, type Netns } from '../helpers/ne
 import { overlayCluster } from '../overlay/helpers/cluster';
 import { newUnderlay, reachable } from '../overlay/helpers/hosts';
 import {
-  VXNET, type CniCall, type CniOutcome, attach, bare, cannotRun, cniEnv, describe, globalAddrs, hostVethName, newContainerId, newNet, resultAddrs, runPlugin,
+  VXNET, type CniCall, type CniOutcome, attach, bare, cannotRun, cniEnv, describe, globalAddrs, hostVethName, newContainerId, newNet, resultAddrs, runInNetns, runPlugin,
 } from './helpers/cni';
 
 const reason = cannotRun();
@@ -46,25 +45,8 @@ async function mtuOf(name: string, ns?: string): Promise<number | undefined> {
 }
 
 /** Runs the built plugin inside host namespace `host` (`ip netns exec HOST dist/bin/vxnet`). */
-function runIn(host: Netns, stdin: unknown, call: CniCall, timeoutMs = 60_000): Promise<CniOutcome> {
-  return new Promise((resolve) => {
-    const child = spawn('ip', ['netns', 'exec', host.name, VXNET], { env: cniEnv(call), stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.stdin.on('error', () => { /* exited before reading stdin */ });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const stdout = Buffer.concat(out).toString('utf8');
-      let json: Record<string, any> | undefined;
-      try { json = stdout.trim() ? (JSON.parse(stdout) as Record<string, any>) : undefined; } catch { json = undefined; }
-      resolve({ code: code ?? -1, signal, stdout, stderr: Buffer.concat(err).toString('utf8'), json });
-    });
-    child.stdin.end(JSON.stringify(stdin));
-  });
-}
+const runIn = (host: Netns, stdin: unknown, call: CniCall, timeoutMs = 60_000): Promise<CniOutcome> =>
+  runInNetns(host, VXNET, [], cniEnv(call), stdin, timeoutMs);
 
 function main(): void {
   t.test('one host: addresses from the block, overlay MTU, whole subnets masqueraded, DEL releases', async (t) => {

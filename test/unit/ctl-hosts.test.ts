@@ -7,8 +7,7 @@ import * as path from 'node:path';
 import t from 'tap';
 import { copyDist } from '../helpers/dist';
 import { Etcd3 } from 'etcd3';
-import { main } from '../../ctl/main';
-import type { Io } from '../../ctl/context';
+import { ctl } from '../helpers/ctl';
 import { Ip, parseIp } from '../../ipam/addr';
 import { createLogger } from '../../lib/log';
 import { parseOverlayNetwork } from '../../overlay/plan';
@@ -16,17 +15,6 @@ import { DEFAULT_OVERLAY_PREFIX, encodeHost, encodeMember } from '../../overlay/
 import { OverlayRegistry } from '../../overlay/registry';
 import { ETCD, startEtcd } from '../helpers/etcd';
 import { type ExecResult, exec } from '../helpers/sh';
-
-interface Run { code: number; stdout: string; stderr: string }
-
-async function ctl(argv: string[], env: Record<string, string> = {}): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    stdout: (s) => { stdout += s; }, stderr: (s) => { stderr += s; }, env, now: Date.now, distDir: '/nonexistent',
-  } satisfies Io);
-  return { code, stdout, stderr };
-}
 
 /** A loopback port nothing listens on (the kernel hands it out, then it is closed). */
 async function closedPort(): Promise<number> {

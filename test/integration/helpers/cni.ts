@@ -60,6 +60,30 @@ export interface CniOutcome {
   json: Record<string, any> | undefined;
 }
 
+/**
+ * Runs a binary inside a namespace (`ip netns exec NS BIN ARGS`) with env, stdin as JSON when
+ * given; killed after timeoutMs. What a plugin or vxnetctl run on one of the test's hosts does.
+ */
+export function runInNetns(ns: { name: string }, bin: string, args: readonly string[], env: NodeJS.ProcessEnv, stdin?: unknown, timeoutMs = 60_000): Promise<CniOutcome> {
+  return new Promise((resolveRun) => {
+    const child = spawn('ip', ['netns', 'exec', ns.name, bin, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.stdin.on('error', () => { /* exited before reading stdin */ });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const stdout = Buffer.concat(out).toString('utf8');
+      let json: Record<string, any> | undefined;
+      try { json = stdout.trim() ? (JSON.parse(stdout) as Record<string, any>) : undefined; } catch { json = undefined; }
+      resolveRun({ code: code ?? -1, signal, stdout, stderr: Buffer.concat(err).toString('utf8'), json });
+    });
+    child.stdin.end(stdin === undefined ? '' : JSON.stringify(stdin));
+  });
+}
+
 /** The environment a runtime gives a plugin: PATH plus the CNI_* variables. */
 export function cniEnv(call: CniCall): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: call.command };
