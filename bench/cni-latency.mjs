@@ -40,19 +40,52 @@ export function systems(root, dist, tmp) {
       bridge: ref.plugins[0].bridge, subnet: ref.plugins[0].ipam.ranges[0][0].subnet, dataDir: ref.plugins[0].ipam.dataDir,
     },
     {
+      // In-process: the plugin does all the work itself (no vxnetd; VXNET_CNI_SOCKET empty).
       key: 'vx', label: 'vxnet', list: vx, cniPath: join(dist, 'bin'), nsPrefix: 'bnvx-', vxnetctl: join(dist, 'bin', 'vxnetctl'),
       bridge: vx.plugins[0].bridge, natTable: vx.plugins[0].natTable, subnet: vx.plugins[0].ipam.ranges[0][0].subnet,
-      dataDir: vx.plugins[0].ipam.dataDir,
+      dataDir: vx.plugins[0].ipam.dataDir, env: { VXNET_CNI_SOCKET: '' },
+    },
+    {
+      // The same network, the calls handed to a vxnetd the bench starts (what a host running
+      // vxnetd does by default).
+      key: 'vxd', label: 'vxnet via vxnetd', list: vx, cniPath: join(dist, 'bin'), nsPrefix: 'bnvd-', vxnetctl: join(dist, 'bin', 'vxnetctl'),
+      bridge: vx.plugins[0].bridge, natTable: vx.plugins[0].natTable, subnet: vx.plugins[0].ipam.ranges[0][0].subnet,
+      dataDir: vx.plugins[0].ipam.dataDir, env: { VXNET_CNI_SOCKET: join(tmp, 'vxnetd', 'cni.sock') },
+      vxnetd: { bin: join(dist, 'bin', 'vxnetd'), dir: join(tmp, 'vxnetd'), socket: '/run/docker/plugins/bnvxd.sock' },
     },
   ];
 }
 
+/** Starts the vxnetd of a system that hands its calls over; resolves once it serves CNI calls. */
+async function startVxnetd(sys) {
+  const { spawn } = await import('node:child_process');
+  mkdirSync(sys.vxnetd.dir, { recursive: true });
+  const child = spawn(sys.vxnetd.bin, ['--no-docker', '--socket', sys.vxnetd.socket, '--cni-socket', sys.env.VXNET_CNI_SOCKET,
+    '--data-dir', sys.vxnetd.dir, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+  let log = '';
+  child.stderr.on('data', (b) => { log += b.toString(); });
+  const deadline = performance.now() + 10_000;
+  while (!existsSync(sys.env.VXNET_CNI_SOCKET)) {
+    if (child.exitCode !== null) throw new Error(`vxnetd exited ${child.exitCode}: ${log}`);
+    if (performance.now() > deadline) { child.kill('SIGKILL'); throw new Error(`vxnetd did not open ${sys.env.VXNET_CNI_SOCKET} within 10 s: ${log}`); }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  say(`# ${sys.key}: vxnetd pid ${child.pid} serves CNI calls on ${sys.env.VXNET_CNI_SOCKET}`);
+  return async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    if (log.trim()) say(`# ${sys.key}: vxnetd said: ${log.trim().split('\n').slice(-5).join(' | ')}`);
+  };
+}
+
 // ---- the libcni-like runtime --------------------------------------------------------------
 
-function cniEnv(command, cid, netns, cniPath) {
+function cniEnv(command, cid, netns, cniPath, extra = {}) {
   return {
     CNI_COMMAND: command, CNI_CONTAINERID: cid, CNI_NETNS: netns, CNI_IFNAME: IFNAME, CNI_PATH: cniPath,
-    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...extra,
   };
 }
 
@@ -73,7 +106,7 @@ function oneConfig(list, plugin, prev) {
 
 async function execPlugin(sys, plugin, command, sb, prev) {
   const r = await run(pluginFile(sys, plugin.type), [], {
-    input: oneConfig(sys.list, plugin, prev), env: cniEnv(command, sb.cid, sb.netns, sys.cniPath), timeoutMs: STEP_TIMEOUT_MS,
+    input: oneConfig(sys.list, plugin, prev), env: cniEnv(command, sb.cid, sb.netns, sys.cniPath, sys.env), timeoutMs: STEP_TIMEOUT_MS,
   });
   if (r.code !== 0) {
     throw new Error(`${plugin.type} ${command} ${sb.cid}: exit ${r.code}${r.timedOut ? ' (timed out)' : ''}: ${r.stdout.trim()} ${r.stderr.trim()}`.trim());
@@ -219,7 +252,7 @@ async function verifyDel(sys, sandboxes, every) {
   const ports = (await mustIp(['-o', 'link', 'show', 'master', sys.bridge])).split('\n').filter(Boolean).length;
   if (ports) problems.push(`bridge ${sys.bridge} still has ${ports} port(s)`);
   let left;
-  if (sys.key === 'vx') {
+  if (sys.vxnetctl) {
     const r = await run(sys.vxnetctl, ['--data-dir', sys.dataDir, '--json', 'ipam', 'ls'], { timeoutMs: STEP_TIMEOUT_MS });
     if (r.code !== 0) problems.push(`vxnetctl ipam ls failed: ${r.stderr.trim()}`);
     else left = JSON.parse(r.stdout).allocations.length;
@@ -227,7 +260,7 @@ async function verifyDel(sys, sandboxes, every) {
     const dir = join(sys.dataDir, sys.list.name);
     left = existsSync(dir) ? readdirSync(dir).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip')).length : 0;
   }
-  if (left !== 0) problems.push(`${left} address allocation(s) left in the ${sys.key === 'vx' ? 'vxnet store' : 'host-local dataDir'}`);
+  if (left !== 0) problems.push(`${left} address allocation(s) left in the ${sys.vxnetctl ? 'vxnet store' : 'host-local dataDir'}`);
   const rules = await iptablesMentioning(sys.nsPrefix);
   if (rules) problems.push(`${rules} iptables rule(s) still mention a container id ${sys.nsPrefix}*`);
   return { checked: sample.length, leftAllocations: left, problems };
@@ -433,7 +466,9 @@ export async function runCniBench({ root, dist, tmp, n, concs, rounds, nodeN, ve
   }
 
   const results = { phases: [], node: [] };
+  const stops = [];
   try {
+    for (const s of syss) if (s.vxnetd) stops.push(await startVxnetd(s));
     created.bridges = true;
     for (const s of syss) await warmup(s);
     await nodeFloor(3, 'warmup');
@@ -458,6 +493,7 @@ export async function runCniBench({ root, dist, tmp, n, concs, rounds, nodeN, ve
     return { syss, results };
   } finally {
     const was = interrupt.signal;
+    for (const stop of stops) await stop();
     await cleanup(syss);
     if (was) say(`# cleanup after ${was} done`);
   }

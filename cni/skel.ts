@@ -1,9 +1,8 @@
 // The CNI exec protocol, separated from process I/O: dispatch() takes the environment and
 // stdin as values and returns what to print and the exit code, so tests drive it in-process
 // and bin/ wrappers stay three lines. Validates what the spec and libcni's skel validate.
-import * as fs from 'node:fs';
 import { trace } from '../lib/trace';
-import * as tty from 'node:tty';
+import { readStdin } from './stdin';
 import { DecodingFailure, InvalidEnvironment, InvalidNetworkConfig, VxnetError, asVxnetError } from '../lib/errors';
 import { SUPPORTED_VERSIONS, checkVersion, compareVersions, CniVersion } from './version';
 
@@ -122,30 +121,6 @@ export async function dispatch(env: CmdArgs['env'], stdin: string, handlers: Han
   } catch (err) {
     return errorOutcome(asVxnetError(err), version);
   }
-}
-
-/**
- * The whole of stdin. Reads fd 0 synchronously without touching process.stdin first: creating
- * that stream switches a pipe or socket to non-blocking mode, and a synchronous read then fails
- * with EAGAIN whenever the runtime has not finished writing (common when many plugins start at
- * once), after readFileSync may already have consumed part of the input. If the fd is
- * non-blocking anyway, what was read so far is kept and the rest is read from the stream.
- */
-async function readStdin(): Promise<string> {
-  if (tty.isatty(0)) return '';
-  const chunks: Buffer[] = [];
-  const buf = Buffer.allocUnsafe(64 * 1024);
-  try {
-    for (;;) {
-      const n = fs.readSync(0, buf, 0, buf.length, null);
-      if (n === 0) return Buffer.concat(chunks).toString('utf8');
-      chunks.push(Buffer.from(buf.subarray(0, n)));
-    }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return Buffer.concat(chunks).toString('utf8');
-  }
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** Reads stdin, dispatches, prints, exits: the whole of a CNI plugin's main(). */

@@ -8,6 +8,8 @@ import type { Server } from 'node:http';
 import * as net from 'node:net';
 import { DEFAULT_DATA_DIR, openStore, parseStoreUrl } from '../ipam/store';
 import type { IpamStore } from '../ipam/store/types';
+import { DEFAULT_CNI_SOCKET } from '../cni/handoff';
+import type { CniService } from '../cni/service';
 import { type Cidr, contains, parseIp } from '../ipam/addr';
 import { asVxnetError } from '../lib/errors';
 import { Level, Logger, createLogger } from '../lib/log';
@@ -37,6 +39,11 @@ Options:
                             Docker names the plugin after the file: vxnet.sock is used with
                             "docker network create -d vxnet --ipam-driver vxnet". The directory is
                             created with mode 0700 when missing; the socket is mode 0600.
+  --cni-socket PATH         Where vxnetd takes whole CNI calls from the vxnet plugin (default
+                            ${DEFAULT_CNI_SOCKET}; "" for none): a plugin of the same build in the
+                            same network namespace hands its call here and skips loading its own
+                            code, so an ADD costs Node's start-up plus vxnetd's work on warm code.
+                            The plugin does the work itself when the socket is absent.
   --data-dir DIR            vxnet's data directory (default ${DEFAULT_DATA_DIR}, or $VXNET_DATA_DIR):
                             the IPAM store shared with the CNI plugin (use the same directory as the
                             CNI configs' ipam.dataDir), and vxnetd's records under DIR/docker.
@@ -106,6 +113,8 @@ export interface OverlayFlags {
 
 export interface DaemonConfig {
   readonly socket: string;
+  /** Undefined or empty: no CNI hand-off socket. */
+  readonly cniSocket?: string;
   /** Undefined: no --store, no overlay agent. */
   readonly overlay?: OverlayFlags;
   readonly dataDir: string;
@@ -131,7 +140,7 @@ export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
     parsed = parseArgs({
       args: [...argv],
       options: {
-        socket: { type: 'string' }, 'data-dir': { type: 'string' }, 'docker-socket': { type: 'string' },
+        socket: { type: 'string' }, 'cni-socket': { type: 'string' }, 'data-dir': { type: 'string' }, 'docker-socket': { type: 'string' },
         'no-docker': { type: 'boolean' }, 'reconcile-interval': { type: 'string' }, 'reconcile-grace': { type: 'string' }, 'log-level': { type: 'string' },
         store: { type: 'string' }, 'overlay-network': { type: 'string', multiple: true }, 'host-id': { type: 'string' }, underlay: { type: 'string' },
         'lease-ttl': { type: 'string' }, 'block-grace': { type: 'string' }, 'overlay-dir': { type: 'string' },
@@ -154,6 +163,8 @@ export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
   if (!/^\d+$/.test(graceText)) throw new UsageError(`--reconcile-grace ${JSON.stringify(graceText)}: must be a whole number of seconds`);
   const socket = v.socket ?? DEFAULT_SOCKET;
   if (!socket.startsWith('/') || !socket.endsWith('.sock')) throw new UsageError(`--socket ${JSON.stringify(socket)}: must be an absolute path ending in .sock (Docker names the plugin after it)`);
+  const cniSocket = v['cni-socket'] ?? DEFAULT_CNI_SOCKET;
+  if (cniSocket !== '' && !cniSocket.startsWith('/')) throw new UsageError(`--cni-socket ${JSON.stringify(cniSocket)}: must be an absolute path (or "" for none)`);
   const dataDir = v['data-dir'] ?? (env.VXNET_DATA_DIR || DEFAULT_DATA_DIR);
   if (!dataDir.startsWith('/')) throw new UsageError(`--data-dir ${JSON.stringify(dataDir)}: must be an absolute path`);
   let dockerSocket: string | undefined;
@@ -165,7 +176,7 @@ export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
   }
   const overlay = parseOverlayFlags(v, env);
   return {
-    socket, dataDir, dockerSocket, reconcileIntervalMs: Number(intervalText) * 1000, reconcileGraceMs: Number(graceText) * 1000, logLevel: level,
+    socket, ...(cniSocket ? { cniSocket } : {}), dataDir, dockerSocket, reconcileIntervalMs: Number(intervalText) * 1000, reconcileGraceMs: Number(graceText) * 1000, logLevel: level,
     ...(overlay ? { overlay } : {}),
   };
 }
@@ -452,6 +463,20 @@ export async function startDaemon(config: DaemonConfig, o: { log?: Logger; datap
     version: VERSION, socket: config.socket, plugin, store: store.description, networks: records.all().length,
     docker: config.dockerSocket ?? null,
   });
+  let cni: CniService | undefined;
+  if (config.cniSocket) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { startCniService } = require('../cni/service') as typeof import('../cni/service');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { vxnetPlugin } = require('../cni/vxnet') as typeof import('../cni/vxnet');
+    try {
+      cni = await startCniService({ socketPath: config.cniSocket, handlers: vxnetPlugin, log: log.child({ component: 'cni' }) });
+    } catch (err) {
+      server.close();
+      await store.close();
+      throw err;
+    }
+  }
   const watcher = docker ? new DockerWatcher(docker, driver, plugin, log, config.reconcileIntervalMs) : undefined;
   watcher?.start();
   const ov = config.overlay;
@@ -467,6 +492,7 @@ export async function startDaemon(config: DaemonConfig, o: { log?: Logger; datap
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       watcher?.stop();
+      await cni?.close();
       await overlay?.stop().catch((err: unknown) => log.warn('stopping the overlay agent failed', { error: (err as Error).message }));
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => server.closeAllConnections(), 5000);

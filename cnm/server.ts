@@ -94,6 +94,18 @@ function socketAlive(socketPath: string): Promise<boolean> {
  * replaced; a live one (another vxnetd) is an error.
  */
 export async function listenUnix(app: import('express').Express, socketPath: string): Promise<Server> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const http = require('node:http') as typeof import('node:http');
+  const server = http.createServer(app);
+  server.keepAliveTimeout = 60_000;
+  return listenOnSocket(server, socketPath);
+}
+
+/**
+ * Listens on a unix socket only root may use (directory 0700 when created, socket 0600); a
+ * stale socket is replaced, a live one (another vxnetd) is an error.
+ */
+export async function listenOnSocket<S extends import('node:net').Server>(server: S, socketPath: string): Promise<S> {
   const dir = path.dirname(socketPath);
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -103,14 +115,10 @@ export async function listenUnix(app: import('express').Express, socketPath: str
   let st: fs.Stats | undefined;
   try { st = fs.lstatSync(socketPath); } catch { st = undefined; }
   if (st) {
-    if (!st.isSocket()) throw new IoFailure(`${socketPath} exists and is not a socket; remove it or choose another --socket`);
+    if (!st.isSocket()) throw new IoFailure(`${socketPath} exists and is not a socket; remove it or choose another path`);
     if (await socketAlive(socketPath)) throw new IoFailure(`another process serves ${socketPath} (is vxnetd running already?)`);
     fs.rmSync(socketPath, { force: true });
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const http = require('node:http') as typeof import('node:http');
-  const server = http.createServer(app);
-  server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     const old = process.umask(0o177);

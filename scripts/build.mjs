@@ -11,7 +11,8 @@
 // rewrites the launchers for the directory it installs to.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,14 +35,40 @@ const SNAPSHOT_FLAGS = ['--regexp-interpret-all'];
 // NODE_EXTRA_CA_CERTS makes Node read and parse a CA bundle at start-up (about 35 ms here);
 // a CNI plugin opens no TLS connection. NODE_OPTIONS could carry flags the snapshot was not
 // built with, which makes Node refuse it.
-/** The launcher runtimes exec: one /bin/sh exec (about a millisecond) to pass node its flags. */
+/**
+ * The launcher runtimes exec: one /bin/sh exec (about a millisecond) to pass node its flags.
+ * vxnet's runs the hand-off client instead (cni/client.ts) when vxnetd's CNI socket exists
+ * ($VXNET_CNI_SOCKET, default /run/vxnet/cni.sock; empty: never); the client runs this
+ * launcher again with the hand-off off when vxnetd does not take the call.
+ */
 export function launcher(distDir, name) {
+  const handoff = name !== 'vxnet' ? '' : `S="\${VXNET_CNI_SOCKET-/run/vxnet/cni.sock}"
+if [ $# -eq 0 ] && [ -n "$S" ] && [ -S "$S" ]; then
+  VXNET_CNI_SOCKET="$S" VXNET_LAUNCHER="$0" exec '${process.execPath}' '${distDir}/lib/vxnet-client.js'
+fi
+`;
   return `#!/bin/sh
 # ${name}: starts Node from the startup snapshot of ${name} (see README "Performance").
 unset NODE_EXTRA_CA_CERTS NODE_OPTIONS
-VXNET_DIST='${distDir}' exec '${process.execPath}' ${SNAPSHOT_FLAGS.join(' ')} --snapshot-blob '${distDir}/snap/${name}.blob' -- "$@"
+${handoff}VXNET_DIST='${distDir}' exec '${process.execPath}' ${SNAPSHOT_FLAGS.join(' ')} --snapshot-blob '${distDir}/snap/${name}.blob' -- "$@"
 `;
 }
+
+// One id for the code of this build: vxnetd takes CNI calls only from plugins of its own build.
+function buildId() {
+  const h = createHash('sha256');
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.(ts|c|json)$/.test(e.name)) { h.update(p.slice(root.length)); h.update(readFileSync(p)); }
+    }
+  };
+  for (const d of ['bin', 'cni', 'cnm', 'ctl', 'ipam', 'lib', 'net', 'overlay', 'native']) walk(join(root, d));
+  h.update(readFileSync(join(root, 'package-lock.json')));
+  return h.digest('hex').slice(0, 16);
+}
+const BUILD_ID = buildId();
 
 for (const name of entries) {
   const bundle = join(dist, 'lib', `${name}.js`);
@@ -57,7 +84,7 @@ for (const name of entries) {
     legalComments: 'none',
     external: ['*.node', 'bindings'],
     plugins: [netlinkAddon],
-    define: { __VXNET_BUNDLED__: 'true', __VXNET_VERSION__: JSON.stringify(pkg.version) },
+    define: { __VXNET_BUNDLED__: 'true', __VXNET_VERSION__: JSON.stringify(pkg.version), __VXNET_BUILD_ID__: JSON.stringify(BUILD_ID) },
     banner: { js: `#!${process.execPath}` },
     logLevel: 'warning',
   });
@@ -71,6 +98,13 @@ for (const name of entries) {
   }
   chmodSync(exe, 0o755);
 }
+
+// The vxnet launcher's hand-off client: a bundle of its own, no snapshot (it loads ~2 KB).
+await build({
+  entryPoints: [join(root, 'bin', 'vxnet-client.ts')], outfile: join(dist, 'lib', 'vxnet-client.js'),
+  bundle: true, platform: 'node', target: 'node20', format: 'cjs', minify: true, legalComments: 'none', logLevel: 'warning',
+  define: { __VXNET_VERSION__: JSON.stringify(pkg.version), __VXNET_BUILD_ID__: JSON.stringify(BUILD_ID) },
+});
 
 // The etcd client (gRPC, protobuf) is a bundle of its own, loaded only by the etcd store, so the
 // CNI plugins' bundles and snapshots do not carry it.

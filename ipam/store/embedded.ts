@@ -247,7 +247,40 @@ class EmbeddedStore implements IpamStore {
   }
 }
 
+/**
+ * Open databases of this process, one connection each, shared by every caller. vxnetd runs
+ * many CNI calls and the Docker driver at once: two connections to one file in one thread
+ * would deadlock (one waits, synchronously, for the write lock the other holds across an
+ * await), while callers of one connection queue on its mutex.
+ */
+const openFiles = new Map<string, { store: EmbeddedStore; refs: number }>();
+
 export function openEmbeddedStore(dataDir: string, mustExist: boolean): IpamStore {
+  const key = path.resolve(dataDir, 'ipam.db');
+  let entry = openFiles.get(key);
+  if (!entry) {
+    entry = { store: openConnection(dataDir, mustExist), refs: 0 };
+    openFiles.set(key, entry);
+  }
+  entry.refs++;
+  const shared = entry;
+  let closed = false;
+  return {
+    description: shared.store.description,
+    withLock: (fn) => shared.store.withLock(fn),
+    view: (fn) => shared.store.view(fn),
+    check: () => shared.store.check(),
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      if (--shared.refs > 0) return;
+      openFiles.delete(key);
+      await shared.store.close();
+    },
+  };
+}
+
+function openConnection(dataDir: string, mustExist: boolean): EmbeddedStore {
   const file = path.join(dataDir, 'ipam.db');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const Database = require('better-sqlite3') as typeof BetterSqlite3;
@@ -262,21 +295,34 @@ export function openEmbeddedStore(dataDir: string, mustExist: boolean): IpamStor
     if (mustExist) throw new PluginNotAvailable(`no IPAM store at ${file}: ${e.message}`);
     throw new IoFailure(`cannot open the IPAM store ${file}: ${e.message}`);
   }
-  try {
-    if (db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
-      db.pragma('journal_mode = WAL');
-      db.exec('BEGIN IMMEDIATE');
-      // Another process may have created the schema while this one waited for the lock.
+  // Switching a new database to WAL needs an exclusive lock and SQLite does not wait for it
+  // (busy_timeout does not apply): when many plugins create the store at once, the losers
+  // retry until the winner has created it, within the busy timeout.
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (let attempt = 0; ; attempt++) {
+    try {
       if (db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
-        db.exec(SCHEMA);
-        db.pragma(`user_version = ${SCHEMA_VERSION}`);
+        db.pragma('journal_mode = WAL');
+        db.exec('BEGIN IMMEDIATE');
+        // Another process may have created the schema while this one waited for the lock.
+        if (db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
+          db.exec(SCHEMA);
+          db.pragma(`user_version = ${SCHEMA_VERSION}`);
+        }
+        db.exec('COMMIT');
       }
-      db.exec('COMMIT');
+      db.pragma('synchronous = NORMAL');
+      break;
+    } catch (err) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      const busy = String((err as { code?: unknown }).code ?? '').startsWith('SQLITE_BUSY');
+      if (busy && Date.now() < deadline) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(5 * 2 ** attempt, 50));
+        continue;
+      }
+      db.close();
+      throw new IoFailure(`cannot initialise the IPAM store ${file}: ${(err as Error).message}`);
     }
-    db.pragma('synchronous = NORMAL');
-  } catch (err) {
-    db.close();
-    throw new IoFailure(`cannot initialise the IPAM store ${file}: ${(err as Error).message}`);
   }
   trace('store:open');
   return new EmbeddedStore(db, file);

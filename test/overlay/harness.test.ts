@@ -3,7 +3,7 @@
 // with `vxnetctl network create`, each host runs its own `vxnetd --no-docker --store ...
 // --overlay-network NAME` (joining the cluster's definition by name) inside its namespace, and
 // containers are namespaces attached by the built `vxnet` CNI plugin run inside their host's
-// namespace, with the IPAM store vxnetd uses. Checked: containers on three hosts reach each
+// namespace, with the IPAM store vxnetd uses, handing its calls to that host's vxnetd. Checked: containers on three hosts reach each
 // other (IPv4, IPv6); a full-size packet with DF set crosses the tunnel and one byte more is
 // refused (iputils ping -M do); `vxnetctl ipam pools --store` shows each block's usage as the
 // hosts publish it; a host whose vxnetd is SIGKILLed leaves its peers after the TTL.
@@ -60,7 +60,7 @@ async function main(t: Test): Promise<void> {
     // `ip netns exec` execs vxnetd in place: the pid held is vxnetd's.
     const vxnetd = spawn('ip', ['netns', 'exec', host.ns.name, BIN('vxnetd'), '--no-docker', '--socket', socket, '--data-dir', path.join(dir, 'data'),
       '--store', etcd.storeUrl, '--overlay-network', NET, '--host-id', id, '--lease-ttl', String(TTL), '--overlay-dir', path.join(dir, 'overlay'),
-      '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'pipe'], env: ctlEnv });
+      '--cni-socket', path.join(dir, 'cni.sock'), '--log-level', 'debug'], { stdio: ['ignore', 'ignore', 'pipe'], env: ctlEnv });
     root.teardown(() => { if (vxnetd.exitCode === null && vxnetd.signalCode === null) vxnetd.kill('SIGKILL'); });
     let log = '';
     vxnetd.stderr!.on('data', (b: Buffer) => { log += b.toString(); });
@@ -89,8 +89,10 @@ async function main(t: Test): Promise<void> {
     };
     const c = await newNetns(root);
     const call: CniCall = { command: 'ADD', containerId: newContainerId(), ifname: 'eth0', netns: c.path };
-    const add = await runIn(n.host.ns, BIN('vxnet'), [], cniEnv(call), conf);
+    // The plugin hands the call to its host's vxnetd (same namespace, same build).
+    const add = await runIn(n.host.ns, BIN('vxnet'), [], cniEnv({ ...call, env: { VXNET_CNI_SOCKET: path.join(n.dir, 'cni.sock') } }), conf);
     if (add.code !== 0) throw new Error(`ADD on ${n.id} failed: ${describe(add)}`);
+    if (!n.log().includes(`"container":"${call.containerId}"`)) throw new Error(`${n.id}: vxnetd did not log the ADD of ${call.containerId}`);
     const addrs = resultAddrs(add.json);
     n.c = { ns: c, v4: bare(addrs[0]), v6: bare(addrs[1]) };
   };

@@ -86,7 +86,9 @@ export function runInNetns(ns: { name: string }, bin: string, args: readonly str
 
 /** The environment a runtime gives a plugin: PATH plus the CNI_* variables. */
 export function cniEnv(call: CniCall): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: call.command };
+  // VXNET_CNI_SOCKET empty: the plugin does the work itself, whatever vxnetd runs on this
+  // machine (test/integration/cni-handoff.test.ts sets it to its own vxnetd's socket).
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: call.command, VXNET_CNI_SOCKET: '' };
   if (call.containerId !== undefined) env.CNI_CONTAINERID = call.containerId;
   if (call.ifname !== undefined) env.CNI_IFNAME = call.ifname;
   if (call.netns !== undefined) env.CNI_NETNS = call.netns;

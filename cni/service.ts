@@ -1,0 +1,83 @@
+// vxnetd's side of the CNI hand-off (./handoff.ts): takes whole CNI calls from `vxnet` plugins
+// of its own build in its own network namespace, and runs them through the same dispatch and
+// handlers the plugin runs in-process (./skel.ts, ./vxnet.ts), on warm code. Calls run
+// concurrently; what must be serialized already is (the IPAM store's transactions, the
+// per-bridge host setup), and namespace entry is synchronous (net/netns.ts).
+import * as net from 'node:net';
+import type { Logger } from '../lib/log';
+import { BUILD_ID } from '../lib/version';
+import { listenOnSocket } from '../cnm/server';
+import { HelloReply, LineReader, netnsId, parseCall, refusal } from './handoff';
+import { Handlers, dispatch } from './skel';
+
+/** How long a connection may take to send its hello and its call. */
+const IDLE_TIMEOUT_MS = 30_000;
+
+export interface CniService {
+  readonly socketPath: string;
+  close(): Promise<void>;
+}
+
+export interface CniServiceOptions {
+  readonly socketPath: string;
+  readonly handlers: Handlers;
+  readonly log: Logger;
+  /** Default: this build's (lib/version.ts). */
+  readonly build?: string;
+}
+
+export async function startCniService(o: CniServiceOptions): Promise<CniService> {
+  const own = { build: o.build ?? BUILD_ID, netns: netnsId() };
+  /** Open connections and whether each is running a call. */
+  const conns = new Map<net.Socket, () => boolean>();
+  const server = net.createServer((sock) => {
+    conns.set(sock, () => phase === 'busy');
+    sock.on('close', () => conns.delete(sock));
+    sock.on('error', () => sock.destroy());
+    sock.setTimeout(IDLE_TIMEOUT_MS, () => sock.destroy());
+    sock.setEncoding('utf8');
+    const lines = new LineReader();
+    let phase: 'hello' | 'call' | 'busy' = 'hello';
+    const reply = (v: unknown): void => { sock.write(JSON.stringify(v) + '\n'); };
+    sock.on('data', (chunk: string) => {
+      for (const line of lines.feed(chunk)) {
+        let msg: unknown;
+        try { msg = JSON.parse(line); } catch { sock.destroy(); return; }
+        if (phase === 'hello') {
+          const why = refusal(msg, own);
+          if (why !== undefined) {
+            o.log.debug('CNI call left to the plugin', { reason: why });
+            phase = 'busy';
+            sock.end(JSON.stringify({ fallback: why } satisfies HelloReply) + '\n');
+            return;
+          }
+          phase = 'call';
+          reply({ ok: true } satisfies HelloReply);
+        } else if (phase === 'call') {
+          const call = parseCall(msg);
+          if (!call) { sock.destroy(); return; }
+          phase = 'busy';
+          sock.setTimeout(0);
+          const started = process.hrtime.bigint();
+          void dispatch(call.env, call.stdin, o.handlers).then((outcome) => {
+            const ms = Number(process.hrtime.bigint() - started) / 1e6;
+            const fields = { command: call.env.CNI_COMMAND, container: call.env.CNI_CONTAINERID, ifname: call.env.CNI_IFNAME, exitCode: outcome.exitCode, ms: Math.round(ms * 10) / 10 };
+            if (outcome.exitCode === 0) o.log.debug('CNI call', fields);
+            else o.log.info('CNI call failed', { ...fields, error: outcome.stdout.trim() });
+            sock.end(JSON.stringify(outcome) + '\n');
+          });
+        }
+      }
+    });
+  });
+  await listenOnSocket(server, o.socketPath);
+  o.log.info('serving CNI calls', { socket: o.socketPath, build: own.build });
+  return {
+    socketPath: o.socketPath,
+    close: () => new Promise<void>((resolve) => {
+      // Calls in progress finish (their sockets close when answered); new ones fall back.
+      server.close(() => resolve());
+      for (const [c, busy] of conns) if (!busy()) c.destroy();
+    }),
+  };
+}

@@ -1,0 +1,152 @@
+// The vxnet plugin handing its calls to vxnetd (cni/client.ts, cni/service.ts): the built
+// plugin, with VXNET_CNI_SOCKET pointing at a built vxnetd of the test's own, gets the same
+// answers as in-process (results, the same errors for bad input), and vxnetd's log shows it
+// did the work. A plugin in another network namespace, vxnetd SIGKILLed (stale socket) or
+// vxnetd of another build: the plugin does the work itself, and the runtime sees no difference.
+// Root only; every object is vxt-prefixed or inside the test's namespaces.
+import t from 'tap';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { join } from 'node:path';
+import { exec, newNetns } from '../helpers/netns';
+import { pollUntil } from '../helpers/sh';
+import {
+  DIST_BIN, VXNET, type CniCall, bare, cannotRun, cniEnv, describe, newContainerId, newNet, resultAddrs, runInNetns, runPlugin,
+} from './helpers/cni';
+
+const reason = cannotRun();
+if (reason) t.plan(0, reason);
+else void main();
+
+interface Daemon { proc: ChildProcess; socket: string; log: () => string }
+
+async function startVxnetd(tmp: string, cniSocket: string): Promise<Daemon> {
+  const socket = `/run/docker/plugins/vxt${randomBytes(4).toString('hex')}.sock`;
+  const proc = spawn(join(DIST_BIN, 'vxnetd'), ['--no-docker', '--socket', socket, '--cni-socket', cniSocket, '--data-dir', join(tmp, 'vxnetd'), '--log-level', 'debug'],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+  let log = '';
+  proc.stderr!.on('data', (b: Buffer) => { log += b.toString(); });
+  t.teardown(() => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    fs.rmSync(socket, { force: true });
+  });
+  await pollUntil(() => {
+    if (proc.exitCode !== null) throw new Error(`vxnetd exited ${proc.exitCode}: ${log}`);
+    return log.includes('"serving CNI calls"');
+  }, { timeoutMs: 10_000, what: 'vxnetd serving CNI calls' });
+  return { proc, socket, log: () => log };
+}
+
+async function main(): Promise<void> {
+  t.setTimeout(120_000);
+  const net1 = await newNet(t, { dual: true });
+  const cniSocket = join(net1.tmp, 'cni.sock');
+  const d = await startVxnetd(net1.tmp, cniSocket);
+  const via = (call: CniCall): CniCall => ({ ...call, env: { ...call.env, VXNET_CNI_SOCKET: cniSocket } });
+  /** Calls handled by vxnetd for a container, from its debug log. */
+  const handled = (containerId: string, command: string): boolean =>
+    d.log().split('\n').some((l) => l.includes('"CNI call') && l.includes(`"container":"${containerId}"`) && l.includes(`"command":"${command}"`));
+
+  await t.test('ADD, CHECK, DEL through vxnetd: the same results, and vxnetd did the work', async (t) => {
+    const a = await newNetns(t);
+    const b = await newNetns(t);
+    const ida = newContainerId();
+    const idb = newContainerId();
+    const addA = await runPlugin(VXNET, net1.conf(), via({ command: 'ADD', containerId: ida, ifname: 'eth0', netns: a.path }));
+    t.equal(addA.code, 0, describe(addA));
+    t.ok(handled(ida, 'ADD'), 'vxnetd logged the ADD');
+    const addB = await runPlugin(VXNET, net1.conf(), { command: 'ADD', containerId: idb, ifname: 'eth0', netns: b.path });
+    t.equal(addB.code, 0, `in-process ADD on the same network: ${describe(addB)}`);
+    t.notOk(handled(idb, 'ADD'), 'that one was not handed over');
+    t.same(Object.keys(addA.json!).sort(), Object.keys(addB.json!).sort(), 'the same result shape');
+    const [a4, a6] = resultAddrs(addA.json);
+    const [b4] = resultAddrs(addB.json);
+    t.match(a4, /^10\.239\.\d+\.\d+\/24$/);
+    t.match(a6, /^fd00:239:/);
+    t.not(bare(a4), bare(b4), 'one store: distinct addresses');
+    t.same((await net1.allocations()).map((x) => x.containerId).sort(), [ida, ida, idb, idb].sort(), 'both in the one store');
+    const ping = await exec('ip', ['netns', 'exec', a.name, 'busybox', 'ping', '-c', '1', '-W', '2', bare(b4)]);
+    t.equal(ping.code, 0, 'the handed-over container reaches the in-process one');
+
+    const check = await runPlugin(VXNET, { ...net1.conf(), prevResult: addA.json }, via({ command: 'CHECK', containerId: ida, ifname: 'eth0', netns: a.path }));
+    t.equal(check.code, 0, describe(check));
+    t.ok(handled(ida, 'CHECK'), 'vxnetd logged the CHECK');
+    const del = await runPlugin(VXNET, net1.conf(), via({ command: 'DEL', containerId: ida, ifname: 'eth0', netns: a.path }));
+    t.equal(del.code, 0, describe(del));
+    t.ok(handled(ida, 'DEL'), 'vxnetd logged the DEL');
+    t.same((await net1.allocations()).map((x) => x.containerId), [idb, idb], 'DEL through vxnetd released both addresses');
+  });
+
+  await t.test('32 ADDs at once through vxnetd, then their DELs: distinct addresses, nothing left', async (t) => {
+    const net2 = await newNet(t);
+    const nss = await Promise.all(Array.from({ length: 32 }, () => newNetns(t)));
+    const ids = nss.map(() => newContainerId());
+    const adds = await Promise.all(nss.map((ns, i) => runPlugin(VXNET, net2.conf(), via({ command: 'ADD', containerId: ids[i], ifname: 'eth0', netns: ns.path }))));
+    t.same(adds.filter((a) => a.code !== 0).map(describe), [], 'every ADD succeeded');
+    const addrs = adds.map((a) => resultAddrs(a.json)[0]);
+    t.equal(new Set(addrs).size, 32, '32 distinct addresses');
+    t.equal(ids.filter((id) => handled(id, 'ADD')).length, 32, 'all 32 done by vxnetd');
+    const dels = await Promise.all(nss.map((ns, i) => runPlugin(VXNET, net2.conf(), via({ command: 'DEL', containerId: ids[i], ifname: 'eth0', netns: ns.path }))));
+    t.same(dels.filter((r) => r.code !== 0).map(describe), [], 'every DEL succeeded');
+    t.same(await net2.allocations(), [], 'no allocation left');
+  });
+
+  await t.test('bad input: the same error through vxnetd as in-process', async (t) => {
+    const ns = await newNetns(t);
+    const cases: Array<[string, unknown, CniCall]> = [
+      ['malformed JSON', '{"cniVersion":', { command: 'ADD', containerId: newContainerId(), ifname: 'eth0', netns: ns.path }],
+      ['missing CNI_NETNS', net1.conf(), { command: 'ADD', containerId: newContainerId(), ifname: 'eth0' }],
+      ['unsupported version', net1.conf('0.2.0'), { command: 'ADD', containerId: newContainerId(), ifname: 'eth0', netns: ns.path }],
+      ['bad bridge name', net1.conf('1.1.0', { bridge: 'a-bridge-name-too-long' }), { command: 'ADD', containerId: newContainerId(), ifname: 'eth0', netns: ns.path }],
+      ['missing namespace', net1.conf(), { command: 'ADD', containerId: newContainerId(), ifname: 'eth0', netns: '/run/netns/vxt-none' }],
+      ['VERSION', {}, { command: 'VERSION' }],
+    ];
+    for (const [what, stdin, call] of cases) {
+      const inproc = await runPlugin(VXNET, stdin, call);
+      const handed = await runPlugin(VXNET, stdin, via(call));
+      t.equal(handed.code, inproc.code, `${what}: exit ${inproc.code}`);
+      t.equal(handed.stdout, inproc.stdout, `${what}: ${inproc.stdout.trim()}`);
+    }
+    t.same((await net1.allocations()).length, 2, 'nothing allocated by the failed calls');
+  });
+
+  await t.test('a plugin in another network namespace: vxnetd declines, the plugin does the work', async (t) => {
+    const other = await newNetns(t);
+    const c = await newNetns(t);
+    const id = newContainerId();
+    // The plugin runs inside `other`: its bridge is made there, as it must be.
+    const add = await runInNetns(other, VXNET, [], cniEnv(via({ command: 'ADD', containerId: id, ifname: 'eth0', netns: c.path })), net1.conf('1.1.0', { ipMasq: false }));
+    t.equal(add.code, 0, describe(add));
+    t.notOk(handled(id, 'ADD'), 'not done by vxnetd');
+    t.match(d.log(), /"CNI call left to the plugin".*network namespace/, 'vxnetd says why');
+    const br = await exec('ip', ['-n', other.name, 'link', 'show', net1.bridge]);
+    t.equal(br.code, 0, 'the bridge is in the plugin\'s namespace');
+    const del = await runInNetns(other, VXNET, [], cniEnv(via({ command: 'DEL', containerId: id, ifname: 'eth0', netns: c.path })), net1.conf());
+    t.equal(del.code, 0, describe(del));
+  });
+
+  await t.test('vxnetd of another build, then vxnetd killed (stale socket): the plugin does the work', async (t) => {
+    // A fake vxnetd of another build on its own socket: it refuses every call.
+    const fakeSocket = join(net1.tmp, 'fake.sock');
+    const fake = net.createServer((s) => s.end(JSON.stringify({ fallback: 'plugin build x, vxnetd runs y' }) + '\n'));
+    await new Promise<void>((r) => fake.listen(fakeSocket, () => r()));
+    t.teardown(() => fake.close());
+    const ns1 = await newNetns(t);
+    const id1 = newContainerId();
+    const add1 = await runPlugin(VXNET, net1.conf(), { command: 'ADD', containerId: id1, ifname: 'eth0', netns: ns1.path, env: { VXNET_CNI_SOCKET: fakeSocket } });
+    t.equal(add1.code, 0, `refused by the other build: ${describe(add1)}`);
+    t.equal((await net1.allocations()).filter((x) => x.containerId === id1).length, 2, 'allocated once, in-process');
+
+    d.proc.kill('SIGKILL');
+    await pollUntil(() => d.proc.signalCode !== null, { timeoutMs: 5000, what: 'vxnetd gone' });
+    t.ok(fs.existsSync(cniSocket), 'its socket file is left behind');
+    const ns2 = await newNetns(t);
+    const id2 = newContainerId();
+    const add2 = await runPlugin(VXNET, net1.conf(), via({ command: 'ADD', containerId: id2, ifname: 'eth0', netns: ns2.path }));
+    t.equal(add2.code, 0, `stale socket: ${describe(add2)}`);
+    t.equal((await net1.allocations()).filter((x) => x.containerId === id2).length, 2, 'allocated once');
+  });
+}
+
