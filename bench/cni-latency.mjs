@@ -1,5 +1,6 @@
-// CNI ADD/DEL latency and ADD throughput: vxnet against Debian's reference bridge+host-local,
-// side by side in one run, plus the floor any Node entry point pays (`node -e 0`).
+// CNI ADD/DEL latency and ADD throughput: vxnet (its calls handed to a vxnetd this bench starts,
+// and in-process) against Debian's reference bridge+host-local, side by side in one run, plus
+// the floor any Node entry point pays (`node -e 0`).
 //
 // The runtime here executes a conflist the way libcni does: ADD runs the plugins in order,
 // each with its plugin object plus the list's name and cniVersion and the previous plugin's
@@ -401,7 +402,7 @@ export function shellWords(line) {
 
 /**
  * Removes everything the bench creates, and only that: DEL for attached sandboxes, the netns
- * bnvx-* / bnrf-*, the bridges bnvx0 and bn-cni0, the nft table bnvx, the FORWARD rules vxnet
+ * bnvx-* / bnvd-* / bnrf-*, the bridges bnvx0 and bn-cni0, the nft table bnvx, the FORWARD rules vxnet
  * added for bnvx0. The reference bridge plugin's CNI-* nat chains go with its DEL, which runs
  * for every bnrf-* netns that still has an eth0 (container id = netns name). Idempotent.
  */
