@@ -78,13 +78,26 @@ export async function ipamCheck(store: IpamStore, conf: IpamConf, attachment: At
 }
 
 /** GC: releases every allocation of the network whose (container, ifname) is not in valid. */
-export function ipamGc(store: IpamStore, network: string, valid: readonly Attachment[], reason = 'gc'): Promise<Allocation[]> {
+/**
+ * Attachments one GC transaction releases at most: etcd bounds the keys one transaction writes
+ * (--max-txn-ops, default 128) and a release writes a few per address. Each batch lists again
+ * inside its transaction, so what another process changed meanwhile is seen.
+ */
+export const GC_BATCH = 16;
+
+export async function ipamGc(store: IpamStore, network: string, valid: readonly Attachment[], reason = 'gc'): Promise<Allocation[]> {
   const keep = new Set(valid.map((a) => `${a.containerId}\u0000${a.ifname}`));
-  return store.withLock(async (tx) => {
-    const released: Allocation[] = [];
-    for (const a of await tx.list({ network })) {
-      if (!keep.has(`${a.containerId}\u0000${a.ifname}`)) released.push(...(await tx.releaseByOwner(network, a.containerId, a.ifname, reason)));
-    }
-    return released;
-  });
+  const released: Allocation[] = [];
+  for (;;) {
+    const more = await store.withLock(async (tx) => {
+      const stale = new Map<string, Allocation>();
+      for (const a of await tx.list({ network })) {
+        const key = `${a.containerId}\u0000${a.ifname}`;
+        if (!keep.has(key) && !stale.has(key)) stale.set(key, a);
+      }
+      for (const a of [...stale.values()].slice(0, GC_BATCH)) released.push(...(await tx.releaseByOwner(network, a.containerId, a.ifname, reason)));
+      return stale.size > GC_BATCH;
+    });
+    if (!more) return released;
+  }
 }

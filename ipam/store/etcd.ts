@@ -40,7 +40,7 @@
 // of the H-1 others and fn runs again, so hosts of a large cluster should allocate from blocks
 // of their own (each block its own network scope here) rather than all from one pool. One
 // commit writes at most etcd's --max-txn-ops keys (default 128: about 40 releases); a larger
-// GC fails with IoFailure saying so. History is kept to HISTORY_KEEP entries per network,
+// transaction fails with IoFailure saying so (ipamGc releases in batches of GC_BATCH below it). History is kept to HISTORY_KEEP entries per network,
 // trimmed after commits outside any transaction; the history of one address across all
 // networks scans the whole history (vxnetctl only).
 //

@@ -358,12 +358,15 @@ t.test('vxnetd command line', async (t) => {
     { socket: '/x/y.sock', dataDir: '/d', logLevel: 'debug', reconcileIntervalMs: 0, reconcileGraceMs: 5000 });
   t.match(parseDaemonArgs([], { DOCKER_HOST: 'unix:///tmp/d.sock', VXNET_DATA_DIR: '/e', VXNET_LOG_LEVEL: 'warn' }), { dockerSocket: '/tmp/d.sock', dataDir: '/e', logLevel: 'warn' });
   t.match(parseDaemonArgs(['--no-docker'], {}), { dockerSocket: undefined });
+  t.match(parseDaemonArgs([], {}), { cniSocket: '/run/vxnet/cni.sock' }, 'the CNI hand-off socket by default');
+  t.match(parseDaemonArgs(['--cni-socket', '/tmp/c.sock'], {}), { cniSocket: '/tmp/c.sock' });
+  t.notOk('cniSocket' in (parseDaemonArgs(['--cni-socket', ''], {}) as object), '--cni-socket "": none');
   t.equal(parseDaemonArgs(['--help'], {}), 'help');
   t.equal(parseDaemonArgs(['--version'], {}), 'version');
-  for (const bad of [['--bogus'], ['--log-level', 'loud'], ['--socket', 'rel.sock'], ['--socket', '/x/y'], ['--data-dir', 'rel'], ['--reconcile-interval', 'x'], ['--no-docker', '--docker-socket', '/x'], ['extra']]) {
+  for (const bad of [['--bogus'], ['--log-level', 'loud'], ['--socket', 'rel.sock'], ['--socket', '/x/y'], ['--data-dir', 'rel'], ['--reconcile-interval', 'x'], ['--no-docker', '--docker-socket', '/x'], ['extra'], ['--cni-socket', 'rel.sock']]) {
     t.throws(() => parseDaemonArgs(bad, {}), { name: 'UsageError' }, bad.join(' '));
   }
-  for (const flag of ['--socket', '--data-dir', '--docker-socket', '--no-docker', '--reconcile-interval', '--reconcile-grace', '--log-level']) t.match(HELP, flag);
+  for (const flag of ['--socket', '--cni-socket', '--data-dir', '--docker-socket', '--no-docker', '--reconcile-interval', '--reconcile-grace', '--log-level']) t.match(HELP, flag);
 });
 
 t.test('vxnetd command line: the overlay flags', async (t) => {

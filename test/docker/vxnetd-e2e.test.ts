@@ -307,7 +307,7 @@ function main(): void {
   t.test('vxnetd --help documents every flag', async (t) => {
     const r = await exec(join(__dirname, '..', '..', 'dist', 'bin', 'vxnetd'), ['--help']);
     t.equal(r.code, 0);
-    for (const flag of ['--socket', '--data-dir', '--docker-socket', '--no-docker', '--reconcile-interval', '--reconcile-grace', '--log-level', '--help', '--version']) {
+    for (const flag of ['--socket', '--cni-socket', '--data-dir', '--docker-socket', '--no-docker', '--reconcile-interval', '--reconcile-grace', '--log-level', '--help', '--version']) {
       t.match(r.stdout, flag, `documents ${flag}`);
     }
     for (const opt of ['network=', 'bridge=', 'mtu=', 'ipMasq=', 'natTable=']) t.match(r.stdout, opt, `documents -o ${opt}`);

@@ -2,7 +2,7 @@
 // real embedded store; and the pool guard (a network keeps its subnets while it has allocations).
 import t from 'tap';
 import { IpamConf, parseIpamConf, poolDefinition } from '../../ipam/config';
-import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamIpFor } from '../../ipam/core';
+import { GC_BATCH, ipamAdd, ipamCheck, ipamDel, ipamGc, ipamIpFor } from '../../ipam/core';
 import type { Allocation } from '../../ipam/store/types';
 import { ErrorShape, caught, rejected } from '../ipam/helpers/errors';
 import { ip, owner, tmpStore } from '../ipam/helpers/embedded';
@@ -69,6 +69,16 @@ t.test('ipamGc: releases what is not in the valid list', async (t) => {
   t.equal((await store.view((tx) => tx.history('net', ip('10.1.0.3'))))[0].reason, 'gc');
   t.same(await ipamGc(store, 'net', [{ containerId: 'a', ifname: 'eth0' }, { containerId: 'c', ifname: 'eth0' }]), [], 'a second GC has nothing to do');
   t.equal((await ipamGc(store, 'net', [])).length, 4, 'an empty valid list releases everything');
+});
+
+t.test('ipamGc: more stale attachments than one batch are all released, each once', async (t) => {
+  const { store } = await tmpStore(t);
+  const n = GC_BATCH * 2 + 3;
+  for (let i = 0; i < n; i++) await ipamAdd(store, dual, owner(`c${i}`));
+  const released = await ipamGc(store, 'net', [{ containerId: 'c0', ifname: 'eth0' }]);
+  t.equal(released.length, 2 * (n - 1), `${n - 1} attachments x 2 addresses`);
+  t.equal(new Set(released.map((a) => a.address)).size, released.length, 'no address released twice');
+  t.same((await store.view((tx) => tx.list({ network: 'net' }))).map((a) => a.containerId), ['c0', 'c0']);
 });
 
 t.test('pool guard: a network keeps its subnets while it has live allocations', async (t) => {
