@@ -6,7 +6,8 @@
 // namespace, with the IPAM store vxnetd uses, handing its calls to that host's vxnetd. Checked: containers on three hosts reach each
 // other (IPv4, IPv6); a full-size packet with DF set crosses the tunnel and one byte more is
 // refused (iputils ping -M do); `vxnetctl ipam pools --store` shows each block's usage as the
-// hosts publish it; a host whose vxnetd is SIGKILLed leaves its peers after the TTL.
+// hosts publish it; with etcd down a CNI ADD still works (the block is local) and the new
+// container is reachable; a host whose vxnetd is SIGKILLed leaves its peers after the TTL.
 // Root only; every object is vxt-prefixed or inside the test's namespaces.
 import t, { type Test } from 'tap';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -143,6 +144,24 @@ async function main(t: Test): Promise<void> {
     t.match(text.stdout, /^Overlay blocks in etcd:\/\/10\.238\.0\.1:\d+/);
     t.match(text.stdout, /vxt-ovh\s+10\.236\.\d+\.0\/24\s+vxt-h2\s+held\s+253\s+1\s+252/);
     t.match(text.stdout, /This host's IPAM store:\nNETWORK/);
+  });
+
+  await t.test('etcd down: a CNI ADD still works from the host\'s block, and the new container reaches the others', async (t) => {
+    await etcd.kill(0);
+    const [a, b] = nodes;
+    const before = a.c!;
+    await attach(a);
+    const added = a.c!;
+    t.not(added.v4, before.v4, `a second container on ${a.id}: ${added.v4}`);
+    t.ok(await reachable(added.ns, b.c!.v4), `${a.id}'s new container -> ${b.id} with etcd down`);
+    t.ok(await reachable(b.c!.ns, added.v6), `${b.id} -> ${a.id}'s new container (IPv6) with etcd down`);
+    await etcd.restart(0);
+    await pollUntil(async () => {
+      const r = await ctl(['hosts', '--json']);
+      const d = r.code === 0 ? JSON.parse(r.stdout) as { hosts: Array<{ lease: string }> } : undefined;
+      return d !== undefined && d.hosts.length === 3 && d.hosts.every((h) => h.lease.startsWith('alive'));
+    }, { timeoutMs: 20_000, intervalMs: 200, what: 'three hosts registered again after etcd came back' });
+    t.pass('etcd back: all three hosts registered');
   });
 
   await t.test('a host whose vxnetd is SIGKILLed leaves its peers after the TTL', async (t) => {
