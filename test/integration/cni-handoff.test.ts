@@ -45,9 +45,12 @@ async function main(): Promise<void> {
   const cniSocket = join(net1.tmp, 'cni.sock');
   const d = await startVxnetd(net1.tmp, cniSocket);
   const via = (call: CniCall): CniCall => ({ ...call, env: { ...call.env, VXNET_CNI_SOCKET: cniSocket } });
-  /** Calls handled by vxnetd for a container, from its debug log. */
-  const handled = (containerId: string, command: string): boolean =>
+  /** Whether vxnetd's debug log has the call, now. */
+  const logged = (containerId: string, command: string): boolean =>
     d.log().split('\n').some((l) => l.includes('"CNI call') && l.includes(`"container":"${containerId}"`) && l.includes(`"command":"${command}"`));
+  /** Whether vxnetd handled the call: its log line may reach us just after the plugin's answer. */
+  const handled = (containerId: string, command: string): Promise<boolean> =>
+    pollUntil(() => logged(containerId, command), { timeoutMs: 3000, intervalMs: 10, what: `vxnetd's log of ${command} ${containerId}` }).then(() => true, () => false);
 
   await t.test('ADD, CHECK, DEL through vxnetd: the same results, and vxnetd did the work', async (t) => {
     const a = await newNetns(t);
@@ -56,10 +59,10 @@ async function main(): Promise<void> {
     const idb = newContainerId();
     const addA = await runPlugin(VXNET, net1.conf(), via({ command: 'ADD', containerId: ida, ifname: 'eth0', netns: a.path }));
     t.equal(addA.code, 0, describe(addA));
-    t.ok(handled(ida, 'ADD'), 'vxnetd logged the ADD');
+    t.ok(await handled(ida, 'ADD'), 'vxnetd logged the ADD');
     const addB = await runPlugin(VXNET, net1.conf(), { command: 'ADD', containerId: idb, ifname: 'eth0', netns: b.path });
     t.equal(addB.code, 0, `in-process ADD on the same network: ${describe(addB)}`);
-    t.notOk(handled(idb, 'ADD'), 'that one was not handed over');
+    t.notOk(logged(idb, 'ADD'), 'that one was not handed over');
     t.same(Object.keys(addA.json!).sort(), Object.keys(addB.json!).sort(), 'the same result shape');
     const [a4, a6] = resultAddrs(addA.json);
     const [b4] = resultAddrs(addB.json);
@@ -72,10 +75,10 @@ async function main(): Promise<void> {
 
     const check = await runPlugin(VXNET, { ...net1.conf(), prevResult: addA.json }, via({ command: 'CHECK', containerId: ida, ifname: 'eth0', netns: a.path }));
     t.equal(check.code, 0, describe(check));
-    t.ok(handled(ida, 'CHECK'), 'vxnetd logged the CHECK');
+    t.ok(await handled(ida, 'CHECK'), 'vxnetd logged the CHECK');
     const del = await runPlugin(VXNET, net1.conf(), via({ command: 'DEL', containerId: ida, ifname: 'eth0', netns: a.path }));
     t.equal(del.code, 0, describe(del));
-    t.ok(handled(ida, 'DEL'), 'vxnetd logged the DEL');
+    t.ok(await handled(ida, 'DEL'), 'vxnetd logged the DEL');
     t.same((await net1.allocations()).map((x) => x.containerId), [idb, idb], 'DEL through vxnetd released both addresses');
   });
 
@@ -87,7 +90,7 @@ async function main(): Promise<void> {
     t.same(adds.filter((a) => a.code !== 0).map(describe), [], 'every ADD succeeded');
     const addrs = adds.map((a) => resultAddrs(a.json)[0]);
     t.equal(new Set(addrs).size, 32, '32 distinct addresses');
-    t.equal(ids.filter((id) => handled(id, 'ADD')).length, 32, 'all 32 done by vxnetd');
+    t.equal((await Promise.all(ids.map((id) => handled(id, 'ADD')))).filter(Boolean).length, 32, 'all 32 done by vxnetd');
     const dels = await Promise.all(nss.map((ns, i) => runPlugin(VXNET, net2.conf(), via({ command: 'DEL', containerId: ids[i], ifname: 'eth0', netns: ns.path }))));
     t.same(dels.filter((r) => r.code !== 0).map(describe), [], 'every DEL succeeded');
     t.same(await net2.allocations(), [], 'no allocation left');
@@ -119,8 +122,8 @@ async function main(): Promise<void> {
     // The plugin runs inside `other`: its bridge is made there, as it must be.
     const add = await runInNetns(other, VXNET, [], cniEnv(via({ command: 'ADD', containerId: id, ifname: 'eth0', netns: c.path })), net1.conf('1.1.0', { ipMasq: false }));
     t.equal(add.code, 0, describe(add));
-    t.notOk(handled(id, 'ADD'), 'not done by vxnetd');
-    t.match(d.log(), /"CNI call left to the plugin".*network namespace/, 'vxnetd says why');
+    t.notOk(logged(id, 'ADD'), 'not done by vxnetd');
+    t.ok(await pollUntil(() => /"CNI call left to the plugin".*network namespace/.test(d.log()), { timeoutMs: 3000, intervalMs: 10, what: 'the refusal logged' }), 'vxnetd says why');
     const br = await exec('ip', ['-n', other.name, 'link', 'show', net1.bridge]);
     t.equal(br.code, 0, 'the bridge is in the plugin\'s namespace');
     const del = await runInNetns(other, VXNET, [], cniEnv(via({ command: 'DEL', containerId: id, ifname: 'eth0', netns: c.path })), net1.conf());

@@ -93,7 +93,8 @@ async function main(t: Test): Promise<void> {
     // The plugin hands the call to its host's vxnetd (same namespace, same build).
     const add = await runIn(n.host.ns, BIN('vxnet'), [], cniEnv({ ...call, env: { VXNET_CNI_SOCKET: path.join(n.dir, 'cni.sock') } }), conf);
     if (add.code !== 0) throw new Error(`ADD on ${n.id} failed: ${describe(add)}`);
-    if (!n.log().includes(`"container":"${call.containerId}"`)) throw new Error(`${n.id}: vxnetd did not log the ADD of ${call.containerId}`);
+    // Its log line may reach us just after the plugin's answer.
+    await pollUntil(() => n.log().includes(`"container":"${call.containerId}"`), { timeoutMs: 3000, intervalMs: 10, what: `${n.id}: vxnetd's log of the ADD of ${call.containerId}` });
     const addrs = resultAddrs(add.json);
     n.c = { ns: c, v4: bare(addrs[0]), v6: bare(addrs[1]) };
   };
