@@ -19,12 +19,18 @@ export interface BridgeSpec {
   readonly subnets: readonly Cidr[];
   readonly ipMasq: boolean;
   readonly natTable: string;
+  /**
+   * Overlay networks: sources allowed into the bridge through a FORWARD DROP policy (Docker's)
+   * for new connections, i.e. containers on other hosts (the network's whole subnets).
+   */
+  readonly acceptFrom?: readonly Cidr[];
 }
 
 /** The bridge alias recording which setup was applied. Pure. */
 export function setupFingerprint(spec: BridgeSpec): string {
   const h = createHash('sha256')
-    .update(JSON.stringify([spec.network, spec.subnets.map(formatCidr), spec.gateways.map(formatCidr), spec.ipMasq, spec.natTable]))
+    .update(JSON.stringify([spec.network, spec.subnets.map(formatCidr), spec.gateways.map(formatCidr), spec.ipMasq, spec.natTable,
+      ...(spec.acceptFrom?.length ? [spec.acceptFrom.map(formatCidr)] : [])]))
     .digest('hex').slice(0, 16);
   return `vxnet network=${spec.network} setup=${h}`;
 }
@@ -46,7 +52,7 @@ export function applyHostSetup(spec: BridgeSpec): void {
     if (families.includes(6)) writeSysctl('net/ipv6/conf/all/forwarding', '1');
   }
   if (spec.ipMasq) ensureMasquerade(spec.natTable, spec.network, spec.subnets);
-  ensureForwardAccept(spec.name, families);
+  ensureForwardAccept(spec.name, families, spec.acceptFrom ?? []);
 }
 
 /** Ensures the bridge exists, is up, and carries its gateway addresses; returns it. */

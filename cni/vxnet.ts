@@ -51,7 +51,11 @@ export function bridgeSpecFor(conf: VxnetNetConf, ips: readonly ParsedIp[]): Bri
   // Overlay: the network's whole subnets, so traffic to other hosts' blocks is not masqueraded.
   const subnets = conf.overlay ? conf.overlay.subnets : conf.ipam ? conf.ipam.rangeSets.flat().map((r) => r.subnet) : ips.map((ip) => networkOf(ip.cidr));
   const gateways = conf.isGateway ? ips.map((ip) => ({ ip: gatewayOf(ip), prefix: ip.cidr.prefix })) : [];
-  return { network: conf.name, name: conf.bridge, mtu: conf.mtu, gateways, subnets, ipMasq: conf.ipMasq, natTable: conf.natTable };
+  return {
+    network: conf.name, name: conf.bridge, mtu: conf.mtu, gateways, subnets, ipMasq: conf.ipMasq, natTable: conf.natTable,
+    // Containers on other hosts may open connections to ours, also through Docker's FORWARD DROP.
+    ...(conf.overlay ? { acceptFrom: subnets } : {}),
+  };
 }
 
 /** The routes to program in the container: default via the gateway per family, then IPAM's. Pure. */

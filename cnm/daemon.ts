@@ -81,7 +81,9 @@ Options:
                             leaves its peers after SEC seconds.
   --block-grace SEC         How long an expired host's blocks stay reserved for it (default 600).
   --overlay-dir DIR         Where the overlay state the CNI plugin reads is written
-                            (default ${DEFAULT_OVERLAY_DIR}).
+                            (default ${DEFAULT_OVERLAY_DIR}). The Docker driver reads it too: a
+                            Docker network whose --subnet is an overlay network's IPv4 subnet is
+                            that overlay network (addresses from this host's block).
   --log-level LEVEL         debug, info, warn or error (default info, or $VXNET_LOG_LEVEL). Logs are
                             JSON lines on stderr; debug logs every call and reply.
   -h, --help                Show this help.
@@ -113,6 +115,8 @@ export interface OverlayFlags {
 
 export interface DaemonConfig {
   readonly socket: string;
+  /** The overlay agent's local state: the Docker driver attaches to overlay networks found there. */
+  readonly overlayDir?: string;
   /** Undefined or empty: no CNI hand-off socket. */
   readonly cniSocket?: string;
   /** Undefined: no --store, no overlay agent. */
@@ -175,7 +179,10 @@ export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
     throw new UsageError('--docker-socket and --no-docker exclude each other');
   }
   const overlay = parseOverlayFlags(v, env);
+  const overlayDir = v['overlay-dir'] ?? DEFAULT_OVERLAY_DIR;
+  if (!overlayDir.startsWith('/')) throw new UsageError(`--overlay-dir ${JSON.stringify(overlayDir)}: must be an absolute path`);
   return {
+    overlayDir,
     socket, ...(cniSocket ? { cniSocket } : {}), dataDir, dockerSocket, reconcileIntervalMs: Number(intervalText) * 1000, reconcileGraceMs: Number(graceText) * 1000, logLevel: level,
     ...(overlay ? { overlay } : {}),
   };
@@ -238,7 +245,7 @@ interface OverlayValues {
 function parseOverlayFlags(v: OverlayValues, env: NodeJS.ProcessEnv): OverlayFlags | undefined {
   const store = v.store ?? (env.VXNET_STORE || undefined);
   if (store === undefined || store === '') {
-    const given = (['overlay-network', 'host-id', 'underlay', 'lease-ttl', 'block-grace', 'overlay-dir'] as const).find((k) => v[k] !== undefined);
+    const given = (['overlay-network', 'host-id', 'underlay', 'lease-ttl', 'block-grace'] as const).find((k) => v[k] !== undefined);
     if (given) throw new UsageError(`--${given} needs --store (the overlay runs only with a cluster store)`);
     return undefined;
   }
@@ -456,6 +463,7 @@ export async function startDaemon(config: DaemonConfig, o: { log?: Logger; datap
   records.load((file, err) => log.error('unreadable network record; ignored', { file, error: err.message }));
   const docker = o.docker ?? (config.dockerSocket ? dockerApi(config.dockerSocket) : undefined);
   const driver = new Driver({ store, records, datapath: o.datapath ?? kernelDatapath, docker, log, pluginName: plugin,
+    ...(config.overlayDir ?? config.overlay?.localDir ? { overlayDir: config.overlayDir ?? config.overlay?.localDir } : {}),
     endpointGraceMs: config.reconcileGraceMs, pendingGraceMs: 2 * config.reconcileGraceMs });
   const app = createApp(driver.methods, log);
   const server = await listenUnix(app, config.socket);

@@ -16,6 +16,10 @@
 import { randomBytes } from 'node:crypto';
 import { Cidr, contains, formatCidr, formatIp, networkOf, parseCidr, lastOf } from '../ipam/addr';
 import { ensurePool, ipamAdd } from '../ipam/core';
+import { parseIpamConf } from '../ipam/config';
+import { rangeHolding } from '../ipam/range';
+import { LocalOverlayState, blockRanges, localStateForSubnet } from '../overlay/local';
+import { gatewayOf } from '../overlay/plan';
 import type { Allocation, IpamStore, Owner } from '../ipam/store/types';
 import { defaultBridgeName } from '../cni/names';
 import {
@@ -62,6 +66,11 @@ export interface DriverOptions {
   readonly pendingGraceMs?: number;
   /** An endpoint's address is released when Docker has not listed the endpoint for this long. */
   readonly endpointGraceMs?: number;
+  /**
+   * Where this host's overlay agent keeps its state (overlay/local.ts): a Docker network whose
+   * --subnet is an overlay network's subnet attaches containers to that overlay.
+   */
+  readonly overlayDir?: string;
 }
 
 export interface ReconcileReport {
@@ -90,6 +99,7 @@ export class Driver {
   private readonly pendingGraceMs: number;
   private readonly endpointGraceMs: number;
   private readonly mutex = new KeyedMutex();
+  private readonly overlayDir: string | undefined;
   /** Container ends seen in the host namespace at the last reconcile (see sweepOrphans). */
   private orphanCandidates = new Set<string>();
 
@@ -103,6 +113,7 @@ export class Driver {
     this.now = o.now ?? Date.now;
     this.pendingGraceMs = o.pendingGraceMs ?? 120_000;
     this.endpointGraceMs = o.endpointGraceMs ?? 60_000;
+    this.overlayDir = o.overlayDir;
   }
 
   /** The handler of each method Docker calls, by its path without the leading "/". */
@@ -221,7 +232,15 @@ export class Driver {
   }
 
   private conf(rec: NetworkRecord & { name: string }, spec?: PoolSpec): ReturnType<typeof ipamConfFor> {
+    const ov = this.overlayOf(cidrOf(rec.pool));
+    // An overlay network: the CNI side's very pool (one range set per block of this host).
+    if (ov) return overlayIpamConf(ov);
     return ipamConfFor(rec.name, spec ?? { pool: cidrOf(rec.pool), subPool: undefined }, cidrOf(rec.gateway).ip);
+  }
+
+  /** This host's state of the overlay network whose IPv4 subnet is `pool`, when it is one. */
+  private overlayOf(pool: Cidr): LocalOverlayState | undefined {
+    return this.overlayDir === undefined ? undefined : localStateForSubnet(this.overlayDir, networkOf(pool));
   }
 
   /** The network a pool serves: by subnet among the records, else the Docker network that uses it. */
@@ -263,14 +282,27 @@ export class Driver {
     if (requested && !contains(networkOf(spec.pool), requested)) {
       throw new AddressUnavailable(`${address} is not in the network's subnet ${formatCidr(spec.pool)}`);
     }
+    const ov = this.overlayOf(spec.pool);
     if (options.RequestAddressType === GATEWAY_REQUEST) {
+      if (ov) {
+        // The bridge's address in this host's block: containers route other blocks through it.
+        const block = v4Block(ov);
+        const gw = gatewayOf(block);
+        if (requested && requested.value !== gw.value) {
+          throw new AddressUnavailable(`on overlay network "${ov.network}" this host's gateway is ${formatIp(gw)} (its block ${formatCidr(block)}); drop --gateway`);
+        }
+        return { Address: `${formatIp(gw)}/${block.prefix}`, Data: {} };
+      }
       const gw = requested ?? defaultGateway(spec.pool);
       return { Address: `${formatIp(gw)}/${spec.pool.prefix}`, Data: {} };
     }
     const rec = await this.recordForPool(spec);
     const owner: Owner = { network: rec.name, containerId: PENDING_PREFIX + randomBytes(8).toString('hex'), ifname: DOCKER_IFNAME, runtime: DOCKER_RUNTIME };
     try {
-      const r = await ipamAdd(this.store, this.conf(rec, spec), owner, requested ? [requested] : []);
+      const conf = this.conf(rec, spec);
+      // Overlay: IPv4 only (Docker networks here are IPv4), from this host's block.
+      const sets = ov ? conf.rangeSets.flatMap((set, i) => (set[0]?.subnet.ip.family === 4 ? [i] : [])) : undefined;
+      const r = await ipamAdd(this.store, conf, owner, requested ? [requested] : [], sets);
       const ip = r.ips[0];
       this.log.debug('address reserved', { network: rec.name, address: ip.address, pending: owner.containerId });
       return { Address: ip.address, Data: {} };
@@ -310,10 +342,17 @@ export class Driver {
 
   private async createNetwork(b: Body): Promise<Reply> {
     const nid = dockerId(b, 'NetworkID', 'CreateNetwork');
-    const options = parseNetworkOptions(b.Options);
+    let options = parseNetworkOptions(b.Options);
     const data = parsePoolData(b);
     if (data.addressSpace !== LOCAL_ADDRESS_SPACE) {
       throw new UnsupportedField(`the ${this.plugin} network driver needs its IPAM driver too: docker network create -d ${this.plugin} --ipam-driver ${this.plugin} --subnet CIDR ...`);
+    }
+    const ov = this.overlayOf(data.pool);
+    if (ov) {
+      if (options.network !== undefined && options.network !== ov.network) {
+        throw new NetworkConflict(`subnet ${formatCidr(data.pool)} is overlay network "${ov.network}" on this host; -o network=${options.network} names another network`);
+      }
+      options = { ...options, network: ov.network };
     }
     const rec = await this.mutex.run(nid, async () => {
       const existing = this.records.get(nid);
@@ -390,7 +429,8 @@ export class Driver {
       for (const a of released) await this.dp.removeLink(endpointHostVeth(a.containerId)).catch(() => false);
       if (remaining === 0 && !rec.ipamOnly) {
         const bridge = rec.options.bridge ?? (await this.dp.findBridgeOf(name)) ?? defaultBridgeName(name);
-        const removed = await this.dp.teardownNetwork({ network: name, bridge, natTable: rec.options.natTable, subnets: [cidrOf(rec.pool)] });
+        const ov = this.overlayOf(cidrOf(rec.pool));
+        const removed = await this.dp.teardownNetwork({ network: name, bridge, natTable: rec.options.natTable, subnets: ov?.subnets ? [...ov.subnets] : [cidrOf(rec.pool)] });
         this.log.info('network removed', { networkId: shortId(nid), network: name, bridge, bridgeRemoved: removed, released: released.length, reason });
       } else {
         this.log.info('network removed; the vxnet network stays in use', { networkId: shortId(nid), network: name, allocations: remaining, reason });
@@ -414,10 +454,12 @@ export class Driver {
     const rec = await this.networkRecord(nid);
     if (!contains(cidrOf(rec.pool), ip)) throw new AddressUnavailable(`${formatIp(ip)} is not in subnet ${rec.pool} of network "${rec.name}"`);
     const owner: Owner = { network: rec.name, containerId: eid, ifname: DOCKER_IFNAME, runtime: DOCKER_RUNTIME };
+    // The range set holding the address (an overlay network has one per block).
+    const setIndex = Math.max(0, this.conf(rec).rangeSets.findIndex((set) => rangeHolding(set, ip) !== undefined));
     await this.store.withLock(async (tx) => {
       const holder = await tx.ownerOf(rec.name, ip);
       if (!holder) {
-        if (!(await tx.reserve(owner, ip, 0))) throw new AddressUnavailable(`${formatIp(ip)} was taken meanwhile in network "${rec.name}"`);
+        if (!(await tx.reserve(owner, ip, setIndex))) throw new AddressUnavailable(`${formatIp(ip)} was taken meanwhile in network "${rec.name}"`);
       } else if (holder.containerId === eid) {
         // A repeated CreateEndpoint.
       } else if (holder.runtime === DOCKER_RUNTIME && holder.containerId.startsWith(PENDING_PREFIX)) {
@@ -454,17 +496,20 @@ export class Driver {
     if (!allocation) throw new AttachmentDrifted(`endpoint ${shortId(eid)} holds no address in network "${name}" (was it released?)`);
     const pool = cidrOf(rec.pool);
     const gateway = cidrOf(rec.gateway);
+    const ov = this.overlayOf(pool);
+    // Overlay: the bridge the CNI side makes for it (every block's gateway, the whole subnets
+    // exempt from masquerading, the overlay MTU), so both runtimes apply one setup.
+    const gateways: Cidr[] = rec.ipamOnly ? [] : ov ? ov.blocks.map((b) => ({ ip: gatewayOf(b), prefix: b.prefix })) : [gateway];
+    const subnets: Cidr[] = ov ? [...(ov.subnets ?? [pool])] : [pool];
+    const mtu = rec.options.mtu ?? ov?.mtu;
     const bridge = await this.mutex.run(nid, async () => {
       const br = rec.options.bridge ?? (await this.dp.findBridgeOf(name)) ?? defaultBridgeName(name);
-      await this.dp.ensureBridge({
-        network: name, name: br, mtu: rec.options.mtu, gateways: rec.ipamOnly ? [] : [gateway], subnets: [pool],
-        ipMasq: rec.options.ipMasq, natTable: rec.options.natTable,
-      });
+      await this.dp.ensureBridge({ network: name, name: br, mtu, gateways, subnets, ipMasq: rec.options.ipMasq, natTable: rec.options.natTable, ...(ov ? { acceptFrom: subnets } : {}) });
       return br;
     });
     const host = endpointHostVeth(eid);
     const container = endpointContainerVeth(eid);
-    await this.dp.createVeth({ host, container, bridge, mtu: rec.options.mtu, mac: endpointMac(eid) });
+    await this.dp.createVeth({ host, container, bridge, mtu, mac: endpointMac(eid) });
     await this.store.withLock(async (tx) => {
       const ip = bareIp(allocation.address);
       const cur = ip && (await tx.ownerOf(name, ip));
@@ -597,3 +642,15 @@ function ownerOf(a: Allocation): Owner {
   };
 }
 
+
+/** The IPAM config of an overlay network on this host: what the CNI plugin's overlay mode builds. */
+function overlayIpamConf(ov: LocalOverlayState): ReturnType<typeof ipamConfFor> {
+  return parseIpamConf(ov.network, { ranges: blockRanges(ov.blocks) });
+}
+
+/** This host's IPv4 block of an overlay network; PluginNotAvailable when it has none. */
+function v4Block(ov: LocalOverlayState): Cidr {
+  const block = ov.blocks.find((b) => b.ip.family === 4);
+  if (!block) throw new PluginNotAvailable(`overlay network "${ov.network}" has no IPv4 block on this host (yet): is vxnetd's overlay agent running with this network?`);
+  return block;
+}

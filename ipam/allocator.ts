@@ -13,6 +13,11 @@ export interface AllocationRequest {
   readonly rangeSets: readonly RangeSet[];
   /** Static addresses asked for (capability `ips`, args.cni.ips, CNI_ARGS IP=); at most one per set. */
   readonly requested?: readonly Ip[];
+  /**
+   * Indices of the range sets to allocate from (default: every set). Docker's driver asks an
+   * overlay network's IPv4 set only, while the pool keeps the CNI side's IPv6 set too.
+   */
+  readonly sets?: readonly number[];
 }
 
 /** The first free, non-gateway address in [from, to], skipping held runs in batches. */
@@ -76,16 +81,17 @@ async function reserveRequested(tx: IpamTx, owner: Owner, set: RangeSet, setInde
 export async function allocate(tx: IpamTx, request: AllocationRequest): Promise<Allocation[]> {
   const { owner, rangeSets } = request;
   const requested = request.requested ?? [];
+  const wanted = request.sets ?? rangeSets.map((_, i) => i);
   const held = await tx.listByOwner(owner.network, owner.containerId, owner.ifname);
-  const heldMatches = held.length === rangeSets.length
-    && rangeSets.every((_, i) => held.some((a) => a.rangeSet === i))
+  const heldMatches = held.length === wanted.length
+    && wanted.every((i) => held.some((a) => a.rangeSet === i))
     && requested.every((ip) => held.some((a) => a.address === formatIp(ip)));
   if (heldMatches) return held;
   if (held.length > 0) await tx.releaseByOwner(owner.network, owner.containerId, owner.ifname, 'superseded by a new ADD');
 
   const bySet = new Map<number, Ip>();
   for (const ip of requested) {
-    const setIndex = rangeSets.findIndex((set) => rangeHolding(set, ip) !== undefined);
+    const setIndex = rangeSets.findIndex((set, i) => wanted.includes(i) && rangeHolding(set, ip) !== undefined);
     if (setIndex < 0) {
       throw new AddressUnavailable(`requested IP ${formatIp(ip)} is outside every range of network "${owner.network}" (${rangeSets.map(describeSet).join('; ')})`);
     }
@@ -95,7 +101,7 @@ export async function allocate(tx: IpamTx, request: AllocationRequest): Promise<
     }
     bySet.set(setIndex, ip);
   }
-  for (let i = 0; i < rangeSets.length; i++) {
+  for (const i of wanted) {
     const ip = bySet.get(i);
     if (ip) await reserveRequested(tx, owner, rangeSets[i], i, ip);
     else await roundRobin(tx, owner, rangeSets[i], i);

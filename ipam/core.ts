@@ -48,10 +48,10 @@ export function ipamIpFor(conf: IpamConf, allocation: Allocation): IpamIp {
   return { address: `${allocation.address}/${range.subnet.prefix}`, gateway: formatIp(range.gateway) };
 }
 
-export async function ipamAdd(store: IpamStore, conf: IpamConf, owner: Owner, requested: readonly Ip[] = []): Promise<IpamAddResult> {
+export async function ipamAdd(store: IpamStore, conf: IpamConf, owner: Owner, requested: readonly Ip[] = [], sets?: readonly number[]): Promise<IpamAddResult> {
   const allocations = await store.withLock(async (tx) => {
     await ensurePool(tx, conf);
-    return allocate(tx, { owner, rangeSets: conf.rangeSets, requested });
+    return allocate(tx, { owner, rangeSets: conf.rangeSets, requested, ...(sets ? { sets } : {}) });
   });
   return { ips: allocations.map((a) => ipamIpFor(conf, a)), routes: conf.routes, allocations };
 }

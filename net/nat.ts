@@ -81,12 +81,17 @@ export function masqueradePresent(table: string, subnets: readonly Cidr[]): bool
   return subnets.every((s) => spawnSync(bin, ['get', 'element', s.ip.family === 4 ? 'ip' : 'ip6', table, 'masq', `{ ${formatCidr(s)} }`]).status === 0);
 }
 
-/** The iptables FORWARD rules that let a bridge's traffic through a DROP policy. Pure. */
-export function forwardRules(bridge: string): string[][] {
+/**
+ * The iptables FORWARD rules that let a bridge's traffic through a DROP policy, for one family:
+ * out of the bridge, replies into it, and new connections into it from `acceptFrom` (an overlay
+ * network's other hosts). Every rule carries the comment vxnet:BRIDGE. Pure.
+ */
+export function forwardRules(bridge: string, family: 4 | 6 = 4, acceptFrom: readonly Cidr[] = []): string[][] {
   const comment = ['-m', 'comment', '--comment', `vxnet:${bridge}`];
   return [
     ['-i', bridge, ...comment, '-j', 'ACCEPT'],
     ['-o', bridge, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', ...comment, '-j', 'ACCEPT'],
+    ...acceptFrom.filter((c) => c.ip.family === family).map((c) => ['-o', bridge, '-s', formatCidr(c), ...comment, '-j', 'ACCEPT']),
   ];
 }
 
@@ -95,11 +100,11 @@ function iptables(family: 4 | 6): string | undefined {
 }
 
 /** Inserts the bridge's FORWARD accept rules unless present; a host without iptables needs none. */
-export function ensureForwardAccept(bridge: string, families: ReadonlyArray<4 | 6>): void {
+export function ensureForwardAccept(bridge: string, families: ReadonlyArray<4 | 6>, acceptFrom: readonly Cidr[] = []): void {
   for (const family of families) {
     const bin = iptables(family);
     if (!bin) continue;
-    for (const rule of forwardRules(bridge)) {
+    for (const rule of forwardRules(bridge, family, acceptFrom)) {
       if (spawnSync(bin, ['-w', '-C', 'FORWARD', ...rule]).status === 0) continue;
       const r = spawnSync(bin, ['-w', '-I', 'FORWARD', '1', ...rule], { encoding: 'utf8' });
       if (r.status !== 0) throw new DatapathFailure(`cannot allow forwarding for bridge ${bridge}: ${bin} failed: ${(r.stderr || '').trim()}`);
@@ -107,12 +112,18 @@ export function ensureForwardAccept(bridge: string, families: ReadonlyArray<4 | 
   }
 }
 
+/** Removes every FORWARD rule carrying the bridge's comment (whatever sources they accept). */
 export function removeForwardAccept(bridge: string): void {
   for (const family of [4, 6] as const) {
     const bin = iptables(family);
     if (!bin) continue;
-    for (const rule of forwardRules(bridge)) {
-      while (spawnSync(bin, ['-w', '-D', 'FORWARD', ...rule]).status === 0) { /* remove every copy */ }
+    const listed = spawnSync(bin, ['-w', '-S', 'FORWARD'], { encoding: 'utf8' });
+    // iptables -S quotes the comment ("vxnet:BRIDGE"); vxnet's rules have no other quoting or spaces.
+    const unquote = (w: string): string => w.replace(/^"(.*)"$/, '$1');
+    for (const line of (listed.stdout ?? '').split('\n')) {
+      const words = line.trim().split(/\s+/).map(unquote);
+      if (words[0] !== '-A' || words[1] !== 'FORWARD' || !words.includes(`vxnet:${bridge}`)) continue;
+      spawnSync(bin, ['-w', '-D', 'FORWARD', ...words.slice(2)]);
     }
   }
 }
@@ -121,5 +132,5 @@ export function removeForwardAccept(bridge: string): void {
 export function forwardAcceptPresent(bridge: string, family: 4 | 6): boolean {
   const bin = iptables(family);
   if (!bin) return true;
-  return forwardRules(bridge).every((rule) => spawnSync(bin, ['-w', '-C', 'FORWARD', ...rule]).status === 0);
+  return forwardRules(bridge, family).every((rule) => spawnSync(bin, ['-w', '-C', 'FORWARD', ...rule]).status === 0);
 }

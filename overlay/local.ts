@@ -75,6 +75,26 @@ export function readLocalState(dir: string, network: string): LocalOverlayState 
   return decodeLocalState(text);
 }
 
+/** Every network's state in the directory ([] when there is none). */
+export function listLocalStates(dir: string): LocalOverlayState[] {
+  let files: string[];
+  try { files = fs.readdirSync(dir).filter((f) => f.endsWith('.json')); } catch { return []; }
+  const out: LocalOverlayState[] = [];
+  for (const f of files) {
+    let text: string;
+    try { text = fs.readFileSync(path.join(dir, f), 'utf8'); } catch { continue; }
+    const s = decodeLocalState(text);
+    if (s) out.push(s);
+  }
+  return out;
+}
+
+/** The state of the overlay network one of whose subnets is exactly `subnet` (Docker's --subnet). */
+export function localStateForSubnet(dir: string, subnet: Cidr): LocalOverlayState | undefined {
+  const want = formatCidr(subnet);
+  return listLocalStates(dir).find((s) => (s.subnets ?? []).some((x) => formatCidr(x) === want));
+}
+
 /** IPAM ranges (host-local's form) for a host's blocks: one range set per block, from the third address. */
 export function blockRanges(blocks: readonly Cidr[]): Array<Array<{ subnet: string; rangeStart: string; gateway: string }>> {
   return blocks.map((b) => {

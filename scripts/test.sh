@@ -172,11 +172,11 @@ if [ "$#" -gt 0 ]; then
   mapfile -t sel < <(list "$@")
   run_group selected "${VXNET_TEST_JOBS:-}" "${sel[@]}"
 else
-  # Root groups: test/integration (kernel, podman) and the Docker end-to-end test (real dockerd).
-  mapfile -t unit < <(list test | grep -v -e '^test/integration/' -e '^test/overlay/' -e '^test/docker/vxnetd-e2e' || true)
+  # Root groups: test/integration (kernel, podman) and the Docker end-to-end tests (test/docker/*e2e*, real dockerd).
+  mapfile -t unit < <(list test | grep -v -e '^test/integration/' -e '^test/overlay/' -e '^test/docker/.*e2e' || true)
   # test/overlay: multi-host namespaces, VXLAN and real etcd; serial with the kernel tests.
   mapfile -t integ < <(list test/integration test/overlay)
-  mapfile -t dockere2e < <(list test/docker | grep -e '^test/docker/vxnetd-e2e' || true)
+  mapfile -t dockere2e < <(list test/docker | grep -e '^test/docker/.*e2e' || true)
   run_group unit "${VXNET_TEST_JOBS:-}" "${unit[@]}"
   if [ "$is_root" -eq 1 ]; then
     run_group integration "${VXNET_TEST_INTEGRATION_JOBS:-1}" "${integ[@]}"

@@ -392,9 +392,11 @@ t.test('vxnetd command line: the overlay flags', async (t) => {
   }, 'every overlay flag');
   t.same(parseOverlayNetworkFlag('n,vni=1,subnet=10.1.0.0/16,port=4790'), { name: 'n', vni: 1, subnets: ['10.1.0.0/16'], port: 4790 });
   t.same(parseOverlayNetworkFlag('ov-1'), { name: 'ov-1' }, 'a name alone: join the cluster\'s definition');
+  t.match(parseDaemonArgs(['--overlay-dir', '/x'], {}), { overlayDir: '/x' }, '--overlay-dir without --store: the Docker driver reads overlay state there');
+  t.match(parseDaemonArgs([], {}), { overlayDir: '/run/vxnet/overlay' });
   t.throws(() => parseOverlayNetworkFlag('bad name!'), /--overlay-network "bad name!"/, 'not a name, not a spec');
   for (const bad of [
-    ['--overlay-network', 'n,vni=1,subnet=10.1.0.0/16'], ['--host-id', 'h'], ['--underlay', '10.0.0.1'], ['--lease-ttl', '5'], ['--block-grace', '5'], ['--overlay-dir', '/x'],
+    ['--overlay-network', 'n,vni=1,subnet=10.1.0.0/16'], ['--host-id', 'h'], ['--underlay', '10.0.0.1'], ['--lease-ttl', '5'], ['--block-grace', '5'], ['--overlay-dir', 'rel'],
     ['--store', 'http://h:2379'], ['--store', 'etcd://'], ['--store', 'etcd://h:99999'],
     ['--store', 'etcd://h', '--overlay-network', 'n,vni=1'], ['--store', 'etcd://h', '--overlay-network', 'n,vni=x,subnet=10.1.0.0/16'],
     ['--store', 'etcd://h', '--overlay-network', 'n,vni=1,subnet=10.1.0.0/16,colour=blue'], ['--store', 'etcd://h', '--overlay-network', '{bad json'],

@@ -1,0 +1,151 @@
+// A Docker network on an overlay network, against a real dockerd: the machine's own network
+// namespace is host A (Docker's), a namespace of the test's is host B; an underlay bridge joins
+// them (a vxt veth from the root namespace). Each host's VXLAN device (vxt-named) and peer
+// entries are programmed by VtepProgrammer and its local overlay state written as the agent
+// writes it, so no etcd is needed. vxnetd reads that state (--overlay-dir):
+// `docker network create --subnet <the overlay's IPv4 subnet>` is the overlay network, and
+// containers get addresses from host A's block and reach a CNI container on host B both ways,
+// through Docker's FORWARD DROP policy. A CNI container on host A shares the pool and bridge.
+// Root and dockerd only; every object is vxt-prefixed or inside the test's namespaces.
+import t, { type Test } from 'tap';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Cidr, Ip, parseCidr, parseIp } from '../../ipam/addr';
+import { createLogger } from '../../lib/log';
+import { openNetns } from '../../net/netns';
+import { Rtnl } from '../../net/rtnl';
+import { VtepProgrammer } from '../../overlay/apply';
+import { writeLocalState } from '../../overlay/local';
+import { Peer, vtepMacFor } from '../../overlay/plan';
+import { newNetns } from '../helpers/netns';
+import { exec, mustExec } from '../helpers/sh';
+import { VXNET, bare, cniEnv, describe, newContainerId, resultAddrs, runInNetns, runPlugin } from '../integration/helpers/cni';
+import { newUnderlay, reachable } from '../overlay/helpers/hosts';
+import {
+  allocations, cannotRunDocker, containerIp, docker, endpointOf, ensureDockerImage, mustDocker, pingFrom, registerNetCleanup, runContainer, startVxnetd,
+} from '../helpers/docker';
+
+const cidr = (s: string): Cidr => parseCidr(s) as Cidr;
+const ip = (s: string): Ip => parseIp(s) as Ip;
+
+const reason = cannotRunDocker();
+if (reason) t.plan(0, reason);
+else void t.test('a Docker network on an overlay network: Docker host A, CNI host B', main);
+
+async function main(t: Test): Promise<void> {
+  t.setTimeout(300_000);
+  const root = t; // the Docker container outlives the subtest that starts it
+  await ensureDockerImage();
+  const hex = randomBytes(3).toString('hex');
+  const network = `vxt-ov${hex}`;
+  const VNI = 4900 + Math.floor(Math.random() * 90);
+  const DEV = `vxtov${hex}`;
+  const subnets = ['10.226.0.0/16', 'fd26::/48'];
+  const log = createLogger('docker-overlay-test', 'error');
+  const tmp = fs.mkdtempSync(join(tmpdir(), 'vxt-docker-overlay-'));
+  t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  // Underlay: host B a namespace (10.238.0.12), host A the root namespace (10.238.0.100 on a vxt veth).
+  const underlay = await newUnderlay(t, 1500);
+  const hostB = await underlay.addHost(2);
+  const rootSide = `vxtr${hex}`;
+  t.teardown(async () => { await exec('ip', ['link', 'del', rootSide]); });
+  await mustExec('ip', ['link', 'add', rootSide, 'type', 'veth', 'peer', 'name', 'vxtua', 'netns', underlay.ns.name]);
+  await mustExec('ip', ['-n', underlay.ns.name, 'link', 'set', 'vxtua', 'master', 'vxtul', 'up']);
+  await mustExec('ip', ['addr', 'add', '10.238.0.100/24', 'dev', rootSide]);
+  await mustExec('ip', ['link', 'set', rootSide, 'up']);
+
+  const A: Peer = { id: `vxt-a-${hex}`, underlay: ip('10.238.0.100'), mac: vtepMacFor(`vxt-a-${hex}`, VNI), blocks: [cidr('10.226.1.0/24'), cidr('fd26:0:0:1::/64')] };
+  const B: Peer = { id: `vxt-b-${hex}`, underlay: ip(hostB.underlay), mac: vtepMacFor(`vxt-b-${hex}`, VNI), blocks: [cidr('10.226.2.0/24'), cidr('fd26:0:0:2::/64')] };
+  const rtnlA = Rtnl.open();
+  t.teardown(async () => { await exec('ip', ['link', 'del', DEV]); rtnlA.close(); });
+  const handleB = openNetns(hostB.ns.path);
+  const rtnlB = Rtnl.open(handleB);
+  handleB.close();
+  t.teardown(() => rtnlB.close());
+  const progA = new VtepProgrammer(rtnlA, { hostId: A.id, vni: VNI, device: DEV, underlay: A.underlay, mac: A.mac, blocks: A.blocks }, log);
+  const progB = new VtepProgrammer(rtnlB, { hostId: B.id, vni: VNI, device: DEV, underlay: B.underlay, mac: B.mac, blocks: B.blocks }, log);
+  const mtu = (await progA.sync([A, B])).mtu;
+  await progB.sync([A, B]);
+  const dirA = join(tmp, 'a');
+  const dirB = join(tmp, 'b');
+  for (const [dir, p] of [[dirA, A], [dirB, B]] as const) {
+    writeLocalState(join(dir, 'overlay'), { network, hostId: p.id, vni: VNI, device: DEV, mtu, blocks: p.blocks, subnets: subnets.map(cidr), updated: Date.now() });
+  }
+
+  // Host B: a CNI container, the plugin run inside B's namespace.
+  const confOf = (dir: string, bridge: string): Record<string, unknown> => ({
+    cniVersion: '1.1.0', name: network, type: 'vxnet', mode: 'overlay', bridge, natTable: `vxtn${hex}`, ipMasq: true,
+    overlayStateDir: join(dir, 'overlay'), ipam: { dataDir: join(dir, 'store') },
+  });
+  const cB = await newNetns(t);
+  const addB = await runInNetns(hostB.ns, VXNET, [], cniEnv({ command: 'ADD', containerId: newContainerId(), ifname: 'eth0', netns: cB.path }), confOf(dirB, 'vxtbr0'));
+  if (addB.code !== 0) throw new Error(`ADD on host B: ${describe(addB)}`);
+  const [b4] = resultAddrs(addB.json).map(bare);
+
+  // Host A: vxnetd reads A's overlay state; its store is the one A's CNI config uses.
+  fs.mkdirSync(join(dirA, 'store'), { recursive: true });
+  const vx = await startVxnetd(t, { dataDir: join(dirA, 'store'), extraArgs: ['--overlay-dir', join(dirA, 'overlay')] });
+  const bridge = `vxtb${hex}`;
+  const natTable = `vxtn${hex}`;
+  registerNetCleanup(t, network, bridge, natTable);
+  // The overlay is dual stack: the IPv6 side of the masquerade table too (registerNetCleanup does IPv4).
+  t.teardown(async () => { await exec('nft', ['delete', 'table', 'ip6', natTable]); });
+
+  await t.test('docker network create with the overlay subnet: this host\'s block, its gateway', async (t) => {
+    await mustDocker(['network', 'create', '-d', vx.plugin, '--ipam-driver', vx.plugin, '--subnet', '10.226.0.0/16',
+      '-o', `bridge=${bridge}`, '-o', `natTable=${natTable}`, network]);
+    const info = JSON.parse(await mustDocker(['network', 'inspect', network]))[0];
+    t.match(info.IPAM.Config, [{ Subnet: '10.226.0.0/16' }], 'the overlay subnet');
+    const bad = await docker(['network', 'create', '-d', vx.plugin, '--ipam-driver', vx.plugin, '--subnet', '10.226.0.0/16', '--gateway', '10.226.0.1', `vxt-bad${hex}`]);
+    t.not(bad.code, 0, 'another gateway is refused');
+    t.match(bad.stderr, /this host's gateway is 10\.226\.1\.1/);
+  });
+
+  let c1 = '';
+  await t.test('a Docker container: an address from the block, the overlay MTU, reaches host B both ways', async (t) => {
+    c1 = await runContainer(root, { network });
+    const ep = await endpointOf(c1, network);
+    t.match(ep?.IPAddress, /^10\.226\.1\.\d+$/, `address ${ep?.IPAddress} in host A's block`);
+    t.equal(ep?.IPPrefixLen, 24, 'the block\'s prefix: other blocks go through the gateway');
+    t.equal(ep?.Gateway, '10.226.1.1');
+    t.match((await docker(['exec', c1, 'ip', 'link', 'show', 'eth0'])).stdout, `mtu ${mtu}`, `container MTU ${mtu}`);
+    t.ok(await pingFrom(c1, b4), `Docker container -> CNI container on host B (${b4})`);
+    const a4 = await containerIp(c1, network);
+    t.ok(await reachable(cB, a4), `CNI container on host B -> Docker container (${a4}), a new connection through FORWARD DROP`);
+    const forward = (await exec('iptables', ['-S', 'FORWARD'])).stdout;
+    t.match(forward, new RegExp(`-A FORWARD -s 10\\.226\\.0\\.0/16 -o ${bridge} .*-j ACCEPT`), 'new connections from the overlay accepted into the bridge');
+    t.comment(`FORWARD policy here: ${forward.split('\n')[0]} (Docker's is DROP)`);
+    const docker4 = (await allocations(vx.dataDir, network)).filter((a) => a.runtime === 'docker');
+    t.same(docker4.map((a) => a.family), [4], 'Docker holds one IPv4 address, no IPv6');
+  });
+
+  await t.test('a CNI container on host A: the same pool and bridge, distinct addresses', async (t) => {
+    const c = await newNetns(t);
+    const call = { containerId: newContainerId(), ifname: 'eth0', netns: c.path };
+    const r = { ...(await runPlugin(VXNET, confOf(dirA, bridge), { command: 'ADD', ...call })), containerId: call.containerId };
+    t.equal(r.code, 0, describe(r));
+    const [a4, a6] = resultAddrs(r.json).map(bare);
+    t.match(a4, /^10\.226\.1\.\d+$/);
+    t.match(a6, /^fd26:0:0:1::/);
+    t.not(a4, await containerIp(c1, network), 'not the Docker container\'s address');
+    t.ok(await pingFrom(c1, a4), 'Docker container -> CNI container on the same host');
+    t.ok(await reachable(cB, a4), 'host B -> the CNI container on host A');
+    const all = await allocations(vx.dataDir, network);
+    t.same([...new Set(all.map((a) => a.runtime))].sort(), ['cni', 'docker'], 'one allocation table for both runtimes');
+    const del = await runPlugin(VXNET, confOf(dirA, bridge), { command: 'DEL', containerId: r.containerId, ifname: 'eth0', netns: c.path });
+    t.equal(del.code, 0, describe(del));
+  });
+
+  await t.test('docker rm and network rm: the bridge and every FORWARD rule of it go', async (t) => {
+    await mustDocker(['rm', '-f', c1]);
+    await mustDocker(['network', 'rm', network]);
+    t.equal((await exec('ip', ['link', 'show', bridge])).code, 1, 'bridge removed');
+    for (const bin of ['iptables', 'ip6tables']) {
+      t.notMatch((await exec(bin, ['-S', 'FORWARD'])).stdout, `vxnet:${bridge}`, `${bin}: no rule of the bridge left`);
+    }
+  });
+}
+
