@@ -19,7 +19,7 @@ export type HelloReply = { readonly ok: true } | { readonly fallback: string };
 /** The environment a CNI call depends on: CNI_* and PATH (delegated plugins are exec'd with it). */
 export function callEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (v !== undefined && (k.startsWith('CNI_') || k === 'PATH' || k === 'VXNET_TRACE')) out[k] = v;
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && (k.startsWith('CNI_') || k === 'PATH')) out[k] = v;
   return out;
 }
 

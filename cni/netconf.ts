@@ -5,7 +5,7 @@
 import { InvalidNetworkConfig, TryAgainLater, UnsupportedField } from '../lib/errors';
 import { Cidr } from '../ipam/addr';
 import { IpamConf, parseIpamConf } from '../ipam/config';
-import { DEFAULT_LOCAL_DIR, LocalOverlayState, blockRanges } from '../overlay/local';
+import { DEFAULT_LOCAL_DIR, LocalOverlayState, blockRanges, subnetsOf } from '../overlay/local';
 import { defaultBridgeName } from './names';
 import { CniResult, parseResult } from './result';
 
@@ -93,7 +93,7 @@ function overlayConf(name: string, conf: Record<string, unknown>, ipamRaw: Recor
     // No block (yet): no ranges, but routes and dataDir still validated; DEL and GC need only the store.
     : { ...parseIpamConf(name, { ...ipamRaw, ranges: [[{ subnet: '192.0.2.0/24' }]] }, rc), rangeSets: [] };
   return {
-    overlay: { stateDir: dir, stateFile: stateFileOf(dir, name), state, subnets: state?.subnets?.length ? state.subnets : blocks },
+    overlay: { stateDir: dir, stateFile: stateFileOf(dir, name), state, subnets: state ? subnetsOf(state) : blocks },
     ipam,
   };
 }

@@ -16,7 +16,7 @@ import { Rtnl } from '../net/rtnl';
 import { BridgeSpec, ensureBridge } from './bridge';
 import { ipamSourceFor, validAttachments } from './ipam-source';
 import { RETIRED_PREFIX, hostVethName, isVxnetVethName, retiredName } from './names';
-import { readLocalState } from '../overlay/local';
+import { overlayBridgeParts, readLocalState } from '../overlay/local';
 import { VxnetNetConf, missingOverlayState, parseVxnetConf } from './netconf';
 import { CniInterface, CniResult, CniRoute, formatResult } from './result';
 import type { CmdArgs, Handlers } from './skel';
@@ -48,14 +48,15 @@ function gatewayOf(ip: ParsedIp): Ip {
 }
 
 export function bridgeSpecFor(conf: VxnetNetConf, ips: readonly ParsedIp[]): BridgeSpec {
-  // Overlay: the network's whole subnets, so traffic to other hosts' blocks is not masqueraded.
+  const base = { network: conf.name, name: conf.bridge, mtu: conf.mtu, ipMasq: conf.ipMasq, natTable: conf.natTable };
+  // Overlay: the setup the Docker driver applies too (overlay/local.ts overlayBridgeParts).
+  if (conf.overlay?.state) {
+    const parts = overlayBridgeParts(conf.overlay.state);
+    return { ...base, ...parts, gateways: conf.isGateway ? parts.gateways : [] };
+  }
   const subnets = conf.overlay ? conf.overlay.subnets : conf.ipam ? conf.ipam.rangeSets.flat().map((r) => r.subnet) : ips.map((ip) => networkOf(ip.cidr));
   const gateways = conf.isGateway ? ips.map((ip) => ({ ip: gatewayOf(ip), prefix: ip.cidr.prefix })) : [];
-  return {
-    network: conf.name, name: conf.bridge, mtu: conf.mtu, gateways, subnets, ipMasq: conf.ipMasq, natTable: conf.natTable,
-    // Containers on other hosts may open connections to ours, also through Docker's FORWARD DROP.
-    ...(conf.overlay ? { acceptFrom: subnets } : {}),
-  };
+  return { ...base, gateways, subnets };
 }
 
 /** The routes to program in the container: default via the gateway per family, then IPAM's. Pure. */

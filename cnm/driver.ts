@@ -18,7 +18,7 @@ import { Cidr, contains, formatCidr, formatIp, networkOf, parseCidr, lastOf } fr
 import { ensurePool, ipamAdd } from '../ipam/core';
 import { parseIpamConf } from '../ipam/config';
 import { rangeHolding } from '../ipam/range';
-import { LocalOverlayState, blockRanges, localStateForSubnet } from '../overlay/local';
+import { LocalOverlayState, blockRanges, localStateForSubnet, overlayBridgeParts, subnetsOf } from '../overlay/local';
 import { gatewayOf } from '../overlay/plan';
 import type { Allocation, IpamStore, Owner } from '../ipam/store/types';
 import { defaultBridgeName } from '../cni/names';
@@ -430,7 +430,7 @@ export class Driver {
       if (remaining === 0 && !rec.ipamOnly) {
         const bridge = rec.options.bridge ?? (await this.dp.findBridgeOf(name)) ?? defaultBridgeName(name);
         const ov = this.overlayOf(cidrOf(rec.pool));
-        const removed = await this.dp.teardownNetwork({ network: name, bridge, natTable: rec.options.natTable, subnets: ov?.subnets ? [...ov.subnets] : [cidrOf(rec.pool)] });
+        const removed = await this.dp.teardownNetwork({ network: name, bridge, natTable: rec.options.natTable, subnets: ov ? subnetsOf(ov) : [cidrOf(rec.pool)] });
         this.log.info('network removed', { networkId: shortId(nid), network: name, bridge, bridgeRemoved: removed, released: released.length, reason });
       } else {
         this.log.info('network removed; the vxnet network stays in use', { networkId: shortId(nid), network: name, allocations: remaining, reason });
@@ -497,14 +497,14 @@ export class Driver {
     const pool = cidrOf(rec.pool);
     const gateway = cidrOf(rec.gateway);
     const ov = this.overlayOf(pool);
-    // Overlay: the bridge the CNI side makes for it (every block's gateway, the whole subnets
-    // exempt from masquerading, the overlay MTU), so both runtimes apply one setup.
-    const gateways: Cidr[] = rec.ipamOnly ? [] : ov ? ov.blocks.map((b) => ({ ip: gatewayOf(b), prefix: b.prefix })) : [gateway];
-    const subnets: Cidr[] = ov ? [...(ov.subnets ?? [pool])] : [pool];
+    // Overlay: the bridge setup the CNI side applies (overlay/local.ts overlayBridgeParts) and the overlay MTU.
+    const parts = ov ? overlayBridgeParts(ov) : { gateways: [gateway], subnets: [pool] };
     const mtu = rec.options.mtu ?? ov?.mtu;
     const bridge = await this.mutex.run(nid, async () => {
       const br = rec.options.bridge ?? (await this.dp.findBridgeOf(name)) ?? defaultBridgeName(name);
-      await this.dp.ensureBridge({ network: name, name: br, mtu, gateways, subnets, ipMasq: rec.options.ipMasq, natTable: rec.options.natTable, ...(ov ? { acceptFrom: subnets } : {}) });
+      await this.dp.ensureBridge({
+        network: name, name: br, mtu, ...parts, gateways: rec.ipamOnly ? [] : parts.gateways, ipMasq: rec.options.ipMasq, natTable: rec.options.natTable,
+      });
       return br;
     });
     const host = endpointHostVeth(eid);

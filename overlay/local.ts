@@ -95,6 +95,19 @@ export function localStateForSubnet(dir: string, subnet: Cidr): LocalOverlayStat
   return listLocalStates(dir).find((s) => (s.subnets ?? []).some((x) => formatCidr(x) === want));
 }
 
+/** The network's whole subnets from the state, else (files from before the field) its blocks. */
+export const subnetsOf = (s: LocalOverlayState): Cidr[] => [...(s.subnets?.length ? s.subnets : s.blocks)];
+
+/**
+ * What an overlay network's bridge carries on this host, the same for the CNI plugin and the
+ * Docker driver (so both apply one setup, one fingerprint): every block's gateway, the whole
+ * subnets (exempt from masquerading, and accepted from other hosts through a FORWARD DROP).
+ */
+export function overlayBridgeParts(s: LocalOverlayState): { gateways: Cidr[]; subnets: Cidr[]; acceptFrom: Cidr[] } {
+  const subnets = subnetsOf(s);
+  return { gateways: s.blocks.map((b) => ({ ip: gatewayOf(b), prefix: b.prefix })), subnets, acceptFrom: subnets };
+}
+
 /** IPAM ranges (host-local's form) for a host's blocks: one range set per block, from the third address. */
 export function blockRanges(blocks: readonly Cidr[]): Array<Array<{ subnet: string; rangeStart: string; gateway: string }>> {
   return blocks.map((b) => {

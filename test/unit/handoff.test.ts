@@ -20,9 +20,9 @@ t.test('parseCall: env of strings and a stdin string', async (t) => {
   }
 });
 
-t.test('callEnv: CNI_*, PATH and VXNET_TRACE only', async (t) => {
+t.test('callEnv: CNI_* and PATH only', async (t) => {
   t.same(callEnv({ CNI_COMMAND: 'ADD', CNI_PATH: '/opt/cni/bin', PATH: '/usr/bin', HOME: '/root', VXNET_TRACE: '1', SECRET: 'x', CNI_X: undefined }),
-    { CNI_COMMAND: 'ADD', CNI_PATH: '/opt/cni/bin', PATH: '/usr/bin', VXNET_TRACE: '1' });
+    { CNI_COMMAND: 'ADD', CNI_PATH: '/opt/cni/bin', PATH: '/usr/bin' });
 });
 
 t.test('LineReader: complete lines only, across chunks', async (t) => {
