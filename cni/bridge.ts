@@ -55,9 +55,9 @@ export function applyHostSetup(spec: BridgeSpec): void {
   ensureForwardAccept(spec.name, families, spec.acceptFrom ?? []);
 }
 
-/** Ensures the bridge exists, is up, and carries its gateway addresses; returns it. */
-export async function ensureBridge(host: Rtnl, spec: BridgeSpec): Promise<LinkInfo> {
-  let link = await host.link(spec.name);
+/** Ensures the bridge exists, is up, and carries its gateway addresses; returns it. `lookup`: the bridge's lookup, already sent. */
+export async function ensureBridge(host: Rtnl, spec: BridgeSpec, lookup?: Promise<LinkInfo | undefined>): Promise<LinkInfo> {
+  let link = await (lookup ?? host.link(spec.name));
   if (link && link.kind !== 'bridge') {
     throw new DatapathFailure(`${spec.name} exists and is a ${link.kind ?? 'plain'} device, not a bridge; choose another "bridge" name`);
   }

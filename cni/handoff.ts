@@ -1,20 +1,21 @@
 // The hand-off of a CNI call from the `vxnet` plugin to vxnetd (./client.ts, ./service.ts):
 // message shapes, framing, and the identity vxnetd checks (netnsId reads /proc).
 //
-// One connection per call, newline-delimited JSON; the client sends both lines at once:
-//   client: Hello {v, build, netns}          vxnetd: {ok: true} | {fallback: reason} (then closes)
-//   client: Call {env, stdin}                vxnetd: Outcome {stdout, exitCode}
+// One connection per call, newline-delimited JSON; the client sends both lines at once and
+// vxnetd answers with one line, then closes:
+//   client: Hello {v, build, netns}          vxnetd: Outcome {stdout, exitCode}
+//   client: Call {env, stdin}                    or: {fallback: reason} (the call not taken)
 // vxnetd takes the call only when it runs the same build (the code under test, or an upgrade
 // half-done, must not be answered by other code) in the same network namespace as the plugin
 // (bridges, veths and routes are made in the caller's namespace). Otherwise, or when vxnetd
 // is not there, the plugin does the work itself: the hand-off changes speed, never results.
 
-export const HANDOFF_VERSION = 1;
+export const HANDOFF_VERSION = 2;
 export const DEFAULT_CNI_SOCKET = '/run/vxnet/cni.sock';
 
 export interface Hello { readonly v: number; readonly build: string; readonly netns: string }
 export interface Call { readonly env: Record<string, string>; readonly stdin: string }
-export type HelloReply = { readonly ok: true } | { readonly fallback: string };
+export interface Refused { readonly fallback: string }
 
 /** The environment a CNI call depends on: CNI_* and PATH (delegated plugins are exec'd with it). */
 export function callEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string> {

@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import type { Logger } from '../lib/log';
 import { BUILD_ID } from '../lib/version';
 import { listenOnSocket } from '../cnm/server';
-import { HelloReply, LineReader, netnsId, parseCall, refusal } from './handoff';
+import { LineReader, Refused, netnsId, parseCall, refusal } from './handoff';
 import { Handlers, dispatch } from './skel';
 
 /** How long a connection may take to send its hello and its call. */
@@ -38,7 +38,6 @@ export async function startCniService(o: CniServiceOptions): Promise<CniService>
     sock.setEncoding('utf8');
     const lines = new LineReader();
     let phase: 'hello' | 'call' | 'busy' = 'hello';
-    const reply = (v: unknown): void => { sock.write(JSON.stringify(v) + '\n'); };
     sock.on('data', (chunk: string) => {
       for (const line of lines.feed(chunk)) {
         let msg: unknown;
@@ -48,11 +47,10 @@ export async function startCniService(o: CniServiceOptions): Promise<CniService>
           if (why !== undefined) {
             o.log.debug('CNI call left to the plugin', { reason: why });
             phase = 'busy';
-            sock.end(JSON.stringify({ fallback: why } satisfies HelloReply) + '\n');
+            sock.end(JSON.stringify({ fallback: why } satisfies Refused) + '\n');
             return;
           }
           phase = 'call';
-          reply({ ok: true } satisfies HelloReply);
         } else if (phase === 'call') {
           const call = parseCall(msg);
           if (!call) { sock.destroy(); return; }

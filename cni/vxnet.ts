@@ -7,12 +7,12 @@
 // overlay agent keeps on the host (overlay/local.ts), so an ADD needs no etcd. The VXLAN
 // device stays off the bridge: the agent routes other hosts' blocks through it.
 import * as fs from 'node:fs';
-import { AttachmentDrifted, InvalidNetworkConfig, PluginNotAvailable } from '../lib/errors';
+import { AttachmentDrifted, DatapathFailure, InvalidNetworkConfig, PluginNotAvailable } from '../lib/errors';
 import { trace } from '../lib/trace';
 import { Cidr, Ip, contains, formatCidr, formatIp, networkOf, parseCidr, parseIp } from '../ipam/addr';
 import { openNetns } from '../net/netns';
 import { forwardAcceptPresent, masqueradePresent } from '../net/nat';
-import { Rtnl } from '../net/rtnl';
+import { LinkInfo, Rtnl } from '../net/rtnl';
 import { BridgeSpec, ensureBridge } from './bridge';
 import { ipamSourceFor, validAttachments } from './ipam-source';
 import { RETIRED_PREFIX, hostVethName, isVxnetVethName, retiredName } from './names';
@@ -92,8 +92,10 @@ async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
   trace('add:start');
   const conf = loadConf(args);
   requireOverlayState(conf);
+  trace('add:conf');
   const ipam = ipamSourceFor(conf.ipamType, conf.ipam);
   const ns = openNetns(args.netns);
+  trace('add:netns');
   const host = Rtnl.open();
   trace('add:host-socket');
   const undo: Array<() => Promise<unknown>> = [];
@@ -102,32 +104,49 @@ async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
     const inner = Rtnl.open(ns);
     undo.push(async () => inner.close());
     trace('add:netns-socket');
+    // Netlink requests are answered as they are sent; a lookup sent before other work waits in
+    // the socket meanwhile, so each step below costs one wait, not one per request.
+    const bridgeLookup = host.link(conf.bridge);
+    bridgeLookup.catch(() => undefined);
     const ipamResult = await ipam.add(args);
     trace('add:ipam');
     undo.push(() => ipam.del(args, 'add failed'));
     const ips = parseIps(ipamResult);
-    const bridge = await ensureBridge(host, bridgeSpecFor(conf, ips));
+    const bridge = await ensureBridge(host, bridgeSpecFor(conf, ips), bridgeLookup);
     trace('add:bridge');
 
     const vethName = hostVethName(args.containerId, args.ifname);
-    await host.deleteLink(vethName); // a leftover of an ADD killed half-way
-    await host.createVeth(vethName, { name: args.ifname, ns, ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { mac: conf.mac } : {}) }, conf.mtu);
+    // The host end comes up with the pair, already on the bridge (one request).
+    const createVeth = (): Promise<boolean> => host.createVeth(vethName,
+      { name: args.ifname, ns, ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { mac: conf.mac } : {}) },
+      { ...(conf.mtu ? { mtu: conf.mtu } : {}), master: bridge.index, up: true });
+    const lookupEnds = (): Promise<[LinkInfo | undefined, LinkInfo | undefined]> =>
+      Promise.all([host.link(vethName), inner.link(args.ifname)]);
+    const created = createVeth();
+    // Right behind the creation: both ends exist by then unless the creation was queued (then
+    // they are looked up again) or failed (then the answers are not used).
+    const early = lookupEnds();
+    early.catch(() => undefined);
+    const firstTry = await created;
+    // A host veth of this name is a leftover of an ADD killed half-way: replaced.
+    if (!firstTry && !((await host.deleteLink(vethName)) && (await createVeth()))) {
+      throw new DatapathFailure(`cannot create veth ${vethName} with peer ${args.ifname} in ${args.netns}: an interface of that name exists already (${vethName} on the host or ${args.ifname} in the container)`);
+    }
     undo.push(() => host.deleteLink(vethName));
     trace('add:veth');
-    const veth = await host.link(vethName);
-    if (!veth) throw new AttachmentDrifted(`veth ${vethName} vanished right after it was created`);
-    await host.setLink(veth.index, { master: bridge.index, up: true });
     if (conf.hairpinMode) fs.writeFileSync(`/sys/class/net/${vethName}/brport/hairpin_mode`, '1');
 
-    const container = await inner.link(args.ifname);
+    let [veth, container] = firstTry ? await early : [undefined, undefined];
+    if (!veth || !container) [veth, container] = await lookupEnds();
+    if (!veth) throw new AttachmentDrifted(`veth ${vethName} vanished right after it was created`);
     if (!container) throw new AttachmentDrifted(`${args.ifname} did not appear in ${args.netns}`);
-    for (const ip of ips) await inner.addAddress(container.index, ip.cidr);
-    await inner.setLink(container.index, { up: true });
+    // Sent together; the kernel runs them in order (addresses before the routes that need them).
     const routes = containerRoutes(conf, ips, ipamResult.routes ?? []);
-    for (const r of routes) {
-      const dst = parseCidr(r.dst) as Cidr;
-      await inner.addRoute({ dst: networkOf(dst), ...(r.gw ? { gw: parseIp(r.gw) as Ip } : {}), oif: container.index });
-    }
+    await Promise.all([
+      inner.setLink(container.index, { up: true }),
+      ...ips.map((ip) => inner.addAddress(container.index, ip.cidr)),
+      ...routes.map((r) => inner.addRoute({ dst: networkOf(parseCidr(r.dst) as Cidr), ...(r.gw ? { gw: parseIp(r.gw) as Ip } : {}), oif: container.index })),
+    ]);
 
     trace('add:container-config');
     const interfaces: CniInterface[] = [

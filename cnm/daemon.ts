@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import type { Server } from 'node:http';
 import * as net from 'node:net';
-import { DEFAULT_DATA_DIR, openStore, parseStoreUrl } from '../ipam/store';
+import { DEFAULT_DATA_DIR, closeIdleEmbeddedStores, keepEmbeddedStoresOpen, openStore, parseStoreUrl } from '../ipam/store';
 import type { IpamStore } from '../ipam/store/types';
 import { DEFAULT_CNI_SOCKET } from '../cni/handoff';
 import type { CniService } from '../cni/service';
@@ -28,6 +28,8 @@ export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 
 /** Where the agent writes the overlay state the CNI plugin reads (overlay/local.ts). */
 export const DEFAULT_OVERLAY_DIR = DEFAULT_LOCAL_DIR;
+/** How long vxnetd keeps a CNI network's IPAM database open after a handed-off call. */
+const STORE_IDLE_MS = 5 * 60_000;
 
 export const HELP = `vxnetd ${VERSION}: the vxnet host daemon: Docker's remote network and IPAM driver,
 and with --store the host's overlay agent (VXLAN across hosts, etcd as the cluster store).
@@ -477,6 +479,8 @@ export async function startDaemon(config: DaemonConfig, o: { log?: Logger; datap
     const { startCniService } = require('../cni/service') as typeof import('../cni/service');
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { vxnetPlugin } = require('../cni/vxnet') as typeof import('../cni/vxnet');
+    // A handed-off call then finds its network's database open (the plugin opens and closes it).
+    keepEmbeddedStoresOpen(STORE_IDLE_MS);
     try {
       cni = await startCniService({ socketPath: config.cniSocket, handlers: vxnetPlugin, log: log.child({ component: 'cni' }) });
     } catch (err) {
@@ -508,6 +512,7 @@ export async function startDaemon(config: DaemonConfig, o: { log?: Logger; datap
         server.closeIdleConnections();
       });
       await store.close();
+      await closeIdleEmbeddedStores();
       log.info('vxnetd stopped');
     })();
     return stopping;

@@ -51,17 +51,11 @@ export const kernelDatapath: Datapath = {
     // The peer is "created in" the host's own namespace: it stays here, under its name, until Docker moves it.
     const self = openNetns('/proc/self/ns/net');
     try {
-      await h.createVeth(o.host, { name: o.container, ns: self, ...(o.mtu ? { mtu: o.mtu } : {}), mac: o.mac }, o.mtu);
+      const created = await h.createVeth(o.host, { name: o.container, ns: self, ...(o.mtu ? { mtu: o.mtu } : {}), mac: o.mac },
+        { ...(o.mtu ? { mtu: o.mtu } : {}), master: bridge.index, up: true });
+      if (!created) throw new DatapathFailure(`cannot create veth ${o.host} with peer ${o.container}: an interface of one of those names exists already`);
     } finally {
       self.close();
-    }
-    try {
-      const veth = await h.link(o.host);
-      if (!veth) throw new DatapathFailure(`veth ${o.host} vanished right after it was created`);
-      await h.setLink(veth.index, { master: bridge.index, up: true });
-    } catch (err) {
-      await h.deleteLink(o.host).catch(() => false);
-      throw err;
     }
   }),
 

@@ -220,9 +220,17 @@ export class Rtnl {
 
   /**
    * Creates a veth pair whose peer is born inside peerNs with its final name, so no rename and
-   * no second move is needed; the host end stays here.
+   * no second move is needed; the host end stays here. `host.master` and `host.up` are applied
+   * by the kernel as part of the creation (no further requests); the peer cannot come up in it
+   * (its other end does not exist yet: ENOTCONN). False when a link of either name exists
+   * already (nothing was created).
    */
-  async createVeth(hostName: string, peer: { name: string; ns: NetnsHandle; mtu?: number; mac?: string }, mtu?: number): Promise<void> {
+  async createVeth(
+    hostName: string,
+    peer: { name: string; ns: NetnsHandle; mtu?: number; mac?: string },
+    host: { mtu?: number; master?: number; up?: boolean } = {},
+  ): Promise<boolean> {
+    const upFlags = (up: boolean | undefined): rt.Link => (up ? { flags: { up: true }, change: { up: true } } : {});
     const peerBytes = streamBytes((s) => {
       s.emit(formatLink({}));
       s.emit(ifla.formatLinkAttrs({
@@ -233,11 +241,12 @@ export class Rtnl {
     const data = streamBytes((s) => s.push(VETH_INFO_PEER, peerBytes));
     const linkinfo = streamBytes((s) => s.emit(ifla.formatInfo({ kind: 'veth', data })));
     try {
-      await this.sock.newLink({}, { ifname: hostName, linkinfo, ...(mtu ? { mtu } : {}) }, { flags: NLM_F_CREATE | NLM_F_EXCL });
+      await this.sock.newLink(upFlags(host.up), {
+        ifname: hostName, linkinfo, ...(host.mtu ? { mtu: host.mtu } : {}), ...(host.master ? { master: host.master } : {}),
+      }, { flags: NLM_F_CREATE | NLM_F_EXCL });
+      return true;
     } catch (err) {
-      if (errno(err) === 'EEXIST') {
-        throw new DatapathFailure(`cannot create veth ${hostName} with peer ${peer.name} in ${peer.ns.path}: an interface of that name exists already (${hostName} on the host or ${peer.name} in the container)`);
-      }
+      if (errno(err) === 'EEXIST') return false;
       throw this.fail(`cannot create veth ${hostName}/${peer.name}`, err);
     }
   }

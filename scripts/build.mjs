@@ -49,7 +49,7 @@ fi
 `;
   return `#!/bin/sh
 # ${name}: starts Node from the startup snapshot of ${name} (see README "Performance").
-unset NODE_EXTRA_CA_CERTS NODE_OPTIONS
+unset NODE_EXTRA_CA_CERTS NODE_OPTIONS NODE_PENDING_DEPRECATION
 ${handoff}VXNET_DIST='${distDir}' exec '${process.execPath}' ${SNAPSHOT_FLAGS.join(' ')} --snapshot-blob '${distDir}/snap/${name}.blob' -- "$@"
 `;
 }

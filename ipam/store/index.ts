@@ -57,3 +57,17 @@ export function preloadEmbeddedStore(): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   (require('./embedded') as typeof import('./embedded')).preloadDriver();
 }
+
+/**
+ * A long-lived process keeps embedded databases open between callers, `idleMs` after the last
+ * one (see embedded.ts); `closeIdleEmbeddedStores` closes them at shutdown.
+ */
+export function keepEmbeddedStoresOpen(idleMs: number): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  (require('./embedded') as typeof import('./embedded')).keepStoresOpen(idleMs);
+}
+
+export async function closeIdleEmbeddedStores(): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  await (require('./embedded') as typeof import('./embedded')).closeIdleStores();
+}

@@ -96,6 +96,40 @@ async function main(): Promise<void> {
     t.same(await net2.allocations(), [], 'no allocation left');
   });
 
+  await t.test('the node:net transport (VXNET_HANDOFF_TRANSPORT=net) hands over the same calls', async (t) => {
+    const ns = await newNetns(t);
+    const id = newContainerId();
+    const viaNet = (call: CniCall): CniCall => via({ ...call, env: { ...call.env, VXNET_HANDOFF_TRANSPORT: 'net' } });
+    const add = await runPlugin(VXNET, net1.conf(), viaNet({ command: 'ADD', containerId: id, ifname: 'eth0', netns: ns.path }));
+    t.equal(add.code, 0, describe(add));
+    t.ok(await handled(id, 'ADD'), 'vxnetd logged the ADD');
+    const del = await runPlugin(VXNET, net1.conf(), viaNet({ command: 'DEL', containerId: id, ifname: 'eth0', netns: ns.path }));
+    t.equal(del.code, 0, describe(del));
+    t.ok(await handled(id, 'DEL'), 'vxnetd logged the DEL');
+    t.same((await net1.allocations()).filter((x) => x.containerId === id), [], 'released');
+  });
+
+  await t.test('vxnetd keeps a store open between calls, and notices when its file is replaced', async (t) => {
+    const net3 = await newNet(t);
+    const ns1 = await newNetns(t);
+    const ns2 = await newNetns(t);
+    const id1 = newContainerId();
+    const id2 = newContainerId();
+    const add1 = await runPlugin(VXNET, net3.conf(), via({ command: 'ADD', containerId: id1, ifname: 'eth0', netns: ns1.path }));
+    t.equal(add1.code, 0, describe(add1));
+    t.ok(await handled(id1, 'ADD'), 'done by vxnetd');
+    // An operator wipes the network's store: the next call must not write into the deleted file.
+    fs.rmSync(net3.dataDir, { recursive: true, force: true });
+    const add2 = await runPlugin(VXNET, net3.conf(), via({ command: 'ADD', containerId: id2, ifname: 'eth0', netns: ns2.path }));
+    t.equal(add2.code, 0, describe(add2));
+    t.ok(await handled(id2, 'ADD'), 'done by vxnetd');
+    t.same((await net3.allocations()).map((x) => x.containerId), [id2], 'the new store file holds the new allocation, and only it');
+    const del2 = await runPlugin(VXNET, net3.conf(), via({ command: 'DEL', containerId: id2, ifname: 'eth0', netns: ns2.path }));
+    t.equal(del2.code, 0, describe(del2));
+    const del1 = await runPlugin(VXNET, net3.conf(), via({ command: 'DEL', containerId: id1, ifname: 'eth0', netns: ns1.path }));
+    t.equal(del1.code, 0, `DEL of an attachment whose store was wiped: ${describe(del1)}`);
+  });
+
   await t.test('bad input: the same error through vxnetd as in-process', async (t) => {
     const ns = await newNetns(t);
     const cases: Array<[string, unknown, CniCall]> = [

@@ -3,10 +3,11 @@
 // a process killed inside a transaction.
 import t from 'tap';
 import * as fs from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { formatIp } from '../../ipam/addr';
-import { openStore } from '../../ipam/store';
+import { closeIdleEmbeddedStores, keepEmbeddedStoresOpen, openStore } from '../../ipam/store';
 import { bundleScript, spawnBundle } from './helpers/child';
 import { ip, owner, tmpDir } from './helpers/embedded';
 import { rejected } from './helpers/errors';
@@ -35,6 +36,30 @@ t.test('persists across close and reopen; mustExist opens only an existing store
   t.equal((await again.view((tx) => tx.ownerOf('net', ip('10.0.0.2'))))?.containerId, 'c1');
   t.equal((await again.view((tx) => tx.lastReserved('net', 0)))?.value, ip('10.0.0.2').value);
   t.ok(await again.view((tx) => tx.getPool('net')));
+});
+
+t.test('kept open between callers (vxnetd); a store file replaced meanwhile is opened anew', async (t) => {
+  keepEmbeddedStoresOpen(60_000);
+  t.teardown(async () => { keepEmbeddedStoresOpen(0); await closeIdleEmbeddedStores(); });
+  const dataDir = await tmpDir(t);
+  const wal = path.join(dataDir, 'ipam.db-wal');
+  const a = openStore({ dataDir });
+  await a.withLock(async (tx) => { await tx.reserve(owner('c1'), ip('10.0.0.2'), 0); });
+  await a.close();
+  t.ok(existsSync(wal), 'still open after its last caller closed it (SQLite removes the WAL on the last close)');
+  const b = openStore({ dataDir, mustExist: true });
+  t.equal((await b.view((tx) => tx.ownerOf('net', ip('10.0.0.2'))))?.containerId, 'c1', 'the next caller sees the data');
+  await b.close();
+  await fs.rm(dataDir, { recursive: true, force: true });
+  t.match(await rejected((async () => openStore({ dataDir, mustExist: true }))()),
+    { name: 'PluginNotAvailable', code: 50, message: `no IPAM store at ${path.join(dataDir, 'ipam.db')}` },
+    'the deleted file is not used');
+  const c = openStore({ dataDir });
+  t.equal(await c.view((tx) => tx.ownerOf('net', ip('10.0.0.2'))), undefined, 'a new, empty store');
+  await c.close();
+  t.ok(existsSync(wal), 'kept open too');
+  await closeIdleEmbeddedStores();
+  t.notOk(existsSync(wal), 'closed at shutdown');
 });
 
 t.test('many processes allocate from one data directory at once', async (t) => {
