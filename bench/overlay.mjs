@@ -21,6 +21,7 @@
 //     agent joining (bnov<ID>-g4) at the largest N.
 //
 // Env: BENCH_OVERLAY_SECONDS=10 BENCH_OVERLAY_ROUNDS=2 BENCH_OVERLAY_PEERS=1000
+//      BENCH_OVERLAY_PIN=0 (iperf3 client and server not pinned to CPUs 0 and 1)
 //      BENCH_OVERLAY_SIMS=100,1000 (simulated host counts; "0" skips (3)) BENCH_ETCD=/usr/bin/etcd
 //      BENCH_DIST (a built dist/ whose native addons to use; default: ./dist)
 // Only names starting with "bn" are created, all inside the bench's own namespaces; every
@@ -233,9 +234,16 @@ async function pingOk(from, to, size) {
 
 const txBytes = async (ns, dev) => Number((await inNs(ns, 'cat', `/sys/class/net/${dev}/statistics/tx_bytes`)).stdout);
 
+// The iperf3 client on CPU 0, the server on CPU 1 (both systems alike): unpinned, the scheduler
+// moving them about spread runs of one system over +-15 % on 2 CPUs; pinned, within 2 % in a
+// trial here.
+// BENCH_OVERLAY_PIN=0: unpinned.
+const PIN = process.env.BENCH_OVERLAY_PIN !== '0' && cpus().length >= 2 && spawnSync('taskset', ['-V']).status === 0;
+const pin = (cpu) => (PIN ? ['taskset', '-c', String(cpu)] : []);
+
 /** One iperf3 run client -> server; receiver Mbit/s, sender retransmits, MB through the VXLAN device. */
 async function iperf(serverNs, serverIp, clientNs, hostNs, dev) {
-  const server = run('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-1', '-B', serverIp, '-p', String(PORT)], { timeoutMs: (SECONDS + 30) * 1000 });
+  const server = run('ip', ['netns', 'exec', serverNs, ...pin(1), 'iperf3', '-s', '-1', '-B', serverIp, '-p', String(PORT)], { timeoutMs: (SECONDS + 30) * 1000 });
   for (let i = 0; i < 50; i++) {
     const r = await run('ip', ['netns', 'exec', serverNs, 'ss', '-Hltn', `sport = :${PORT}`]);
     if (r.stdout.includes('LISTEN')) break;
@@ -243,7 +251,7 @@ async function iperf(serverNs, serverIp, clientNs, hostNs, dev) {
     await new Promise((res) => setTimeout(res, 100));
   }
   const tx0 = await txBytes(hostNs, dev);
-  const c = await run('ip', ['netns', 'exec', clientNs, 'iperf3', '-c', serverIp, '-p', String(PORT), '-t', String(SECONDS), '-J'], { timeoutMs: (SECONDS + 20) * 1000 });
+  const c = await run('ip', ['netns', 'exec', clientNs, ...pin(0), 'iperf3', '-c', serverIp, '-p', String(PORT), '-t', String(SECONDS), '-J'], { timeoutMs: (SECONDS + 20) * 1000 });
   await server;
   if (signal) throw new Interrupted();
   if (c.code !== 0) throw new Error(`iperf3 ${clientNs} -> ${serverIp} exited ${c.code}: ${c.stderr}${c.stdout.slice(0, 500)}`);
@@ -326,7 +334,7 @@ async function main() {
   const kernel = (await run('uname', ['-r'])).stdout.trim();
   const iperfVer = spawnSync('iperf3', ['--version']).stdout.toString().split('\n')[0].split(' ')[1];
   say(`== overlay (issue 4): TCP container-to-container across hosts, vxnet's overlay (A) vs hand-built kernel VXLAN (B) ==`);
-  say(`# iperf3 ${iperfVer} -t ${SECONDS}, ${ROUNDS} rounds each (alternated), underlay veth MTU ${UNDERLAY_MTU}, overlay MTU ${OVERLAY_MTU}, kernel ${kernel}, ${cpus().length} CPUs, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}, namespaces bnov${ID}-*`);
+  say(`# iperf3 ${iperfVer} -t ${SECONDS}, ${ROUNDS} rounds each (alternated), underlay veth MTU ${UNDERLAY_MTU}, overlay MTU ${OVERLAY_MTU}, kernel ${kernel}, ${cpus().length} CPUs${PIN ? ' (client on CPU 0, server on CPU 1)' : ''}, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}, namespaces bnov${ID}-*`);
   await setupUnderlay();
   const prog = await setupVxnet(h);
   say(`# A: vxnet VtepProgrammer: ${prog.map((p) => `${p.ns.replace(`bnov${ID}-`, '')} device ${p.device} mtu ${p.mtu}, ${p.set} entries in ${f1(p.ms)} ms`).join('; ')}`);
