@@ -99,7 +99,7 @@ for (const name of entries) {
   chmodSync(exe, 0o755);
 }
 
-// The vxnet launcher's hand-off client: a bundle of its own, no snapshot (it loads ~2 KB).
+// The vxnet launcher's hand-off client: a bundle of its own, no snapshot (it loads ~4 KB).
 await build({
   entryPoints: [join(root, 'bin', 'vxnet-client.ts')], outfile: join(dist, 'lib', 'vxnet-client.js'),
   bundle: true, platform: 'node', target: 'node20', format: 'cjs', minify: true, legalComments: 'none', logLevel: 'warning',
