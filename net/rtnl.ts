@@ -24,6 +24,8 @@ const RT_TABLE_MAIN = 254;
 const AF_BRIDGE = 7;
 /** RTNH_F_ONLINK in rtm_flags: the gateway is on the link even though no address says so. */
 const RTNH_F_ONLINK = 4;
+/** IFLA_EXT_MASK RTEXT_FILTER_SKIP_STATS: a link lookup without its counters (less for the kernel to gather and for us to parse). */
+const SKIP_STATS = Buffer.from([8, 0, 0, 0]);
 
 export const afOf = (family: 4 | 6): number => (family === 4 ? AF_INET : AF_INET6);
 
@@ -190,7 +192,7 @@ export class Rtnl {
 
   async link(name: string): Promise<LinkInfo | undefined> {
     try {
-      const [m] = await this.sock.getLink({}, { ifname: name });
+      const [m] = await this.sock.getLink({}, { ifname: name, extMask: SKIP_STATS });
       return m ? Rtnl.toLink(m) : undefined;
     } catch (err) {
       if (errno(err) === 'ENODEV') return undefined;
