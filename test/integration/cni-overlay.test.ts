@@ -89,6 +89,40 @@ function main(): void {
     t.same(await net.allocations(), [], 'DEL released the addresses');
   });
 
+  t.test('the host\'s block changes under live allocations: ADD refused (code 105) until they are gone', async (t) => {
+    // An agent that lost its lease for longer than the grace period comes back with another block
+    // while containers still hold addresses of the old one.
+    const net = await newNet(t, { ipam: ({ tmp }) => ({ type: 'vxnet-ipam', dataDir: join(tmp, 'store') }), extra: { mode: 'overlay' } });
+    const stateDir = join(net.tmp, 'overlay');
+    const state = (block: string): LocalOverlayState => ({
+      network: net.name, hostId: 'vxt-host-1', vni: 4243, device: vxlanDeviceName(4243), mtu: 1450,
+      blocks: [cidr(block)], subnets: [cidr(net.v4)], updated: Date.now(),
+    });
+    const conf = { overlayStateDir: stateDir };
+    writeLocalState(stateDir, state(`10.239.${net.n}.64/26`));
+    const a = await attach(t, net, { conf });
+    t.same(resultAddrs(a.add.json), [`10.239.${net.n}.66/26`], 'an address of the first block');
+
+    writeLocalState(stateDir, state(`10.239.${net.n}.128/26`));
+    const ns = await newNetns(t);
+    const id = newContainerId();
+    const refused = await runPlugin(VXNET, net.conf('1.1.0', conf), { command: 'ADD', containerId: id, ifname: 'eth0', netns: ns.path });
+    t.equal(refused.json?.code, 105, 'code 105', { diag: describe(refused) });
+    t.match(refused.json?.msg, `10.239.${net.n}.64/26`, 'the message names the block in use');
+    t.match(refused.json?.msg, `10.239.${net.n}.128/26`, 'and the new one');
+    t.match(refused.json?.msg, /1 live allocation/, 'and how many addresses hold it');
+    t.notOk(await linkExists(hostVethName(id, 'eth0')), 'no veth left behind');
+    t.same((await net.allocations()).map((x) => x.containerId), [a.containerId], 'nothing allocated by the refused ADD');
+
+    const del = await runPlugin(VXNET, net.conf('1.1.0', conf), { command: 'DEL', containerId: a.containerId, ifname: 'eth0', netns: a.ns.path });
+    t.equal(del.code, 0, 'DEL of the old block\'s container works', { diag: describe(del) });
+    const again = await runPlugin(VXNET, net.conf('1.1.0', conf), { command: 'ADD', containerId: id, ifname: 'eth0', netns: ns.path });
+    t.equal(again.code, 0, 'once no address of the old block is held, ADD works', { diag: describe(again) });
+    t.same(resultAddrs(again.json), [`10.239.${net.n}.130/26`], 'from the new block');
+    const del2 = await runPlugin(VXNET, net.conf('1.1.0', conf), { command: 'DEL', containerId: id, ifname: 'eth0', netns: ns.path });
+    t.equal(del2.code, 0, describe(del2));
+  });
+
   t.test('configs overlay mode refuses', async (t) => {
     const net = await newNet(t);
     const stateDir = join(net.tmp, 'overlay');
