@@ -3,8 +3,10 @@
 // (1) TCP throughput container-to-container across two "hosts" (namespaces bnov<ID>-h1/h2 on a
 //     veth underlay, 10.77.0.1/2), through:
 //       A  vxnet's overlay: VtepProgrammer (overlay/apply.ts) programs device bnov0 (VNI 4242,
-//          routed design) in each host; containers bnov<ID>-a1/a2 sit on a bridge bnbr0 per host
-//          with addresses from the host's block (10.237.<i>.5, gateway .1, VTEP IP .0);
+//          routed between blocks) in each host, as the agent does; the built `vxnet` CNI plugin,
+//          run inside each host namespace from a state file as the agent writes it, attaches
+//          containers bnov<ID>-a1/a2 routed (no bridge; overlay/routed.ts) with the first
+//          address of the host's block (10.237.<i>.2; gateway .1 and VTEP IP .0 on bnov0);
 //       B  the hand-built kernel VXLAN of /work/shared/bench/vxlan-tput.sh (bridged: bnvxb0,
 //          VNI 4243, static FDB; containers bnov<ID>-b1/b2, 10.78.0.1/2) on the same underlay.
 //     Pings verify both paths before timing; iperf3 -t SECONDS, A and B alternated (ABBA...),
@@ -21,7 +23,7 @@
 //     registration to its route on all 3 real hosts (3 samples per N, target < 1 s), and a real
 //     agent joining (bnov<ID>-g4) at the largest N.
 //
-// Env: BENCH_OVERLAY_SECONDS=10 BENCH_OVERLAY_ROUNDS=2 BENCH_OVERLAY_PEERS=1000
+// Env: BENCH_OVERLAY_SECONDS=10 BENCH_OVERLAY_ROUNDS=6 BENCH_OVERLAY_PEERS=1000
 //      BENCH_OVERLAY_PIN=0 (iperf3 client and server not pinned to CPUs 0 and 1)
 //      BENCH_OVERLAY_BRIDGE_NF=0|1 (bridge-nf-call-* in both hosts; default: as found)
 //      BENCH_OVERLAY_SIMS=100,1000 (simulated host counts; "0" skips (3)) BENCH_ETCD=/usr/bin/etcd
@@ -32,7 +34,7 @@
 // 130/143 when interrupted.
 import { spawn, spawnSync } from 'node:child_process';
 import { netlinkAddon } from '../scripts/esbuild-netlink.mjs';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,7 +48,7 @@ const intEnv = (name, def) => {
   return Number(v);
 };
 const SECONDS = intEnv('BENCH_OVERLAY_SECONDS', 10);
-const ROUNDS = intEnv('BENCH_OVERLAY_ROUNDS', 2);
+const ROUNDS = intEnv('BENCH_OVERLAY_ROUNDS', 6);
 const PEERS = intEnv('BENCH_OVERLAY_PEERS', 1000);
 const SIMS = (process.env.BENCH_OVERLAY_SIMS ?? '100,1000').split(',').map(Number).filter((n) => n > 0);
 const ETCD = process.env.BENCH_ETCD || '/usr/bin/etcd';
@@ -54,6 +56,8 @@ const ID = process.pid;
 const NS = (s) => `bnov${ID}-${s}`;
 const [H1, H2, A1, A2, B1, B2, P] = ['h1', 'h2', 'a1', 'a2', 'b1', 'b2', 'p'].map(NS);
 const U = ['10.77.0.1', '10.77.0.2'];
+// The containers' addresses in A: the first the plugin hands out in each host's block.
+const A_IP = ['10.237.1.2', '10.237.2.2'];
 const VNI_A = 4242;
 const VNI_B = 4243;
 const DEV_A = 'bnov0';
@@ -61,7 +65,8 @@ const DEV_B = 'bnvxb0';
 const PORT = 5201;
 // br_netfilter (loaded on every Docker host) passes bridged IPv4 through netfilter when
 // bridge-nf-call-iptables is 1 (the default in each namespace): reference B is bridged end to
-// end, vxnet's A only up to its gateway. BENCH_OVERLAY_BRIDGE_NF=0|1 sets it in both hosts.
+// end, vxnet's A is routed (netfilter sees it either way). BENCH_OVERLAY_BRIDGE_NF=0|1 sets it
+// in both hosts.
 const BRIDGE_NF = ['0', '1'].includes(process.env.BENCH_OVERLAY_BRIDGE_NF ?? '') ? process.env.BENCH_OVERLAY_BRIDGE_NF : undefined;
 const UNDERLAY_MTU = 1500;
 const OVERLAY_MTU = UNDERLAY_MTU - 50;
@@ -198,22 +203,33 @@ async function bridgeNf() {
   return r.code === 0 ? r.stdout.trim() : 'absent';
 }
 
-/** A: a bridge per host with the host block's gateway, one container; vxnet programs the VTEPs. */
+/**
+ * A: vxnet programs the VTEPs (VtepProgrammer, as the agent does), then the built `vxnet` CNI
+ * plugin, run inside each host namespace, attaches one container from the host's block
+ * (routed, as in production: overlay/routed.ts), reading the state file the agent would write.
+ */
 async function setupVxnet(h) {
+  const prog = await helper(h, ['program', DEV_A, String(VNI_A), `${H1},bn-h1,${U[0]},10.237.1.0/24`, `${H2},bn-h2,${U[1]},10.237.2.0/24`]);
+  const plugin = join(resolvePath(root, process.env.BENCH_DIST || 'dist'), 'bin', 'vxnet');
   for (const [i, [hns, cns]] of [[H1, A1], [H2, A2]].entries()) {
-    const net = `10.237.${i + 1}`;
     await must('ip', ['netns', 'add', cns]);
     await ipn(cns, 'link', 'set', 'lo', 'up');
-    await ipn(hns, 'link', 'add', 'bnbr0', 'mtu', String(OVERLAY_MTU), 'type', 'bridge');
-    await ipn(hns, 'addr', 'add', `${net}.1/24`, 'dev', 'bnbr0');
-    await ipn(hns, 'link', 'set', 'bnbr0', 'up');
-    await ipn(hns, 'link', 'add', 'bnca0', 'mtu', String(OVERLAY_MTU), 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', String(OVERLAY_MTU), 'netns', cns);
-    await ipn(hns, 'link', 'set', 'bnca0', 'master', 'bnbr0', 'up');
-    await ipn(cns, 'addr', 'add', `${net}.5/24`, 'dev', 'eth0');
-    await ipn(cns, 'link', 'set', 'eth0', 'up');
-    await ipn(cns, 'route', 'add', 'default', 'via', `${net}.1`);
+    const dir = join(tmp, `a${i + 1}`);
+    mkdirSync(join(dir, 'overlay'), { recursive: true });
+    writeFileSync(join(dir, 'overlay', 'bnov.json'), JSON.stringify({
+      network: 'bnov', hostId: `bn-h${i + 1}`, vni: VNI_A, device: DEV_A, mtu: OVERLAY_MTU,
+      blocks: [`10.237.${i + 1}.0/24`], subnets: ['10.237.0.0/16'], updated: Date.now(),
+    }));
+    const conf = { cniVersion: '1.1.0', name: 'bnov', type: 'vxnet', mode: 'overlay', ipMasq: true, natTable: 'bnvx',
+      overlayStateDir: join(dir, 'overlay'), ipam: { dataDir: join(dir, 'store') } };
+    const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: 'ADD', CNI_CONTAINERID: `bnov${ID}a${i + 1}`, CNI_NETNS: `/run/netns/${cns}`,
+      CNI_IFNAME: 'eth0', CNI_PATH: dirname(plugin) };
+    const r = spawnSync('ip', ['netns', 'exec', hns, plugin], { input: JSON.stringify(conf), env, encoding: 'utf8', timeout: 60_000 });
+    if (r.status !== 0) throw new Error(`vxnet ADD in ${hns} exited ${r.status}: ${r.stdout}${r.stderr}`);
+    const addr = JSON.parse(r.stdout).ips?.[0]?.address;
+    if (addr !== `${A_IP[i]}/24`) throw new Error(`vxnet ADD in ${hns} gave ${addr}, expected ${A_IP[i]}/24`);
   }
-  return helper(h, ['program', DEV_A, String(VNI_A), `${H1},bn-h1,${U[0]},10.237.1.0/24`, `${H2},bn-h2,${U[1]},10.237.2.0/24`]);
+  return prog;
 }
 
 /** B: vxlan-tput.sh's hand-built bridged VXLAN with a static FDB. */
@@ -358,13 +374,13 @@ async function main() {
   const checks = [];
   const check = (ok, what) => { checks.push({ ok, what }); say(`${ok ? 'ok  ' : 'FAIL'} ${what}`); };
   check(await pingOk(H1, U[1]), 'underlay ping h1 -> h2');
-  check(await pingOk(A1, '10.237.2.5') && await pingOk(A2, '10.237.1.5'), 'A (vxnet) ping a1 <-> a2 (10.237.1.5 <-> 10.237.2.5)');
-  check(await pingOk(A1, '10.237.2.5', OVERLAY_MTU - 28), `A (vxnet) full-size ping (${OVERLAY_MTU} bytes)`);
+  check(await pingOk(A1, A_IP[1]) && await pingOk(A2, A_IP[0]), `A (vxnet) ping a1 <-> a2 (${A_IP[0]} <-> ${A_IP[1]})`);
+  check(await pingOk(A1, A_IP[1], OVERLAY_MTU - 28), `A (vxnet) full-size ping (${OVERLAY_MTU} bytes)`);
   check(await pingOk(B1, '10.78.0.2') && await pingOk(B2, '10.78.0.1'), 'B (kernel) ping b1 <-> b2 (10.78.0.1 <-> 10.78.0.2)');
   if (checks.some((c) => !c.ok)) throw new Error('connectivity check failed: not timing');
 
   const res = { A: [], B: [] };
-  const runs = { A: () => iperf(A2, '10.237.2.5', A1, H1, DEV_A), B: () => iperf(B2, '10.78.0.2', B1, H1, DEV_B) };
+  const runs = { A: () => iperf(A2, A_IP[1], A1, H1, DEV_A), B: () => iperf(B2, '10.78.0.2', B1, H1, DEV_B) };
   for (let r = 0; r < ROUNDS; r++) {
     for (const k of r % 2 === 0 ? ['A', 'B'] : ['B', 'A']) {
       const x = await runs[k]();
@@ -383,7 +399,7 @@ async function main() {
   const mid = sorted.length >> 1;
   const ratio = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
   say(table(['path', 'runs Mbit/s', 'mean Mbit/s', 'retransmits'], [
-    ['A vxnet overlay (routed, VtepProgrammer)', res.A.map((x) => f1(x.mbps)).join(' '), f1(mA), res.A.map((x) => x.retr).join(' ')],
+    ['A vxnet overlay (VtepProgrammer, vxnet plugin: routed veths)', res.A.map((x) => f1(x.mbps)).join(' '), f1(mA), res.A.map((x) => x.retr).join(' ')],
     ['B kernel VXLAN by hand (bridged)', res.B.map((x) => f1(x.mbps)).join(' '), f1(mB), res.B.map((x) => x.retr).join(' ')],
   ]));
   const tputOk = ratio >= 0.95;

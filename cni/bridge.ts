@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { DatapathFailure } from '../lib/errors';
 import { Cidr, formatCidr } from '../ipam/addr';
 import { ensureForwardAccept, ensureMasquerade } from '../net/nat';
+import { writeSysctl } from '../net/sysctl';
 import { LinkInfo, Rtnl } from '../net/rtnl';
 import { bridgeMac } from './names';
 
@@ -19,29 +20,14 @@ export interface BridgeSpec {
   readonly subnets: readonly Cidr[];
   readonly ipMasq: boolean;
   readonly natTable: string;
-  /**
-   * Overlay networks: sources allowed into the bridge through a FORWARD DROP policy (Docker's)
-   * for new connections, i.e. containers on other hosts (the network's whole subnets).
-   */
-  readonly acceptFrom?: readonly Cidr[];
 }
 
 /** The bridge alias recording which setup was applied. Pure. */
 export function setupFingerprint(spec: BridgeSpec): string {
   const h = createHash('sha256')
-    .update(JSON.stringify([spec.network, spec.subnets.map(formatCidr), spec.gateways.map(formatCidr), spec.ipMasq, spec.natTable,
-      ...(spec.acceptFrom?.length ? [spec.acceptFrom.map(formatCidr)] : [])]))
+    .update(JSON.stringify([spec.network, spec.subnets.map(formatCidr), spec.gateways.map(formatCidr), spec.ipMasq, spec.natTable]))
     .digest('hex').slice(0, 16);
   return `vxnet network=${spec.network} setup=${h}`;
-}
-
-function writeSysctl(key: string, value: string): void {
-  const file = `/proc/sys/${key}`;
-  try {
-    if (fs.readFileSync(file, 'utf8').trim() !== value) fs.writeFileSync(file, value);
-  } catch (err) {
-    throw new DatapathFailure(`cannot set ${key.replace(/\//g, '.')}=${value}: ${(err as Error).message}`);
-  }
 }
 
 /** Applies host-wide setup for the bridge: forwarding, masquerading, FORWARD accept rules. */
@@ -52,7 +38,7 @@ export function applyHostSetup(spec: BridgeSpec): void {
     if (families.includes(6)) writeSysctl('net/ipv6/conf/all/forwarding', '1');
   }
   if (spec.ipMasq) ensureMasquerade(spec.natTable, spec.network, spec.subnets);
-  ensureForwardAccept(spec.name, families, spec.acceptFrom ?? []);
+  ensureForwardAccept(spec.name, families);
 }
 
 /** Ensures the bridge exists, is up, and carries its gateway addresses; returns it. `lookup`: the bridge's lookup, already sent. */

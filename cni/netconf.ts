@@ -133,6 +133,8 @@ export function parseVxnetConf(conf: Record<string, unknown>, cniArgs: ReadonlyM
   let overlay: OverlayConf | undefined;
   if (mode === 'overlay') {
     ({ overlay, ipam } = overlayConf(name, conf, ipamRaw, ipamType, runtimeConfig, readOverlay));
+    // Routed attachment (overlay/routed.ts): everything leaves a container through its gateway.
+    if (conf.isGateway === false) throw new InvalidNetworkConfig('isGateway: false is not possible in overlay mode: containers are routed through their block\'s gateway (omit isGateway)');
     // The overlay MTU (underlay minus the VXLAN overhead, or the network's) unless mtu is set.
     mtu ??= overlay.state?.mtu;
     if (bool(conf, 'ipMasq', false) && overlay.state && !overlay.state.subnets?.length) {

@@ -2,10 +2,11 @@
 // an address from the IPAM core, DEL detaches it, CHECK verifies, GC collects leftovers,
 // STATUS says whether ADDs can succeed. Each command is a short list of named steps; an ADD
 // that fails undoes what it did, in reverse order.
-// Overlay mode ("mode":"overlay") is the same attachment with the addresses from this host's
-// blocks of the overlay network and the MTU of the overlay, both from the state file the
-// overlay agent keeps on the host (overlay/local.ts), so an ADD needs no etcd. The VXLAN
-// device stays off the bridge: the agent routes other hosts' blocks through it.
+// Overlay mode ("mode":"overlay") takes the addresses from this host's blocks of the overlay
+// network and the MTU of the overlay, both from the state file the overlay agent keeps on the
+// host (overlay/local.ts), so an ADD needs no etcd, and attaches the container routed, with no
+// bridge (overlay/routed.ts): the agent routes other hosts' blocks through the VXLAN device,
+// and each container's veth carries the routes to its addresses.
 import * as fs from 'node:fs';
 import { AttachmentDrifted, DatapathFailure, InvalidNetworkConfig, PluginNotAvailable } from '../lib/errors';
 import { trace } from '../lib/trace';
@@ -16,7 +17,10 @@ import { LinkInfo, Rtnl } from '../net/rtnl';
 import { BridgeSpec, ensureBridge } from './bridge';
 import { ipamSourceFor, validAttachments } from './ipam-source';
 import { RETIRED_PREFIX, hostVethName, isVxnetVethName, retiredName } from './names';
-import { overlayBridgeParts, readLocalState } from '../overlay/local';
+import { readLocalState } from '../overlay/local';
+import {
+  RoutedNetworkSpec, ensureRoutedNetwork, linksRoutingInto, missingHostRoutes, programHostEnd, routedSetupDrift, routedSpecOf,
+} from '../overlay/routed';
 import { VxnetNetConf, missingOverlayState, parseVxnetConf } from './netconf';
 import { CniInterface, CniResult, CniRoute, formatResult } from './result';
 import type { CmdArgs, Handlers } from './skel';
@@ -30,6 +34,11 @@ function loadConf(args: CmdArgs): VxnetNetConf {
 /** ADD and CHECK need the host's blocks in overlay mode; DEL and GC do not. */
 function requireOverlayState(conf: VxnetNetConf): void {
   if (conf.overlay && !conf.overlay.state?.blocks.length) throw missingOverlayState(conf);
+}
+
+/** Overlay mode with the host's state: the routed setup; bridge mode: undefined. */
+function routedSpecFor(conf: VxnetNetConf): RoutedNetworkSpec | undefined {
+  return conf.overlay?.state ? routedSpecOf(conf.overlay.state, conf) : undefined;
 }
 
 interface ParsedIp { cidr: Cidr; gateway: Ip | undefined }
@@ -49,12 +58,7 @@ function gatewayOf(ip: ParsedIp): Ip {
 
 export function bridgeSpecFor(conf: VxnetNetConf, ips: readonly ParsedIp[]): BridgeSpec {
   const base = { network: conf.name, name: conf.bridge, mtu: conf.mtu, ipMasq: conf.ipMasq, natTable: conf.natTable };
-  // Overlay: the setup the Docker driver applies too (overlay/local.ts overlayBridgeParts).
-  if (conf.overlay?.state) {
-    const parts = overlayBridgeParts(conf.overlay.state);
-    return { ...base, ...parts, gateways: conf.isGateway ? parts.gateways : [] };
-  }
-  const subnets = conf.overlay ? conf.overlay.subnets : conf.ipam ? conf.ipam.rangeSets.flat().map((r) => r.subnet) : ips.map((ip) => networkOf(ip.cidr));
+  const subnets = conf.ipam ? conf.ipam.rangeSets.flat().map((r) => r.subnet) : ips.map((ip) => networkOf(ip.cidr));
   const gateways = conf.isGateway ? ips.map((ip) => ({ ip: gatewayOf(ip), prefix: ip.cidr.prefix })) : [];
   return { ...base, gateways, subnets };
 }
@@ -92,6 +96,7 @@ async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
   trace('add:start');
   const conf = loadConf(args);
   requireOverlayState(conf);
+  const routed = routedSpecFor(conf);
   trace('add:conf');
   const ipam = ipamSourceFor(conf.ipamType, conf.ipam);
   const ns = openNetns(args.netns);
@@ -106,20 +111,21 @@ async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
     trace('add:netns-socket');
     // Netlink requests are answered as they are sent; a lookup sent before other work waits in
     // the socket meanwhile, so each step below costs one wait, not one per request.
-    const bridgeLookup = host.link(conf.bridge);
-    bridgeLookup.catch(() => undefined);
+    const hubLookup = host.link(routed ? routed.device : conf.bridge);
+    hubLookup.catch(() => undefined);
     const ipamResult = await ipam.add(args);
     trace('add:ipam');
     undo.push(() => ipam.del(args, 'add failed'));
     const ips = parseIps(ipamResult);
-    const bridge = await ensureBridge(host, bridgeSpecFor(conf, ips), bridgeLookup);
+    // The bridge, or in overlay mode the VXLAN device (nothing to attach to: routed).
+    const hub = routed ? await ensureRoutedNetwork(host, routed, hubLookup) : await ensureBridge(host, bridgeSpecFor(conf, ips), hubLookup);
     trace('add:bridge');
 
     const vethName = hostVethName(args.containerId, args.ifname);
-    // The host end comes up with the pair, already on the bridge (one request).
+    // The host end comes up with the pair, already on the bridge in bridge mode (one request).
     const createVeth = (): Promise<boolean> => host.createVeth(vethName,
       { name: args.ifname, ns, ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { mac: conf.mac } : {}) },
-      { ...(conf.mtu ? { mtu: conf.mtu } : {}), master: bridge.index, up: true });
+      { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(routed ? {} : { master: hub.index }), up: true });
     const lookupEnds = (): Promise<[LinkInfo | undefined, LinkInfo | undefined]> =>
       Promise.all([host.link(vethName), inner.link(args.ifname)]);
     const created = createVeth();
@@ -134,29 +140,35 @@ async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
     }
     undo.push(() => host.deleteLink(vethName));
     trace('add:veth');
-    if (conf.hairpinMode) fs.writeFileSync(`/sys/class/net/${vethName}/brport/hairpin_mode`, '1');
+    if (conf.hairpinMode && !routed) fs.writeFileSync(`/sys/class/net/${vethName}/brport/hairpin_mode`, '1');
 
     let [veth, container] = firstTry ? await early : [undefined, undefined];
     if (!veth || !container) [veth, container] = await lookupEnds();
     if (!veth) throw new AttachmentDrifted(`veth ${vethName} vanished right after it was created`);
     if (!container) throw new AttachmentDrifted(`${args.ifname} did not appear in ${args.netns}`);
-    // Sent together; the kernel runs them in order (addresses before the routes that need them).
+    // Sent together; the kernel runs each socket's requests in order (link up, addresses and
+    // neighbours before the routes that need them).
     const routes = containerRoutes(conf, ips, ipamResult.routes ?? []);
+    const hostEnd = veth;
     await Promise.all([
       inner.setLink(container.index, { up: true }),
-      ...ips.map((ip) => inner.addAddress(container.index, ip.cidr)),
-      ...routes.map((r) => inner.addRoute({ dst: networkOf(parseCidr(r.dst) as Cidr), ...(r.gw ? { gw: parseIp(r.gw) as Ip } : {}), oif: container.index })),
+      ...ips.map((ip) => inner.addAddress(container.index, ip.cidr, { noPrefixRoute: routed !== undefined })),
+      ...(routed ? gatewaysOf(ips).map((gw) => inner.setNeighbour(container.index, gw, hostEnd.mac)) : []),
+      ...routes.map((r) => inner.addRoute({
+        dst: networkOf(parseCidr(r.dst) as Cidr), ...(r.gw ? { gw: parseIp(r.gw) as Ip } : {}), oif: container.index, onlink: routed !== undefined,
+      })),
+      ...(routed ? [programHostEnd(host, veth.index, ips.map((ip) => ip.cidr.ip), container.mac)] : []),
     ]);
 
     trace('add:container-config');
     const interfaces: CniInterface[] = [
-      { name: conf.bridge, mac: bridge.mac },
+      ...(routed ? [] : [{ name: conf.bridge, mac: hub.mac }]),
       { name: vethName, mac: veth.mac },
       { name: args.ifname, mac: container.mac, sandbox: args.netns, ...(conf.mtu ? { mtu: conf.mtu } : {}) },
     ];
     const result: CniResult = {
       interfaces,
-      ips: (ipamResult.ips ?? []).map((ip) => ({ ...ip, interface: 2 })),
+      ips: (ipamResult.ips ?? []).map((ip) => ({ ...ip, interface: interfaces.length - 1 })),
       routes,
       dns: conf.dns ?? ipamResult.dns ?? {},
     };
@@ -175,6 +187,16 @@ async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
     await ipam.close();
     trace('add:store-closed');
   }
+}
+
+/** The distinct gateways of the addresses (a routed container's neighbours). Pure. */
+function gatewaysOf(ips: readonly ParsedIp[]): Ip[] {
+  const seen = new Map<string, Ip>();
+  for (const ip of ips) {
+    const gw = gatewayOf(ip);
+    seen.set(`${gw.family}/${gw.value}`, gw);
+  }
+  return [...seen.values()];
 }
 
 async function cmdDel(args: CmdArgs): Promise<void> {
@@ -227,6 +249,19 @@ async function cmdCheck(args: CmdArgs): Promise<void> {
     }
     const vethName = hostVethName(args.containerId, args.ifname);
     const veth = await host.link(vethName);
+    const routed = routedSpecFor(conf);
+    if (routed) {
+      if (!veth) throw new AttachmentDrifted(`host veth ${vethName} of ${args.ifname} is missing`);
+      if (veth.master !== undefined) throw new AttachmentDrifted(`host veth ${vethName} is attached to a bridge; overlay containers are routed`);
+      const missing = await missingHostRoutes(host, veth.index, ips.map((ip) => ip.cidr.ip));
+      if (missing.length) throw new AttachmentDrifted(`the host route to ${missing.map(formatIp).join(', ')} via ${vethName} is missing`);
+      const drift = routedSetupDrift(routed, await host.link(routed.device));
+      if (drift) throw new AttachmentDrifted(drift);
+      for (const ip of ips) {
+        if (!routed.subnets.some((s) => contains(s, ip.cidr.ip))) throw new AttachmentDrifted(`address ${formatCidr(ip.cidr)} is outside the network's subnets`);
+      }
+      return;
+    }
     const bridge = await host.link(conf.bridge);
     if (!bridge) throw new AttachmentDrifted(`bridge ${conf.bridge} is missing`);
     if (!veth) throw new AttachmentDrifted(`host veth ${vethName} of ${args.ifname} is missing`);
@@ -262,19 +297,23 @@ async function cmdGc(args: CmdArgs): Promise<void> {
   const host = Rtnl.open();
   try {
     const released = await ipam.gc(args, valid);
-    // Every vxnet veth on this network's bridge that no valid attachment owns is a leftover.
+    // Every vxnet veth on this network's bridge (in overlay mode: routing into its subnets)
+    // that no valid attachment owns is a leftover.
     const keep = new Set(valid.map((a) => hostVethName(a.containerId, a.ifname)));
-    const bridge = await host.link(conf.bridge);
-    // Veths of this network's ADDs killed before attaching them (down, no bridge): only the
-    // names of attachments this GC released, so another network's ADD in flight is safe.
+    const bridge = conf.overlay ? undefined : await host.link(conf.bridge);
+    const routedInto = conf.overlay ? await linksRoutingInto(host, conf.overlay.subnets) : new Set<number>();
+    // Veths of this network's ADDs killed before attaching them (down, no bridge, or no
+    // route yet): only the names of attachments this GC released, so another network's ADD in
+    // flight is safe.
     const orphans = new Set(released.map((a) => hostVethName(a.containerId, a.ifname)));
     for (const link of await host.links()) {
       if (link.kind !== 'veth' || keep.has(link.name) || !isVxnetVethName(link.name)) continue;
-      const onBridge = bridge !== undefined && link.master === bridge.index;
+      const ofNetwork = (bridge !== undefined && link.master === bridge.index) || (link.master === undefined && routedInto.has(link.index));
       const detached = !link.up && link.master === undefined;
       // Retired veths (see Rtnl.retireLink) are out of service whatever their network.
       const retired = detached && link.name.startsWith(RETIRED_PREFIX);
-      if (onBridge || retired || (detached && orphans.has(link.name))) await host.deleteLink(link.name);
+      const unattached = link.master === undefined && (detached || conf.overlay !== undefined);
+      if (ofNetwork || retired || (unattached && orphans.has(link.name))) await host.deleteLink(link.name);
     }
   } finally {
     host.close();

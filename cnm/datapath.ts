@@ -1,27 +1,43 @@
 // The kernel side of the Docker driver, behind a small interface so the driver's logic can be
 // tested without root: the network's bridge (cni/bridge.ts, the same code and naming as the
-// CNI plugin, so one network is one bridge), and an endpoint's veth pair, made in the host
-// namespace as Docker's remote driver API wants (Docker moves the container end itself).
-import type { Cidr } from '../ipam/addr';
+// CNI plugin, so one network is one bridge), or for an overlay network its routed setup
+// (overlay/routed.ts, as the CNI plugin's overlay mode), and an endpoint's veth pair, made in
+// the host namespace as Docker's remote driver API wants (Docker moves the container end itself).
+import type { Cidr, Ip } from '../ipam/addr';
 import { BridgeSpec, ensureBridge } from '../cni/bridge';
 import { teardownBridgeNetwork } from '../cni/teardown';
 import { DatapathFailure } from '../lib/errors';
 import { openNetns } from '../net/netns';
 import { Rtnl } from '../net/rtnl';
+import { writeSysctl } from '../net/sysctl';
 import { retiredName } from '../cni/names';
+import { RoutedNetworkSpec, ensureRoutedNetwork, programHostEnd, teardownRoutedNetwork } from '../overlay/routed';
 
 export interface Datapath {
   ensureBridge(spec: BridgeSpec): Promise<void>;
   /** The bridge vxnet made for the network (its alias names the network), if any. */
   findBridgeOf(network: string): Promise<string | undefined>;
-  /** Creates the pair in the host namespace, host end on the bridge and up; replaces leftovers of the same names. */
-  createVeth(o: { host: string; container: string; bridge: string; mtu: number | undefined; mac: string }): Promise<void>;
+  /** An overlay network's routed host-wide setup (forwarding, masquerading, FORWARD rules). */
+  ensureRoutedNetwork(spec: RoutedNetworkSpec): Promise<void>;
+  /**
+   * Creates the pair in the host namespace, host end up and on the bridge (no bridge: routed);
+   * replaces leftovers of the same names.
+   */
+  createVeth(o: { host: string; container: string; bridge: string | undefined; mtu: number | undefined; mac: string }): Promise<void>;
+  /**
+   * A routed endpoint's host end: host routes to its addresses, and proxy ARP, since Docker
+   * gives the container its address with the subnet's prefix (the container asks ARP for
+   * every address of the subnet, and the host answers for what it routes elsewhere).
+   */
+  routeToEndpoint(o: { host: string; ips: readonly Ip[] }): Promise<void>;
   /** Names of the host namespace's links that start with prefix. */
   linksNamed(prefix: string): Promise<string[]>;
   /** Removes a link if it exists (the pair goes with either end). */
   removeLink(name: string): Promise<boolean>;
   /** Removes the bridge, its masquerading and FORWARD rules, only if vxnet made that bridge for this network. */
   teardownNetwork(o: { network: string; bridge: string; natTable: string; subnets: readonly Cidr[] }): Promise<boolean>;
+  /** Removes an overlay network's routed host-wide setup. */
+  teardownRoutedNetwork(spec: RoutedNetworkSpec): Promise<void>;
 }
 
 const aliasPrefix = (network: string): string => `vxnet network=${network} setup=`;
@@ -43,20 +59,29 @@ export const kernelDatapath: Datapath = {
     return (await h.links()).find((l) => l.kind === 'bridge' && l.alias?.startsWith(prefix))?.name;
   }),
 
+  ensureRoutedNetwork: (spec) => withHost(async (h) => { await ensureRoutedNetwork(h, spec); }),
+
   createVeth: (o) => withHost(async (h) => {
     await h.deleteLink(o.host);
     await h.deleteLink(o.container);
-    const bridge = await h.link(o.bridge);
-    if (!bridge) throw new DatapathFailure(`bridge ${o.bridge} vanished before the endpoint could be attached`);
+    const bridge = o.bridge === undefined ? undefined : await h.link(o.bridge);
+    if (o.bridge !== undefined && !bridge) throw new DatapathFailure(`bridge ${o.bridge} vanished before the endpoint could be attached`);
     // The peer is "created in" the host's own namespace: it stays here, under its name, until Docker moves it.
     const self = openNetns('/proc/self/ns/net');
     try {
       const created = await h.createVeth(o.host, { name: o.container, ns: self, ...(o.mtu ? { mtu: o.mtu } : {}), mac: o.mac },
-        { ...(o.mtu ? { mtu: o.mtu } : {}), master: bridge.index, up: true });
+        { ...(o.mtu ? { mtu: o.mtu } : {}), ...(bridge ? { master: bridge.index } : {}), up: true });
       if (!created) throw new DatapathFailure(`cannot create veth ${o.host} with peer ${o.container}: an interface of one of those names exists already`);
     } finally {
       self.close();
     }
+  }),
+
+  routeToEndpoint: (o) => withHost(async (h) => {
+    const link = await h.link(o.host);
+    if (!link) throw new DatapathFailure(`veth ${o.host} vanished before its routes could be set`);
+    if (o.ips.some((ip) => ip.family === 4)) writeSysctl(`net/ipv4/conf/${o.host}/proxy_arp`, '1');
+    await programHostEnd(h, link.index, o.ips);
   }),
 
   linksNamed: (prefix) => withHost(async (h) => (await h.links()).map((l) => l.name).filter((n) => n.startsWith(prefix))),
@@ -75,4 +100,6 @@ export const kernelDatapath: Datapath = {
     await teardownBridgeNetwork({ bridge: o.bridge, natTable: o.natTable, subnets: o.subnets });
     return true;
   },
+
+  teardownRoutedNetwork: (spec) => teardownRoutedNetwork(spec),
 };

@@ -18,7 +18,8 @@ import { Cidr, contains, formatCidr, formatIp, networkOf, parseCidr, lastOf } fr
 import { ensurePool, ipamAdd } from '../ipam/core';
 import { parseIpamConf } from '../ipam/config';
 import { rangeHolding } from '../ipam/range';
-import { LocalOverlayState, blockRanges, localStateForSubnet, overlayBridgeParts, subnetsOf } from '../overlay/local';
+import { LocalOverlayState, blockRanges, localStateForSubnet } from '../overlay/local';
+import { routedSpecOf } from '../overlay/routed';
 import { gatewayOf } from '../overlay/plan';
 import type { Allocation, IpamStore, Owner } from '../ipam/store/types';
 import { defaultBridgeName } from '../cni/names';
@@ -427,10 +428,14 @@ export class Driver {
         return { released: out, remaining: left };
       });
       for (const a of released) await this.dp.removeLink(endpointHostVeth(a.containerId)).catch(() => false);
-      if (remaining === 0 && !rec.ipamOnly) {
+      const ov = this.overlayOf(cidrOf(rec.pool));
+      if (remaining === 0 && !rec.ipamOnly && ov) {
+        const spec = routedSpecOf(ov, rec.options);
+        await this.dp.teardownRoutedNetwork(spec);
+        this.log.info('network removed', { networkId: shortId(nid), network: name, overlayDevice: spec.device, released: released.length, reason });
+      } else if (remaining === 0 && !rec.ipamOnly) {
         const bridge = rec.options.bridge ?? (await this.dp.findBridgeOf(name)) ?? defaultBridgeName(name);
-        const ov = this.overlayOf(cidrOf(rec.pool));
-        const removed = await this.dp.teardownNetwork({ network: name, bridge, natTable: rec.options.natTable, subnets: ov ? subnetsOf(ov) : [cidrOf(rec.pool)] });
+        const removed = await this.dp.teardownNetwork({ network: name, bridge, natTable: rec.options.natTable, subnets: [cidrOf(rec.pool)] });
         this.log.info('network removed', { networkId: shortId(nid), network: name, bridge, bridgeRemoved: removed, released: released.length, reason });
       } else {
         this.log.info('network removed; the vxnet network stays in use', { networkId: shortId(nid), network: name, allocations: remaining, reason });
@@ -497,25 +502,33 @@ export class Driver {
     const pool = cidrOf(rec.pool);
     const gateway = cidrOf(rec.gateway);
     const ov = this.overlayOf(pool);
-    // Overlay: the bridge setup the CNI side applies (overlay/local.ts overlayBridgeParts) and the overlay MTU.
-    const parts = ov ? overlayBridgeParts(ov) : { gateways: [gateway], subnets: [pool] };
     const mtu = rec.options.mtu ?? ov?.mtu;
-    const bridge = await this.mutex.run(nid, async () => {
-      const br = rec.options.bridge ?? (await this.dp.findBridgeOf(name)) ?? defaultBridgeName(name);
-      await this.dp.ensureBridge({
-        network: name, name: br, mtu, ...parts, gateways: rec.ipamOnly ? [] : parts.gateways, ipMasq: rec.options.ipMasq, natTable: rec.options.natTable,
-      });
-      return br;
-    });
     const host = endpointHostVeth(eid);
     const container = endpointContainerVeth(eid);
-    await this.dp.createVeth({ host, container, bridge, mtu, mac: endpointMac(eid) });
+    let bridge: string | undefined;
+    if (ov) {
+      // Overlay: routed, as the CNI plugin attaches (overlay/routed.ts), in the overlay's MTU.
+      const ip = bareIp(allocation.address);
+      if (!ip) throw new AttachmentDrifted(`endpoint ${shortId(eid)} holds an invalid address ${JSON.stringify(allocation.address)}`);
+      await this.mutex.run(nid, () => this.dp.ensureRoutedNetwork(routedSpecOf(ov, rec.options)));
+      await this.dp.createVeth({ host, container, bridge: undefined, mtu, mac: endpointMac(eid) });
+      await this.dp.routeToEndpoint({ host, ips: [ip] });
+    } else {
+      bridge = await this.mutex.run(nid, async () => {
+        const br = rec.options.bridge ?? (await this.dp.findBridgeOf(name)) ?? defaultBridgeName(name);
+        await this.dp.ensureBridge({
+          network: name, name: br, mtu, gateways: rec.ipamOnly ? [] : [gateway], subnets: [pool], ipMasq: rec.options.ipMasq, natTable: rec.options.natTable,
+        });
+        return br;
+      });
+      await this.dp.createVeth({ host, container, bridge, mtu, mac: endpointMac(eid) });
+    }
     await this.store.withLock(async (tx) => {
       const ip = bareIp(allocation.address);
       const cur = ip && (await tx.ownerOf(name, ip));
       if (ip && cur && cur.containerId === eid) await tx.updateOwner(name, ip, { ...ownerOf(cur), netns: sandbox });
     });
-    this.log.info('endpoint joined', { networkId: shortId(nid), network: name, endpoint: shortId(eid), address: allocation.address, bridge, hostVeth: host, sandbox });
+    this.log.info('endpoint joined', { networkId: shortId(nid), network: name, endpoint: shortId(eid), address: allocation.address, ...(bridge ? { bridge } : { routed: true }), hostVeth: host, sandbox });
     return {
       InterfaceName: { SrcName: container, DstPrefix: 'eth' },
       Gateway: formatIp(gateway.ip),

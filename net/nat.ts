@@ -1,7 +1,8 @@
-// Host-wide rules a bridge network needs: masquerade for traffic leaving its subnets (nftables,
+// Host-wide rules a network needs: masquerade for traffic leaving its subnets (nftables,
 // in a table vxnet owns), and, on hosts where Docker set the iptables FORWARD policy to DROP
-// (br_netfilter sends bridged traffic through it), ACCEPT rules for the bridge in FORWARD:
-// an accept in our own nftables table cannot override a drop in another table's chain.
+// (br_netfilter sends bridged traffic through it), ACCEPT rules in FORWARD for a bridge, or
+// for a routed overlay network's subnets: an accept in our own nftables table cannot override
+// a drop in another table's chain.
 //
 // The masquerade table holds one interval set of the subnets to masquerade and one rule:
 // traffic from a member subnet to anything but a member subnet (or multicast) is
@@ -83,54 +84,77 @@ export function masqueradePresent(table: string, subnets: readonly Cidr[]): bool
 
 /**
  * The iptables FORWARD rules that let a bridge's traffic through a DROP policy, for one family:
- * out of the bridge, replies into it, and new connections into it from `acceptFrom` (an overlay
- * network's other hosts). Every rule carries the comment vxnet:BRIDGE. Pure.
+ * out of the bridge, and replies into it. Every rule carries the comment vxnet:BRIDGE. Pure.
  */
-export function forwardRules(bridge: string, family: 4 | 6 = 4, acceptFrom: readonly Cidr[] = []): string[][] {
-  const comment = ['-m', 'comment', '--comment', `vxnet:${bridge}`];
+export function forwardRules(bridge: string): string[][] {
+  const comment = commentOf(bridge);
   return [
     ['-i', bridge, ...comment, '-j', 'ACCEPT'],
     ['-o', bridge, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', ...comment, '-j', 'ACCEPT'],
-    ...acceptFrom.filter((c) => c.ip.family === family).map((c) => ['-o', bridge, '-s', formatCidr(c), ...comment, '-j', 'ACCEPT']),
   ];
 }
+
+/**
+ * The FORWARD rules of a routed overlay network (no bridge to name), by address, for one
+ * family: anything from the network's subnets (its containers here and on other hosts), and
+ * replies to them. Every rule carries the comment vxnet:ANCHOR (the network's VXLAN device). Pure.
+ */
+export function routedForwardRules(anchor: string, family: 4 | 6, subnets: readonly Cidr[]): string[][] {
+  const comment = commentOf(anchor);
+  return subnets.filter((c) => c.ip.family === family).flatMap((c) => [
+    ['-s', formatCidr(c), ...comment, '-j', 'ACCEPT'],
+    ['-d', formatCidr(c), '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', ...comment, '-j', 'ACCEPT'],
+  ]);
+}
+
+const commentOf = (anchor: string): string[] => ['-m', 'comment', '--comment', `vxnet:${anchor}`];
 
 function iptables(family: 4 | 6): string | undefined {
   return findTool(family === 4 ? 'iptables' : 'ip6tables');
 }
 
-/** Inserts the bridge's FORWARD accept rules unless present; a host without iptables needs none. */
-export function ensureForwardAccept(bridge: string, families: ReadonlyArray<4 | 6>, acceptFrom: readonly Cidr[] = []): void {
+/** Inserts FORWARD rules (per family) unless present; a host without iptables needs none. `what` names them in errors. */
+export function ensureForwardRules(what: string, families: ReadonlyArray<4 | 6>, rulesOf: (family: 4 | 6) => string[][]): void {
   for (const family of families) {
     const bin = iptables(family);
     if (!bin) continue;
-    for (const rule of forwardRules(bridge, family, acceptFrom)) {
+    for (const rule of rulesOf(family)) {
       if (spawnSync(bin, ['-w', '-C', 'FORWARD', ...rule]).status === 0) continue;
       const r = spawnSync(bin, ['-w', '-I', 'FORWARD', '1', ...rule], { encoding: 'utf8' });
-      if (r.status !== 0) throw new DatapathFailure(`cannot allow forwarding for bridge ${bridge}: ${bin} failed: ${(r.stderr || '').trim()}`);
+      if (r.status !== 0) throw new DatapathFailure(`cannot allow forwarding for ${what}: ${bin} failed: ${(r.stderr || '').trim()}`);
     }
   }
 }
 
-/** Removes every FORWARD rule carrying the bridge's comment (whatever sources they accept). */
-export function removeForwardAccept(bridge: string): void {
+/** Inserts the bridge's FORWARD accept rules unless present. */
+export function ensureForwardAccept(bridge: string, families: ReadonlyArray<4 | 6>): void {
+  ensureForwardRules(`bridge ${bridge}`, families, () => forwardRules(bridge));
+}
+
+/** Removes every FORWARD rule carrying the anchor's comment vxnet:ANCHOR (a bridge, or a routed network's device). */
+export function removeForwardAccept(anchor: string): void {
   for (const family of [4, 6] as const) {
     const bin = iptables(family);
     if (!bin) continue;
     const listed = spawnSync(bin, ['-w', '-S', 'FORWARD'], { encoding: 'utf8' });
-    // iptables -S quotes the comment ("vxnet:BRIDGE"); vxnet's rules have no other quoting or spaces.
+    // iptables -S quotes the comment ("vxnet:ANCHOR"); vxnet's rules have no other quoting or spaces.
     const unquote = (w: string): string => w.replace(/^"(.*)"$/, '$1');
     for (const line of (listed.stdout ?? '').split('\n')) {
       const words = line.trim().split(/\s+/).map(unquote);
-      if (words[0] !== '-A' || words[1] !== 'FORWARD' || !words.includes(`vxnet:${bridge}`)) continue;
+      if (words[0] !== '-A' || words[1] !== 'FORWARD' || !words.includes(`vxnet:${anchor}`)) continue;
       spawnSync(bin, ['-w', '-D', 'FORWARD', ...words.slice(2)]);
     }
   }
 }
 
-/** Whether the bridge's FORWARD accept rules are in place (CHECK). */
-export function forwardAcceptPresent(bridge: string, family: 4 | 6): boolean {
+/** Whether all the given FORWARD rules of one family are in place (CHECK); true without iptables. */
+export function forwardRulesPresent(family: 4 | 6, rules: readonly string[][]): boolean {
   const bin = iptables(family);
   if (!bin) return true;
-  return forwardRules(bridge, family).every((rule) => spawnSync(bin, ['-w', '-C', 'FORWARD', ...rule]).status === 0);
+  return rules.every((rule) => spawnSync(bin, ['-w', '-C', 'FORWARD', ...rule]).status === 0);
+}
+
+/** Whether the bridge's FORWARD accept rules are in place (CHECK). */
+export function forwardAcceptPresent(bridge: string, family: 4 | 6): boolean {
+  return forwardRulesPresent(family, forwardRules(bridge));
 }

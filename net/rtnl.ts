@@ -299,14 +299,20 @@ export class Rtnl {
     child.unref();
   }
 
-  /** Adds an address; an IPv6 address skips duplicate address detection (otherwise it is unusable for seconds). */
-  async addAddress(index: number, cidr: Cidr, options: { replace?: boolean } = {}): Promise<void> {
+  /**
+   * Adds an address; an IPv6 address skips duplicate address detection (otherwise it is unusable
+   * for seconds). `noPrefixRoute`: no route to the address's prefix (a routed attachment sends
+   * everything through its gateway).
+   */
+  async addAddress(index: number, cidr: Cidr, options: { replace?: boolean; noPrefixRoute?: boolean } = {}): Promise<void> {
     const bytes = ipBytes(cidr.ip);
     const nodad = cidr.ip.family === 6;
+    // The 32-bit IFA_FLAGS attribute carries what the header's 8-bit flags cannot (noprefixroute).
+    const flags = { ...(nodad ? { nodad: true as const } : {}), ...(options.noPrefixRoute ? { noprefixroute: true as const } : {}) };
     try {
       await this.sock.newAddress(
         { family: afOf(cidr.ip.family), prefixlen: cidr.prefix, index, ...(nodad ? { flags: { nodad: true } } : {}) },
-        { address: bytes, local: bytes, ...(nodad ? { flags: { nodad: true } } : {}) },
+        { address: bytes, local: bytes, ...(Object.keys(flags).length ? { flags } : {}) },
         { flags: NLM_F_CREATE | (options.replace ? NLM_F_REPLACE : NLM_F_EXCL) });
     } catch (err) {
       if (errno(err) === 'EEXIST') return;
@@ -326,16 +332,18 @@ export class Rtnl {
     }
   }
 
-  async addRoute(route: { dst: Cidr; gw?: Ip; oif?: number }): Promise<void> {
+  /** Adds a route; `onlink`: the gateway is taken as reachable on oif whatever the link's addresses. */
+  async addRoute(route: { dst: Cidr; gw?: Ip; oif?: number; onlink?: boolean }): Promise<void> {
     const family = route.dst.ip.family;
     try {
       await this.sock.newRoute(
-        { family: afOf(family), dstLen: route.dst.prefix, table: RT_TABLE_MAIN, protocol: 'BOOT', scope: route.gw ? 'UNIVERSE' : 'LINK', type: 'UNICAST' },
+        { family: afOf(family), dstLen: route.dst.prefix, table: RT_TABLE_MAIN, protocol: 'BOOT', scope: route.gw ? 'UNIVERSE' : 'LINK', type: 'UNICAST',
+          ...(route.onlink && route.gw ? { flags: { __unknown: RTNH_F_ONLINK } } : {}) },
         { ...(route.dst.prefix > 0 ? { dst: ipBytes(route.dst.ip) } : {}), ...(route.gw ? { gateway: ipBytes(route.gw) } : {}), ...(route.oif ? { oif: route.oif } : {}) },
         { flags: NLM_F_CREATE | NLM_F_EXCL });
     } catch (err) {
       if (errno(err) === 'EEXIST') return;
-      throw this.fail(`cannot add route ${formatCidr(route.dst)}${route.gw ? ` via ${formatIp(route.gw)}` : ''}`, err);
+      throw this.fail(`cannot add route ${formatCidr(route.dst)}${route.gw ? ` via ${formatIp(route.gw)}` : ''}${route.onlink ? ' onlink' : ''}`, err);
     }
   }
 

@@ -12,7 +12,10 @@
 // compatible configuration (kind vxlan, VNI, local underlay address, UDP port, learning off,
 // underlay link) is kept, and only its MTU, MAC and up state are corrected; an incompatible one
 // (those are fixed at creation) is deleted and created again; each sync logs which happened.
-// The VTEP addresses (first address of each of our blocks, /32 or /128) sit on the device.
+// The VTEP addresses (first address of each of our blocks, /32 or /128) sit on the device, and
+// so do the containers' gateways (each block's second address): containers are attached routed
+// (overlay/routed.ts), each by its own veth with no bridge, and the gateway being a local
+// address makes the host answer ARP for it on every veth and a ping to it.
 //
 // Order. Removals first, route before neighbour and FDB: once the route is gone no new packet
 // is steered at an entry about to vanish. Additions: neighbour, then FDB, then the route LAST.
@@ -32,7 +35,7 @@ import type { Logger } from '../lib/log';
 import { Cidr, Ip, formatCidr, formatIp, sameIp } from '../ipam/addr';
 import type { Rtnl } from '../net/rtnl';
 import {
-  Conflict, EntryDiff, Entries, Peer, VXLAN_PORT, desiredEntries, diffEntries, overlayMtu, vtepIpOf,
+  Conflict, EntryDiff, Entries, Peer, VXLAN_PORT, desiredEntries, diffEntries, gatewayOf, overlayMtu, vtepIpOf,
 } from './plan';
 
 const BATCH = 64;
@@ -129,8 +132,10 @@ export class VtepProgrammer {
     if (link.mtu !== mtu) change.mtu = mtu;
     if (link.mac.toLowerCase() !== c.mac.toLowerCase()) change.mac = c.mac;
     if (Object.keys(change).length > 0) await this.rtnl.setLink(link.index, change);
-    // Addresses: the VTEP IPs, nothing else (the kernel's own IPv6 link-local is left alone).
-    const want: Cidr[] = c.blocks.map((b) => ({ ip: vtepIpOf(b), prefix: b.ip.family === 4 ? 32 : 128 }));
+    // Addresses: the VTEP IPs first (the source of what the host itself sends through the
+    // device), then the gateways, nothing else (the kernel's own IPv6 link-local is left alone).
+    const host = (b: Cidr, ip: Ip): Cidr => ({ ip, prefix: b.ip.family === 4 ? 32 : 128 });
+    const want: Cidr[] = [...c.blocks.map((b) => host(b, vtepIpOf(b))), ...c.blocks.map((b) => host(b, gatewayOf(b)))];
     const have = (await this.rtnl.addresses(link.index)).filter((a) => !isLinkLocal6(a.cidr.ip)).map((a) => a.cidr);
     const key = (x: Cidr): string => formatCidr(x);
     const haveKeys = new Set(have.map(key));

@@ -5,7 +5,7 @@
 //
 // File: <dir>/<network>.json (dir default /run/vxnet/overlay), the network name URI-encoded.
 // blockRanges() turns the blocks into IPAM ranges: the block's first address is the VTEP
-// (on the VXLAN device), the second the containers' gateway (on the host's bridge), so
+// (on the VXLAN device), the second the containers' gateway (on the VXLAN device too), so
 // allocation starts at the third.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -97,16 +97,6 @@ export function localStateForSubnet(dir: string, subnet: Cidr): LocalOverlayStat
 
 /** The network's whole subnets from the state, else (files from before the field) its blocks. */
 export const subnetsOf = (s: LocalOverlayState): Cidr[] => [...(s.subnets?.length ? s.subnets : s.blocks)];
-
-/**
- * What an overlay network's bridge carries on this host, the same for the CNI plugin and the
- * Docker driver (so both apply one setup, one fingerprint): every block's gateway, the whole
- * subnets (exempt from masquerading, and accepted from other hosts through a FORWARD DROP).
- */
-export function overlayBridgeParts(s: LocalOverlayState): { gateways: Cidr[]; subnets: Cidr[]; acceptFrom: Cidr[] } {
-  const subnets = subnetsOf(s);
-  return { gateways: s.blocks.map((b) => ({ ip: gatewayOf(b), prefix: b.prefix })), subnets, acceptFrom: subnets };
-}
 
 /** IPAM ranges (host-local's form) for a host's blocks: one range set per block, from the third address. */
 export function blockRanges(blocks: readonly Cidr[]): Array<Array<{ subnet: string; rangeStart: string; gateway: string }>> {

@@ -114,7 +114,7 @@ export const overlayMtu = (network: Pick<OverlayNetwork, 'mtu'>, underlayMtu: nu
 /** The host's VTEP address in a block: the block's first address. */
 export const vtepIpOf = (block: Cidr): Ip => networkOf(block).ip;
 
-/** The containers' gateway in a block (on the host's bridge): the block's second address. */
+/** The containers' gateway in a block (on the host's VXLAN device): the block's second address. */
 export const gatewayOf = (block: Cidr): Ip => ({ family: block.ip.family, value: networkOf(block).ip.value + 1n });
 
 /**

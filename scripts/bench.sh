@@ -13,7 +13,7 @@
 #        bash scripts/bench.sh --cleanup    # remove leftovers of a killed run (bench names only)
 # Env:   BENCH_N=200 BENCH_ONLY=cni|ipam|docker|overlay BENCH_DOCKER_N=20 BENCH_ROUNDS=2 BENCH_CONC=1,8 BENCH_NODE_N=N
 #        BENCH_VERIFY_EVERY=1 BENCH_IPAM_SUBNET=10.125.0.0/16 BENCH_DIST=(build now)
-#        BENCH_OVERLAY_SECONDS=10 BENCH_OVERLAY_ROUNDS=2 BENCH_OVERLAY_PEERS=1000
+#        BENCH_OVERLAY_SECONDS=10 BENCH_OVERLAY_ROUNDS=6 BENCH_OVERLAY_PEERS=1000
 # Only names starting with "bn" are created: netns bnvx-*/bnvd-*/bnrf-*, bridges bnvx0/bn-cni0,
 # the vxnetd it starts for the hand-off (plugin socket /run/docker/plugins/bnvxd.sock),
 # netns bnov<pid>-* (overlay bench), nft table bnvx (plus the veths the plugins name, the iptables rules they add for them).

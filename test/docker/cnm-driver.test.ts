@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { formatIp } from '../../ipam/addr';
 import { ipamAdd } from '../../ipam/core';
 import { parseIpamConf } from '../../ipam/config';
 import { openStore } from '../../ipam/store';
@@ -49,10 +50,13 @@ function fixture(t: Test, o: { docker?: boolean; grace?: number } = {}): Fixture
   const datapath: Datapath = {
     async ensureBridge(spec) { calls.push(`bridge ${spec.name} ${spec.network} gw=${spec.gateways.map((g) => g.prefix).join()} masq=${spec.ipMasq} ${spec.natTable}`); bridges.set(spec.network, spec.name); },
     async findBridgeOf(network) { return bridges.get(network); },
+    async ensureRoutedNetwork(spec) { calls.push(`routed ${spec.network} ${spec.device}`); },
     async createVeth(v) { calls.push(`veth ${v.host} ${v.container} ${v.bridge} ${v.mac}`); links.add(v.container); },
+    async routeToEndpoint(v) { calls.push(`route ${v.host} ${v.ips.map(formatIp).join()}`); },
     async linksNamed(prefix) { return [...links].filter((n) => n.startsWith(prefix)); },
     async removeLink(name) { calls.push(`rm ${name}`); return links.delete(name) || true; },
     async teardownNetwork(v) { calls.push(`teardown ${v.network} ${v.bridge} ${v.natTable}`); bridges.delete(v.network); return true; },
+    async teardownRoutedNetwork(spec) { calls.push(`teardown-routed ${spec.network} ${spec.device}`); },
   };
   const dockerNets = new Map<string, DockerNetwork>();
   const docker: DockerApi = {

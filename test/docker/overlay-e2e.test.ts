@@ -5,7 +5,8 @@
 // writes it, so no etcd is needed. vxnetd reads that state (--overlay-dir):
 // `docker network create --subnet <the overlay's IPv4 subnet>` is the overlay network, and
 // containers get addresses from host A's block and reach a CNI container on host B both ways,
-// through Docker's FORWARD DROP policy. A CNI container on host A shares the pool and bridge.
+// through Docker's FORWARD DROP policy. Both are attached routed (no bridge: a host route per
+// container veth, overlay/routed.ts). A CNI container on host A shares the pool.
 // Root and dockerd only; every object is vxt-prefixed or inside the test's namespaces.
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { Cidr, Ip, parseCidr, parseIp } from '../../ipam/addr';
 import { createLogger } from '../../lib/log';
 import { openNetns } from '../../net/netns';
+import { removeForwardAccept } from '../../net/nat';
 import { Rtnl } from '../../net/rtnl';
 import { VtepProgrammer } from '../../overlay/apply';
 import { writeLocalState } from '../../overlay/local';
@@ -91,12 +93,14 @@ async function main(t: Test): Promise<void> {
   const bridge = `vxtb${hex}`;
   const natTable = `vxtn${hex}`;
   registerNetCleanup(t, network, bridge, natTable);
+  // The routed setup's FORWARD rules carry the device's name.
+  t.teardown(() => removeForwardAccept(DEV));
   // The overlay is dual stack: the IPv6 side of the masquerade table too (registerNetCleanup does IPv4).
   t.teardown(async () => { await exec('nft', ['delete', 'table', 'ip6', natTable]); });
 
   await t.test('docker network create with the overlay subnet: this host\'s block, its gateway', async (t) => {
     await mustDocker(['network', 'create', '-d', vx.plugin, '--ipam-driver', vx.plugin, '--subnet', '10.226.0.0/16',
-      '-o', `bridge=${bridge}`, '-o', `natTable=${natTable}`, network]);
+      '-o', `natTable=${natTable}`, network]);
     const info = JSON.parse(await mustDocker(['network', 'inspect', network]))[0];
     t.match(info.IPAM.Config, [{ Subnet: '10.226.0.0/16' }], 'the overlay subnet');
     const bad = await docker(['network', 'create', '-d', vx.plugin, '--ipam-driver', vx.plugin, '--subnet', '10.226.0.0/16', '--gateway', '10.226.0.1', `vxt-bad${hex}`]);
@@ -116,13 +120,18 @@ async function main(t: Test): Promise<void> {
     const a4 = await containerIp(c1, network);
     t.ok(await reachable(cB, a4), `CNI container on host B -> Docker container (${a4}), a new connection through FORWARD DROP`);
     const forward = (await exec('iptables', ['-S', 'FORWARD'])).stdout;
-    t.match(forward, new RegExp(`-A FORWARD -s 10\\.226\\.0\\.0/16 -o ${bridge} .*-j ACCEPT`), 'new connections from the overlay accepted into the bridge');
+    t.match(forward, new RegExp(`-A FORWARD -s 10\\.226\\.0\\.0/16 .*vxnet:${DEV}.* -j ACCEPT`), 'the overlay\'s traffic accepted by address');
+    const route = JSON.parse((await exec('ip', ['-j', 'route', 'show', `${a4}/32`])).stdout) as Array<{ dev: string }>;
+    t.equal(route.length, 1, `a host route to ${a4}`);
+    t.equal(fs.readFileSync(`/proc/sys/net/ipv4/conf/${route[0]?.dev}/proxy_arp`, 'utf8').trim(), '1', `its veth ${route[0]?.dev} answers ARP for the rest of the subnet`);
+    const bridges = JSON.parse((await exec('ip', ['-j', 'link', 'show', 'type', 'bridge'])).stdout) as Array<{ ifname: string; ifalias?: string }>;
+    t.same(bridges.filter((b) => b.ifalias?.startsWith(`vxnet network=${network} `)).map((b) => b.ifname), [], 'no bridge for the network');
     t.comment(`FORWARD policy here: ${forward.split('\n')[0]} (Docker's is DROP)`);
     const docker4 = (await allocations(vx.dataDir, network)).filter((a) => a.runtime === 'docker');
     t.same(docker4.map((a) => a.family), [4], 'Docker holds one IPv4 address, no IPv6');
   });
 
-  await t.test('a CNI container on host A: the same pool and bridge, distinct addresses', async (t) => {
+  await t.test('a CNI container on host A: the same pool, distinct addresses, reached from the Docker container', async (t) => {
     const c = await newNetns(t);
     const call = { containerId: newContainerId(), ifname: 'eth0', netns: c.path };
     const r = { ...(await runPlugin(VXNET, confOf(dirA, bridge), { command: 'ADD', ...call })), containerId: call.containerId };
@@ -139,13 +148,17 @@ async function main(t: Test): Promise<void> {
     t.equal(del.code, 0, describe(del));
   });
 
-  await t.test('docker rm and network rm: the bridge and every FORWARD rule of it go', async (t) => {
+  await t.test('docker rm and network rm: every FORWARD rule of the network goes; the agent\'s device stays', async (t) => {
+    const veth = JSON.parse((await exec('ip', ['-j', 'route', 'show', `${await containerIp(c1, network)}/32`])).stdout)[0]?.dev as string;
     await mustDocker(['rm', '-f', c1]);
+    t.equal((await exec('ip', ['link', 'show', veth])).code, 1, `the endpoint's veth ${veth} is gone`);
     await mustDocker(['network', 'rm', network]);
-    t.equal((await exec('ip', ['link', 'show', bridge])).code, 1, 'bridge removed');
     for (const bin of ['iptables', 'ip6tables']) {
-      t.notMatch((await exec(bin, ['-S', 'FORWARD'])).stdout, `vxnet:${bridge}`, `${bin}: no rule of the bridge left`);
+      t.notMatch((await exec(bin, ['-S', 'FORWARD'])).stdout, `vxnet:${DEV}`, `${bin}: no rule of the network left`);
     }
+    const dev = JSON.parse((await exec('ip', ['-j', 'link', 'show', DEV])).stdout)[0] as { ifalias?: string } | undefined;
+    t.ok(dev, 'the VXLAN device stays (the agent\'s)');
+    t.notOk(dev?.ifalias, 'without the setup\'s record, so the next attachment sets it up again');
   });
 }
 

@@ -1,7 +1,7 @@
 // The vxnet plugin in overlay mode ("mode":"overlay"): addresses from this host's blocks and
 // the overlay MTU, both read from the overlay agent's local state file (no etcd on ADD), the
 // network's whole subnets masqueraded, clear errors when the state is missing or the config
-// gives its own ranges. Then two hosts (namespaces on an underlay, the overlay programmed by
+// gives its own ranges; the container attached routed (overlay/routed.ts). Then two hosts (namespaces on an underlay, the overlay programmed by
 // VtepProgrammer) with containers attached by the built plugin run inside each host namespace:
 // they ping each other across hosts, IPv4 and IPv6, without NAT between overlay addresses;
 // and the same with two real overlay agents on etcd writing the state files.
@@ -23,7 +23,7 @@ import { exec, linkExists, newNetns, pollUntil, type Netns } from '../helpers/ne
 import { overlayCluster } from '../overlay/helpers/cluster';
 import { newUnderlay, reachable } from '../overlay/helpers/hosts';
 import {
-  VXNET, type CniCall, type CniOutcome, attach, bare, cannotRun, cniEnv, describe, globalAddrs, hostVethName, newContainerId, newNet, resultAddrs, runInNetns, runPlugin,
+  VXNET, type CniCall, type CniOutcome, attach, bare, cannotRun, cniEnv, describe, hostVethName, newContainerId, newNet, resultAddrs, runInNetns, runPlugin,
 } from './helpers/cni';
 
 const reason = cannotRun();
@@ -44,34 +44,73 @@ async function mtuOf(name: string, ns?: string): Promise<number | undefined> {
   return (JSON.parse(r.stdout) as Array<{ mtu: number }>)[0]?.mtu;
 }
 
+/**
+ * The VXLAN device the overlay agent would have made on this host, with the block gateways it
+ * puts on it, named as the test network's bridge: newNet's teardown deletes the link of that
+ * name and the FORWARD rules commented with it.
+ */
+async function fakeVxlanDevice(t: Test, net: { bridge: string; n: number }, gateways: string[]): Promise<string> {
+  const device = net.bridge;
+  await mustExec('ip', ['link', 'add', device, 'type', 'vxlan', 'id', String(4300 + net.n), 'dstport', '4789', 'nolearning']);
+  t.teardown(() => exec('ip', ['link', 'del', device]));
+  for (const gw of gateways) await mustExec('ip', ['addr', 'add', gw, 'dev', device]);
+  await mustExec('ip', ['link', 'set', device, 'up']);
+  return device;
+}
+
+async function mustExec(file: string, args: string[]): Promise<void> {
+  const r = await exec(file, args);
+  if (r.code !== 0) throw new Error(`${file} ${args.join(' ')}: ${r.stderr.trim()}`);
+}
+
 /** Runs the built plugin inside host namespace `host` (`ip netns exec HOST dist/bin/vxnet`). */
 const runIn = (host: Netns, stdin: unknown, call: CniCall, timeoutMs = 60_000): Promise<CniOutcome> =>
   runInNetns(host, VXNET, [], cniEnv(call), stdin, timeoutMs);
 
 function main(): void {
-  t.test('one host: addresses from the block, overlay MTU, whole subnets masqueraded, DEL releases', async (t) => {
+  t.test('one host: addresses from the block, routed (no bridge), overlay MTU, whole subnets masqueraded, CHECK, GC, DEL', async (t) => {
     // The test's 10.239.<n>.0/24 plays the overlay network; this host's block is its .64/26.
     const net = await newNet(t, { ipMasq: true, ipam: ({ tmp }) => ({ type: 'vxnet-ipam', dataDir: join(tmp, 'store') }), extra: { mode: 'overlay' } });
     const stateDir = join(net.tmp, 'overlay');
     const block = `10.239.${net.n}.64/26`;
+    const device = await fakeVxlanDevice(t, net, [`10.239.${net.n}.65/32`]);
     const state: LocalOverlayState = {
-      network: net.name, hostId: 'vxt-host-1', vni: 4243, device: vxlanDeviceName(4243), mtu: 1370,
+      network: net.name, hostId: 'vxt-host-1', vni: 4243, device, mtu: 1370,
       blocks: [cidr(block)], subnets: [cidr(net.v4)], updated: Date.now(),
     };
     writeLocalState(stateDir, state);
     const conf = { overlayStateDir: stateDir };
 
     const a = await attach(t, net, { conf });
+    const vethA = hostVethName(a.containerId, 'eth0');
     t.same(resultAddrs(a.add.json), [`10.239.${net.n}.66/26`], 'the first address of the block\'s range (.2 of the block)');
     t.equal(a.add.json?.ips?.[0]?.gateway, `10.239.${net.n}.65`, 'gateway: the block\'s second address');
-    t.same(await globalAddrs(net.bridge), [`10.239.${net.n}.65/26`], 'the bridge holds the block\'s gateway');
-    t.equal(await mtuOf(net.bridge), 1370, 'bridge MTU = the overlay MTU');
+    t.same(a.add.json?.interfaces?.map((i: { name: string }) => i.name), [vethA, 'eth0'], 'interfaces: the host veth and the container\'s, no bridge');
+    t.equal(a.add.json?.ips?.[0]?.interface, 1, 'ips[].interface points at the container\'s interface');
     t.equal(await mtuOf('eth0', a.ns.name), 1370, 'container MTU = the overlay MTU');
-    t.equal(await mtuOf(hostVethName(a.containerId, 'eth0')), 1370, 'host veth MTU = the overlay MTU');
-    t.equal(a.add.json?.interfaces?.[2]?.mtu, 1370, 'the result reports the MTU');
+    t.equal(await mtuOf(vethA), 1370, 'host veth MTU = the overlay MTU');
+    t.equal(a.add.json?.interfaces?.[1]?.mtu, 1370, 'the result reports the MTU');
+    const hostSide = JSON.parse((await exec('ip', ['-j', '-d', 'link', 'show', 'dev', vethA])).stdout) as Array<{ master?: string; address: string }>;
+    t.notOk(hostSide[0]?.master, 'the host veth is on no bridge');
+    const hostRoute = JSON.parse((await exec('ip', ['-j', 'route', 'show', `10.239.${net.n}.66/32`])).stdout) as Array<{ dev: string }>;
+    t.same(hostRoute.map((r) => r.dev), [vethA], 'the host routes the container\'s address to its veth');
+    const hostNeigh = (await exec('ip', ['neigh', 'show', 'dev', vethA])).stdout;
+    t.match(hostNeigh, new RegExp(`10\\.239\\.${net.n}\\.66 lladdr ${a.add.json?.interfaces?.[1]?.mac} PERMANENT`), 'and knows its MAC (no ARP)');
+    const addrs = JSON.parse((await exec('ip', ['-n', a.ns.name, '-j', 'addr', 'show', 'dev', 'eth0'])).stdout) as Array<{ addr_info: Array<{ local: string; prefixlen: number; noprefixroute?: boolean }> }>;
+    const v4 = addrs[0]?.addr_info.find((x) => x.local === `10.239.${net.n}.66`);
+    t.equal(v4?.prefixlen, 26, 'the container holds its address with the block\'s prefix');
+    t.equal(v4?.noprefixroute, true, 'without a prefix route');
+    const routes = (await exec('ip', ['-n', a.ns.name, 'route', 'show'])).stdout;
+    t.match(routes, new RegExp(`^default via 10\\.239\\.${net.n}\\.65 dev eth0 (proto boot )?onlink`, 'm'), 'default via the gateway, onlink');
+    t.notMatch(routes, /^10\.239\./m, 'no on-link route into the block: neighbours are reached through the host', { diag: routes });
+    const gwNeigh = (await exec('ip', ['-n', a.ns.name, 'neigh', 'show', `10.239.${net.n}.65`])).stdout;
+    t.match(gwNeigh, `lladdr ${hostSide[0]?.address} PERMANENT`, 'the gateway resolves to the host veth (no ARP)');
     const set = await exec('nft', ['list', 'set', 'ip', net.natTable, 'masq']);
     t.match(set.stdout, `10.239.${net.n}.0/24`, 'the network\'s whole subnet is masqueraded');
     t.notMatch(set.stdout, '/26', 'the block is not an element of its own');
+    const forward = (await exec('iptables', ['-w', '-S', 'FORWARD'])).stdout;
+    t.match(forward, new RegExp(`-A FORWARD -s 10\\.239\\.${net.n}\\.0/24 .*vxnet:${device}.* -j ACCEPT`), 'FORWARD accepts the overlay\'s traffic by address');
+    t.match((await exec('ip', ['-j', 'link', 'show', 'dev', device])).stdout, `"ifalias":"vxnet network=${net.name} setup=`, 'the setup is recorded on the VXLAN device');
     t.same((await net.allocations()).map((x) => x.address), [`10.239.${net.n}.66`], 'one allocation');
 
     const check = await runPlugin(VXNET, { ...net.conf('1.1.0', conf), prevResult: a.add.json }, { command: 'CHECK', containerId: a.containerId, ifname: 'eth0', netns: a.ns.path });
@@ -80,12 +119,23 @@ function main(): void {
     const b = await attach(t, net, { conf: { ...conf, mtu: 1300 } });
     t.same(resultAddrs(b.add.json), [`10.239.${net.n}.67/26`], 'the next address of the block');
     t.equal(await mtuOf('eth0', b.ns.name), 1300, 'mtu in the config wins over the overlay MTU');
+    t.ok(await reachable(a.ns, `10.239.${net.n}.67`, 5000), 'container a reaches container b through the host');
+    t.ok(await reachable(b.ns, `10.239.${net.n}.66`, 5000), 'and b reaches a');
 
-    for (const x of [a, b]) {
-      const del = await runPlugin(VXNET, net.conf('1.1.0', conf), { command: 'DEL', containerId: x.containerId, ifname: 'eth0', netns: x.ns.path });
-      t.equal(del.code, 0, 'DEL', { diag: describe(del) });
-      t.notOk(await linkExists(hostVethName(x.containerId, 'eth0')), 'host veth gone');
-    }
+    await mustExec('ip', ['route', 'del', `10.239.${net.n}.66/32`, 'dev', vethA]);
+    const drifted = await runPlugin(VXNET, { ...net.conf('1.1.0', conf), prevResult: a.add.json }, { command: 'CHECK', containerId: a.containerId, ifname: 'eth0', netns: a.ns.path });
+    t.equal(drifted.json?.code, 102, 'CHECK: code 102 once the host route is gone', { diag: describe(drifted) });
+    t.match(drifted.json?.msg, `the host route to 10.239.${net.n}.66 via ${vethA} is missing`);
+
+    const gc = await runPlugin(VXNET, { ...net.conf('1.1.0', conf), 'cni.dev/valid-attachments': [{ containerID: a.containerId, ifname: 'eth0' }] }, { command: 'GC' });
+    t.equal(gc.code, 0, 'GC', { diag: describe(gc) });
+    t.notOk(await linkExists(hostVethName(b.containerId, 'eth0')), 'GC removed the veth of the attachment not listed');
+    t.ok(await linkExists(vethA), 'and kept the listed one');
+    t.same((await net.allocations()).map((x) => x.address), [`10.239.${net.n}.66`], 'GC released b\'s address');
+
+    const del = await runPlugin(VXNET, net.conf('1.1.0', conf), { command: 'DEL', containerId: a.containerId, ifname: 'eth0', netns: a.ns.path });
+    t.equal(del.code, 0, 'DEL', { diag: describe(del) });
+    t.notOk(await linkExists(vethA), 'host veth gone');
     t.same(await net.allocations(), [], 'DEL released the addresses');
   });
 
@@ -94,8 +144,9 @@ function main(): void {
     // while containers still hold addresses of the old one.
     const net = await newNet(t, { ipam: ({ tmp }) => ({ type: 'vxnet-ipam', dataDir: join(tmp, 'store') }), extra: { mode: 'overlay' } });
     const stateDir = join(net.tmp, 'overlay');
+    const device = await fakeVxlanDevice(t, net, []);
     const state = (block: string): LocalOverlayState => ({
-      network: net.name, hostId: 'vxt-host-1', vni: 4243, device: vxlanDeviceName(4243), mtu: 1450,
+      network: net.name, hostId: 'vxt-host-1', vni: 4243, device, mtu: 1450,
       blocks: [cidr(block)], subnets: [cidr(net.v4)], updated: Date.now(),
     });
     const conf = { overlayStateDir: stateDir };
@@ -145,6 +196,9 @@ function main(): void {
     t.match(masq.json?.msg, /^ipMasq: the overlay state at .* does not list the network's subnets/);
     const badMode = await runPlugin(VXNET, net.conf('1.1.0', { mode: 'vxlan' }), call());
     t.equal(badMode.json?.code, 2, 'an unknown mode: code 2', { diag: describe(badMode) });
+    const noGateway = await runPlugin(VXNET, { ...net.conf('1.1.0', { ...ov, isGateway: false }), ipam: { dataDir: net.dataDir } }, call());
+    t.equal(noGateway.json?.code, 7, 'isGateway false: code 7 (overlay containers are routed)', { diag: describe(noGateway) });
+    t.match(noGateway.json?.msg, /^isGateway: false is not possible in overlay mode/);
     t.same(await net.allocations(), [], 'nothing allocated');
     t.notOk(await linkExists(net.bridge), 'no bridge created');
   });
@@ -196,7 +250,7 @@ async function withAgents(t: Test): Promise<void> {
   for (const n of nodes) {
     const conf = {
       // ipMasq on: the agent's state lists the network's subnets, so cross-host traffic is not NATed.
-      cniVersion: '1.1.0', name: NET.name, type: 'vxnet', mode: 'overlay', bridge: 'vxtbr0', natTable: 'vxtnat', ipMasq: true,
+      cniVersion: '1.1.0', name: NET.name, type: 'vxnet', mode: 'overlay', natTable: 'vxtnat', ipMasq: true,
       overlayStateDir: cl.localDir(n.id), ipam: { dataDir: join(cl.localDir(n.id), 'store') },
     };
     const c = await newNetns(t);
@@ -251,7 +305,7 @@ async function twoHosts(t: Test): Promise<void> {
       network, hostId: h.peer.id, vni: VNI, device: DEV, mtu: r.mtu, blocks: h.peer.blocks, subnets: subnets.map(cidr), updated: Date.now(),
     });
     const conf = {
-      cniVersion: '1.1.0', name: network, type: 'vxnet', mode: 'overlay', bridge: 'vxtbr0', natTable: 'vxtnat', ipMasq: true,
+      cniVersion: '1.1.0', name: network, type: 'vxnet', mode: 'overlay', natTable: 'vxtnat', ipMasq: true,
       overlayStateDir: join(h.tmp, 'overlay'), ipam: { dataDir: join(h.tmp, 'store') },
     };
     const c = await newNetns(t);
@@ -260,8 +314,10 @@ async function twoHosts(t: Test): Promise<void> {
     if (add.code !== 0) throw new Error(`ADD on host ${h.i} failed: ${describe(add)}`);
     t.same(resultAddrs(add.json), [`10.237.${h.i}.2/24`, `fd37:0:0:${h.i}::2/64`], `host ${h.i}: addresses from its blocks`);
     t.equal(await mtuOf('eth0', c.name), 1350, `host ${h.i}: container MTU = overlay MTU`);
-    const dev = await exec('ip', ['-n', h.host.ns.name, '-j', 'link', 'show', 'dev', DEV]);
-    t.notOk((JSON.parse(dev.stdout) as Array<{ master?: string }>)[0]?.master, `host ${h.i}: the VXLAN device is not on the bridge`);
+    const bridges = await exec('ip', ['-n', h.host.ns.name, '-o', 'link', 'show', 'type', 'bridge']);
+    t.equal(bridges.stdout.trim(), '', `host ${h.i}: no bridge: the container is routed`);
+    const via = await exec('ip', ['-n', h.host.ns.name, '-6', 'route', 'show', `fd37:0:0:${h.i}::2/128`]);
+    t.match(via.stdout, `dev ${hostVethName(containerId, 'eth0')}`, `host ${h.i}: the IPv6 host route goes to the container's veth`);
     attached.push({ h, c, containerId, conf, v4: bare(resultAddrs(add.json)[0]), v6: bare(resultAddrs(add.json)[1]) });
   }
   // Count, on host 2, packets arriving from container 1's own address: masquerading them

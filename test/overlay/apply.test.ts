@@ -1,6 +1,6 @@
 // overlay/apply.ts against the kernel: three "hosts" (namespaces on an underlay bridge), the
-// programmer run inside each host namespace through Rtnl.open(ns), a container per host on a
-// bridge with addresses from its host's block. Containers ping across hosts (IPv4 and IPv6, both
+// programmer run inside each host namespace through Rtnl.open(ns), a container per host
+// attached routed with addresses from its host's block. Containers ping across hosts (IPv4 and IPv6, both
 // directions, full-size packets); hand-made damage is repaired by the next sync; a removed peer's
 // entries vanish; an incompatible device is recreated.
 import t, { Test } from 'tap';
@@ -54,7 +54,7 @@ async function main(t: Test): Promise<void> {
     t.match(link, /mtu 1350 /, 'device MTU');
     t.match(link, new RegExp(`vxlan id ${VNI} local 10\\.238\\.0\\.11 dev eth0 srcport \\d+ \\d+ dstport 4789 nolearning`), 'vni, local, underlay dev, dstport, nolearning');
     t.match(link, new RegExp(`link/ether ${nodes[0].peer.mac}`), 'VTEP MAC');
-    t.same((await shown(nodes[0].host.ns, ['-4', 'addr', 'show', 'dev', DEV])).filter((l) => l.startsWith('inet')).map((l) => l.split(' ')[1]), ['10.237.1.0/32']);
+    t.same((await shown(nodes[0].host.ns, ['-4', 'addr', 'show', 'dev', DEV])).filter((l) => l.startsWith('inet')).map((l) => l.split(' ')[1]), ['10.237.1.0/32', '10.237.1.1/32'], 'the VTEP IP and the containers\' gateway');
     t.same(await shown(nodes[0].host.ns, ['-4', 'route', 'show', 'dev', DEV]).then((l) => l.sort()), [
       '10.237.2.0/24 via 10.237.2.0 onlink', '10.237.3.0/24 via 10.237.3.0 onlink']);
     t.same(await shown(nodes[0].host.ns, ['-4', 'neigh', 'show', 'dev', DEV]).then((l) => l.sort()), [

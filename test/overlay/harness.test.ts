@@ -85,7 +85,7 @@ async function main(t: Test): Promise<void> {
 
   const attach = async (n: Node): Promise<void> => {
     const conf = {
-      cniVersion: '1.1.0', name: NET, type: 'vxnet', mode: 'overlay', bridge: 'vxtbr0', natTable: 'vxtnat', ipMasq: true,
+      cniVersion: '1.1.0', name: NET, type: 'vxnet', mode: 'overlay', natTable: 'vxtnat', ipMasq: true,
       overlayStateDir: path.join(n.dir, 'overlay'), ipam: { dataDir: path.join(n.dir, 'data') },
     };
     const c = await newNetns(root);

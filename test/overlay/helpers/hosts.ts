@@ -1,13 +1,15 @@
 // A multi-host harness on one machine: "hosts" are network namespaces joined by an underlay
 // (a veth per host to a bridge in an underlay namespace of the test's own), "containers" are
-// namespaces on a bridge inside their host. Everything lives in vxt-* namespaces, so nothing
+// namespaces attached routed inside their host, the way vxnet attaches overlay containers
+// (overlay/routed.ts: no bridge, a host route per address, default via the block's gateway on
+// the VXLAN device, permanent neighbours both ways). Everything lives in vxt-* namespaces, so nothing
 // touches the machine's own network; every namespace is deleted by a t.teardown registered
 // when it is created (also when the test fails).
 //
 //   vxt-u (underlay)                 vxt-h<i> (host i)                      vxt-c<i> (container)
 //   [vxtul bridge]--vxtu<i> ==veth== eth0 10.238.0.<10+i>/24              eth0 <block>.5 / ::5
-//                                    vxtbr0 <block>.1 / ::1 --vxtc0 ==veth== (default via .1)
-//                                    vxlan.<vni> (made by the code under test)
+//                                    vxtc<n> (route <block>.5) ==veth== (default via .1 onlink)
+//                                    vxlan.<vni> (made by the code under test; holds .1 / ::1)
 import type { Test } from 'tap';
 import { exec, newNetns, type Netns } from '../../helpers/netns';
 import { mustExec, pollUntil } from '../../helpers/sh';
@@ -66,33 +68,29 @@ export async function newUnderlay(t: Test, mtu = 1500): Promise<Underlay> {
   };
 }
 
-/** Adds the host's container bridge (gateway: block .1 / ::1) and one container (.5 / ::5). */
+/** Adds one container (.5 / ::5 of the blocks), attached routed (see the top of the file). */
 export async function addContainer(t: Test, host: Host, mtu: number, blocks: { v4?: string; v6?: string }): Promise<Container> {
   const c = await newNetns(t);
   const h = host.ns;
-  const exists = await exec('ip', ['-n', h.name, 'link', 'show', 'vxtbr0']);
-  if (exists.code !== 0) {
-    await ipn(h, 'link', 'add', 'vxtbr0', 'mtu', String(mtu), 'type', 'bridge');
-    await ipn(h, 'link', 'set', 'vxtbr0', 'up');
-    if (blocks.v4) await ipn(h, 'addr', 'add', withHost(blocks.v4, 1), 'dev', 'vxtbr0');
-    if (blocks.v6) await ipn(h, 'addr', 'add', withHost(blocks.v6, 1), 'dev', 'vxtbr0', 'nodad');
-  }
   const hostSide = `vxtc${Math.floor(Math.random() * 1e6)}`;
   await ipn(h, 'link', 'add', hostSide, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', String(mtu), 'netns', c.name);
-  await ipn(h, 'link', 'set', hostSide, 'master', 'vxtbr0', 'up');
+  await ipn(h, 'link', 'set', hostSide, 'up');
   await ipn(c, 'link', 'set', 'eth0', 'up');
-  let ip4: string | undefined;
-  let ip6: string | undefined;
-  if (blocks.v4) {
-    ip4 = withHost(blocks.v4, 5).split('/')[0];
-    await ipn(c, 'addr', 'add', withHost(blocks.v4, 5), 'dev', 'eth0');
-    await ipn(c, 'route', 'add', 'default', 'via', withHost(blocks.v4, 1).split('/')[0]);
-  }
-  if (blocks.v6) {
-    ip6 = withHost(blocks.v6, 5).split('/')[0];
-    await ipn(c, 'addr', 'add', withHost(blocks.v6, 5), 'dev', 'eth0', 'nodad');
-    await ipn(c, '-6', 'route', 'add', 'default', 'via', withHost(blocks.v6, 1).split('/')[0]);
-  }
+  const macOf = async (ns: Netns, dev: string): Promise<string> =>
+    (JSON.parse((await exec('ip', ['-n', ns.name, '-j', 'link', 'show', 'dev', dev])).stdout) as Array<{ address: string }>)[0].address;
+  const [hostMac, containerMac] = [await macOf(h, hostSide), await macOf(c, 'eth0')];
+  const attach = async (block: string, family: '-4' | '-6'): Promise<string> => {
+    const [ip] = withHost(block, 5).split('/');
+    const [gw] = withHost(block, 1).split('/');
+    await ipn(c, 'addr', 'add', withHost(block, 5), 'dev', 'eth0', 'noprefixroute', ...(family === '-6' ? ['nodad'] : []));
+    await ipn(c, 'neigh', 'replace', gw, 'lladdr', hostMac, 'dev', 'eth0', 'nud', 'permanent');
+    await ipn(c, family, 'route', 'add', 'default', 'via', gw, 'dev', 'eth0', 'onlink');
+    await ipn(h, family, 'route', 'add', ip, 'dev', hostSide);
+    await ipn(h, 'neigh', 'replace', ip, 'lladdr', containerMac, 'dev', hostSide, 'nud', 'permanent');
+    return ip;
+  };
+  const ip4 = blocks.v4 ? await attach(blocks.v4, '-4') : undefined;
+  const ip6 = blocks.v6 ? await attach(blocks.v6, '-6') : undefined;
   return { ns: c, ...(ip4 ? { ip4 } : {}), ...(ip6 ? { ip6 } : {}) };
 }
 
