@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatIp } from '../../ipam/addr';
+import { formatIp, parseCidr } from '../../ipam/addr';
+import { writeLocalState } from '../../overlay/local';
 import { ipamAdd } from '../../ipam/core';
 import { parseIpamConf } from '../../ipam/config';
 import { openStore } from '../../ipam/store';
@@ -40,7 +41,7 @@ interface Fixture {
   call(method: string, body?: unknown): Promise<any>;
 }
 
-function fixture(t: Test, o: { docker?: boolean; grace?: number } = {}): Fixture {
+function fixture(t: Test, o: { docker?: boolean; grace?: number; overlayDir?: string } = {}): Fixture {
   const dataDir = fs.mkdtempSync(join(tmpdir(), 'vxt-cnm-'));
   const store = openStore({ dataDir });
   t.teardown(async () => { await store.close(); fs.rmSync(dataDir, { recursive: true, force: true }); });
@@ -70,6 +71,7 @@ function fixture(t: Test, o: { docker?: boolean; grace?: number } = {}): Fixture
   const driver = new Driver({
     store, records, datapath, docker: o.docker === false ? undefined : docker, log, pluginName: 'vxnet',
     now: () => clock.now, endpointGraceMs: o.grace ?? 60_000, pendingGraceMs: 2 * (o.grace ?? 60_000),
+    ...(o.overlayDir ? { overlayDir: o.overlayDir } : {}),
   });
   const call = async (method: string, body: unknown = {}): Promise<any> => {
     const fn = driver.methods[method];
@@ -279,6 +281,35 @@ t.test('malformed bodies are DecodingFailures naming the field', async (t) => {
   await t.rejects(f.call('NetworkDriver.DiscoverNew', {}), /DiscoveryType/);
   t.same(await f.call('NetworkDriver.DiscoverNew', { DiscoveryType: 1, DiscoveryData: {} }), {});
   t.same(await f.call('NetworkDriver.AllocateNetwork', { NetworkID: NID, Options: { a: 'b' } }), { Options: { a: 'b' } });
+});
+
+t.test('an overlay network: endpoints attached routed with the agent\'s device; the last user\'s network rm undoes the setup', async (t) => {
+  const overlayDir = fs.mkdtempSync(join(tmpdir(), 'vxt-cnm-ov-'));
+  t.teardown(() => fs.rmSync(overlayDir, { recursive: true, force: true }));
+  writeLocalState(overlayDir, {
+    network: 'ov1', hostId: 'h1', vni: 4242, device: 'vxlan.4242', mtu: 1400,
+    blocks: [parseCidr('10.240.3.0/24')!], subnets: [parseCidr('10.240.0.0/16')!], updated: Date.now(),
+  });
+  const f = fixture(t, { overlayDir });
+  const nid = 'f'.repeat(64);
+  const pool = await createNetwork(f, nid, 'ov1', '10.240.0.0/16');
+  const eid = 'e'.repeat(64);
+  const a = await attach(f, nid, pool, eid);
+  t.equal(a.address, '10.240.3.2/24', 'the first container address of this host\'s block, with the block\'s prefix');
+  t.equal(a.join.Gateway, '10.240.3.1', 'the block\'s gateway');
+  t.same(a.join.InterfaceName, { SrcName: endpointContainerVeth(eid), DstPrefix: 'eth' });
+  t.same(f.calls.filter((c) => !c.startsWith('rm ')), [
+    'routed ov1 vxlan.4242',
+    `veth ${endpointHostVeth(eid)} ${endpointContainerVeth(eid)} undefined ${a.create.Interface.MacAddress}`,
+    `route ${endpointHostVeth(eid)} 10.240.3.2`,
+  ], 'the routed setup, a veth on no bridge, the host route; no bridge made');
+  f.calls.length = 0;
+  await f.call('NetworkDriver.Leave', { NetworkID: nid, EndpointID: eid });
+  await f.call('NetworkDriver.DeleteEndpoint', { NetworkID: nid, EndpointID: eid });
+  await f.call('IpamDriver.ReleaseAddress', { PoolID: pool, Address: '10.240.3.2' });
+  await f.call('NetworkDriver.DeleteNetwork', { NetworkID: nid });
+  t.ok(f.calls.includes('teardown-routed ov1 vxlan.4242'), 'network rm of the last user undoes the routed setup', { diag: f.calls });
+  t.notOk(f.calls.some((c) => c.startsWith('teardown ')), 'no bridge teardown');
 });
 
 t.test('driver options', async (t) => {
