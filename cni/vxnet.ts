@@ -113,6 +113,7 @@ async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
     // the socket meanwhile, so each step below costs one wait, not one per request.
     const hubLookup = host.link(routed ? routed.device : conf.bridge);
     hubLookup.catch(() => undefined);
+    trace('add:ipam-begin');
     const ipamResult = await ipam.add(args);
     trace('add:ipam');
     undo.push(() => ipam.del(args, 'add failed'));

@@ -1,6 +1,7 @@
 // The IPAM core's operations, shared by the in-process path of the vxnet plugin, the
 // vxnet-ipam binary, the Docker driver and vxnetctl: one implementation of each.
 import { AttachmentDrifted, NetworkConflict } from '../lib/errors';
+import { trace } from '../lib/trace';
 import { Ip, formatIp, parseIp, sameIp } from './addr';
 import { allocate } from './allocator';
 import { IpamConf, Route, poolDefinition, subnetsOf } from './config';
@@ -49,10 +50,16 @@ export function ipamIpFor(conf: IpamConf, allocation: Allocation): IpamIp {
 }
 
 export async function ipamAdd(store: IpamStore, conf: IpamConf, owner: Owner, requested: readonly Ip[] = [], sets?: readonly number[]): Promise<IpamAddResult> {
+  trace('ipam:start');
   const allocations = await store.withLock(async (tx) => {
+    trace('ipam:locked');
     await ensurePool(tx, conf);
-    return allocate(tx, { owner, rangeSets: conf.rangeSets, requested, ...(sets ? { sets } : {}) });
+    trace('ipam:pool');
+    const r = await allocate(tx, { owner, rangeSets: conf.rangeSets, requested, ...(sets ? { sets } : {}) });
+    trace('ipam:allocated');
+    return r;
   });
+  trace('ipam:committed');
   return { ips: allocations.map((a) => ipamIpFor(conf, a)), routes: conf.routes, allocations };
 }
 
