@@ -127,11 +127,16 @@ function main(): void {
     t.equal(drifted.json?.code, 102, 'CHECK: code 102 once the host route is gone', { diag: describe(drifted) });
     t.match(drifted.json?.msg, `the host route to 10.239.${net.n}.66 via ${vethA} is missing`);
 
+    // c plays an ADD killed before its host route: a veth routing nowhere, an allocation.
+    const c = await attach(t, net, { conf });
+    const vethC = hostVethName(c.containerId, 'eth0');
+    await mustExec('ip', ['route', 'del', `10.239.${net.n}.68/32`, 'dev', vethC]);
     const gc = await runPlugin(VXNET, { ...net.conf('1.1.0', conf), 'cni.dev/valid-attachments': [{ containerID: a.containerId, ifname: 'eth0' }] }, { command: 'GC' });
     t.equal(gc.code, 0, 'GC', { diag: describe(gc) });
     t.notOk(await linkExists(hostVethName(b.containerId, 'eth0')), 'GC removed the veth of the attachment not listed');
+    t.notOk(await linkExists(vethC), 'and the one of a released attachment that routed nowhere yet');
     t.ok(await linkExists(vethA), 'and kept the listed one');
-    t.same((await net.allocations()).map((x) => x.address), [`10.239.${net.n}.66`], 'GC released b\'s address');
+    t.same((await net.allocations()).map((x) => x.address), [`10.239.${net.n}.66`], 'GC released b\'s and c\'s addresses');
 
     const del = await runPlugin(VXNET, net.conf('1.1.0', conf), { command: 'DEL', containerId: a.containerId, ifname: 'eth0', netns: a.ns.path });
     t.equal(del.code, 0, 'DEL', { diag: describe(del) });
