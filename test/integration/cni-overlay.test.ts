@@ -179,6 +179,24 @@ function main(): void {
     t.equal(del2.code, 0, describe(del2));
   });
 
+  t.test('the agent has not made the VXLAN device (yet): ADD fails with code 11, nothing left', async (t) => {
+    const net = await newNet(t, { ipam: ({ tmp }) => ({ type: 'vxnet-ipam', dataDir: join(tmp, 'store') }), extra: { mode: 'overlay' } });
+    const stateDir = join(net.tmp, 'overlay');
+    // Named as the test network's bridge, so the teardown would remove it had anything made it.
+    writeLocalState(stateDir, {
+      network: net.name, hostId: 'vxt-host-1', vni: 4243, device: net.bridge, mtu: 1450,
+      blocks: [cidr(`10.239.${net.n}.64/26`)], subnets: [cidr(net.v4)], updated: Date.now(),
+    });
+    const ns = await newNetns(t);
+    const containerId = newContainerId();
+    const add = await runPlugin(VXNET, net.conf('1.1.0', { overlayStateDir: stateDir }), { command: 'ADD', containerId, ifname: 'eth0', netns: ns.path });
+    t.equal(add.json?.code, 11, 'code 11: try again', { diag: describe(add) });
+    t.equal(add.json?.msg, `network ${net.name}: the overlay's VXLAN device ${net.bridge} is missing on this host; is vxnetd's overlay agent running?`);
+    t.same(await net.allocations(), [], 'the address was released again');
+    t.notOk(await linkExists(hostVethName(containerId, 'eth0')), 'no host veth');
+    t.notOk(await linkExists(net.bridge), 'no device or bridge made');
+  });
+
   t.test('configs overlay mode refuses', async (t) => {
     const net = await newNet(t);
     const stateDir = join(net.tmp, 'overlay');
