@@ -223,7 +223,7 @@ async function setupVxnet(h) {
     const conf = { cniVersion: '1.1.0', name: 'bnov', type: 'vxnet', mode: 'overlay', ipMasq: true, natTable: 'bnvx',
       overlayStateDir: join(dir, 'overlay'), ipam: { dataDir: join(dir, 'store') } };
     const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: 'ADD', CNI_CONTAINERID: `bnov${ID}a${i + 1}`, CNI_NETNS: `/run/netns/${cns}`,
-      CNI_IFNAME: 'eth0', CNI_PATH: dirname(plugin) };
+      CNI_IFNAME: 'eth0', CNI_PATH: dirname(plugin), VXNET_CNI_SOCKET: '' }; // in-process: not handed to a vxnetd this machine may run
     const r = spawnSync('ip', ['netns', 'exec', hns, plugin], { input: JSON.stringify(conf), env, encoding: 'utf8', timeout: 60_000 });
     if (r.status !== 0) throw new Error(`vxnet ADD in ${hns} exited ${r.status}: ${r.stdout}${r.stderr}`);
     const addr = JSON.parse(r.stdout).ips?.[0]?.address;

@@ -2,14 +2,13 @@
 // Host-wide setup (nft, iptables, sysctls) runs when the bridge's alias does not carry the
 // current setup's fingerprint, so it runs once per bridge and configuration, not once per
 // container, and a bridge whose setup was interrupted gets it on the next ADD.
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { DatapathFailure } from '../lib/errors';
 import { Cidr, formatCidr } from '../ipam/addr';
 import { ensureForwardAccept, ensureMasquerade } from '../net/nat';
-import { writeSysctl } from '../net/sysctl';
+import { enableForwarding } from '../net/sysctl';
 import { LinkInfo, Rtnl } from '../net/rtnl';
-import { bridgeMac } from './names';
+import { bridgeMac, setupAlias } from './names';
 
 export interface BridgeSpec {
   readonly network: string;
@@ -24,19 +23,13 @@ export interface BridgeSpec {
 
 /** The bridge alias recording which setup was applied. Pure. */
 export function setupFingerprint(spec: BridgeSpec): string {
-  const h = createHash('sha256')
-    .update(JSON.stringify([spec.network, spec.subnets.map(formatCidr), spec.gateways.map(formatCidr), spec.ipMasq, spec.natTable]))
-    .digest('hex').slice(0, 16);
-  return `vxnet network=${spec.network} setup=${h}`;
+  return setupAlias(spec.network, [spec.network, spec.subnets.map(formatCidr), spec.gateways.map(formatCidr), spec.ipMasq, spec.natTable]);
 }
 
 /** Applies host-wide setup for the bridge: forwarding, masquerading, FORWARD accept rules. */
 export function applyHostSetup(spec: BridgeSpec): void {
   const families = [...new Set(spec.subnets.map((s) => s.ip.family))];
-  if (spec.gateways.length > 0) {
-    if (families.includes(4)) writeSysctl('net/ipv4/ip_forward', '1');
-    if (families.includes(6)) writeSysctl('net/ipv6/conf/all/forwarding', '1');
-  }
+  if (spec.gateways.length > 0) enableForwarding(families);
   if (spec.ipMasq) ensureMasquerade(spec.natTable, spec.network, spec.subnets);
   ensureForwardAccept(spec.name, families);
 }

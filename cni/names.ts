@@ -37,3 +37,14 @@ export function bridgeMac(network: string): string {
   h[0] = (h[0] & 0xfe) | 0x02;
   return [...h.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
+
+/** What every setup record (a bridge's or VXLAN device's alias) of a network starts with. */
+export const setupAliasPrefix = (network: string): string => `vxnet network=${network} setup=`;
+
+/**
+ * The alias recording that a network's host-wide setup was applied: the network and a hash of
+ * everything the setup depends on, so a changed configuration applies it again.
+ */
+export function setupAlias(network: string, dependsOn: unknown): string {
+  return setupAliasPrefix(network) + createHash('sha256').update(JSON.stringify(dependsOn)).digest('hex').slice(0, 16);
+}

@@ -10,7 +10,7 @@ import { DatapathFailure } from '../lib/errors';
 import { openNetns } from '../net/netns';
 import { Rtnl } from '../net/rtnl';
 import { writeSysctl } from '../net/sysctl';
-import { retiredName } from '../cni/names';
+import { retiredName, setupAliasPrefix } from '../cni/names';
 import { RoutedNetworkSpec, ensureRoutedNetwork, programHostEnd, teardownRoutedNetwork } from '../overlay/routed';
 
 export interface Datapath {
@@ -40,7 +40,6 @@ export interface Datapath {
   teardownRoutedNetwork(spec: RoutedNetworkSpec): Promise<void>;
 }
 
-const aliasPrefix = (network: string): string => `vxnet network=${network} setup=`;
 
 async function withHost<T>(fn: (h: Rtnl) => Promise<T>): Promise<T> {
   const h = Rtnl.open();
@@ -55,7 +54,7 @@ export const kernelDatapath: Datapath = {
   ensureBridge: (spec) => withHost(async (h) => { await ensureBridge(h, spec); }),
 
   findBridgeOf: (network) => withHost(async (h) => {
-    const prefix = aliasPrefix(network);
+    const prefix = setupAliasPrefix(network);
     return (await h.links()).find((l) => l.kind === 'bridge' && l.alias?.startsWith(prefix))?.name;
   }),
 
@@ -95,7 +94,7 @@ export const kernelDatapath: Datapath = {
   }),
 
   async teardownNetwork(o) {
-    const ours = await withHost(async (h) => (await h.link(o.bridge))?.alias?.startsWith(aliasPrefix(o.network)) ?? false);
+    const ours = await withHost(async (h) => (await h.link(o.bridge))?.alias?.startsWith(setupAliasPrefix(o.network)) ?? false);
     if (!ours) return false;
     await teardownBridgeNetwork({ bridge: o.bridge, natTable: o.natTable, subnets: o.subnets });
     return true;

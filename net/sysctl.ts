@@ -12,3 +12,9 @@ export function writeSysctl(key: string, value: string): void {
     throw new DatapathFailure(`cannot set ${key.replace(/\//g, '.')}=${value}: ${(err as Error).message}`);
   }
 }
+
+/** Turns on IP forwarding for the families (a host routing containers' traffic). */
+export function enableForwarding(families: ReadonlyArray<4 | 6>): void {
+  if (families.includes(4)) writeSysctl('net/ipv4/ip_forward', '1');
+  if (families.includes(6)) writeSysctl('net/ipv6/conf/all/forwarding', '1');
+}

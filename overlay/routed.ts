@@ -18,12 +18,12 @@
 // Host-wide setup (forwarding, masquerading, FORWARD accept rules by address) runs when the
 // VXLAN device's alias does not carry the current setup's fingerprint: once per network and
 // configuration, and again after the agent re-creates the device.
-import { createHash } from 'node:crypto';
 import { DatapathFailure, TryAgainLater } from '../lib/errors';
 import { Cidr, Ip, contains, formatCidr } from '../ipam/addr';
 import { ensureForwardRules, ensureMasquerade, forwardRulesPresent, masqueradePresent, removeForwardAccept, removeMasquerade, routedForwardRules } from '../net/nat';
 import { LinkInfo, Rtnl } from '../net/rtnl';
-import { writeSysctl } from '../net/sysctl';
+import { enableForwarding } from '../net/sysctl';
+import { setupAlias, setupAliasPrefix } from '../cni/names';
 import { LocalOverlayState, subnetsOf } from './local';
 
 export interface RoutedNetworkSpec {
@@ -43,10 +43,7 @@ export function routedSpecOf(state: LocalOverlayState, o: { ipMasq: boolean; nat
 
 /** The device alias recording which setup was applied. Pure. */
 export function routedFingerprint(spec: RoutedNetworkSpec): string {
-  const h = createHash('sha256')
-    .update(JSON.stringify(['routed', spec.network, spec.subnets.map(formatCidr), spec.ipMasq, spec.natTable]))
-    .digest('hex').slice(0, 16);
-  return `vxnet network=${spec.network} setup=${h}`;
+  return setupAlias(spec.network, ['routed', spec.network, spec.subnets.map(formatCidr), spec.ipMasq, spec.natTable]);
 }
 
 const familiesOf = (subnets: readonly Cidr[]): Array<4 | 6> => [...new Set(subnets.map((s) => s.ip.family))];
@@ -54,8 +51,7 @@ const familiesOf = (subnets: readonly Cidr[]): Array<4 | 6> => [...new Set(subne
 /** Host-wide setup: forwarding, masquerading, the FORWARD accept rules (anchored on the device's name). */
 function applyHostSetup(spec: RoutedNetworkSpec): void {
   const families = familiesOf(spec.subnets);
-  if (families.includes(4)) writeSysctl('net/ipv4/ip_forward', '1');
-  if (families.includes(6)) writeSysctl('net/ipv6/conf/all/forwarding', '1');
+  enableForwarding(families);
   if (spec.ipMasq) ensureMasquerade(spec.natTable, spec.network, spec.subnets);
   ensureForwardRules(`overlay network ${spec.network}`, families, (family) => routedForwardRules(spec.device, family, spec.subnets));
 }
@@ -101,7 +97,7 @@ export async function teardownRoutedNetwork(spec: RoutedNetworkSpec): Promise<vo
   const host = Rtnl.open();
   try {
     const device = await host.link(spec.device);
-    if (device?.alias?.startsWith(`vxnet network=${spec.network} setup=`)) await host.setLink(device.index, { alias: '' });
+    if (device?.alias?.startsWith(setupAliasPrefix(spec.network))) await host.setLink(device.index, { alias: '' });
   } finally {
     host.close();
   }
