@@ -34,6 +34,27 @@ export function applyHostSetup(spec: BridgeSpec): void {
   ensureForwardAccept(spec.name, families);
 }
 
+/**
+ * Bridges this process has set up (or found set up), by name, with the setup they carry: a
+ * long-lived process (vxnetd serving CNI calls) skips the bridge's lookup on the next ADD. A
+ * bridge deleted or replaced since shows when a veth naming its index fails to be created: the
+ * caller then forgets it and ensures it again. Someone setting it down or removing its gateway
+ * address by hand is not noticed this way (as before, when the setup record matched); CHECK
+ * reports the address.
+ */
+const readyBridges = new Map<string, { readonly link: LinkInfo; readonly fingerprint: string }>();
+
+/** Whether this process knows the bridge of this name as set up (some setup). */
+export const knowsBridge = (name: string): boolean => readyBridges.has(name);
+
+/** The bridge as this process last set it up, if with exactly this spec's setup. */
+export function readyBridge(spec: BridgeSpec): LinkInfo | undefined {
+  const known = readyBridges.get(spec.name);
+  return known?.fingerprint === setupFingerprint(spec) ? known.link : undefined;
+}
+
+export const forgetBridge = (name: string): boolean => readyBridges.delete(name);
+
 /** Ensures the bridge exists, is up, and carries its gateway addresses; returns it. `lookup`: the bridge's lookup, already sent. */
 export async function ensureBridge(host: Rtnl, spec: BridgeSpec, lookup?: Promise<LinkInfo | undefined>): Promise<LinkInfo> {
   let link = await (lookup ?? host.link(spec.name));
@@ -56,5 +77,7 @@ export async function ensureBridge(host: Rtnl, spec: BridgeSpec, lookup?: Promis
     await host.setLink(link.index, { alias: fingerprint });
   }
   if (!link.up) await host.setLink(link.index, { up: true });
-  return link;
+  const ready = { ...link, up: true, alias: fingerprint };
+  readyBridges.set(spec.name, { link: ready, fingerprint });
+  return ready;
 }

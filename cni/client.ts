@@ -7,7 +7,7 @@
 // socket), refuses the call (another build, another network namespace) or fails mid-call, the
 // launcher (scripts/build.mjs) is run again with the hand-off off, given the stdin read here.
 // The runtime gets the plugin's own answer either way; only the time differs.
-import * as fs from 'node:fs';
+import { writeSync } from 'node:fs';
 import { BUILD_ID } from '../lib/version';
 import { Call, HANDOFF_VERSION, Hello, callEnv, netnsId } from './handoff';
 import { exchange } from './unix-exchange';
@@ -17,7 +17,7 @@ import { readStdin } from './stdin';
 function runInProcess(stdin: string): never {
   const launcher = process.env.VXNET_LAUNCHER;
   if (!launcher) {
-    fs.writeSync(2, 'vxnet: VXNET_LAUNCHER is not set: the hand-off client is started by the vxnet launcher\n');
+    writeSync(2, 'vxnet: VXNET_LAUNCHER is not set: the hand-off client is started by the vxnet launcher\n');
     process.exit(1);
   }
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -30,7 +30,7 @@ function runInProcess(stdin: string): never {
 }
 
 export function runClient(socketPath: string): void {
-  void readStdin().then((stdin) => {
+  void readStdin({ terminalChecked: true }).then((stdin) => {
     const hello: Hello = { v: HANDOFF_VERSION, build: BUILD_ID, netns: netnsId() };
     const call: Call = { env: callEnv(process.env), stdin };
     exchange(socketPath, `${JSON.stringify(hello)}\n${JSON.stringify(call)}\n`, (err, line) => {
@@ -38,7 +38,7 @@ export function runClient(socketPath: string): void {
       try { msg = err || line === undefined ? undefined : JSON.parse(line) as Record<string, unknown>; } catch { msg = undefined; }
       // Anything but an outcome (a refusal, no answer, a malformed line) leaves the call to the plugin.
       if (!msg || typeof msg.stdout !== 'string' || typeof msg.exitCode !== 'number') runInProcess(stdin);
-      fs.writeSync(1, msg.stdout);
+      writeSync(1, msg.stdout);
       process.exit(msg.exitCode);
     });
   });

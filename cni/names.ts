@@ -18,6 +18,16 @@ export const RETIRED_PREFIX = 'vxz';
 
 export const retiredName = (): string => RETIRED_PREFIX + randomBytes(6).toString('hex');
 
+/**
+ * A random locally administered unicast MAC (what the kernel would give a veth end): chosen by
+ * vxnet so that the container end's MAC is known without looking the link up.
+ */
+export function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0] & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
 /** Whether a link name is one vxnet gave a host veth (attached or retired). */
 export const isVxnetVethName = (name: string): boolean => /^vxz?[0-9a-f]{12}$/.test(name);
 

@@ -9,6 +9,7 @@ import { BUILD_ID } from '../lib/version';
 import { listenOnSocket } from '../cnm/server';
 import { LineReader, Refused, netnsId, parseCall, refusal } from './handoff';
 import { Handlers, dispatch } from './skel';
+import { trace } from '../lib/trace';
 
 /** How long a connection may take to send its hello and its call. */
 const IDLE_TIMEOUT_MS = 30_000;
@@ -31,6 +32,7 @@ export async function startCniService(o: CniServiceOptions): Promise<CniService>
   /** Open connections and whether each is running a call. */
   const conns = new Map<net.Socket, () => boolean>();
   const server = net.createServer((sock) => {
+    trace('handoff:accepted');
     conns.set(sock, () => phase === 'busy');
     sock.on('close', () => conns.delete(sock));
     sock.on('error', () => sock.destroy());
@@ -39,6 +41,7 @@ export async function startCniService(o: CniServiceOptions): Promise<CniService>
     const lines = new LineReader();
     let phase: 'hello' | 'call' | 'busy' = 'hello';
     sock.on('data', (chunk: string) => {
+      trace('handoff:data');
       for (const line of lines.feed(chunk)) {
         let msg: unknown;
         try { msg = JSON.parse(line); } catch { sock.destroy(); return; }
@@ -63,6 +66,7 @@ export async function startCniService(o: CniServiceOptions): Promise<CniService>
             if (outcome.exitCode === 0) o.log.debug('CNI call', fields);
             else o.log.info('CNI call failed', { ...fields, error: outcome.stdout.trim() });
             sock.end(JSON.stringify(outcome) + '\n');
+            trace('handoff:answered');
           });
         }
       }

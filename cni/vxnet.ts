@@ -13,10 +13,10 @@ import { trace } from '../lib/trace';
 import { Cidr, Ip, contains, formatCidr, formatIp, networkOf, parseCidr, parseIp } from '../ipam/addr';
 import { openNetns } from '../net/netns';
 import { forwardAcceptPresent, masqueradePresent } from '../net/nat';
-import { LinkInfo, Rtnl } from '../net/rtnl';
-import { BridgeSpec, ensureBridge } from './bridge';
+import { CreatedVeth, Rtnl, macFromBytes, macToBytes } from '../net/rtnl';
+import { BridgeSpec, ensureBridge, forgetBridge, knowsBridge, readyBridge } from './bridge';
 import { ipamSourceFor, validAttachments } from './ipam-source';
-import { RETIRED_PREFIX, hostVethName, isVxnetVethName, retiredName } from './names';
+import { RETIRED_PREFIX, hostVethName, isVxnetVethName, randomMac, retiredName } from './names';
 import { readLocalState } from '../overlay/local';
 import {
   RoutedNetworkSpec, ensureRoutedNetwork, linksRoutingInto, missingHostRoutes, programHostEnd, routedSetupDrift, routedSpecOf,
@@ -110,62 +110,76 @@ async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
     undo.push(async () => inner.close());
     trace('add:netns-socket');
     // Netlink requests are answered as they are sent; a lookup sent before other work waits in
-    // the socket meanwhile, so each step below costs one wait, not one per request.
-    const hubLookup = host.link(routed ? routed.device : conf.bridge);
-    hubLookup.catch(() => undefined);
+    // the socket meanwhile, so each step below costs one wait, not one per request. A bridge
+    // this process set up already is not looked up (see readyBridge).
+    const hubLookup = !routed && knowsBridge(conf.bridge) ? undefined : host.link(routed ? routed.device : conf.bridge);
+    hubLookup?.catch(() => undefined);
     trace('add:ipam-begin');
     const ipamResult = await ipam.add(args);
     trace('add:ipam');
     undo.push(() => ipam.del(args, 'add failed'));
     const ips = parseIps(ipamResult);
     // The bridge, or in overlay mode the VXLAN device (nothing to attach to: routed).
-    const hub = routed ? await ensureRoutedNetwork(host, routed, hubLookup) : await ensureBridge(host, bridgeSpecFor(conf, ips), hubLookup);
+    const bridgeSpec = routed ? undefined : bridgeSpecFor(conf, ips);
+    const remembered = bridgeSpec && readyBridge(bridgeSpec);
+    let hub = routed ? await ensureRoutedNetwork(host, routed, hubLookup) : remembered ?? await ensureBridge(host, bridgeSpec as BridgeSpec, hubLookup);
     trace('add:bridge');
 
     const vethName = hostVethName(args.containerId, args.ifname);
-    // The host end comes up with the pair, already on the bridge in bridge mode (one request).
-    const createVeth = (): Promise<boolean> => host.createVeth(vethName,
-      { name: args.ifname, ns, ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(conf.mac ? { mac: conf.mac } : {}) },
+    // vxnet picks the container end's MAC (random, as the kernel would) so that it is known
+    // without a lookup; the host end comes up with the pair, already on the bridge in bridge
+    // mode (one request).
+    const containerMac = normalizeMac(conf.mac ?? randomMac());
+    const createVeth = (): Promise<CreatedVeth | false> => host.createVeth(vethName,
+      { name: args.ifname, ns, mac: containerMac, ...(conf.mtu ? { mtu: conf.mtu } : {}) },
       { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(routed ? {} : { master: hub.index }), up: true });
-    const lookupEnds = (): Promise<[LinkInfo | undefined, LinkInfo | undefined]> =>
-      Promise.all([host.link(vethName), inner.link(args.ifname)]);
-    const created = createVeth();
-    // Right behind the creation: both ends exist by then unless the creation was queued (then
-    // they are looked up again) or failed (then the answers are not used).
-    const early = lookupEnds();
-    early.catch(() => undefined);
-    const firstTry = await created;
+    let created = await createVeth().catch(async (err: unknown) => {
+      if (!remembered) throw err;
+      // The bridge this process remembered was deleted or replaced since (its index names no
+      // bridge now, and the kernel undid the pair): set up again, then attach to that one.
+      forgetBridge(conf.bridge);
+      hub = await ensureBridge(host, bridgeSpec as BridgeSpec);
+      return createVeth();
+    });
     // A host veth of this name is a leftover of an ADD killed half-way: replaced.
-    if (!firstTry && !((await host.deleteLink(vethName)) && (await createVeth()))) {
+    if (!created && (!(await host.deleteLink(vethName)) || !(created = await createVeth()))) {
       throw new DatapathFailure(`cannot create veth ${vethName} with peer ${args.ifname} in ${args.netns}: an interface of that name exists already (${vethName} on the host or ${args.ifname} in the container)`);
     }
     undo.push(() => host.deleteLink(vethName));
     trace('add:veth');
     if (conf.hairpinMode && !routed) fs.writeFileSync(`/sys/class/net/${vethName}/brport/hairpin_mode`, '1');
 
-    let [veth, container] = firstTry ? await early : [undefined, undefined];
-    if (!veth || !container) [veth, container] = await lookupEnds();
-    if (!veth) throw new AttachmentDrifted(`veth ${vethName} vanished right after it was created`);
-    if (!container) throw new AttachmentDrifted(`${args.ifname} did not appear in ${args.netns}`);
+    // The kernel echoes the host end with its peer's index (Linux 6.3+); before, both are looked
+    // up. Not looking them up also spares this call the kernel's synchronous processing of their
+    // pending link-state events (a lookup runs it; otherwise a kernel worker does, later).
+    let veth = created.host;
+    let containerIndex = veth?.peerIndex;
+    if (!veth || containerIndex === undefined) {
+      const [v, c] = await Promise.all([host.link(vethName), inner.link(args.ifname)]);
+      if (!v) throw new AttachmentDrifted(`veth ${vethName} vanished right after it was created`);
+      if (!c) throw new AttachmentDrifted(`${args.ifname} did not appear in ${args.netns}`);
+      veth = v;
+      containerIndex = c.index;
+    }
     // Sent together; the kernel runs each socket's requests in order (link up, addresses and
     // neighbours before the routes that need them).
     const routes = containerRoutes(conf, ips, ipamResult.routes ?? []);
     const hostEnd = veth;
     await Promise.all([
-      inner.setLink(container.index, { up: true }),
-      ...ips.map((ip) => inner.addAddress(container.index, ip.cidr, { noPrefixRoute: routed !== undefined })),
-      ...(routed ? gatewaysOf(ips).map((gw) => inner.setNeighbour(container.index, gw, hostEnd.mac)) : []),
+      inner.setLink(containerIndex, { up: true }),
+      ...ips.map((ip) => inner.addAddress(containerIndex, ip.cidr, { noPrefixRoute: routed !== undefined })),
+      ...(routed ? gatewaysOf(ips).map((gw) => inner.setNeighbour(containerIndex, gw, hostEnd.mac)) : []),
       ...routes.map((r) => inner.addRoute({
-        dst: networkOf(parseCidr(r.dst) as Cidr), ...(r.gw ? { gw: parseIp(r.gw) as Ip } : {}), oif: container.index, onlink: routed !== undefined,
+        dst: networkOf(parseCidr(r.dst) as Cidr), ...(r.gw ? { gw: parseIp(r.gw) as Ip } : {}), oif: containerIndex, onlink: routed !== undefined,
       })),
-      ...(routed ? [programHostEnd(host, veth.index, ips.map((ip) => ip.cidr.ip), container.mac)] : []),
+      ...(routed ? [programHostEnd(host, hostEnd.index, ips.map((ip) => ip.cidr.ip), containerMac)] : []),
     ]);
 
     trace('add:container-config');
     const interfaces: CniInterface[] = [
       ...(routed ? [] : [{ name: conf.bridge, mac: hub.mac }]),
-      { name: vethName, mac: veth.mac },
-      { name: args.ifname, mac: container.mac, sandbox: args.netns, ...(conf.mtu ? { mtu: conf.mtu } : {}) },
+      { name: vethName, mac: hostEnd.mac },
+      { name: args.ifname, mac: containerMac, sandbox: args.netns, ...(conf.mtu ? { mtu: conf.mtu } : {}) },
     ];
     const result: CniResult = {
       interfaces,
@@ -189,6 +203,9 @@ async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
     trace('add:store-closed');
   }
 }
+
+/** A MAC as the kernel prints it (lower case, colons), whatever notation the config used. Pure. */
+const normalizeMac = (mac: string): string => macFromBytes(macToBytes(mac));
 
 /** The distinct gateways of the addresses (a routed container's neighbours). Pure. */
 function gatewaysOf(ips: readonly ParsedIp[]): Ip[] {

@@ -38,12 +38,13 @@ const SNAPSHOT_FLAGS = ['--regexp-interpret-all'];
 /**
  * The launcher runtimes exec: one /bin/sh exec (about a millisecond) to pass node its flags.
  * vxnet's runs the hand-off client instead (cni/client.ts) when vxnetd's CNI socket exists
- * ($VXNET_CNI_SOCKET, default /run/vxnet/cni.sock; empty: never); the client runs this
+ * ($VXNET_CNI_SOCKET, default /run/vxnet/cni.sock; empty: never) and stdin is not a terminal
+ * (a person trying the plugin by hand gets the in-process one); the client runs this
  * launcher again with the hand-off off when vxnetd does not take the call.
  */
 export function launcher(distDir, name) {
   const handoff = name !== 'vxnet' ? '' : `S="\${VXNET_CNI_SOCKET-/run/vxnet/cni.sock}"
-if [ $# -eq 0 ] && [ -n "$S" ] && [ -S "$S" ]; then
+if [ $# -eq 0 ] && [ -n "$S" ] && [ -S "$S" ] && [ ! -t 0 ]; then
   VXNET_CNI_SOCKET="$S" VXNET_LAUNCHER="$0" exec '${process.execPath}' '${distDir}/lib/vxnet-client.js'
 fi
 `;

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { exec, newNetns } from '../helpers/netns';
 import { pollUntil } from '../helpers/sh';
 import {
-  DIST_BIN, VXNET, type CniCall, bare, cannotRun, cniEnv, describe, newContainerId, newNet, resultAddrs, runInNetns, runPlugin,
+  DIST_BIN, VXNET, type CniCall, bare, cannotRun, cniEnv, describe, hostVethName, newContainerId, newNet, resultAddrs, runInNetns, runPlugin,
 } from './helpers/cni';
 
 const reason = cannotRun();
@@ -94,6 +94,49 @@ async function main(): Promise<void> {
     const dels = await Promise.all(nss.map((ns, i) => runPlugin(VXNET, net2.conf(), via({ command: 'DEL', containerId: ids[i], ifname: 'eth0', netns: ns.path }))));
     t.same(dels.filter((r) => r.code !== 0).map(describe), [], 'every DEL succeeded');
     t.same(await net2.allocations(), [], 'no allocation left');
+  });
+
+  await t.test('vxnetd attaches to a bridge it set up without looking it up; deleted, or replaced by a bare one, it is set up again', async (t) => {
+    const net3 = await newNet(t);
+    const [a, b, c] = await Promise.all([newNetns(t), newNetns(t), newNetns(t)]);
+    const ids = [newContainerId(), newContainerId(), newContainerId()];
+    const add = (i: number, ns: { path: string }) => runPlugin(VXNET, net3.conf(), via({ command: 'ADD', containerId: ids[i], ifname: 'eth0', netns: ns.path }));
+    const bridge = async (): Promise<{ index: number; alias?: string; up: boolean; addrs: string[] }> => {
+      const j = (JSON.parse((await exec('ip', ['-j', 'addr', 'show', 'dev', net3.bridge])).stdout || '[]') as Array<{ ifindex: number; ifalias?: string; flags: string[]; addr_info: Array<{ local: string }> }>)[0];
+      const alias = (JSON.parse((await exec('ip', ['-j', '-d', 'link', 'show', 'dev', net3.bridge])).stdout || '[]') as Array<{ ifalias?: string }>)[0]?.ifalias;
+      return { index: j.ifindex, ...(alias ? { alias } : {}), up: j.flags.includes('UP'), addrs: j.addr_info.map((x) => x.local) };
+    };
+    const masterOf = async (id: string): Promise<string | undefined> =>
+      (JSON.parse((await exec('ip', ['-j', 'link', 'show', 'dev', hostVethName(id, 'eth0')])).stdout || '[]') as Array<{ master?: string }>)[0]?.master;
+    const gw = `10.239.${net3.n}.1`;
+
+    const r1 = await add(0, a);
+    t.equal(r1.code, 0, describe(r1));
+    const first = await bridge();
+    t.ok(first.addrs.includes(gw) && first.up && first.alias?.startsWith('vxnet network='), 'the first ADD set the bridge up', { first });
+
+    await exec('ip', ['link', 'del', net3.bridge]);
+    const r2 = await add(1, b);
+    t.equal(r2.code, 0, `ADD after the bridge was deleted: ${describe(r2)}`);
+    t.ok(await handled(ids[1], 'ADD'), 'by vxnetd');
+    const second = await bridge();
+    t.not(second.index, first.index, 'a new bridge');
+    t.ok(second.addrs.includes(gw) && second.up && second.alias === first.alias, 'set up like the first', { second });
+    t.equal(await masterOf(ids[1]), net3.bridge, 'the new veth is on it');
+
+    await exec('ip', ['link', 'del', net3.bridge]);
+    await exec('ip', ['link', 'add', net3.bridge, 'type', 'bridge']);
+    const r3 = await add(2, c);
+    t.equal(r3.code, 0, `ADD after the bridge was replaced by a bare one: ${describe(r3)}`);
+    const third = await bridge();
+    t.ok(third.addrs.includes(gw) && third.up && third.alias === first.alias, 'the bare bridge got the setup', { third });
+    t.equal(await masterOf(ids[2]), net3.bridge, 'the veth is on it');
+    const toGw = await exec('ip', ['netns', 'exec', c.name, 'busybox', 'ping', '-c', '1', '-W', '2', gw]);
+    t.equal(toGw.code, 0, 'the container reaches the gateway', { output: toGw.stdout + toGw.stderr });
+    for (const [i, ns] of [a, b, c].entries()) {
+      const del = await runPlugin(VXNET, net3.conf(), via({ command: 'DEL', containerId: ids[i], ifname: 'eth0', netns: ns.path }));
+      t.equal(del.code, 0, describe(del));
+    }
   });
 
   await t.test('the node:net transport (VXNET_HANDOFF_TRANSPORT=net) hands over the same calls', async (t) => {

@@ -25,8 +25,8 @@ async function defaultGateway(ns: string, family: 4 | 6): Promise<string | undef
   return routes.find((x) => x.dev === 'eth0')?.gateway;
 }
 
-async function linkMac(name: string, ns: string): Promise<string | undefined> {
-  const r = await exec('ip', ['-n', ns, '-j', 'link', 'show', 'dev', name]);
+async function linkMac(name: string, ns?: string): Promise<string | undefined> {
+  const r = await exec('ip', [...(ns ? ['-n', ns] : []), '-j', 'link', 'show', 'dev', name]);
   return (JSON.parse(r.stdout || '[]') as Array<{ address?: string }>)[0]?.address;
 }
 
@@ -56,7 +56,11 @@ function main(): void {
       t.same(await globalAddrs('eth0', a.ns.name), [ip.address], `${version}: the address is on eth0 in the netns`);
       t.equal(await defaultGateway(a.ns.name, 4), gw, `${version}: default route via the gateway in the netns`);
       t.ok(await linkExists(hostVethName(a.containerId, 'eth0')), `${version}: the host veth exists`);
+      t.equal(r.interfaces[2].mac, await linkMac('eth0', a.ns.name), `${version}: the result has eth0's MAC`);
+      t.equal(r.interfaces[1].mac, await linkMac(hostVethName(a.containerId, 'eth0')), `${version}: the result has the host veth's MAC`);
     }
+    const queues = fs.readdirSync(`/sys/class/net/${hostVethName(attached[0].containerId, 'eth0')}/queues`).sort();
+    t.same(queues, ['rx-0', 'tx-0'], 'the host veth was made with one queue each way');
     const addrs = attached.map((a) => bare(resultAddrs(a.add.json)[0]));
     t.equal(new Set(addrs).size, 4, 'four distinct addresses');
     t.same((await net.allocations()).map((x) => x.address).sort(), [...addrs].sort(), 'the store holds exactly these');
@@ -67,6 +71,27 @@ function main(): void {
     t.ok(ba.ok, `container 2 pings container 1 (${addrs[0]})`, { output: ba.output });
     const toGw = await ping(a.ns.name, gw);
     t.ok(toGw.ok, 'container 1 pings the gateway on the bridge', { output: toGw.output });
+  });
+
+  t.test('without the kernel echoing the new veth (VXNET_LINK_ECHO=0, as on kernels before 6.3): ends looked up, the same result', async (t) => {
+    const net = await newNet(t);
+    const env = { VXNET_LINK_ECHO: '0' };
+    const a = await attach(t, net, { env });
+    const b = await attach(t, net, { env, conf: { runtimeConfig: { mac: '02:42:0a:ef:00:77' } } });
+    for (const x of [a, b]) {
+      const r = x.add.json!;
+      t.equal(r.interfaces[2].mac, await linkMac('eth0', x.ns.name), "the result has eth0's MAC");
+      t.equal(r.interfaces[1].mac, await linkMac(hostVethName(x.containerId, 'eth0')), "the result has the host veth's MAC");
+      t.same(await globalAddrs('eth0', x.ns.name), resultAddrs(r), 'the address is on eth0');
+    }
+    t.equal(b.add.json!.interfaces[2].mac, '02:42:0a:ef:00:77', 'a requested MAC is kept');
+    const ab = await ping(a.ns.name, bare(resultAddrs(b.add.json)[0]));
+    t.ok(ab.ok, 'the two reach each other', { output: ab.output });
+    for (const x of [a, b]) {
+      const del = await runPlugin(VXNET, net.conf(), { command: 'DEL', containerId: x.containerId, ifname: 'eth0', netns: x.ns.path, env });
+      t.equal(del.code, 0, describe(del));
+    }
+    t.same(await net.allocations(), [], 'both released');
   });
 
   t.test('repeated ADD returns the same address; CHECK passes, then detects a removed address', async (t) => {

@@ -300,11 +300,11 @@ export interface Attached {
 }
 
 /** New namespace + ADD through dist/bin/vxnet; fails the test (throws) if the ADD fails. */
-export async function attach(t: TestLike, net: TestNet, o: { cniVersion?: string; conf?: Record<string, unknown>; args?: string; ifname?: string } = {}): Promise<Attached> {
+export async function attach(t: TestLike, net: TestNet, o: { cniVersion?: string; conf?: Record<string, unknown>; args?: string; ifname?: string; env?: CniCall['env'] } = {}): Promise<Attached> {
   const ns = await newNetns(t);
   const containerId = newContainerId();
   const ifname = o.ifname ?? 'eth0';
-  const add = await runPlugin(VXNET, net.conf(o.cniVersion, o.conf), { command: 'ADD', containerId, ifname, netns: ns.path, args: o.args });
+  const add = await runPlugin(VXNET, net.conf(o.cniVersion, o.conf), { command: 'ADD', containerId, ifname, netns: ns.path, args: o.args, ...(o.env ? { env: o.env } : {}) });
   if (add.code !== 0 || !add.json) throw new Error(`ADD ${containerId} failed: ${describe(add)}`);
   return { ns, containerId, ifname, add };
 }
