@@ -133,6 +133,8 @@ function report(cni, ipam, cfg) {
     }
     say(table(['system', 'c', 'ADD p50', 'ADD p95', 'DEL p50', 'DEL p95', 'adds/s', 'dels/s', 'dels/s settled'], rows));
     say(`node -e 0: p50 ${f1(node.p50)} ms, p95 ${f1(node.p95)} ms, min ${f1(node.min)} ms (n=${node.n}, run next to vxnet's c=1 phases)`);
+    const beside = summarize(cni.results.nodeBeside);
+    if (beside.n) say(`node -e 0 beside vxnetd's c=1 ADDs (one after each ADD, same moments and containers attached): p50 ${f1(beside.p50)} ms (n=${beside.n})`);
     say('("dels/s settled": until the last veth of the phase is gone; vxnet deletes its host veth after DEL returns, in the background)');
     kv.push(`node_e0_p50=${f1(node.p50)}`);
 
@@ -143,6 +145,11 @@ function report(cni, ipam, cfg) {
         const x = ratio(v1.addS.p50, node.p50);
         target(x <= 1.25, `${label}: ADD p50 (c=1) / node -e 0 p50 = ${f1(v1.addS.p50)} / ${f1(node.p50)} = ${f2(x)}  (target <= 1.25)`);
         kv.push(`${k}_add_over_node=${f2(x)}`);
+        if (k === 'vxd' && beside.n) {
+          const y = ratio(v1.addS.p50, beside.p50);
+          say(`  info  ${label}: ADD p50 (c=1) / node -e 0 p50 beside those ADDs = ${f1(v1.addS.p50)} / ${f1(beside.p50)} = ${f2(y)}`);
+          kv.push(`node_e0_beside_p50=${f1(beside.p50)}`, `vxd_add_over_node_beside=${f2(y)}`);
+        }
       }
       for (const [v, r, c] of [[v1, r1, 1], [v8, r8, 8]]) {
         if (!v || !r) continue;

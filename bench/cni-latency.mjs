@@ -13,6 +13,10 @@
 // round a full cycle over N fresh netns: ADD all (C in flight), verify, DEL all, verify.
 // Untimed: netns creation/deletion, the checks, one warm-up ADD+DEL per system.
 //
+// node -e 0 runs in phases of its own next to vxnet's in-process c=1 phase (the figure the
+// target uses), and once after each of vxnetd's c=1 ADDs (for information: the floor at the
+// same moments, with the same containers attached and their background traffic).
+//
 // Deferred work: vxnet's DEL detaches and renames the host veth and deletes it from a
 // background `ip link del` it does not wait for; the bridge plugin deletes its veth before it
 // exits. So besides the per-DEL latency (what a runtime waits for) every DEL phase reports the
@@ -178,11 +182,16 @@ async function delNetns(names) {
 
 // ---- one phase ----------------------------------------------------------------------------
 
-/** Runs op over the sandboxes with conc in flight; returns latencies (ms, submission order) and wall (s). */
-async function timedPhase(sys, op, sandboxes, conc) {
+/**
+ * Runs op over the sandboxes with conc in flight; returns latencies (ms, submission order) and
+ * wall (s). `between` (optional, c=1 only) runs after each operation, outside its latency and
+ * the wall time.
+ */
+async function timedPhase(sys, op, sandboxes, conc, between) {
   const lat = new Array(sandboxes.length).fill(NaN);
   const errors = [];
   const t0 = performance.now();
+  let betweenMs = 0;
   await pool(sandboxes, conc, async (sb, i) => {
     if (interrupt.signal || errors.length > 0) return;
     const key = `${sys.key}/${sb.cid}`;
@@ -193,11 +202,16 @@ async function timedPhase(sys, op, sandboxes, conc) {
       else await delChain(sys, sb, sb.result);
       lat[i] = performance.now() - s;
       if (op === 'DEL') created.attached.delete(key);
+      if (between && conc === 1) {
+        const b = performance.now();
+        await between();
+        betweenMs += performance.now() - b;
+      }
     } catch (err) {
       errors.push(err.message);
     }
   });
-  const wall = (performance.now() - t0) / 1000;
+  const wall = (performance.now() - t0 - betweenMs) / 1000;
   checkInterrupt();
   if (errors.length) throw new Error(`${sys.label} ${op} failed for ${errors.length} sandbox(es):\n  ${errors.slice(0, 5).join('\n  ')}`);
   return { lat, wall };
@@ -277,13 +291,13 @@ async function iptablesMentioning(text) {
 }
 
 /** One system, one round at one concurrency: fresh netns, ADD, verify, DEL, settle, verify. */
-async function cycle(sys, n, conc, round, verifyEvery) {
+async function cycle(sys, n, conc, round, verifyEvery, betweenAdds) {
   const names = Array.from({ length: n }, (_, i) => `${sys.nsPrefix}${i + 1}`);
   // The container id is the netns name: the cleanup can run DEL for a netns left behind.
   const sandboxes = names.map((ns) => ({ ns, cid: ns, netns: `/run/netns/${ns}`, result: undefined }));
   await addNetns(names);
   try {
-    const add = await timedPhase(sys, 'ADD', sandboxes, conc);
+    const add = await timedPhase(sys, 'ADD', sandboxes, conc, betweenAdds);
     const va = await verifyAdd(sys, sandboxes, verifyEvery);
     const delStart = performance.now();
     const del = await timedPhase(sys, 'DEL', sandboxes, conc);
@@ -329,6 +343,14 @@ function phaseLine(sys, r) {
 }
 
 // ---- node -e 0 ----------------------------------------------------------------------------
+
+/** One `node -e 0`, timed like a plugin. */
+async function nodeOnce() {
+  const s = performance.now();
+  const r = await run(process.execPath, ['-e', '0'], { env: { PATH: process.env.PATH }, timeoutMs: STEP_TIMEOUT_MS });
+  if (r.code !== 0) throw new Error(`node -e 0 exited ${r.code}: ${r.stderr}`);
+  return performance.now() - s;
+}
 
 async function nodeFloor(n, round) {
   const lat = [];
@@ -466,7 +488,10 @@ export async function runCniBench({ root, dist, tmp, n, concs, rounds, nodeN, ve
       'remove leftovers with: npm run bench -- --cleanup');
   }
 
-  const results = { phases: [], node: [] };
+  // node: node -e 0 in phases of its own next to vxnet's in-process c=1 phase (the target's
+  // figure); nodeBeside: one node -e 0 after each of vxnetd's c=1 ADDs (untimed in the ADD),
+  // i.e. at the same moments and with the same containers attached as those ADDs.
+  const results = { phases: [], node: [], nodeBeside: [] };
   const stops = [];
   try {
     for (const s of syss) if (s.vxnetd) stops.push(await startVxnetd(s));
@@ -486,7 +511,8 @@ export async function runCniBench({ root, dist, tmp, n, concs, rounds, nodeN, ve
         flip = !flip;
         for (const s of order) {
           if (conc === 1 && s.key === 'vx' && order[0] === s) results.node.push(...(await nodeFloor(nodeN, r)));
-          results.phases.push(await cycle(s, n, conc, r, verifyEvery));
+          const beside = conc === 1 && s.key === 'vxd' ? async () => { results.nodeBeside.push(await nodeOnce()); } : undefined;
+          results.phases.push(await cycle(s, n, conc, r, verifyEvery, beside));
           if (conc === 1 && s.key === 'vx' && order[0] !== s) results.node.push(...(await nodeFloor(nodeN, r)));
         }
       }
