@@ -285,18 +285,13 @@ export class Rtnl {
   }
 
   /**
-   * Creates a veth pair whose peer is born inside peerNs with its final name, so no rename and
+   * Creates a veth pair whose peer is born inside `peer.ns` with its final name, so no rename and
    * no second move is needed; the host end stays here. `host.master` and `host.up` are applied
    * by the kernel as part of the creation (no further requests); the peer cannot come up in it
-   * (its other end does not exist yet: ENOTCONN). False when a link of either name exists
-   * already (nothing was created).
-   */
-  /**
-   * Creates a veth pair, the peer in `peer.ns` (it cannot come up in the same request: the kernel
-   * configures it before pairing it, and refuses with ENOTCONN). Returns the host end
-   * as the kernel echoes it (with the peer's ifindex), so no lookup follows; `host` undefined on
-   * kernels before 6.3, which do not echo, and with VXNET_LINK_ECHO=0 (the echo not asked for:
-   * how tests run the older kernels' path); false when either name exists (EEXIST).
+   * (its other end does not exist yet: ENOTCONN). Returns the host end as the kernel echoes it
+   * (with the peer's ifindex), so no lookup follows; `host` is undefined on kernels before 6.3,
+   * which do not echo, and with VXNET_LINK_ECHO=0 (the echo not asked for: how tests run the
+   * older kernels' path). False when a link of either name exists already (nothing was created).
    */
   async createVeth(
     hostName: string,

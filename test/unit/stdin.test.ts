@@ -12,7 +12,3 @@ t.test('stdinBlocks reads O_NONBLOCK from fdinfo flags (octal)', async (t) => {
   t.equal(stdinBlocks('pos:\t0\nmnt_id:\t15\n'), false, 'no flags line: unknown, so not assumed blocking');
   t.equal(stdinBlocks('flags:\tzz\n'), false, 'unreadable flags: unknown');
 });
-
-t.test('stdinBlocks without an argument reads the fdinfo of this process', async (t) => {
-  t.type(stdinBlocks(), 'boolean');
-});
