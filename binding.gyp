@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "vxnet_netns",
-      "sources": ["native/netns.c"],
+      "sources": ["native/netns.c", "native/rtnl.c"],
       "cflags": ["-O2", "-Wall"]
     }
   ]

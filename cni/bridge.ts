@@ -44,8 +44,8 @@ export function applyHostSetup(spec: BridgeSpec): void {
  */
 const readyBridges = new Map<string, { readonly link: LinkInfo; readonly fingerprint: string }>();
 
-/** Whether this process knows the bridge of this name as set up (some setup). */
-export const knowsBridge = (name: string): boolean => readyBridges.has(name);
+/** The bridge of this name as this process last set it up (with some setup), if it did. */
+export const knownBridge = (name: string): LinkInfo | undefined => readyBridges.get(name)?.link;
 
 /** The bridge as this process last set it up, if with exactly this spec's setup. */
 export function readyBridge(spec: BridgeSpec): LinkInfo | undefined {

@@ -14,7 +14,7 @@ import { Cidr, Ip, contains, formatCidr, formatIp, networkOf, parseCidr, parseIp
 import { openNetns } from '../net/netns';
 import { forwardAcceptPresent, masqueradePresent } from '../net/nat';
 import { CreatedVeth, Rtnl, macFromBytes, macToBytes } from '../net/rtnl';
-import { BridgeSpec, ensureBridge, forgetBridge, knowsBridge, readyBridge } from './bridge';
+import { BridgeSpec, ensureBridge, forgetBridge, knownBridge, readyBridge } from './bridge';
 import { ipamSourceFor, validAttachments } from './ipam-source';
 import { RETIRED_PREFIX, hostVethName, isVxnetVethName, randomMac, retiredName } from './names';
 import { readLocalState } from '../overlay/local';
@@ -112,8 +112,24 @@ async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
     // Netlink requests are answered as they are sent; a lookup sent before other work waits in
     // the socket meanwhile, so each step below costs one wait, not one per request. A bridge
     // this process set up already is not looked up (see readyBridge).
-    const hubLookup = !routed && knowsBridge(conf.bridge) ? undefined : host.link(routed ? routed.device : conf.bridge);
+    const known = routed ? undefined : knownBridge(conf.bridge);
+    const hubLookup = known ? undefined : host.link(routed ? routed.device : conf.bridge);
     hubLookup?.catch(() => undefined);
+
+    const vethName = hostVethName(args.containerId, args.ifname);
+    // vxnet picks the container end's MAC (random, as the kernel would) so that it is known
+    // without a lookup; the host end comes up with the pair, already on the bridge in bridge
+    // mode (one request).
+    const containerMac = normalizeMac(conf.mac ?? randomMac());
+    const createVeth = (bridgeIndex: number | undefined, offThread = false): Promise<CreatedVeth | false> => host.createVeth(vethName,
+      { name: args.ifname, ns, mac: containerMac, ...(conf.mtu ? { mtu: conf.mtu } : {}) },
+      { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(bridgeIndex === undefined ? {} : { master: bridgeIndex }), up: true }, { offThread });
+    // On a bridge this process knows, the pair is created while the address is allocated (the
+    // kernel's work for it runs off the main thread); a failed ADD then removes it.
+    const early = known ? createVeth(known.index, true) : undefined;
+    early?.catch(() => undefined);
+    let vethUndone = false;
+    if (early) undo.push(async () => { if (!vethUndone && await early.catch(() => false)) await host.deleteLink(vethName); });
     trace('add:ipam-begin');
     const ipamResult = await ipam.add(args);
     trace('add:ipam');
@@ -125,26 +141,22 @@ async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
     let hub = routed ? await ensureRoutedNetwork(host, routed, hubLookup) : remembered ?? await ensureBridge(host, bridgeSpec as BridgeSpec, hubLookup);
     trace('add:bridge');
 
-    const vethName = hostVethName(args.containerId, args.ifname);
-    // vxnet picks the container end's MAC (random, as the kernel would) so that it is known
-    // without a lookup; the host end comes up with the pair, already on the bridge in bridge
-    // mode (one request).
-    const containerMac = normalizeMac(conf.mac ?? randomMac());
-    const createVeth = (): Promise<CreatedVeth | false> => host.createVeth(vethName,
-      { name: args.ifname, ns, mac: containerMac, ...(conf.mtu ? { mtu: conf.mtu } : {}) },
-      { ...(conf.mtu ? { mtu: conf.mtu } : {}), ...(routed ? {} : { master: hub.index }), up: true });
-    let created = await createVeth().catch(async (err: unknown) => {
-      if (!remembered) throw err;
+    const hubIndex = routed ? undefined : hub.index;
+    const earlyFits = early !== undefined && hubIndex === known?.index;
+    if (early && !earlyFits) await early.catch(() => undefined);
+    let created = await (earlyFits ? early : createVeth(hubIndex)).catch(async (err: unknown) => {
+      if (!known) throw err;
       // The bridge this process remembered was deleted or replaced since (its index names no
       // bridge now, and the kernel undid the pair): set up again, then attach to that one.
       forgetBridge(conf.bridge);
       hub = await ensureBridge(host, bridgeSpec as BridgeSpec);
-      return createVeth();
+      return createVeth(hub.index);
     });
     // A host veth of this name is a leftover of an ADD killed half-way: replaced.
-    if (!created && (!(await host.deleteLink(vethName)) || !(created = await createVeth()))) {
+    if (!created && (!(await host.deleteLink(vethName)) || !(created = await createVeth(hubIndex)))) {
       throw new DatapathFailure(`cannot create veth ${vethName} with peer ${args.ifname} in ${args.netns}: an interface of that name exists already (${vethName} on the host or ${args.ifname} in the container)`);
     }
+    vethUndone = true;
     undo.push(() => host.deleteLink(vethName));
     trace('add:veth');
     if (conf.hairpinMode && !routed) fs.writeFileSync(`/sys/class/net/${vethName}/brport/hairpin_mode`, '1');

@@ -31,6 +31,11 @@ interface NetnsAddon {
   setns(fd: number, nstype: number): void;
   unshare(flags: number): void;
   readonly CLONE_NEWNET: number;
+  /** native/rtnl.c: a route netlink socket of the calling thread's namespace, and its exchanges. */
+  nlOpen(): number;
+  nlNamespaceOf(fd: number): number;
+  nlExchangeSync(fd: number, request: Buffer): Buffer;
+  nlExchange(fd: number, request: Buffer): Promise<Buffer>;
 }
 
 let netnsAddon: NetnsAddon | undefined;

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <node_api.h>
 
@@ -50,6 +51,8 @@ static napi_value js_unshare(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+napi_value rtnl_init(napi_env env, napi_value exports);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "setns", NAPI_AUTO_LENGTH, js_setns, NULL, &fn);
@@ -59,7 +62,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value v;
   napi_create_int32(env, CLONE_NEWNET, &v);
   napi_set_named_property(env, exports, "CLONE_NEWNET", v);
-  return exports;
+  return rtnl_init(env, exports);
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -6,34 +6,28 @@
 import { RtNetlinkSocket, createRtNetlink } from 'netlink/dist/rt/rt';
 import * as ifla from 'netlink/dist/rt/ifla';
 import type * as rt from 'netlink/dist/rt/gen_structs';
-import { formatLink } from 'netlink/dist/rt/gen_structs';
-import { AttrStream, parseError } from 'netlink/dist/structs';
-import { formatLinkMessage, parseLinkMessage } from 'netlink/dist/rt/structs';
-import { getSystemErrorName } from 'node:util';
+import { AttrStream } from 'netlink/dist/structs';
+import { closeSync } from 'node:fs';
 import { DatapathFailure } from '../lib/errors';
 import { Cidr, Ip, familyBits, formatCidr, formatIp } from '../ipam/addr';
 import { spawn } from 'node:child_process';
 import { findTool } from './nat';
 import { NetnsHandle, inNetnsSync } from './netns';
+import { NlChannel } from './nl-channel';
+import { LinkFields, newAddressBody, newNeighbourBody, newRouteBody, newVethBody, parseLinkBody, setLinkBody } from './rtnl-wire';
 
-const NLM_F_REQUEST = 0x1;
-const NLM_F_ACK = 0x4;
-const NLMSG_ERROR = 2;
 const RTM_NEWLINK = 16;
+const RTM_SETLINK = 19;
+const RTM_NEWADDR = 20;
+const RTM_NEWROUTE = 24;
+const RTM_NEWNEIGH = 28;
 const NLM_F_REPLACE = 0x100;
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
-/**
- * A veth gets one queue per CPU unless told otherwise, and the kernel then cuts it back to one
- * queue of each, waiting for an RCU grace period (synchronize_net) inside the creation: asking
- * for one queue from the start gives the same device without the wait.
- */
-const ONE_QUEUE = { numTxQueues: 1, numRxQueues: 1 } as const;
 /** The kernel answers a link creation with the new link (honoured since Linux 6.3; ignored before). */
 const NLM_F_ECHO = 0x8;
 const AF_INET = 2;
 const AF_INET6 = 10;
-const VETH_INFO_PEER = 1;
 const RT_TABLE_MAIN = 254;
 const AF_BRIDGE = 7;
 /** RTNH_F_ONLINK in rtm_flags: the gateway is on the link even though no address says so. */
@@ -140,30 +134,43 @@ const errno = (err: unknown): string | undefined => {
   return m ? m[1] : (err as NodeJS.ErrnoException)?.code;
 };
 
-/** A raw netlink message as node-netlink's socket hands it over. */
-interface RawMessage { readonly type: number; readonly flags: number; readonly data: Buffer }
-
 /**
- * node-netlink's request tracking (public in its JavaScript, protected in its types): a callback
- * per sequence number, and the socket kept referenced while one is registered.
+ * Route netlink in one namespace (the host's when opened without one). Link, address, route and
+ * neighbour settings go over vxnet's own socket (./nl-channel.ts: those of one tick in one
+ * exchange); lookups, dumps and the rarer requests over node-netlink's, opened on first use.
  */
-interface NetlinkRequests {
-  send(type: number, data: Uint8Array[], options: { flags: number }, callback: (err?: Error) => void): number;
-  makeRef(seq: number, callback: (err: Error | null, msgs?: RawMessage[]) => void): number;
-  dropRef(seq: number): void;
-}
-
-/** An rtnetlink socket bound to one namespace (the host's when opened without one). */
 export class Rtnl {
-  private constructor(private readonly sock: RtNetlinkSocket, readonly where: string) {}
+  private nl: RtNetlinkSocket | undefined;
+
+  private constructor(private readonly channel: NlChannel, private readonly inHost: boolean, readonly where: string) {}
 
   static open(ns?: NetnsHandle): Rtnl {
     try {
-      return ns ? new Rtnl(inNetnsSync(ns, () => createRtNetlink()), ns.path) : new Rtnl(createRtNetlink(), 'host');
+      return ns ? inNetnsSync(ns, () => new Rtnl(NlChannel.open(), false, ns.path)) : new Rtnl(NlChannel.open(), true, 'host');
     } catch (err) {
       if (err instanceof Error && err.name === 'InvalidNetns') throw err;
       throw new DatapathFailure(`cannot open a netlink socket in ${ns ? ns.path : 'the host namespace'}: ${(err as Error).message}`);
     }
+  }
+
+  /** node-netlink's socket, opened in the channel's namespace (the namespace's handle may be closed by now). */
+  private get sock(): RtNetlinkSocket {
+    if (this.nl) return this.nl;
+    try {
+      if (this.inHost) {
+        this.nl = createRtNetlink();
+      } else {
+        const fd = this.channel.namespaceFd();
+        try {
+          this.nl = inNetnsSync({ path: this.where, fd, close: () => undefined }, () => createRtNetlink());
+        } finally {
+          closeSync(fd);
+        }
+      }
+    } catch (err) {
+      throw new DatapathFailure(`cannot open a netlink socket in ${this.inHost ? 'the host namespace' : this.where}: ${(err as Error).message}`);
+    }
+    return this.nl;
   }
 
   /**
@@ -203,40 +210,21 @@ export class Rtnl {
   }
 
   close(): void {
-    try { this.sock.socket.socket.close(); } catch { /* already closed */ }
+    this.channel.close();
+    try { this.nl?.socket.socket.close(); } catch { /* already closed */ }
   }
+
+
 
   private fail(what: string, err: unknown): DatapathFailure {
     return new DatapathFailure(`${what} in ${this.where === 'host' ? 'the host namespace' : this.where}: ${(err as Error).message}`);
   }
 
-  /**
-   * Sends a request and collects the kernel's replies up to its acknowledgement, which says
-   * whether the request succeeded. node-netlink's request() settles at the first reply, so with
-   * NLM_F_ECHO it would return the echo and drop the error of a request failing after it.
-   */
-  private requestUntilAck(type: number, data: Uint8Array[], flags: number): Promise<RawMessage[]> {
-    const nl = this.sock.socket as unknown as NetlinkRequests;
-    return new Promise((resolve, reject) => {
-      const replies: RawMessage[] = [];
-      let settled = false;
-      const settle = (err: Error | undefined): void => {
-        if (settled) return;
-        settled = true;
-        nl.dropRef(seq);
-        if (err) reject(err); else resolve(replies);
-      };
-      const seq = nl.send(type, data, { flags: flags | NLM_F_REQUEST | NLM_F_ACK }, (err) => { if (err) settle(err); });
-      nl.makeRef(seq, (err, msgs = []) => {
-        if (err) { settle(err); return; }
-        for (const m of msgs) {
-          if (m.type !== NLMSG_ERROR) { replies.push(m); continue; }
-          const code = parseError(m.data, m.flags).errno;
-          settle(code === 0 ? undefined : new Error(`Request rejected: ${getSystemErrorName(code)}`));
-          return;
-        }
-      });
-    });
+  private static fromFields(f: LinkFields): LinkInfo {
+    return {
+      index: f.index, name: f.ifname ?? '', kind: f.kind, mac: macFromBytes(f.address), mtu: f.mtu ?? 0, up: f.up,
+      master: f.master || undefined, alias: f.ifalias, peerIndex: f.link || undefined,
+    };
   }
 
   private static toLink(m: { data: rt.Link; attrs: ifla.LinkAttrs }): LinkInfo {
@@ -292,31 +280,23 @@ export class Rtnl {
    * (with the peer's ifindex), so no lookup follows; `host` is undefined on kernels before 6.3,
    * which do not echo, and with VXNET_LINK_ECHO=0 (the echo not asked for: how tests run the
    * older kernels' path). False when a link of either name exists already (nothing was created).
+   * `offThread`: the kernel's work for it (the longest of an ADD's requests) runs on libuv's
+   * threadpool while the caller goes on (see nl-channel.ts).
    */
   async createVeth(
     hostName: string,
     peer: { name: string; ns: NetnsHandle; mtu?: number; mac?: string },
     host: { mtu?: number; master?: number; up?: boolean } = {},
+    options: { offThread?: boolean } = {},
   ): Promise<CreatedVeth | false> {
-    const upFlags = (up: boolean | undefined): rt.Link => (up ? { flags: { up: true }, change: { up: true } } : {});
-    const peerBytes = streamBytes((s) => {
-      s.emit(formatLink({}));
-      s.emit(ifla.formatLinkAttrs({
-        ifname: peer.name, netNsFd: peer.ns.fd, ...ONE_QUEUE,
-        ...(peer.mtu ? { mtu: peer.mtu } : {}), ...(peer.mac ? { address: macToBytes(peer.mac) } : {}),
-      }));
-    });
-    const data = streamBytes((s) => s.push(VETH_INFO_PEER, peerBytes));
-    const linkinfo = streamBytes((s) => s.emit(ifla.formatInfo({ kind: 'veth', data })));
+    const body = newVethBody(
+      { name: hostName, ...(host.mtu ? { mtu: host.mtu } : {}), ...(host.master ? { master: host.master } : {}), ...(host.up ? { up: true } : {}) },
+      { name: peer.name, nsFd: peer.ns.fd, ...(peer.mtu ? { mtu: peer.mtu } : {}), ...(peer.mac ? { address: macToBytes(peer.mac) } : {}) });
     try {
-      const request = new AttrStream();
-      formatLinkMessage({ kind: 'link', data: upFlags(host.up), attrs: {
-        ifname: hostName, linkinfo, ...ONE_QUEUE, ...(host.mtu ? { mtu: host.mtu } : {}), ...(host.master ? { master: host.master } : {}),
-      } }, request);
       const echo = process.env.VXNET_LINK_ECHO === '0' ? 0 : NLM_F_ECHO;
-      const replies = await this.requestUntilAck(RTM_NEWLINK, request.bufs, NLM_F_CREATE | NLM_F_EXCL | echo);
-      const own = replies.filter((m) => m.type === RTM_NEWLINK).map((m) => parseLinkMessage(m.data)).find((m) => m.attrs.ifname === hostName);
-      return { host: own ? Rtnl.toLink(own) : undefined };
+      const replies = await this.channel.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | echo, body, { offThread: options.offThread === true });
+      const own = replies.filter((m) => m.type === RTM_NEWLINK).map((m) => parseLinkBody(m.data)).find((f) => f.ifname === hostName);
+      return { host: own ? Rtnl.fromFields(own) : undefined };
     } catch (err) {
       if (errno(err) === 'EEXIST') return false;
       throw this.fail(`cannot create veth ${hostName}/${peer.name}`, err);
@@ -324,16 +304,13 @@ export class Rtnl {
   }
 
   async setLink(index: number, change: { up?: boolean; master?: number; mtu?: number; mac?: string; name?: string; alias?: string }): Promise<void> {
-    const attrs: ifla.LinkAttrs = {};
-    if (change.master !== undefined) attrs.master = change.master;
-    if (change.mtu !== undefined) attrs.mtu = change.mtu;
-    if (change.mac !== undefined) attrs.address = macToBytes(change.mac);
-    if (change.name !== undefined) attrs.ifname = change.name;
-    if (change.alias !== undefined) attrs.ifalias = change.alias;
-    const data: rt.Link = { index };
-    if (change.up !== undefined) { data.change = { up: true }; data.flags = change.up ? { up: true } : {}; }
+    const body = setLinkBody(index, {
+      ...(change.up !== undefined ? { up: change.up } : {}), ...(change.master !== undefined ? { master: change.master } : {}),
+      ...(change.mtu !== undefined ? { mtu: change.mtu } : {}), ...(change.mac !== undefined ? { address: macToBytes(change.mac) } : {}),
+      ...(change.name !== undefined ? { ifname: change.name } : {}), ...(change.alias !== undefined ? { ifalias: change.alias } : {}),
+    });
     try {
-      await this.sock.setLink(data, attrs);
+      await this.channel.request(RTM_SETLINK, 0, body);
     } catch (err) {
       throw this.fail(`cannot configure link #${index} (${JSON.stringify(change)})`, err);
     }
@@ -375,15 +352,9 @@ export class Rtnl {
    * everything through its gateway).
    */
   async addAddress(index: number, cidr: Cidr, options: { replace?: boolean; noPrefixRoute?: boolean } = {}): Promise<void> {
-    const bytes = ipBytes(cidr.ip);
-    const nodad = cidr.ip.family === 6;
-    // The 32-bit IFA_FLAGS attribute carries what the header's 8-bit flags cannot (noprefixroute).
-    const flags = { ...(nodad ? { nodad: true as const } : {}), ...(options.noPrefixRoute ? { noprefixroute: true as const } : {}) };
     try {
-      await this.sock.newAddress(
-        { family: afOf(cidr.ip.family), prefixlen: cidr.prefix, index, ...(nodad ? { flags: { nodad: true } } : {}) },
-        { address: bytes, local: bytes, ...(Object.keys(flags).length ? { flags } : {}) },
-        { flags: NLM_F_CREATE | (options.replace ? NLM_F_REPLACE : NLM_F_EXCL) });
+      await this.channel.request(RTM_NEWADDR, NLM_F_CREATE | (options.replace ? NLM_F_REPLACE : NLM_F_EXCL),
+        newAddressBody(index, afOf(cidr.ip.family), cidr.prefix, ipBytes(cidr.ip), { noPrefixRoute: options.noPrefixRoute === true }));
     } catch (err) {
       if (errno(err) === 'EEXIST') return;
       throw this.fail(`cannot add address ${formatCidr(cidr)} to link #${index}`, err);
@@ -404,13 +375,11 @@ export class Rtnl {
 
   /** Adds a route; `onlink`: the gateway is taken as reachable on oif whatever the link's addresses. */
   async addRoute(route: { dst: Cidr; gw?: Ip; oif?: number; onlink?: boolean }): Promise<void> {
-    const family = route.dst.ip.family;
     try {
-      await this.sock.newRoute(
-        { family: afOf(family), dstLen: route.dst.prefix, table: RT_TABLE_MAIN, protocol: 'BOOT', scope: route.gw ? 'UNIVERSE' : 'LINK', type: 'UNICAST',
-          ...(route.onlink && route.gw ? { flags: { __unknown: RTNH_F_ONLINK } } : {}) },
-        { ...(route.dst.prefix > 0 ? { dst: ipBytes(route.dst.ip) } : {}), ...(route.gw ? { gateway: ipBytes(route.gw) } : {}), ...(route.oif ? { oif: route.oif } : {}) },
-        { flags: NLM_F_CREATE | NLM_F_EXCL });
+      await this.channel.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, newRouteBody({
+        family: afOf(route.dst.ip.family), dstLen: route.dst.prefix, ...(route.dst.prefix > 0 ? { dst: ipBytes(route.dst.ip) } : {}),
+        ...(route.gw ? { gateway: ipBytes(route.gw) } : {}), ...(route.oif ? { oif: route.oif } : {}), onlink: route.onlink === true,
+      }));
     } catch (err) {
       if (errno(err) === 'EEXIST') return;
       throw this.fail(`cannot add route ${formatCidr(route.dst)}${route.gw ? ` via ${formatIp(route.gw)}` : ''}${route.onlink ? ' onlink' : ''}`, err);
@@ -510,8 +479,7 @@ export class Rtnl {
   /** Creates or replaces a permanent neighbour entry ip -> mac on a link (`ip neigh replace ... nud permanent`). */
   async setNeighbour(index: number, ip: Ip, mac: string): Promise<void> {
     try {
-      await this.sock.newNeighbor({ family: afOf(ip.family), ifindex: index, state: { permanent: true } },
-        { dst: ipBytes(ip), lladdr: macToBytes(mac) }, { flags: NLM_F_CREATE | NLM_F_REPLACE });
+      await this.channel.request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, newNeighbourBody(afOf(ip.family), index, ipBytes(ip), macToBytes(mac)));
     } catch (err) {
       throw this.fail(`cannot set neighbour ${formatIp(ip)} lladdr ${mac} on link #${index}`, err);
     }

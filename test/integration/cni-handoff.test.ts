@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { join } from 'node:path';
-import { exec, newNetns } from '../helpers/netns';
+import { exec, linkExists, newNetns } from '../helpers/netns';
 import { pollUntil } from '../helpers/sh';
 import {
   DIST_BIN, VXNET, type CniCall, bare, cannotRun, cniEnv, describe, hostVethName, newContainerId, newNet, resultAddrs, runInNetns, runPlugin,
@@ -135,6 +135,30 @@ async function main(): Promise<void> {
     t.equal(toGw.code, 0, 'the container reaches the gateway', { output: toGw.stdout + toGw.stderr });
     for (const [i, ns] of [a, b, c].entries()) {
       const del = await runPlugin(VXNET, net3.conf(), via({ command: 'DEL', containerId: ids[i], ifname: 'eth0', netns: ns.path }));
+      t.equal(del.code, 0, describe(del));
+    }
+  });
+
+  await t.test('an ADD failing in IPAM while vxnetd creates its veth (bridge known): the veth is removed, no address kept', async (t) => {
+    const net4 = await newNet(t);
+    const [a, b] = await Promise.all([newNetns(t), newNetns(t)]);
+    const [ida, idb] = [newContainerId(), newContainerId()];
+    const addA = await runPlugin(VXNET, net4.conf(), via({ command: 'ADD', containerId: ida, ifname: 'eth0', netns: a.path }));
+    t.equal(addA.code, 0, describe(addA));
+    // vxnetd now knows the bridge: B's pair is created while its address is allocated, and the
+    // allocation fails (A's address asked for).
+    const taken = bare(resultAddrs(addA.json)[0]);
+    const addB = await runPlugin(VXNET, { ...net4.conf(), runtimeConfig: { ips: [`${taken}/24`] } }, via({ command: 'ADD', containerId: idb, ifname: 'eth0', netns: b.path }));
+    t.not(addB.code, 0, 'the ADD fails');
+    t.match(addB.json?.msg, new RegExp(taken.replace(/\./g, '\\.')), 'naming the address', { out: describe(addB) });
+    t.ok(await handled(idb, 'ADD'), 'in vxnetd');
+    t.notOk(await linkExists(hostVethName(idb, 'eth0')), 'no host veth left');
+    t.notOk(await linkExists('eth0', b.name), 'no interface left in the container');
+    t.same((await net4.allocations()).map((x) => x.containerId), [ida], 'only A holds an address');
+    const addB2 = await runPlugin(VXNET, net4.conf(), via({ command: 'ADD', containerId: idb, ifname: 'eth0', netns: b.path }));
+    t.equal(addB2.code, 0, `B added without the conflict: ${describe(addB2)}`);
+    for (const [id, ns] of [[ida, a], [idb, b]] as const) {
+      const del = await runPlugin(VXNET, net4.conf(), via({ command: 'DEL', containerId: id, ifname: 'eth0', netns: ns.path }));
       t.equal(del.code, 0, describe(del));
     }
   });
