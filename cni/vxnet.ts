@@ -128,8 +128,8 @@ async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
     // kernel's work for it runs off the main thread); a failed ADD then removes it.
     const early = known ? createVeth(known.index, true) : undefined;
     early?.catch(() => undefined);
-    let vethUndone = false;
-    if (early) undo.push(async () => { if (!vethUndone && await early.catch(() => false)) await host.deleteLink(vethName); });
+    let vethInUndo = false;
+    if (early) undo.push(async () => { if (!vethInUndo && await early.catch(() => false)) await host.deleteLink(vethName); });
     trace('add:ipam-begin');
     const ipamResult = await ipam.add(args);
     trace('add:ipam');
@@ -153,10 +153,10 @@ async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
       return createVeth(hub.index);
     });
     // A host veth of this name is a leftover of an ADD killed half-way: replaced.
-    if (!created && (!(await host.deleteLink(vethName)) || !(created = await createVeth(hubIndex)))) {
+    if (!created && (!(await host.deleteLink(vethName)) || !(created = await createVeth(routed ? undefined : hub.index)))) {
       throw new DatapathFailure(`cannot create veth ${vethName} with peer ${args.ifname} in ${args.netns}: an interface of that name exists already (${vethName} on the host or ${args.ifname} in the container)`);
     }
-    vethUndone = true;
+    vethInUndo = true;
     undo.push(() => host.deleteLink(vethName));
     trace('add:veth');
     if (conf.hairpinMode && !routed) fs.writeFileSync(`/sys/class/net/${vethName}/brport/hairpin_mode`, '1');

@@ -42,8 +42,13 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
 // acknowledged; *out gets everything received (malloc'd). 0, or a negative errno.
 static int exchange(int fd, const char *req, size_t len, char **out, size_t *outlen) {
   unsigned pending = 0;
+  __u32 first = 0, last = 0;
   int rem = (int)len;
-  for (const struct nlmsghdr *h = (const struct nlmsghdr *)req; NLMSG_OK(h, rem); h = NLMSG_NEXT(h, rem)) pending++;
+  for (const struct nlmsghdr *h = (const struct nlmsghdr *)req; NLMSG_OK(h, rem); h = NLMSG_NEXT(h, rem)) {
+    if (pending == 0 || h->nlmsg_seq < first) first = h->nlmsg_seq;
+    if (pending == 0 || h->nlmsg_seq > last) last = h->nlmsg_seq;
+    pending++;
+  }
   if (pending == 0 || rem != 0) return -EINVAL;
   struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
   ssize_t n;
@@ -63,7 +68,8 @@ static int exchange(int fd, const char *req, size_t len, char **out, size_t *out
     if (n < 0) { int err = errno == EAGAIN ? ETIMEDOUT : errno; free(buf); return -err; }
     rem = (int)n;
     for (const struct nlmsghdr *h = (const struct nlmsghdr *)(buf + used); NLMSG_OK(h, rem); h = NLMSG_NEXT(h, rem)) {
-      if (h->nlmsg_type == NLMSG_ERROR && pending > 0) pending--;
+      // Only this exchange's acknowledgements count (not a late one of an exchange that timed out).
+      if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_seq >= first && h->nlmsg_seq <= last && pending > 0) pending--;
     }
     used += (size_t)n;
   }

@@ -66,8 +66,12 @@ const rejected = (errno: number): Error => new Error(`Request rejected: ${getSys
 export class NlChannel {
   private queue: Pending[] = [];
   private closed = false;
-  /** Exchanges running on the threadpool: the fd is closed only after them (it could be reused). */
-  private inFlight = 0;
+  /**
+   * An exchange running on the threadpool: later ones wait for it (two exchanges at once on one
+   * socket could read each other's replies), and the fd is closed only after it (it could be
+   * reused).
+   */
+  private inFlight = false;
 
   private constructor(readonly fd: number) {}
 
@@ -100,12 +104,12 @@ export class NlChannel {
     if (this.closed) return;
     this.closed = true;
     for (const p of this.queue.splice(0)) p.reject(new Error('netlink channel closed'));
-    if (this.inFlight === 0) closeSync(this.fd);
+    if (!this.inFlight) closeSync(this.fd);
   }
 
+  /** Exchanges what is queued, in order; resumed by the end of an exchange on the threadpool. */
   private flush(): void {
-    const all = this.queue.splice(0);
-    for (let i = 0; i < all.length; i += MAX_BATCH) this.exchange(all.slice(i, i + MAX_BATCH));
+    while (this.queue.length > 0 && !this.inFlight) this.exchange(this.queue.splice(0, MAX_BATCH));
   }
 
   private exchange(batch: Pending[]): void {
@@ -126,9 +130,10 @@ export class NlChannel {
     };
     const binding = netnsBinding();
     if (batch.some((p) => p.offThread)) {
-      this.inFlight++;
+      this.inFlight = true;
       binding.nlExchange(this.fd, request).then(settle, fail).finally(() => {
-        if (--this.inFlight === 0 && this.closed) closeSync(this.fd);
+        this.inFlight = false;
+        if (this.closed) closeSync(this.fd); else this.flush();
       });
       return;
     }
