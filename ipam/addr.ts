@@ -17,8 +17,24 @@ export interface Cidr {
 export const familyBits = (family: Family): number => (family === 4 ? 32 : 128);
 
 /** Parses a bare IPv4 or IPv6 address; undefined when it is neither. */
+// ip-num parses and prints addresses through strings of binary digits (tens of microseconds
+// each); a long-lived vxnetd meets the same ones (a network's subnets, gateways, ranges) on every
+// call, so both directions are remembered, up to a bound.
+const MEMO_MAX = 4096;
+const parsedIps = new Map<string, Ip | undefined>();
+const printedIps: Record<Family, Map<bigint, string>> = { 4: new Map(), 6: new Map() };
+function remember<K, V>(memo: Map<K, V>, key: K, value: V): V {
+  if (memo.size >= MEMO_MAX) memo.clear();
+  memo.set(key, value);
+  return value;
+}
+
 export function parseIp(text: string): Ip | undefined {
   if (typeof text !== 'string') return undefined;
+  return parsedIps.has(text) ? parsedIps.get(text) : remember(parsedIps, text, parseIpText(text));
+}
+
+function parseIpText(text: string): Ip | undefined {
   if (text.includes(':')) {
     // ip-num accepts a zone ("fe80::1%eth0") and drops it; a pool address has none.
     if (text.includes('%')) return undefined;
@@ -44,7 +60,9 @@ export function parseCidr(text: string): Cidr | undefined {
 
 /** RFC 5952 text ("2001:db8::1"), as Go's net.IP prints it: runtimes hand our results back in this form. */
 export function formatIp(ip: Ip): string {
-  return ip.family === 4 ? IPv4.fromNumber(ip.value).toString() : collapseIPv6Number(IPv6.fromBigInt(ip.value).toString());
+  const memo = printedIps[ip.family];
+  return memo.get(ip.value) ?? remember(memo, ip.value,
+    ip.family === 4 ? IPv4.fromNumber(ip.value).toString() : collapseIPv6Number(IPv6.fromBigInt(ip.value).toString()));
 }
 
 export const formatCidr = (cidr: Cidr): string => `${formatIp(cidr.ip)}/${cidr.prefix}`;
