@@ -31,6 +31,8 @@ interface NetnsAddon {
   setns(fd: number, nstype: number): void;
   unshare(flags: number): void;
   readonly CLONE_NEWNET: number;
+  /** _exit(2): no 'exit' event, no teardown; for a process whose output is written. */
+  exitNow(code: number): never;
   /** native/rtnl.c: a route netlink socket of the calling thread's namespace, and its exchanges. */
   nlOpen(): number;
   nlNamespaceOf(fd: number): number;

@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <node_api.h>
 
 static napi_value throw_errno(napi_env env, const char *what, int err) {
@@ -51,6 +52,19 @@ static napi_value js_unshare(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// exitNow(code): _exit(2). The hand-off client ends this way once its answer is written:
+// Node's own exit (its platform's threads joined, the heap torn down) costs a CNI call about
+// 0.6 ms more.
+static napi_value js_exit_now(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t code = 1;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc > 0) napi_get_value_int32(env, argv[0], &code);
+  _exit(code);
+  return NULL;
+}
+
 napi_value rtnl_init(napi_env env, napi_value exports);
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -59,6 +73,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "setns", fn);
   napi_create_function(env, "unshare", NAPI_AUTO_LENGTH, js_unshare, NULL, &fn);
   napi_set_named_property(env, exports, "unshare", fn);
+  napi_create_function(env, "exitNow", NAPI_AUTO_LENGTH, js_exit_now, NULL, &fn);
+  napi_set_named_property(env, exports, "exitNow", fn);
   napi_value v;
   napi_create_int32(env, CLONE_NEWNET, &v);
   napi_set_named_property(env, exports, "CLONE_NEWNET", v);

@@ -104,7 +104,7 @@ for (const name of entries) {
 await build({
   entryPoints: [join(root, 'bin', 'vxnet-client.ts')], outfile: join(dist, 'lib', 'vxnet-client.js'),
   bundle: true, platform: 'node', target: 'node20', format: 'cjs', minify: true, legalComments: 'none', logLevel: 'warning',
-  define: { __VXNET_VERSION__: JSON.stringify(pkg.version), __VXNET_BUILD_ID__: JSON.stringify(BUILD_ID) },
+  define: { __VXNET_BUNDLED__: 'true', __VXNET_VERSION__: JSON.stringify(pkg.version), __VXNET_BUILD_ID__: JSON.stringify(BUILD_ID) },
 });
 
 // The etcd client (gRPC, protobuf) is a bundle of its own, loaded only by the etcd store, so the
