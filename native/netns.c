@@ -2,26 +2,9 @@
 // opened it, so entering a namespace on the main thread, opening the socket and returning
 // gives a handle into that namespace for about a millisecond (see net/README.md).
 #define _GNU_SOURCE
-#include <errno.h>
 #include <sched.h>
-#include <stdio.h>
-#include <string.h>
 #include <unistd.h>
-#include <node_api.h>
-
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  napi_value code, message, error;
-  napi_create_string_utf8(env, err == ENOENT ? "ENOENT" : err == EINVAL ? "EINVAL" : err == EPERM ? "EPERM" : "ERRNO", NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-  napi_create_error(env, code, message, &error);
-  napi_value errnoValue;
-  napi_create_int32(env, err, &errnoValue);
-  napi_set_named_property(env, error, "errno", errnoValue);
-  napi_throw(env, error);
-  return NULL;
-}
+#include "addon.h"
 
 // setns(fd, nstype): enters the namespace behind fd on the calling (main) thread.
 static napi_value js_setns(napi_env env, napi_callback_info info) {
@@ -68,13 +51,9 @@ static napi_value js_exit_now(napi_env env, napi_callback_info info) {
 napi_value rtnl_init(napi_env env, napi_value exports);
 
 static napi_value init(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "setns", NAPI_AUTO_LENGTH, js_setns, NULL, &fn);
-  napi_set_named_property(env, exports, "setns", fn);
-  napi_create_function(env, "unshare", NAPI_AUTO_LENGTH, js_unshare, NULL, &fn);
-  napi_set_named_property(env, exports, "unshare", fn);
-  napi_create_function(env, "exitNow", NAPI_AUTO_LENGTH, js_exit_now, NULL, &fn);
-  napi_set_named_property(env, exports, "exitNow", fn);
+  export_function(env, exports, "setns", js_setns);
+  export_function(env, exports, "unshare", js_unshare);
+  export_function(env, exports, "exitNow", js_exit_now);
   napi_value v;
   napi_create_int32(env, CLONE_NEWNET, &v);
   napi_set_named_property(env, exports, "CLONE_NEWNET", v);

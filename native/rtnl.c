@@ -4,17 +4,14 @@
 // request (creating a veth pair takes about half a millisecond of it) runs while JavaScript
 // goes on with other work (an ADD's address allocation).
 #define _GNU_SOURCE
-#include <errno.h>
 #include <linux/netlink.h>
 #include <linux/sockios.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
-#include <node_api.h>
+#include "addon.h"
 
 #ifndef NETLINK_CAP_ACK
 #define NETLINK_CAP_ACK 10
@@ -25,18 +22,6 @@
 
 // Room kept free for each recv: a datagram larger than the buffer would be truncated.
 #define RECV_ROOM 65536
-
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  napi_value message, error, errnoValue;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-  napi_create_error(env, NULL, message, &error);
-  napi_create_int32(env, -err, &errnoValue);
-  napi_set_named_property(env, error, "errno", errnoValue);
-  napi_throw(env, error);
-  return NULL;
-}
 
 // Sends req (whole netlink messages, each asking for an ACK) and receives until each has been
 // acknowledged; *out gets everything received (malloc'd). 0, or a negative errno.
@@ -172,14 +157,7 @@ static void job_complete(napi_env env, napi_status status, void *data) {
   if (job->err == 0) {
     napi_resolve_deferred(env, job->deferred, reply_buffer(env, job->reply, job->replyLength));
   } else {
-    char msg[256];
-    snprintf(msg, sizeof msg, "netlink exchange: %s", strerror(-job->err));
-    napi_value message, error, errnoValue;
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, NULL, message, &error);
-    napi_create_int32(env, job->err, &errnoValue);
-    napi_set_named_property(env, error, "errno", errnoValue);
-    napi_reject_deferred(env, job->deferred, error);
+    napi_reject_deferred(env, job->deferred, errno_error(env, "netlink exchange", -job->err));
   }
   napi_delete_async_work(env, job->work);
   free(job->request);
@@ -206,14 +184,9 @@ static napi_value js_exchange(napi_env env, napi_callback_info info) {
 }
 
 napi_value rtnl_init(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "open", NAPI_AUTO_LENGTH, js_open, NULL, &fn);
-  napi_set_named_property(env, exports, "nlOpen", fn);
-  napi_create_function(env, "namespaceOf", NAPI_AUTO_LENGTH, js_namespace_of, NULL, &fn);
-  napi_set_named_property(env, exports, "nlNamespaceOf", fn);
-  napi_create_function(env, "exchangeSync", NAPI_AUTO_LENGTH, js_exchange_sync, NULL, &fn);
-  napi_set_named_property(env, exports, "nlExchangeSync", fn);
-  napi_create_function(env, "exchange", NAPI_AUTO_LENGTH, js_exchange, NULL, &fn);
-  napi_set_named_property(env, exports, "nlExchange", fn);
+  export_function(env, exports, "nlOpen", js_open);
+  export_function(env, exports, "nlNamespaceOf", js_namespace_of);
+  export_function(env, exports, "nlExchangeSync", js_exchange_sync);
+  export_function(env, exports, "nlExchange", js_exchange);
   return exports;
 }

@@ -31,6 +31,13 @@ const RTA_GATEWAY = 5;
 const NDA_DST = 1;
 const NDA_LLADDR = 2;
 const NUD_PERMANENT = 0x80;
+export const RT_TABLE_MAIN = 254;
+/** RTNH_F_ONLINK in rtm_flags: the gateway is on the link even though no address says so. */
+export const RTNH_F_ONLINK = 4;
+const RTPROT_BOOT = 3;
+const RT_SCOPE_UNIVERSE = 0;
+const RT_SCOPE_LINK = 253;
+const RTN_UNICAST = 1;
 
 /** Appends netlink structures and attributes (host byte order, 4-byte aligned) to one buffer. */
 class Writer {
@@ -142,7 +149,6 @@ export function newAddressBody(index: number, family: number, prefix: number, ad
 
 /** RTM_NEWROUTE's body: a unicast route of the main table (protocol boot), `onlink` as RTNH_F_ONLINK. */
 export function newRouteBody(route: { family: number; dstLen: number; dst?: Buffer; gateway?: Buffer; oif?: number; onlink?: boolean }): Buffer {
-  const RT_TABLE_MAIN = 254; const RTPROT_BOOT = 3; const RT_SCOPE_UNIVERSE = 0; const RT_SCOPE_LINK = 253; const RTN_UNICAST = 1; const RTNH_F_ONLINK = 4;
   const w = new Writer().u8(route.family).u8(route.dstLen).u8(0).u8(0).u8(RT_TABLE_MAIN).u8(RTPROT_BOOT)
     .u8(route.gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK).u8(RTN_UNICAST).u32(route.onlink && route.gateway ? RTNH_F_ONLINK : 0);
   if (route.dst) w.attr(RTA_DST, route.dst);

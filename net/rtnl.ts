@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { findTool } from './nat';
 import { NetnsHandle, inNetnsSync } from './netns';
 import { NlChannel } from './nl-channel';
-import { LinkFields, newAddressBody, newNeighbourBody, newRouteBody, newVethBody, parseLinkBody, setLinkBody } from './rtnl-wire';
+import { LinkFields, RTNH_F_ONLINK, RT_TABLE_MAIN, newAddressBody, newNeighbourBody, newRouteBody, newVethBody, parseLinkBody, setLinkBody } from './rtnl-wire';
 
 const RTM_NEWLINK = 16;
 const RTM_SETLINK = 19;
@@ -28,10 +28,7 @@ const NLM_F_CREATE = 0x400;
 const NLM_F_ECHO = 0x8;
 const AF_INET = 2;
 const AF_INET6 = 10;
-const RT_TABLE_MAIN = 254;
 const AF_BRIDGE = 7;
-/** RTNH_F_ONLINK in rtm_flags: the gateway is on the link even though no address says so. */
-const RTNH_F_ONLINK = 4;
 /** IFLA_EXT_MASK RTEXT_FILTER_SKIP_STATS: a link lookup without its counters (less for the kernel to gather and for us to parse). */
 const SKIP_STATS = Buffer.from([8, 0, 0, 0]);
 
@@ -213,8 +210,6 @@ export class Rtnl {
     this.channel.close();
     try { this.nl?.socket.socket.close(); } catch { /* already closed */ }
   }
-
-
 
   private fail(what: string, err: unknown): DatapathFailure {
     return new DatapathFailure(`${what} in ${this.where === 'host' ? 'the host namespace' : this.where}: ${(err as Error).message}`);
