@@ -5,7 +5,7 @@
 //       A  vxnet's overlay: VtepProgrammer (overlay/apply.ts) programs device bnov0 (VNI 4242,
 //          routed between blocks) in each host, as the agent does; the built `vxnet` CNI plugin,
 //          run inside each host namespace from a state file as the agent writes it, attaches
-//          containers bnov<ID>-a1/a2 routed (no bridge; overlay/routed.ts) with the first
+//          containers bnov<ID>-a1/a2 routed (no bridge; datapath/routed.ts) with the first
 //          address of the host's block (10.237.<i>.2; gateway .1 and VTEP IP .0 on bnov0);
 //       B  the hand-built kernel VXLAN of /work/shared/bench/vxlan-tput.sh (bridged: bnvxb0,
 //          VNI 4243, static FDB; containers bnov<ID>-b1/b2, 10.78.0.1/2) on the same underlay.
@@ -206,7 +206,7 @@ async function bridgeNf() {
 /**
  * A: vxnet programs the VTEPs (VtepProgrammer, as the agent does), then the built `vxnet` CNI
  * plugin, run inside each host namespace, attaches one container from the host's block
- * (routed, as in production: overlay/routed.ts), reading the state file the agent would write.
+ * (routed, as in production: datapath/routed.ts), reading the state file the agent would write.
  */
 async function setupVxnet(h) {
   const prog = await helper(h, ['program', DEV_A, String(VNI_A), `${H1},bn-h1,${U[0]},10.237.1.0/24`, `${H2},bn-h2,${U[1]},10.237.2.0/24`]);

@@ -6,7 +6,7 @@ import { InvalidNetworkConfig, TryAgainLater, UnsupportedField } from '../lib/er
 import { Cidr } from '../ipam/addr';
 import { IpamConf, parseIpamConf } from '../ipam/config';
 import { DEFAULT_LOCAL_DIR, LocalOverlayState, blockRanges, subnetsOf } from '../overlay/local';
-import { defaultBridgeName } from './names';
+import { defaultBridgeName } from '../datapath/names';
 import { CniResult, parseResult } from './result';
 
 export interface OverlayConf {
@@ -133,7 +133,7 @@ export function parseVxnetConf(conf: Record<string, unknown>, cniArgs: ReadonlyM
   let overlay: OverlayConf | undefined;
   if (mode === 'overlay') {
     ({ overlay, ipam } = overlayConf(name, conf, ipamRaw, ipamType, runtimeConfig, readOverlay));
-    // Routed attachment (overlay/routed.ts): everything leaves a container through its gateway.
+    // Routed attachment (datapath/routed.ts): everything leaves a container through its gateway.
     if (conf.isGateway === false) throw new InvalidNetworkConfig('isGateway: false is not possible in overlay mode: containers are routed through their block\'s gateway (omit isGateway)');
     // The overlay MTU (underlay minus the VXLAN overhead, or the network's) unless mtu is set.
     mtu ??= overlay.state?.mtu;

@@ -2,7 +2,7 @@
 // stdin as values and returns what to print and the exit code, so tests drive it in-process
 // and bin/ wrappers stay three lines. Validates what the spec and libcni's skel validate.
 import { trace } from '../lib/trace';
-import { readStdin } from './stdin';
+import { readStdin } from '../lib/stdin';
 import { DecodingFailure, InvalidEnvironment, InvalidNetworkConfig, VxnetError, asVxnetError } from '../lib/errors';
 import { SUPPORTED_VERSIONS, checkVersion, compareVersions, CniVersion } from './version';
 

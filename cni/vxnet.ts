@@ -5,7 +5,7 @@
 // Overlay mode ("mode":"overlay") takes the addresses from this host's blocks of the overlay
 // network and the MTU of the overlay, both from the state file the overlay agent keeps on the
 // host (overlay/local.ts), so an ADD needs no etcd, and attaches the container routed, with no
-// bridge (overlay/routed.ts): the agent routes other hosts' blocks through the VXLAN device,
+// bridge (datapath/routed.ts): the agent routes other hosts' blocks through the VXLAN device,
 // and each container's veth carries the routes to its addresses.
 import * as fs from 'node:fs';
 import { AttachmentDrifted, DatapathFailure, InvalidNetworkConfig, PluginNotAvailable } from '../lib/errors';
@@ -14,13 +14,13 @@ import { Cidr, Ip, contains, formatCidr, formatIp, networkOf, parseCidr, parseIp
 import { openNetns } from '../net/netns';
 import { forwardAcceptPresent, masqueradePresent } from '../net/nat';
 import { CreatedVeth, Rtnl, macFromBytes, macToBytes } from '../net/rtnl';
-import { BridgeSpec, ensureBridge, forgetBridge, knownBridge, readyBridge } from './bridge';
+import { BridgeSpec, ensureBridge, forgetBridge, knownBridge, readyBridge } from '../datapath/bridge';
 import { ipamSourceFor, validAttachments } from './ipam-source';
-import { RETIRED_PREFIX, hostVethName, isVxnetVethName, randomMac, retiredName } from './names';
-import { readLocalState } from '../overlay/local';
+import { RETIRED_PREFIX, hostVethName, isVxnetVethName, randomMac, retiredName } from '../datapath/names';
+import { readLocalState, routedSpecOf } from '../overlay/local';
 import {
-  RoutedNetworkSpec, ensureRoutedNetwork, linksRoutingInto, missingHostRoutes, programHostEnd, routedSetupDrift, routedSpecOf,
-} from '../overlay/routed';
+  RoutedNetworkSpec, ensureRoutedNetwork, linksRoutingInto, missingHostRoutes, programHostEnd, routedSetupDrift,
+} from '../datapath/routed';
 import { VxnetNetConf, missingOverlayState, parseVxnetConf } from './netconf';
 import { CniInterface, CniResult, CniRoute, formatResult } from './result';
 import type { CmdArgs, Handlers } from './skel';

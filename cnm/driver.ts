@@ -19,16 +19,16 @@ import { ensurePool, ipamAdd } from '../ipam/core';
 import { parseIpamConf } from '../ipam/config';
 import { rangeHolding } from '../ipam/range';
 import { LocalOverlayState, blockRanges, localStateForSubnet } from '../overlay/local';
-import { routedSpecOf } from '../overlay/routed';
+import { routedSpecOf } from '../overlay/local';
 import { gatewayOf } from '../overlay/plan';
 import type { Allocation, IpamStore, Owner } from '../ipam/store/types';
-import { defaultBridgeName } from '../cni/names';
+import { defaultBridgeName } from '../datapath/names';
 import {
   AddressUnavailable, AttachmentDrifted, DecodingFailure, InvalidNetworkConfig, NetworkConflict, NotFound, PluginNotAvailable,
   UnsupportedField,
 } from '../lib/errors';
 import type { Logger } from '../lib/log';
-import type { Datapath } from './datapath';
+import type { Datapath } from '../datapath/docker';
 import type { DockerApi, DockerNetwork } from './docker';
 import {
   CONTAINER_VETH_PREFIX, DOCKER_IFNAME, DOCKER_RUNTIME, GATEWAY_REQUEST, GLOBAL_ADDRESS_SPACE, LOCAL_ADDRESS_SPACE, NETWORK_NAME_RE, PENDING_PREFIX,
@@ -507,7 +507,7 @@ export class Driver {
     const container = endpointContainerVeth(eid);
     let bridge: string | undefined;
     if (ov) {
-      // Overlay: routed, as the CNI plugin attaches (overlay/routed.ts), in the overlay's MTU.
+      // Overlay: routed, as the CNI plugin attaches (datapath/routed.ts), in the overlay's MTU.
       const ip = bareIp(allocation.address);
       if (!ip) throw new AttachmentDrifted(`endpoint ${shortId(eid)} holds an invalid address ${JSON.stringify(allocation.address)}`);
       await this.mutex.run(nid, () => this.dp.ensureRoutedNetwork(routedSpecOf(ov, rec.options)));

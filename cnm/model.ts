@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { Cidr, Ip, contains, formatCidr, formatIp, lastOf, networkOf, offsetIp, parseCidr, parseIp } from '../ipam/addr';
 import { IpamConf, parseIpamConf } from '../ipam/config';
 import { DecodingFailure, InvalidNetworkConfig, UnsupportedField } from '../lib/errors';
-import { hostVethName } from '../cni/names';
+import { hostVethName } from '../datapath/names';
 
 /** Our address spaces (GetDefaultAddressSpaces): Docker hands them back in RequestPool and IPv4Data. */
 export const LOCAL_ADDRESS_SPACE = 'vxnet';

@@ -3,14 +3,13 @@
 // every failure, a malformed body or an unknown method included, is answered with a non-200
 // status and {"Err": message}, which Docker shows the user. Nothing a client sends can make
 // the daemon throw past this layer.
-import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Server } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
-import { DecodingFailure, IoFailure, VxnetError, asVxnetError } from '../lib/errors';
+import { DecodingFailure, VxnetError, asVxnetError } from '../lib/errors';
 import type { Logger } from '../lib/log';
 import { parseBody } from './model';
+import { listenOnSocket } from '../lib/unix-socket';
 
 /** Docker ignores the reply's content type; this is what it asks for (Accept). */
 const CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
@@ -77,17 +76,6 @@ export function pluginNameOf(socketPath: string): string {
   return path.basename(socketPath).replace(/\.sock$/, '');
 }
 
-/** Whether something accepts connections on the unix socket. */
-function socketAlive(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = net.connect(socketPath);
-    const done = (v: boolean): void => { c.destroy(); resolve(v); };
-    c.once('connect', () => done(true));
-    c.once('error', () => done(false));
-    c.setTimeout(2000, () => done(false));
-  });
-}
-
 /**
  * Listens on socketPath with root-only permissions: the directory is created 0700 when
  * missing, the socket is 0600 from its creation (umask). A stale socket of a killed vxnetd is
@@ -101,33 +89,3 @@ export async function listenUnix(app: import('express').Express, socketPath: str
   return listenOnSocket(server, socketPath);
 }
 
-/**
- * Listens on a unix socket only root may use (directory 0700 when created, socket 0600); a
- * stale socket is replaced, a live one (another vxnetd) is an error.
- */
-export async function listenOnSocket<S extends import('node:net').Server>(server: S, socketPath: string): Promise<S> {
-  const dir = path.dirname(socketPath);
-  try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw new IoFailure(`cannot create ${dir}: ${(err as Error).message}`);
-  }
-  let st: fs.Stats | undefined;
-  try { st = fs.lstatSync(socketPath); } catch { st = undefined; }
-  if (st) {
-    if (!st.isSocket()) throw new IoFailure(`${socketPath} exists and is not a socket; remove it or choose another path`);
-    if (await socketAlive(socketPath)) throw new IoFailure(`another process serves ${socketPath} (is vxnetd running already?)`);
-    fs.rmSync(socketPath, { force: true });
-  }
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    const old = process.umask(0o177);
-    try {
-      server.listen(socketPath, () => { server.off('error', reject); resolve(); });
-    } finally {
-      process.umask(old);
-    }
-  }).catch((err: Error) => { throw new IoFailure(`cannot listen on ${socketPath}: ${err.message}`); });
-  fs.chmodSync(socketPath, 0o600);
-  return server;
-}

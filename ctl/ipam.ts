@@ -3,7 +3,7 @@
 // after the commit, so no process is exec'd while CNI plugins wait for the store's lock.
 import { statSync } from 'node:fs';
 import * as path from 'node:path';
-import { hostVethName } from '../cni/names';
+import { hostVethName } from '../datapath/names';
 import { Ip, contains, formatCidr, formatIp, ipKey, parseIp } from '../ipam/addr';
 import { RangeSet, canonicalRangeSets, setCapacity, setToJson } from '../ipam/range';
 import type { Allocation, HistoryEntry, IpamStore, IpamTx, PoolRecord } from '../ipam/store/types';

@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { DatapathFailure } from '../lib/errors';
-import { VETH_PREFIX } from '../cni/names';
+import { VETH_PREFIX } from '../datapath/names';
 
 export type VethResult = 'deleted' | 'absent';
 

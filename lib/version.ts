@@ -7,6 +7,6 @@ declare const __VXNET_BUILD_ID__: string | undefined;
 
 /**
  * Identifies the code of one build (scripts/build.mjs hashes the sources); "dev" when running
- * from TypeScript. vxnetd takes a CNI call from a plugin only of its own build (cni/handoff.ts).
+ * from TypeScript. vxnetd takes a CNI call from a plugin only of its own build (handoff/protocol.ts).
  */
 export const BUILD_ID: string = typeof __VXNET_BUILD_ID__ !== 'undefined' ? __VXNET_BUILD_ID__ : 'dev';

@@ -14,7 +14,7 @@
 // (those are fixed at creation) is deleted and created again; each sync logs which happened.
 // The VTEP addresses (first address of each of our blocks, /32 or /128) sit on the device, and
 // so do the containers' gateways (each block's second address): containers are attached routed
-// (overlay/routed.ts), each by its own veth with no bridge, and the gateway being a local
+// (datapath/routed.ts), each by its own veth with no bridge, and the gateway being a local
 // address makes the host answer ARP for it on every veth and a ping to it.
 //
 // Order. Removals first, route before neighbour and FDB: once the route is gone no new packet

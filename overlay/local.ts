@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Cidr, formatCidr, formatIp, parseCidr } from '../ipam/addr';
 import { gatewayOf } from './plan';
+import type { RoutedNetworkSpec } from '../datapath/routed';
 
 export const DEFAULT_LOCAL_DIR = '/run/vxnet/overlay';
 
@@ -104,4 +105,9 @@ export function blockRanges(blocks: readonly Cidr[]): Array<Array<{ subnet: stri
     const gw = gatewayOf(b);
     return [{ subnet: formatCidr(b), rangeStart: formatIp({ family: gw.family, value: gw.value + 1n }), gateway: formatIp(gw) }];
   });
+}
+
+/** The routed setup of an overlay network from the agent's local state. Pure. */
+export function routedSpecOf(state: LocalOverlayState, o: { ipMasq: boolean; natTable: string }): RoutedNetworkSpec {
+  return { network: state.network, device: state.device, subnets: subnetsOf(state), ipMasq: o.ipMasq, natTable: o.natTable };
 }

@@ -37,7 +37,7 @@ const SNAPSHOT_FLAGS = ['--regexp-interpret-all'];
 // built with, which makes Node refuse it.
 /**
  * The launcher runtimes exec: one /bin/sh exec (about a millisecond) to pass node its flags.
- * vxnet's runs the hand-off client instead (cni/client.ts) when vxnetd's CNI socket exists
+ * vxnet's runs the hand-off client instead (handoff/client.ts) when vxnetd's CNI socket exists
  * ($VXNET_CNI_SOCKET, default /run/vxnet/cni.sock; empty: never) and stdin is not a terminal
  * (a person trying the plugin by hand gets the in-process one); the client runs this
  * launcher again with the hand-off off when vxnetd does not take the call.
@@ -65,7 +65,7 @@ function buildId() {
       else if (/\.(ts|c|json)$/.test(e.name)) { h.update(p.slice(root.length)); h.update(readFileSync(p)); }
     }
   };
-  for (const d of ['bin', 'cni', 'cnm', 'ctl', 'ipam', 'lib', 'net', 'overlay', 'native']) walk(join(root, d));
+  for (const d of ['bin', 'daemon', 'handoff', 'cni', 'cnm', 'ctl', 'datapath', 'ipam', 'lib', 'net', 'overlay', 'native']) walk(join(root, d));
   h.update(readFileSync(join(root, 'package-lock.json')));
   return h.digest('hex').slice(0, 16);
 }

@@ -14,13 +14,13 @@ import { parseIpamConf } from '../../ipam/config';
 import { openStore } from '../../ipam/store';
 import type { IpamStore } from '../../ipam/store/types';
 import { createLogger } from '../../lib/log';
-import type { Datapath } from '../../cnm/datapath';
+import type { Datapath } from '../../datapath/docker';
 import type { DockerApi, DockerNetwork } from '../../cnm/docker';
 import { Driver } from '../../cnm/driver';
 import { endpointContainerVeth, endpointHostVeth, parseNetworkOptions, poolId } from '../../cnm/model';
 import { createApp, listenUnix, pluginNameOf } from '../../cnm/server';
 import { NetworkRecords } from '../../cnm/state';
-import { HELP, OverlayRunner, parseDaemonArgs, parseOverlayNetworkFlag } from '../../cnm/daemon';
+import { HELP, OverlayRunner, parseDaemonArgs, parseOverlayNetworkFlag } from '../../daemon/vxnetd';
 import type { OverlayService } from '../../overlay/service';
 import { pollUntil } from '../helpers/sh';
 

@@ -6,7 +6,7 @@
 // `docker network create --subnet <the overlay's IPv4 subnet>` is the overlay network, and
 // containers get addresses from host A's block and reach a CNI container on host B both ways,
 // through Docker's FORWARD DROP policy. Both are attached routed (no bridge: a host route per
-// container veth, overlay/routed.ts). A CNI container on host A shares the pool.
+// container veth, datapath/routed.ts). A CNI container on host A shares the pool.
 // Root and dockerd only; every object is vxt-prefixed or inside the test's namespaces.
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';

@@ -1,4 +1,4 @@
-// The vxnet plugin handing its calls to vxnetd (cni/client.ts, cni/service.ts): the built
+// The vxnet plugin handing its calls to vxnetd (handoff/client.ts, handoff/service.ts): the built
 // plugin, with VXNET_CNI_SOCKET pointing at a built vxnetd of the test's own, gets the same
 // answers as in-process (results, the same errors for bad input), and vxnetd's log shows it
 // did the work. A plugin in another network namespace, vxnetd SIGKILLed (stale socket) or

@@ -1,7 +1,7 @@
 // The vxnet plugin in overlay mode ("mode":"overlay"): addresses from this host's blocks and
 // the overlay MTU, both read from the overlay agent's local state file (no etcd on ADD), the
 // network's whole subnets masqueraded, clear errors when the state is missing or the config
-// gives its own ranges; the container attached routed (overlay/routed.ts). Then two hosts (namespaces on an underlay, the overlay programmed by
+// gives its own ranges; the container attached routed (datapath/routed.ts). Then two hosts (namespaces on an underlay, the overlay programmed by
 // VtepProgrammer) with containers attached by the built plugin run inside each host namespace:
 // they ping each other across hosts, IPv4 and IPv6, without NAT between overlay addresses;
 // and the same with two real overlay agents on etcd writing the state files.

@@ -6,7 +6,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import t, { type Test } from 'tap';
 import { copyDist } from '../helpers/dist';
-import { hostVethName } from '../../cni/names';
+import { hostVethName } from '../../datapath/names';
 import { parseIpamConf } from '../../ipam/config';
 import { ipamAdd, ipamDel } from '../../ipam/core';
 import type { IpamStore, Owner } from '../../ipam/store/types';

@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import { main } from '../../ctl/main';
 import type { Io } from '../../ctl/context';
 import type { VethOps } from '../../ctl/veth';
-import { hostVethName } from '../../cni/names';
+import { hostVethName } from '../../datapath/names';
 import { parseIpamConf } from '../../ipam/config';
 import { ipamAdd } from '../../ipam/core';
 import { DatapathFailure } from '../../lib/errors';

@@ -1,7 +1,7 @@
-// cni/handoff.ts: what vxnetd accepts from a plugin (same protocol, build and namespace),
+// handoff/protocol.ts: what vxnetd accepts from a plugin (same protocol, build and namespace),
 // what a call must look like, which environment goes over, and line framing.
 import t from 'tap';
-import { HANDOFF_VERSION, LineReader, callEnv, netnsId, parseCall, refusal } from '../../cni/handoff';
+import { HANDOFF_VERSION, LineReader, callEnv, netnsId, parseCall, refusal } from '../../handoff/protocol';
 
 const own = { build: 'b1', netns: '4:4026531840' };
 

@@ -1,10 +1,11 @@
-// The pure parts of the routed overlay attachment (overlay/routed.ts) and its FORWARD rules
+// The pure parts of the routed overlay attachment (datapath/routed.ts) and its FORWARD rules
 // (net/nat.ts): what is derived from the agent's state, when the host-wide setup is applied
 // again, and the rules' exact shape. No root.
 import t from 'tap';
 import { Cidr, parseCidr, parseIp, type Ip } from '../../ipam/addr';
 import { forwardRules, routedForwardRules } from '../../net/nat';
-import { hostRouteOf, routedFingerprint, routedSpecOf } from '../../overlay/routed';
+import { hostRouteOf, routedFingerprint } from '../../datapath/routed';
+import { routedSpecOf } from '../../overlay/local';
 import type { LocalOverlayState } from '../../overlay/local';
 
 const cidr = (s: string): Cidr => parseCidr(s) as Cidr;

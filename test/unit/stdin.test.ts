@@ -1,8 +1,8 @@
-// Whether fd 0 blocks, told from /proc/self/fdinfo (cni/stdin.ts): the plugins read a blocking
+// Whether fd 0 blocks, told from /proc/self/fdinfo (lib/stdin.ts): the plugins read a blocking
 // stdin with readFileSync and a non-blocking one with the loop that keeps partial reads. Pure
 // parsing here; the integration tests run the built plugins with real pipes.
 import t from 'tap';
-import { stdinBlocks } from '../../cni/stdin';
+import { stdinBlocks } from '../../lib/stdin';
 
 t.test('stdinBlocks reads O_NONBLOCK from fdinfo flags (octal)', async (t) => {
   t.equal(stdinBlocks('pos:\t0\nflags:\t02000000\nmnt_id:\t15\nino:\t1234\n'), true, 'O_RDONLY|O_CLOEXEC: blocks');

@@ -1,11 +1,11 @@
-// The hand-off client's exchange over a unix socket (cni/unix-exchange.ts), both transports
+// The hand-off client's exchange over a unix socket (handoff/unix-exchange.ts), both transports
 // against a real local server: the first line of the answer, or an error when none comes.
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { exchange, rawBindings } from '../../cni/unix-exchange';
+import { exchange, rawBindings } from '../../handoff/unix-exchange';
 
 const run = (socket: string, request: string, transport: 'pipe_wrap' | 'net'): Promise<{ err?: string; line?: string }> => {
   const before = process.env.VXNET_HANDOFF_TRANSPORT;

@@ -10,8 +10,8 @@ import { join, resolve } from 'node:path';
 import { parseCidr, type Cidr } from '../../../ipam/addr';
 import { openStore } from '../../../ipam/store';
 import type { Allocation } from '../../../ipam/store/types';
-import { hostVethName } from '../../../cni/names';
-import { teardownBridgeNetwork } from '../../../cni/teardown';
+import { hostVethName } from '../../../datapath/names';
+import { teardownBridgeNetwork } from '../../../datapath/teardown';
 import { exec, linkAddrs, linkExists, newNetns, type Netns, type TestLike } from '../../helpers/netns';
 
 export { hostVethName };

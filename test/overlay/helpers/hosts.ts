@@ -1,7 +1,7 @@
 // A multi-host harness on one machine: "hosts" are network namespaces joined by an underlay
 // (a veth per host to a bridge in an underlay namespace of the test's own), "containers" are
 // namespaces attached routed inside their host, the way vxnet attaches overlay containers
-// (overlay/routed.ts: no bridge, a host route per address, default via the block's gateway on
+// (datapath/routed.ts: no bridge, a host route per address, default via the block's gateway on
 // the VXLAN device, permanent neighbours both ways). Everything lives in vxt-* namespaces, so nothing
 // touches the machine's own network; every namespace is deleted by a t.teardown registered
 // when it is created (also when the test fails).

@@ -1,18 +1,21 @@
-// vxnetd's side of the CNI hand-off (./handoff.ts): takes whole CNI calls from `vxnet` plugins
-// of its own build in its own network namespace, and runs them through the same dispatch and
-// handlers the plugin runs in-process (./skel.ts, ./vxnet.ts), on warm code. Calls run
+// vxnetd's side of the CNI hand-off (./protocol.ts): takes whole CNI calls from `vxnet` plugins
+// of its own build in its own network namespace, and runs them through the function vxnetd
+// gives it (the same dispatch and handlers the plugin runs in-process: cni/skel.ts,
+// cni/vxnet.ts), on warm code. Calls run
 // concurrently; what must be serialized already is (the IPAM store's transactions, the
 // per-bridge host setup), and namespace entry is synchronous (net/netns.ts).
 import * as net from 'node:net';
 import type { Logger } from '../lib/log';
 import { BUILD_ID } from '../lib/version';
-import { listenOnSocket } from '../cnm/server';
-import { LineReader, Refused, netnsId, parseCall, refusal } from './handoff';
-import { Handlers, dispatch } from './skel';
+import { listenOnSocket } from '../lib/unix-socket';
+import { LineReader, Refused, netnsId, parseCall, refusal } from './protocol';
 import { trace } from '../lib/trace';
 
 /** How long a connection may take to send its hello and its call. */
 const IDLE_TIMEOUT_MS = 30_000;
+
+/** What a plugin run would have printed and exited with (cni/skel's Outcome). */
+export interface CallOutcome { readonly stdout: string; readonly exitCode: number }
 
 export interface CniService {
   readonly socketPath: string;
@@ -21,7 +24,8 @@ export interface CniService {
 
 export interface CniServiceOptions {
   readonly socketPath: string;
-  readonly handlers: Handlers;
+  /** Runs one call: its environment and stdin in, what the plugin would print and exit with out. */
+  readonly run: (env: Record<string, string>, stdin: string) => Promise<CallOutcome>;
   readonly log: Logger;
   /** Default: this build's (lib/version.ts). */
   readonly build?: string;
@@ -60,7 +64,7 @@ export async function startCniService(o: CniServiceOptions): Promise<CniService>
           phase = 'busy';
           sock.setTimeout(0);
           const started = process.hrtime.bigint();
-          void dispatch(call.env, call.stdin, o.handlers).then((outcome) => {
+          void o.run(call.env, call.stdin).then((outcome) => {
             const ms = Number(process.hrtime.bigint() - started) / 1e6;
             const fields = { command: call.env.CNI_COMMAND, container: call.env.CNI_CONTAINERID, ifname: call.env.CNI_IFNAME, exitCode: outcome.exitCode, ms: Math.round(ms * 10) / 10 };
             if (outcome.exitCode === 0) o.log.debug('CNI call', fields);

@@ -1,17 +1,17 @@
 // The kernel side of the Docker driver, behind a small interface so the driver's logic can be
-// tested without root: the network's bridge (cni/bridge.ts, the same code and naming as the
+// tested without root: the network's bridge (datapath/bridge.ts, the same code and naming as the
 // CNI plugin, so one network is one bridge), or for an overlay network its routed setup
-// (overlay/routed.ts, as the CNI plugin's overlay mode), and an endpoint's veth pair, made in
+// (datapath/routed.ts, as the CNI plugin's overlay mode), and an endpoint's veth pair, made in
 // the host namespace as Docker's remote driver API wants (Docker moves the container end itself).
 import type { Cidr, Ip } from '../ipam/addr';
-import { BridgeSpec, ensureBridge } from '../cni/bridge';
-import { teardownBridgeNetwork } from '../cni/teardown';
+import { BridgeSpec, ensureBridge } from './bridge';
+import { teardownBridgeNetwork } from './teardown';
 import { DatapathFailure } from '../lib/errors';
 import { openNetns } from '../net/netns';
 import { Rtnl } from '../net/rtnl';
 import { writeSysctl } from '../net/sysctl';
-import { retiredName, setupAliasPrefix } from '../cni/names';
-import { RoutedNetworkSpec, ensureRoutedNetwork, programHostEnd, teardownRoutedNetwork } from '../overlay/routed';
+import { retiredName, setupAliasPrefix } from './names';
+import { RoutedNetworkSpec, ensureRoutedNetwork, programHostEnd, teardownRoutedNetwork } from './routed';
 
 export interface Datapath {
   ensureBridge(spec: BridgeSpec): Promise<void>;

@@ -11,9 +11,9 @@
 import { writeSync } from 'node:fs';
 import { netnsBinding } from '../lib/native';
 import { BUILD_ID } from '../lib/version';
-import { Call, HANDOFF_VERSION, Hello, callEnv, netnsId } from './handoff';
+import { Call, HANDOFF_VERSION, Hello, callEnv, netnsId } from './protocol';
 import { exchange } from './unix-exchange';
-import { readStdin } from './stdin';
+import { readStdin } from '../lib/stdin';
 
 /** Runs the launcher again with the hand-off off (the in-process plugin) and exits with its status. */
 function runInProcess(stdin: string): never {

@@ -23,8 +23,7 @@ import { Cidr, Ip, contains, formatCidr } from '../ipam/addr';
 import { ensureForwardRules, ensureMasquerade, forwardRulesPresent, masqueradePresent, removeForwardAccept, removeMasquerade, routedForwardRules } from '../net/nat';
 import { LinkInfo, Rtnl } from '../net/rtnl';
 import { enableForwarding } from '../net/sysctl';
-import { setupAlias, setupAliasPrefix } from '../cni/names';
-import { LocalOverlayState, subnetsOf } from './local';
+import { setupAlias, setupAliasPrefix } from './names';
 
 export interface RoutedNetworkSpec {
   readonly network: string;
@@ -34,11 +33,6 @@ export interface RoutedNetworkSpec {
   readonly subnets: readonly Cidr[];
   readonly ipMasq: boolean;
   readonly natTable: string;
-}
-
-/** The routed setup of an overlay network from the agent's local state. Pure. */
-export function routedSpecOf(state: LocalOverlayState, o: { ipMasq: boolean; natTable: string }): RoutedNetworkSpec {
-  return { network: state.network, device: state.device, subnets: subnetsOf(state), ipMasq: o.ipMasq, natTable: o.natTable };
 }
 
 /** The device alias recording which setup was applied. Pure. */

@@ -8,17 +8,17 @@ import type { Server } from 'node:http';
 import * as net from 'node:net';
 import { DEFAULT_DATA_DIR, closeIdleEmbeddedStores, keepEmbeddedStoresOpen, openStore, parseStoreUrl } from '../ipam/store';
 import type { IpamStore } from '../ipam/store/types';
-import { DEFAULT_CNI_SOCKET } from '../cni/handoff';
-import type { CniService } from '../cni/service';
+import { DEFAULT_CNI_SOCKET } from '../handoff/protocol';
+import type { CniService } from '../handoff/service';
 import { type Cidr, contains, parseIp } from '../ipam/addr';
 import { asVxnetError } from '../lib/errors';
 import { Level, Logger, createLogger } from '../lib/log';
 import { VERSION } from '../lib/version';
-import { kernelDatapath, type Datapath } from './datapath';
-import { dockerApi, type DockerApi, type DockerEvent, type EventStream } from './docker';
-import { Driver } from './driver';
-import { createApp, listenUnix, pluginNameOf } from './server';
-import { NetworkRecords } from './state';
+import { kernelDatapath, type Datapath } from '../datapath/docker';
+import { dockerApi, type DockerApi, type DockerEvent, type EventStream } from '../cnm/docker';
+import { Driver } from '../cnm/driver';
+import { createApp, listenUnix, pluginNameOf } from '../cnm/server';
+import { NetworkRecords } from '../cnm/state';
 import { DEFAULT_LOCAL_DIR } from '../overlay/local';
 import { parseOverlayNetwork } from '../overlay/plan';
 import type { OverlayService, OverlayServiceConfig } from '../overlay/service';
@@ -476,13 +476,15 @@ export async function startDaemon(config: DaemonConfig, o: { log?: Logger; datap
   let cni: CniService | undefined;
   if (config.cniSocket) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { startCniService } = require('../cni/service') as typeof import('../cni/service');
+    const { startCniService } = require('../handoff/service') as typeof import('../handoff/service');
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { vxnetPlugin } = require('../cni/vxnet') as typeof import('../cni/vxnet');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { dispatch } = require('../cni/skel') as typeof import('../cni/skel');
     // A handed-off call then finds its network's database open (the plugin opens and closes it).
     keepEmbeddedStoresOpen(STORE_IDLE_MS);
     try {
-      cni = await startCniService({ socketPath: config.cniSocket, handlers: vxnetPlugin, log: log.child({ component: 'cni' }) });
+      cni = await startCniService({ socketPath: config.cniSocket, run: (env, stdin) => dispatch(env, stdin, vxnetPlugin), log: log.child({ component: 'cni' }) });
     } catch (err) {
       server.close();
       await store.close();
