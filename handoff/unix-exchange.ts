@@ -127,7 +127,3 @@ export function exchange(path: string, request: string, done: ExchangeDone): voi
   if (raw) exchangeRaw(raw, path, request, done);
   else exchangeNet(path, request, done);
 }
-
-/** The transport exchange() uses in this process. */
-export const transportName = (): 'pipe_wrap' | 'net' =>
-  process.env.VXNET_HANDOFF_TRANSPORT !== 'net' && rawBindings() ? 'pipe_wrap' : 'net';

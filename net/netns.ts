@@ -46,9 +46,3 @@ export function inNetnsSync<T>(ns: NetnsHandle, fn: () => T): T {
     fs.closeSync(home);
   }
 }
-
-/** Writes a sysctl under /proc/sys inside the namespace (e.g. net/ipv6/conf/eth0/accept_dad). */
-export function writeSysctlIn(ns: NetnsHandle | undefined, key: string, value: string): void {
-  const write = (): void => fs.writeFileSync(`/proc/sys/${key}`, value);
-  if (ns) inNetnsSync(ns, write); else write();
-}
