@@ -156,7 +156,8 @@ class AttachStep {
     let bridge = hub.bridge;
     const earlyFits = this.early !== undefined && bridge?.index === known?.index;
     if (this.early && !earlyFits) await this.early.catch(() => undefined);
-    let created = await (earlyFits ? this.early as Promise<false | CreatedVeth> : createPair(host, pair, bridge?.index)).catch(async (err: unknown) => {
+    const first = this.early && earlyFits ? this.early : createPair(host, pair, bridge?.index);
+    let created = await first.catch(async (err: unknown) => {
       if (!known) throw err;
       // The bridge this process remembered was deleted or replaced since (its index names no
       // bridge now, and the kernel undid the pair): set up again, then attach to that one.
