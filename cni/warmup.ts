@@ -11,7 +11,7 @@ import { setToJson } from '../ipam/range';
 import { preloadEmbeddedStore } from '../ipam/store';
 import { parseVxnetConf } from './netconf';
 import { formatResult, parseResult } from './result';
-import { bridgeSpecFor, containerRoutes } from './vxnet';
+import { addResult, bridgeSpecFor, containerRoutes, parseAllocated } from './attach-plan';
 import { SUPPORTED_VERSIONS } from './version';
 import { macFromBytes, macToBytes } from '../net/rtnl';
 
@@ -36,9 +36,10 @@ export function warmUpCni(): void {
   const ips = [{ cidr: parseCidr('10.231.0.5/24')!, gateway: parseIp('10.231.0.1') }, { cidr: parseCidr('fd00:231::5/64')!, gateway: parseIp('fd00:231::1') }];
   const spec = bridgeSpecFor(conf, ips);
   spec.gateways.forEach(formatCidr);
-  const routes = containerRoutes(conf, ips, [{ dst: '0.0.0.0/0' }]);
-  const result = { interfaces: [{ name: 'vxwarm', mac: '02:00:00:00:00:01' }, { name: 'eth0', mac: '02:00:00:00:00:02', sandbox: '/run/netns/x', mtu: 1500 }],
-    ips: ips.map((i) => ({ address: formatCidr(i.cidr), gateway: formatIp(i.gateway!), interface: 1 })), routes, dns: {} };
+  const allocated = parseAllocated({ ips: ips.map((i) => ({ address: formatCidr(i.cidr), gateway: formatIp(i.gateway!) })), routes: [{ dst: '0.0.0.0/0' }] });
+  const routes = containerRoutes(conf, allocated.ips, allocated.routes);
+  const result = addResult({ bridge: { name: 'vxwarm', mac: '02:00:00:00:00:01' }, hostVeth: { name: 'vx0', mac: '02:00:00:00:00:03' },
+    container: { name: 'eth0', mac: '02:00:00:00:00:02', sandbox: '/run/netns/x', mtu: 1500 } }, allocated, routes, undefined);
   for (const v of SUPPORTED_VERSIONS) parseResult(formatResult(result, v));
 
   // Netlink: encode the messages an ADD sends and decode the kind it receives.

@@ -2,11 +2,13 @@
 // tested without root: the network's bridge (datapath/bridge.ts, the same code and naming as the
 // CNI plugin, so one network is one bridge), or for an overlay network its routed setup
 // (datapath/routed.ts, as the CNI plugin's overlay mode), and an endpoint's veth pair, made in
-// the host namespace as Docker's remote driver API wants (Docker moves the container end itself).
+// the host namespace as Docker's remote driver API wants (Docker moves the container end itself),
+// made by the same code as the CNI plugin's pairs (datapath/attach.ts).
 import type { Cidr, Ip } from '../ipam/addr';
 import { BridgeSpec, ensureBridge } from './bridge';
 import { teardownBridgeNetwork } from './teardown';
 import { DatapathFailure } from '../lib/errors';
+import { createHostPair } from './attach';
 import { openNetns } from '../net/netns';
 import { Rtnl } from '../net/rtnl';
 import { writeSysctl } from '../net/sysctl';
@@ -61,16 +63,10 @@ export const kernelDatapath: Datapath = {
   ensureRoutedNetwork: (spec) => withHost(async (h) => { await ensureRoutedNetwork(h, spec); }),
 
   createVeth: (o) => withHost(async (h) => {
-    await h.deleteLink(o.host);
-    await h.deleteLink(o.container);
-    const bridge = o.bridge === undefined ? undefined : await h.link(o.bridge);
-    if (o.bridge !== undefined && !bridge) throw new DatapathFailure(`bridge ${o.bridge} vanished before the endpoint could be attached`);
     // The peer is "created in" the host's own namespace: it stays here, under its name, until Docker moves it.
     const self = openNetns('/proc/self/ns/net');
     try {
-      const created = await h.createVeth(o.host, { name: o.container, ns: self, ...(o.mtu ? { mtu: o.mtu } : {}), mac: o.mac },
-        { ...(o.mtu ? { mtu: o.mtu } : {}), ...(bridge ? { master: bridge.index } : {}), up: true });
-      if (!created) throw new DatapathFailure(`cannot create veth ${o.host} with peer ${o.container}: an interface of one of those names exists already`);
+      await createHostPair(h, { host: o.host, container: o.container, ns: self, mac: o.mac, mtu: o.mtu }, o.bridge);
     } finally {
       self.close();
     }

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { exec, linkExists, newNetns } from '../helpers/netns';
 import { pollUntil } from '../helpers/sh';
 import {
-  DIST_BIN, VXNET, type CniCall, bare, cannotRun, cniEnv, describe, hostVethName, newContainerId, newNet, resultAddrs, runInNetns, runPlugin,
+  DIST_BIN, VXNET, type CniCall, bare, cannotRun, cniEnv, describe, hostVethName, linkIdentity, newContainerId, newNet, resultAddrs, runInNetns, runPlugin,
 } from './helpers/cni';
 
 const reason = cannotRun();
@@ -161,6 +161,44 @@ async function main(): Promise<void> {
       const del = await runPlugin(VXNET, net4.conf(), via({ command: 'DEL', containerId: id, ifname: 'eth0', netns: ns.path }));
       t.equal(del.code, 0, describe(del));
     }
+  });
+
+  await t.test('repeated ADD through vxnetd, then in-process (the client\'s retry when vxnetd died before answering): the same result, nothing recreated; drifted: code 102 both ways, nothing undone', async (t) => {
+    const net5 = await newNet(t);
+    const ns = await newNetns(t);
+    const id = newContainerId();
+    const call: CniCall = { command: 'ADD', containerId: id, ifname: 'eth0', netns: ns.path };
+    const first = await runPlugin(VXNET, net5.conf(), via(call));
+    t.equal(first.code, 0, describe(first));
+    const veth = hostVethName(id, 'eth0');
+    const before = { host: await linkIdentity(veth), container: await linkIdentity('eth0', ns.name) };
+    // The second ADD through vxnetd finds the bridge known: its pair is created while the
+    // address is allocated (and exists already).
+    const again = await runPlugin(VXNET, net5.conf(), via(call));
+    t.equal(again.code, 0, describe(again));
+    t.ok(await handled(id, 'ADD'), 'done by vxnetd');
+    t.same(again.json, first.json, 'through vxnetd: the same result, MACs included');
+    const inproc = await runPlugin(VXNET, net5.conf(), call);
+    t.equal(inproc.code, 0, describe(inproc));
+    t.same(inproc.json, first.json, 'in-process: the same result');
+    t.same(await linkIdentity(veth), before.host, 'the host veth is the same link');
+    t.same(await linkIdentity('eth0', ns.name), before.container, 'so is the container\'s eth0');
+    const check = await runPlugin(VXNET, { ...net5.conf(), prevResult: first.json }, via({ ...call, command: 'CHECK' }));
+    t.equal(check.code, 0, `CHECK with the first result: ${describe(check)}`);
+
+    // The host veth taken off the bridge by hand: not the attachment this network makes.
+    const nomaster = await exec('ip', ['link', 'set', veth, 'nomaster']);
+    t.equal(nomaster.code, 0, 'host veth off the bridge', { stderr: nomaster.stderr });
+    for (const [how, c] of [['through vxnetd', via(call)], ['in-process', call]] as const) {
+      const drifted = await runPlugin(VXNET, net5.conf(), c);
+      t.equal(drifted.json?.code, 102, `${how}: code 102`, { diag: describe(drifted) });
+      t.match(drifted.json?.msg, new RegExp(`${veth}.*bridge ${net5.bridge}`), `${how}: the message names the veth and the bridge`);
+    }
+    t.same(await linkIdentity(veth), before.host, 'the host veth is left in place');
+    t.same(await linkIdentity('eth0', ns.name), before.container, 'and the container\'s eth0');
+    t.same((await net5.allocations()).map((x) => x.containerId), [id], 'the allocation is kept');
+    const del = await runPlugin(VXNET, net5.conf(), via({ ...call, command: 'DEL' }));
+    t.equal(del.code, 0, describe(del));
   });
 
   await t.test('the node:net transport (VXNET_HANDOFF_TRANSPORT=net) hands over the same calls', async (t) => {

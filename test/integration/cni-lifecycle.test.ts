@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { deleteNetns, exec, linkExists, newNetns, pollUntil } from '../helpers/netns';
 import {
-  VXNET, attach, bare, cannotRun, describe, globalAddrs, hasStackTrace, hostVethName, newContainerId, newNet, ping, resultAddrs, runPlugin,
+  VXNET, attach, bare, cannotRun, describe, globalAddrs, hasStackTrace, hostVethName, linkIdentity, newContainerId, newNet, ping, resultAddrs, runPlugin,
 } from './helpers/cni';
 
 const reason = cannotRun();
@@ -118,6 +118,68 @@ function main(): void {
     t.equal(drift.json?.code, 102, 'code 102', { diag: describe(drift) });
     t.match(drift.json?.msg, bare(first[0]), 'the message names the address');
     t.notOk(hasStackTrace(drift.stderr), 'no stack trace on stderr');
+  });
+
+  t.test('repeated ADD of a live attachment: the same result (MACs too), nothing recreated, CHECK with the first result passes; drifted: code 102, left in place', async (t) => {
+    const net = await newNet(t, { dual: true });
+    const a = await attach(t, net);
+    const veth = hostVethName(a.containerId, 'eth0');
+    const call = { command: 'ADD', containerId: a.containerId, ifname: 'eth0', netns: a.ns.path } as const;
+    const before = { host: await linkIdentity(veth), container: await linkIdentity('eth0', a.ns.name) };
+    t.ok(before.host && before.container, 'both ends exist after the first ADD');
+    const again = await runPlugin(VXNET, net.conf(), call);
+    t.equal(again.code, 0, 'repeated ADD succeeds', { diag: describe(again) });
+    t.same(again.json, a.add.json, 'the same result as the first ADD, MACs included');
+    t.same(await linkIdentity(veth), before.host, 'the host veth is the same link (index, MAC)');
+    t.same(await linkIdentity('eth0', a.ns.name), before.container, 'so is the container\'s eth0');
+    const check = await runPlugin(VXNET, net.conf('1.1.0', { prevResult: a.add.json }), { ...call, command: 'CHECK' });
+    t.equal(check.code, 0, 'CHECK with the first ADD\'s result passes', { diag: describe(check) });
+
+    // Someone replaced the container's IPv4 address: what is there is not what IPAM holds for it.
+    const [first4] = resultAddrs(a.add.json);
+    const other = `${net.ip4(200)}/24`;
+    for (const args of [['addr', 'del', first4, 'dev', 'eth0'], ['addr', 'add', other, 'dev', 'eth0']]) {
+      const r = await exec('ip', ['-n', a.ns.name, ...args]);
+      t.equal(r.code, 0, `ip ${args.join(' ')}`, { stderr: r.stderr });
+    }
+    const allocated = (await net.allocations()).map((x) => x.address).sort();
+    const drifted = await runPlugin(VXNET, net.conf(), call);
+    t.equal(drifted.json?.code, 102, 'ADD over a drifted attachment: code 102', { diag: describe(drifted) });
+    t.match(drifted.json?.msg, new RegExp(`eth0 .*${bare(other).replace(/\./g, '\\.')}.*${bare(first4).replace(/\./g, '\\.')}`), 'the message names the interface, what it has and what was allocated');
+    t.notOk(hasStackTrace(drifted.stderr), 'no stack trace on stderr');
+    t.same(await linkIdentity(veth), before.host, 'the host veth is left in place');
+    t.same(await linkIdentity('eth0', a.ns.name), before.container, 'and the container\'s eth0');
+    t.ok((await globalAddrs('eth0', a.ns.name)).includes(other), 'with its addresses');
+    t.same((await net.allocations()).map((x) => x.address).sort(), allocated, 'the allocation is kept');
+  });
+
+  t.test('repeated ADD over leftovers: a host veth whose peer is in another namespace, or a pair never configured, is replaced', async (t) => {
+    const net = await newNet(t);
+    const a = await attach(t, net);
+    const veth = hostVethName(a.containerId, 'eth0');
+    const old = await linkIdentity(veth);
+    // The runtime retries the container in a new namespace without a DEL in between.
+    const ns2 = await newNetns(t);
+    const moved = await runPlugin(VXNET, net.conf(), { command: 'ADD', containerId: a.containerId, ifname: 'eth0', netns: ns2.path });
+    t.equal(moved.code, 0, 'ADD into the new namespace succeeds', { diag: describe(moved) });
+    t.same(resultAddrs(moved.json), resultAddrs(a.add.json), 'with the same address');
+    t.same(await globalAddrs('eth0', ns2.name), resultAddrs(a.add.json), 'configured in the new namespace');
+    t.not((await linkIdentity(veth))?.index, old?.index, 'through a new host veth');
+    await pollUntil(async () => !(await linkExists('eth0', a.ns.name)), { timeoutMs: 5000, what: 'the old eth0 gone' })
+      .then(() => t.pass('the old pair is gone from the old namespace'), (e: Error) => t.fail(e.message));
+
+    // An ADD killed right after creating the pair: both ends exist, the container's is down and bare.
+    const ns3 = await newNetns(t);
+    const cid = newContainerId();
+    const half = hostVethName(cid, 'eth0');
+    const mk = await exec('ip', ['link', 'add', half, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns3.name]);
+    t.equal(mk.code, 0, 'a bare pair under the attachment\'s names', { stderr: mk.stderr });
+    const stale = await linkIdentity(half);
+    const add = await runPlugin(VXNET, net.conf(), { command: 'ADD', containerId: cid, ifname: 'eth0', netns: ns3.path });
+    t.equal(add.code, 0, 'ADD over it succeeds', { diag: describe(add) });
+    t.not((await linkIdentity(half))?.index, stale?.index, 'the bare pair was replaced');
+    t.same(await globalAddrs('eth0', ns3.name), resultAddrs(add.json), 'eth0 has exactly the returned address');
+    t.equal(add.json?.interfaces?.[2]?.mac, (await linkIdentity('eth0', ns3.name))?.mac, 'and the returned MAC');
   });
 
   t.test('DEL: releases and removes the host veth; repeated, netns gone, no prevResult, never seen: all succeed', async (t) => {

@@ -19,11 +19,11 @@ import { VtepProgrammer } from '../../overlay/apply';
 import { LocalOverlayState, writeLocalState } from '../../overlay/local';
 import { Peer, parseOverlayNetwork, vtepMacFor, vxlanDeviceName } from '../../overlay/plan';
 import { ETCD, startEtcd } from '../helpers/etcd';
-import { exec, linkExists, newNetns, pollUntil, type Netns } from '../helpers/netns';
+import { cleanupLink, exec, linkExists, newNetns, pollUntil, type Netns } from '../helpers/netns';
 import { overlayCluster } from '../overlay/helpers/cluster';
 import { newUnderlay, reachable } from '../overlay/helpers/hosts';
 import {
-  VXNET, type CniCall, type CniOutcome, attach, bare, cannotRun, cniEnv, describe, hostVethName, newContainerId, newNet, resultAddrs, runInNetns, runPlugin,
+  VXNET, type CniCall, type CniOutcome, attach, bare, cannotRun, cniEnv, describe, hostVethName, linkIdentity, newContainerId, newNet, resultAddrs, runInNetns, runPlugin,
 } from './helpers/cni';
 
 const reason = cannotRun();
@@ -142,6 +142,38 @@ function main(): void {
     t.equal(del.code, 0, 'DEL', { diag: describe(del) });
     t.notOk(await linkExists(vethA), 'host veth gone');
     t.same(await net.allocations(), [], 'DEL released the addresses');
+  });
+
+  t.test('repeated ADD of a routed attachment: the same result (MACs too), nothing recreated, CHECK passes; its veth put on a bridge: code 102, left in place', async (t) => {
+    const net = await newNet(t, { ipam: ({ tmp }) => ({ type: 'vxnet-ipam', dataDir: join(tmp, 'store') }), extra: { mode: 'overlay' } });
+    const stateDir = join(net.tmp, 'overlay');
+    const device = await fakeVxlanDevice(t, net, [`10.239.${net.n}.65/32`]);
+    writeLocalState(stateDir, {
+      network: net.name, hostId: 'vxt-host-1', vni: 4243, device, mtu: 1450, blocks: [cidr(`10.239.${net.n}.64/26`)], subnets: [cidr(net.v4)], updated: Date.now(),
+    });
+    const conf = { overlayStateDir: stateDir };
+    const a = await attach(t, net, { conf });
+    const veth = hostVethName(a.containerId, 'eth0');
+    const call: CniCall = { command: 'ADD', containerId: a.containerId, ifname: 'eth0', netns: a.ns.path };
+    const before = { host: await linkIdentity(veth), container: await linkIdentity('eth0', a.ns.name) };
+    const again = await runPlugin(VXNET, net.conf('1.1.0', conf), call);
+    t.equal(again.code, 0, describe(again));
+    t.same(again.json, a.add.json, 'the same result as the first ADD, MACs included');
+    t.same(await linkIdentity(veth), before.host, 'the host veth is the same link');
+    t.same(await linkIdentity('eth0', a.ns.name), before.container, 'so is the container\'s eth0');
+    const check = await runPlugin(VXNET, { ...net.conf('1.1.0', conf), prevResult: a.add.json }, { ...call, command: 'CHECK' });
+    t.equal(check.code, 0, `CHECK with the first result: ${describe(check)}`);
+
+    const bridge = `vxtb${net.name.slice(3, 9)}`;
+    cleanupLink(t, bridge);
+    await mustExec('ip', ['link', 'add', bridge, 'type', 'bridge']);
+    await mustExec('ip', ['link', 'set', veth, 'master', bridge]);
+    const drifted = await runPlugin(VXNET, net.conf('1.1.0', conf), call);
+    t.equal(drifted.json?.code, 102, 'code 102', { diag: describe(drifted) });
+    t.match(drifted.json?.msg, new RegExp(`${veth}.*bridge`), 'the message names the veth and the bridge it is on');
+    t.same(await linkIdentity(veth), before.host, 'the host veth is left in place');
+    t.same(await linkIdentity('eth0', a.ns.name), before.container, 'and the container\'s eth0');
+    t.same((await net.allocations()).map((x) => x.address), [`10.239.${net.n}.66`], 'the allocation is kept');
   });
 
   t.test('the host\'s block changes under live allocations: ADD refused (code 105) until they are gone', async (t) => {

@@ -332,3 +332,11 @@ export async function ping(ns: string, addr: string, tries = 3): Promise<{ ok: b
 
 /** True when an error outcome carries a stack trace (a plugin must print none). */
 export const hasStackTrace = (text: string): boolean => /\n\s+at .+:\d+:\d+\)?/.test(text) || /^\s+at /m.test(text);
+
+/** A link's identity: its index and MAC (in namespace `ns` or the host's); undefined when it does not exist. */
+export async function linkIdentity(name: string, ns?: string): Promise<{ index: number; mac: string } | undefined> {
+  const r = await exec('ip', [...(ns ? ['-n', ns] : []), '-j', 'link', 'show', 'dev', name]);
+  if (r.code !== 0) return undefined;
+  const [link] = JSON.parse(r.stdout || '[]') as Array<{ ifindex: number; address: string }>;
+  return link ? { index: link.ifindex, mac: link.address } : undefined;
+}
