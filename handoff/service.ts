@@ -1,9 +1,9 @@
 // vxnetd's side of the CNI hand-off (./protocol.ts): takes whole CNI calls from `vxnet` plugins
 // of its own build in its own network namespace, and runs them through the function vxnetd
 // gives it (the same dispatch and handlers the plugin runs in-process: cni/skel.ts,
-// cni/vxnet.ts), on warm code. Calls run
-// concurrently; what must be serialized already is (the IPAM store's transactions, the
-// per-bridge host setup), and namespace entry is synchronous (net/netns.ts).
+// cni/vxnet.ts), on warm code. Calls run concurrently; what must be serialized already is
+// (the IPAM store's transactions, the per-bridge host setup), and namespace entry is
+// synchronous (net/netns.ts). cniHandoffService makes it one of vxnetd's services.
 import * as net from 'node:net';
 import type { Logger } from '../lib/log';
 import { BUILD_ID } from '../lib/version';
