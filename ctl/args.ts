@@ -3,15 +3,10 @@
 // which options that command accepts, and turns every mistake into one UsageError line.
 // Pure apart from reading nothing: the data directory's env default is applied by main.ts.
 import { parseArgs } from 'node:util';
+import { UsageError } from '../lib/usage';
 
-/** A wrong invocation: vxnetctl prints "vxnetctl: <message>" and exits 2. */
-export class UsageError extends Error {
-  static override readonly name = 'UsageError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+/** A wrong invocation: vxnetctl prints "vxnetctl: <message>" and exits 2 (one class with vxnetd's). */
+export { UsageError };
 
 // Every option any command takes. parseArgs sees them all at once (so global options may come
 // anywhere on the line); each command then rejects the ones it does not take.

@@ -1,13 +1,14 @@
 // vxnetd's side of the CNI hand-off (./protocol.ts): takes whole CNI calls from `vxnet` plugins
 // of its own build in its own network namespace, and runs them through the function vxnetd
 // gives it (the same dispatch and handlers the plugin runs in-process: cni/skel.ts,
-// cni/vxnet.ts), on warm code. Calls run
-// concurrently; what must be serialized already is (the IPAM store's transactions, the
-// per-bridge host setup), and namespace entry is synchronous (net/netns.ts).
+// cni/vxnet.ts), on warm code. Calls run concurrently; what must be serialized already is
+// (the IPAM store's transactions, the per-bridge host setup), and namespace entry is
+// synchronous (net/netns.ts). cniHandoffService makes it one of vxnetd's services.
 import * as net from 'node:net';
 import type { Logger } from '../lib/log';
 import { BUILD_ID } from '../lib/version';
 import { listenOnSocket } from '../lib/unix-socket';
+import type { Service } from '../lib/service';
 import { LineReader, Refused, netnsId, parseCall, refusal } from './protocol';
 import { trace } from '../lib/trace';
 
@@ -85,5 +86,15 @@ export async function startCniService(o: CniServiceOptions): Promise<CniService>
       server.close(() => resolve());
       for (const [c, busy] of conns) if (!busy()) c.destroy();
     }),
+  };
+}
+
+/** The hand-off as one of vxnetd's services (lib/service.ts). */
+export function cniHandoffService(o: CniServiceOptions): Service {
+  let running: CniService | undefined;
+  return {
+    name: 'cni hand-off',
+    async start() { running = await startCniService(o); },
+    async stop() { await running?.close(); },
   };
 }

@@ -403,6 +403,3 @@ export class OverlayAgent extends EventEmitter {
     else lease.release();
   }
 }
-
-/** The agent as a service that declares its components (style: `overlayAgent(options)(components)`). */
-export const overlayAgent = (options: AgentOptions) => (components: AgentComponents): OverlayAgent => new OverlayAgent(options, components);

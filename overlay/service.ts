@@ -1,34 +1,32 @@
-// The overlay agent as vxnetd starts it: from flags to a running agent in one call. Opens the
-// etcd client, the netlink sockets (host namespace, or the one given: tests and hosts-as-
-// namespaces), picks the host id and underlay address when they are not given, starts the
-// agent; stop() undoes all of it (the datapath stays, see agent.ts).
+// The overlay agent as vxnetd starts it: from vxnetd's typed flags (daemon/flags.ts) to a
+// running agent in one call. Opens the etcd client, the netlink sockets (host namespace, or
+// the one given: tests and hosts-as-namespaces), picks the host id and underlay address when
+// they are not given, starts the agent; stop() undoes all of it (the datapath stays, see
+// agent.ts). Nothing here parses: the flags were checked once, where vxnetd read them.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { InvalidNetworkConfig } from '../lib/errors';
 import type { Logger } from '../lib/log';
-import { Cidr, Ip, parseIp } from '../ipam/addr';
+import type { Cidr, Ip } from '../ipam/addr';
 import { openNetns } from '../net/netns';
 import { Rtnl } from '../net/rtnl';
-import { parseStoreUrl } from '../ipam/store/index';
 import { OverlayAgent } from './agent';
 import { detectUnderlay } from './apply';
 import { DEFAULT_LOCAL_DIR } from './local';
-import { parseOverlayNetwork } from './plan';
+import type { OverlayNetwork } from './plan';
 import { createOverlayEtcd } from './registry';
 
 export interface OverlayServiceConfig {
-  /** `etcd://host:port[,host:port...]` (vxnetd --store). */
-  readonly store: string;
-  /**
-   * Overlay network definitions (parseOverlayNetwork's input); the cluster's stored ones win.
-   * An entry with a name alone joins the cluster's definition of it; none at all: every
-   * network defined in the cluster at start.
-   */
-  readonly networks: readonly unknown[];
+  /** The cluster store's etcd endpoints, host:port (vxnetd --store, parsed). */
+  readonly endpoints: readonly string[];
+  /** Overlay networks this host defines if the cluster does not (the cluster's stored ones win). */
+  readonly networks: readonly OverlayNetwork[];
+  /** Networks joined by name, as the cluster defines them. No network at all: every defined one. */
+  readonly join?: readonly string[];
   /** Default: /etc/machine-id, else the hostname. */
   readonly hostId?: string;
   /** Default: the address of the default route's link. */
-  readonly underlay?: string;
+  readonly underlay?: Ip;
   readonly ttlSeconds?: number;
   readonly graceMs?: number;
   readonly prefix?: string;
@@ -56,27 +54,18 @@ export function defaultHostId(): string {
 }
 
 export async function startOverlayService(cfg: OverlayServiceConfig, log: Logger): Promise<OverlayService> {
-  const nameOnly = (n: unknown): n is { name: string } =>
-    typeof n === 'object' && n !== null && Object.keys(n).length === 1 && typeof (n as { name?: unknown }).name === 'string';
-  const join = cfg.networks.filter(nameOnly).map((n) => n.name);
-  const networks = cfg.networks.filter((n) => !nameOnly(n)).map(parseOverlayNetwork);
-  const { endpoints } = parseStoreUrl(cfg.store);
+  const { networks } = cfg;
+  const join = cfg.join ?? [];
   const handle = cfg.netns ? openNetns(cfg.netns) : undefined;
   const rtnl = Rtnl.open(handle);
-  const etcd = createOverlayEtcd(endpoints);
+  const etcd = createOverlayEtcd(cfg.endpoints);
   const cleanup = (): void => { etcd.close(); rtnl.close(); handle?.close(); };
   try {
-    let underlay: Ip | undefined;
-    if (cfg.underlay !== undefined) {
-      underlay = parseIp(cfg.underlay);
-      if (!underlay) throw new InvalidNetworkConfig(`underlay: ${JSON.stringify(cfg.underlay)} is not an IP address`);
-    } else {
-      underlay = await detectUnderlay(rtnl);
-      if (!underlay) throw new InvalidNetworkConfig('underlay: not given and no default route to take it from');
-    }
+    const underlay = cfg.underlay ?? await detectUnderlay(rtnl);
+    if (!underlay) throw new InvalidNetworkConfig('underlay: not given and no default route to take it from');
     const hostId = cfg.hostId ?? defaultHostId();
     const agent = new OverlayAgent({
-      hostId, underlay, networks, join, joinAll: cfg.networks.length === 0,
+      hostId, underlay, networks, join, joinAll: networks.length === 0 && join.length === 0,
       ...(cfg.ttlSeconds !== undefined ? { ttlSeconds: cfg.ttlSeconds } : {}),
       ...(cfg.graceMs !== undefined ? { graceMs: cfg.graceMs } : {}),
       ...(cfg.prefix !== undefined ? { prefix: cfg.prefix } : {}),

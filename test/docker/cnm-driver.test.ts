@@ -1,7 +1,7 @@
 // The Docker driver's logic without Docker or root: the call sequences Docker 20.10 makes (as
 // logged from a real daemon), against a real embedded IPAM store in a temp dir, a recording
 // datapath and a scripted Docker API. Plus the plugin socket (permissions, stale sockets,
-// error replies) and vxnetd's command line.
+// error replies). vxnetd's command line: test/unit/vxnetd-flags.test.ts.
 import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -20,9 +20,6 @@ import { Driver } from '../../cnm/driver';
 import { endpointContainerVeth, endpointHostVeth, parseNetworkOptions, poolId } from '../../cnm/model';
 import { createApp, listenUnix, pluginNameOf } from '../../cnm/server';
 import { NetworkRecords } from '../../cnm/state';
-import { HELP, OverlayRunner, parseDaemonArgs, parseOverlayNetworkFlag } from '../../daemon/vxnetd';
-import type { OverlayService } from '../../overlay/service';
-import { pollUntil } from '../helpers/sh';
 
 const NID = '1'.repeat(64);
 const NID2 = '2'.repeat(64);
@@ -385,99 +382,4 @@ t.test('the plugin socket: permissions, stale sockets, {"Err"} replies', async (
   const s3 = await listenUnix(app, fresh);
   closeOnTeardown(t, s3);
   t.equal(fs.statSync(join(dir, '..', 'new')).mode & 0o777, 0o700, 'a missing directory is made 0700');
-});
-
-t.test('vxnetd command line', async (t) => {
-  t.match(parseDaemonArgs([], {}), { socket: '/run/docker/plugins/vxnet.sock', dataDir: '/var/lib/vxnet', dockerSocket: '/var/run/docker.sock', logLevel: 'info', reconcileIntervalMs: 60_000, reconcileGraceMs: 60_000 });
-  t.match(parseDaemonArgs(['--socket', '/x/y.sock', '--data-dir', '/d', '--log-level', 'debug', '--reconcile-interval', '0', '--reconcile-grace', '5'], {}),
-    { socket: '/x/y.sock', dataDir: '/d', logLevel: 'debug', reconcileIntervalMs: 0, reconcileGraceMs: 5000 });
-  t.match(parseDaemonArgs([], { DOCKER_HOST: 'unix:///tmp/d.sock', VXNET_DATA_DIR: '/e', VXNET_LOG_LEVEL: 'warn' }), { dockerSocket: '/tmp/d.sock', dataDir: '/e', logLevel: 'warn' });
-  t.match(parseDaemonArgs(['--no-docker'], {}), { dockerSocket: undefined });
-  t.match(parseDaemonArgs([], {}), { cniSocket: '/run/vxnet/cni.sock' }, 'the CNI hand-off socket by default');
-  t.match(parseDaemonArgs(['--cni-socket', '/tmp/c.sock'], {}), { cniSocket: '/tmp/c.sock' });
-  t.notOk('cniSocket' in (parseDaemonArgs(['--cni-socket', ''], {}) as object), '--cni-socket "": none');
-  t.equal(parseDaemonArgs(['--help'], {}), 'help');
-  t.equal(parseDaemonArgs(['--version'], {}), 'version');
-  for (const bad of [['--bogus'], ['--log-level', 'loud'], ['--socket', 'rel.sock'], ['--socket', '/x/y'], ['--data-dir', 'rel'], ['--reconcile-interval', 'x'], ['--no-docker', '--docker-socket', '/x'], ['extra'], ['--cni-socket', 'rel.sock']]) {
-    t.throws(() => parseDaemonArgs(bad, {}), { name: 'UsageError' }, bad.join(' '));
-  }
-  for (const flag of ['--socket', '--cni-socket', '--data-dir', '--docker-socket', '--no-docker', '--reconcile-interval', '--reconcile-grace', '--log-level']) t.match(HELP, flag);
-});
-
-t.test('vxnetd command line: the overlay flags', async (t) => {
-  const plain = parseDaemonArgs([], {});
-  t.equal(typeof plain === 'object' && plain.overlay, undefined, 'no --store: no overlay agent');
-  t.match(parseDaemonArgs(['--store', 'etcd://127.0.0.1:2379,[::1]:2380'], {}), {
-    overlay: { store: 'etcd://127.0.0.1:2379,[::1]:2380', networks: [], ttlSeconds: 10, graceMs: 600_000, localDir: '/run/vxnet/overlay' },
-  }, 'defaults');
-  t.match(parseDaemonArgs([], { VXNET_STORE: 'etcd://h:2379' }), { overlay: { store: 'etcd://h:2379' } }, '$VXNET_STORE');
-  t.match(parseDaemonArgs(['--store', 'etcd://a:1'], { VXNET_STORE: 'etcd://h:2379' }), { overlay: { store: 'etcd://a:1' } }, '--store wins over $VXNET_STORE');
-  const full = parseDaemonArgs(['--store', 'etcd://h:2379', '--no-docker', '--host-id', 'node-1', '--underlay', '192.0.2.7', '--lease-ttl', '3', '--block-grace', '30',
-    '--overlay-dir', '/tmp/ov', '--overlay-network', 'ov1,vni=4242,subnet=10.237.0.0/16,subnet=fd37::/48,block=26,block6=64,mtu=1400',
-    '--overlay-network', '{"name":"ov2","vni":7,"subnets":["10.240.0.0/16"]}'], {});
-  t.match(full, {
-    dockerSocket: undefined,
-    overlay: {
-      hostId: 'node-1', underlay: '192.0.2.7', ttlSeconds: 3, graceMs: 30_000, localDir: '/tmp/ov',
-      networks: [
-        { name: 'ov1', vni: 4242, subnets: ['10.237.0.0/16', 'fd37::/48'], blockPrefix: 26, blockPrefix6: 64, mtu: 1400 },
-        { name: 'ov2', vni: 7, subnets: ['10.240.0.0/16'] },
-      ],
-    },
-  }, 'every overlay flag');
-  t.same(parseOverlayNetworkFlag('n,vni=1,subnet=10.1.0.0/16,port=4790'), { name: 'n', vni: 1, subnets: ['10.1.0.0/16'], port: 4790 });
-  t.same(parseOverlayNetworkFlag('ov-1'), { name: 'ov-1' }, 'a name alone: join the cluster\'s definition');
-  t.match(parseDaemonArgs(['--overlay-dir', '/x'], {}), { overlayDir: '/x' }, '--overlay-dir without --store: the Docker driver reads overlay state there');
-  t.match(parseDaemonArgs([], {}), { overlayDir: '/run/vxnet/overlay' });
-  t.throws(() => parseOverlayNetworkFlag('bad name!'), /--overlay-network "bad name!"/, 'not a name, not a spec');
-  for (const bad of [
-    ['--overlay-network', 'n,vni=1,subnet=10.1.0.0/16'], ['--host-id', 'h'], ['--underlay', '10.0.0.1'], ['--lease-ttl', '5'], ['--block-grace', '5'], ['--overlay-dir', 'rel'],
-    ['--store', 'http://h:2379'], ['--store', 'etcd://'], ['--store', 'etcd://h:99999'],
-    ['--store', 'etcd://h', '--overlay-network', 'n,vni=1'], ['--store', 'etcd://h', '--overlay-network', 'n,vni=x,subnet=10.1.0.0/16'],
-    ['--store', 'etcd://h', '--overlay-network', 'n,vni=1,subnet=10.1.0.0/16,colour=blue'], ['--store', 'etcd://h', '--overlay-network', '{bad json'],
-    ['--store', 'etcd://h', '--overlay-network', 'n,vni=1,subnet=10.1.0.1/16'], ['--store', 'etcd://h', '--overlay-network', 'n,vni=1,subnet=10.1.0.0/16,block=8'],
-    ['--store', 'etcd://h', '--overlay-network', 'n,vni=1,subnet=10.1.0.0/16', '--overlay-network', 'n,vni=2,subnet=10.2.0.0/16'],
-    ['--store', 'etcd://h', '--underlay', 'nowhere'], ['--store', 'etcd://h', '--lease-ttl', '0'], ['--store', 'etcd://h', '--lease-ttl', '1.5'],
-    ['--store', 'etcd://h', '--block-grace', '-1'], ['--store', 'etcd://h', '--overlay-dir', 'rel'], ['--store', 'etcd://h', '--host-id', 'a b'],
-  ]) {
-    t.throws(() => parseDaemonArgs(bad, {}), { name: 'UsageError' }, bad.join(' '));
-  }
-  for (const flag of ['--store', '--overlay-network', '--host-id', '--underlay', '--lease-ttl', '--block-grace', '--overlay-dir', '$VXNET_STORE']) t.match(HELP, flag);
-});
-
-t.test('vxnetd: the overlay runner retries a failed start and stops what it started', async (t) => {
-  const log = createLogger('test', 'error', () => undefined);
-  let attempts = 0;
-  let stopped: unknown;
-  const fake = { hostId: 'h', agent: { networks: [] }, stop: async (o?: { revoke?: boolean }) => { stopped = o; } } as unknown as OverlayService;
-  const runner = new OverlayRunner({ store: 'etcd://127.0.0.1:1', networks: [] }, log, 5, async () => {
-    attempts++;
-    if (attempts < 3) throw new Error('etcd unavailable');
-    return fake;
-  });
-  runner.run();
-  t.equal(await runner.ready(), fake, 'running after two failed starts');
-  t.equal(attempts, 3);
-  await runner.stop();
-  t.same(stopped, { revoke: true }, 'stopped with its lease revoked');
-  t.equal(runner.current, undefined);
-
-  let calls = 0;
-  const never = new OverlayRunner({ store: 'etcd://127.0.0.1:1', networks: [] }, log, 5, async () => { calls++; throw new Error('down'); });
-  never.run();
-  await never.stop();
-  const after = calls;
-  await new Promise((r) => setImmediate(r));
-  t.equal(calls, after, 'no retry after stop');
-
-  let release: (s: OverlayService) => void = () => undefined;
-  let lateStop: unknown;
-  const late = { hostId: 'h', agent: { networks: [] }, stop: async (o?: { revoke?: boolean }) => { lateStop = o; } } as unknown as OverlayService;
-  const slow = new OverlayRunner({ store: 'etcd://127.0.0.1:1', networks: [] }, log, 5, () => new Promise((r) => { release = r; }));
-  slow.run();
-  await slow.stop(10);
-  t.equal(slow.current, undefined, 'stop gives up waiting for a slow start');
-  release(late);
-  await pollUntil(() => lateStop !== undefined, { timeoutMs: 2000, what: 'the late start undone' });
-  t.same(lateStop, { revoke: true }, 'a start that completes after stop is stopped, its lease revoked');
 });

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { formatCidr, formatIp } from '../../ipam/addr';
 import { createLogger } from '../../lib/log';
 import { startOverlayService } from '../../overlay/service';
-import { overlayNetworkToJson, parseOverlayNetwork, vtepMacFor, vxlanDeviceName } from '../../overlay/plan';
+import { parseOverlayNetwork, vtepMacFor, vxlanDeviceName } from '../../overlay/plan';
 import { listHosts } from '../../overlay/registry';
 import { readLocalState } from '../../overlay/local';
 import { ETCD, startEtcd } from '../helpers/etcd';
@@ -101,7 +101,7 @@ async function main(t: Test): Promise<void> {
     await mustExec('ip', ['-n', host.ns.name, 'route', 'add', 'default', 'via', '10.238.0.1']);
     const started = Date.now();
     const svc = await startOverlayService({
-      store: etcd.storeUrl, networks: [overlayNetworkToJson(NET)], hostId: 'host-4', ttlSeconds: TTL, prefix: cl.prefix,
+      endpoints: etcd.endpoints, networks: [NET], hostId: 'host-4', ttlSeconds: TTL, prefix: cl.prefix,
       localDir: cl.localDir('host-4'), netns: host.ns.path,
     }, createLogger('overlay-test', 'error'));
     root.teardown(() => svc.stop());

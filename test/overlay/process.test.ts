@@ -35,7 +35,7 @@ async function main(t: Test): Promise<void> {
     const host = await underlay.addHost(i);
     await mustExec('ip', ['-n', host.ns.name, 'route', 'add', 'default', 'via', '10.238.0.1']);
     const id = `host-${i}`;
-    const config = { store: etcd.storeUrl, networks: [overlayNetworkToJson(NET)], hostId: id, ttlSeconds: TTL, prefix, localDir: path.join(localRoot, id) };
+    const config = { endpoints: etcd.endpoints, networks: [overlayNetworkToJson(NET)], hostId: id, ttlSeconds: TTL, prefix, localDir: path.join(localRoot, id) };
     // `ip netns exec` execs node in place: child.pid is the agent's pid.
     const child = spawn('ip', ['netns', 'exec', host.ns.name, process.execPath, ...process.execArgv, AGENT], {
       env: { ...process.env, VXT_OVERLAY_CONFIG: JSON.stringify(config) }, stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,279 @@
+// vxnetd's command line and environment, parsed once into typed values (VxnetdConfig): paths
+// checked, numbers as numbers (milliseconds where timers take them), overlay networks as
+// OverlayNetwork definitions, the underlay as an Ip, the store as its etcd endpoints. The
+// services vxnetd starts take these values and parse nothing again. Pure: the environment is
+// an argument.
+import { parseArgs } from 'node:util';
+import { DEFAULT_CNI_SOCKET } from '../handoff/protocol';
+import { type Ip, parseIp } from '../ipam/addr';
+import { DEFAULT_DATA_DIR, parseStoreUrl } from '../ipam/store';
+import type { Level } from '../lib/log';
+import { UsageError } from '../lib/usage';
+import { VERSION } from '../lib/version';
+import { DEFAULT_LOCAL_DIR } from '../overlay/local';
+import { type OverlayNetwork, parseOverlayNetwork } from '../overlay/plan';
+
+export const DEFAULT_SOCKET = '/run/docker/plugins/vxnet.sock';
+export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+/** Where the agent writes the overlay state the CNI plugin reads (overlay/local.ts). */
+export const DEFAULT_OVERLAY_DIR = DEFAULT_LOCAL_DIR;
+/** The longest delay a Node timer takes (2^31-1 ms); a longer one fires at once. */
+const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
+
+export const HELP = `vxnetd ${VERSION}: the vxnet host daemon: Docker's remote network and IPAM driver, the
+CNI plugin's hand-off, and with --store the host's overlay agent (VXLAN across hosts, etcd as
+the cluster store).
+
+Usage: vxnetd [options]
+
+Options:
+  --socket PATH             Unix socket Docker talks to (default ${DEFAULT_SOCKET}).
+                            Docker names the plugin after the file: vxnet.sock is used with
+                            "docker network create -d vxnet --ipam-driver vxnet". The directory is
+                            created with mode 0700 when missing; the socket is mode 0600.
+  --cni-socket PATH         Where vxnetd takes whole CNI calls from the vxnet plugin (default
+                            ${DEFAULT_CNI_SOCKET}; "" for none): a plugin of the same build in the
+                            same network namespace hands its call here and skips loading its own
+                            code, so an ADD costs Node's start-up plus vxnetd's work on warm code.
+                            The plugin does the work itself when the socket is absent.
+  --data-dir DIR            vxnet's data directory (default ${DEFAULT_DATA_DIR}, or $VXNET_DATA_DIR):
+                            the IPAM store shared with the CNI plugin (use the same directory as the
+                            CNI configs' ipam.dataDir), and vxnetd's records under DIR/docker.
+  --docker-socket PATH      Docker API socket (default ${DEFAULT_DOCKER_SOCKET}, or $DOCKER_HOST when it
+                            is unix://PATH). Used to learn network and container names and to
+                            release addresses of containers Docker removed without telling.
+  --no-docker               Do not use the Docker API: networks then need -o network=NAME, names of
+                            containers are not recorded, and nothing is reconciled.
+  --reconcile-interval SEC  Also reconcile with Docker every SEC seconds (default 60, at most
+                            ${MAX_TIMER_SECONDS}; 0: only at start, on Docker events and after
+                            reconnecting to Docker).
+  --reconcile-grace SEC     Release an address Docker no longer lists an endpoint for once it is SEC
+                            seconds old (default 60; an address Docker reserved and never tied to an
+                            endpoint: 2 x SEC). Keeps containers that are starting safe.
+  --store etcd://HOST:PORT[,HOST:PORT...]
+                            The cluster store (or $VXNET_STORE): runs the overlay agent next to the
+                            Docker driver. It registers this host under a lease, leases a block of
+                            each overlay network, programs VXLAN tunnels to every other host, and
+                            revokes the lease on SIGTERM/SIGINT. etcd unreachable at start is
+                            logged and retried, never fatal. Default: none (one host; the Docker
+                            driver's IPAM store is the embedded one in either case).
+  --overlay-network SPEC    An overlay network this host joins (repeat for several); needs --store.
+                            SPEC is NAME alone: the network as defined in the cluster (vxnetctl
+                            network create); or NAME,vni=N,subnet=CIDR[,subnet=CIDR6][,block=LEN]
+                            [,block6=LEN][,mtu=N][,port=N] (block: the prefix length of each host's
+                            block, default /24 for IPv4, /64 for IPv6; mtu default: underlay's
+                            minus 50), or the same as a JSON object (name, vni, subnets,
+                            blockPrefix, blockPrefix6, mtu, port), defining it if the cluster
+                            does not (a definition already in the cluster wins). Without any
+                            --overlay-network, the host joins every network defined at start.
+  --host-id ID              This host's identity in the cluster (default /etc/machine-id, else the
+                            hostname). A host back with the same id gets its own blocks back.
+  --underlay ADDR           The address peers reach this host's VTEP at (default: the address of
+                            the default route's interface).
+  --lease-ttl SEC           TTL of the host's lease (default 10, at most ${MAX_TIMER_SECONDS}): a host
+                            that stops renewing leaves its peers after SEC seconds.
+  --block-grace SEC         How long an expired host's blocks stay reserved for it (default 600).
+  --overlay-dir DIR         Where the overlay state the CNI plugin reads is written
+                            (default ${DEFAULT_OVERLAY_DIR}). The Docker driver reads it too: a
+                            Docker network whose --subnet is an overlay network's IPv4 subnet is
+                            that overlay network (addresses from this host's block).
+  --log-level LEVEL         debug, info, warn or error (default info, or $VXNET_LOG_LEVEL). Logs are
+                            JSON lines on stderr; debug logs every call and reply.
+  -h, --help                Show this help.
+  --version                 Print the version.
+
+SIGTERM or SIGINT stops the services in the reverse order of their start (a second signal
+kills at once). Exit status: 0 after a signal, 1 when vxnetd cannot start, 2 on a usage error.
+
+Docker network options (docker network create -d vxnet --ipam-driver vxnet --subnet CIDR -o K=V NAME):
+  network=NAME   the vxnet network this Docker network is (default: the Docker network's name). A
+                 CNI network config with the same "name" is the same network: one bridge, one pool.
+  bridge=NAME    Linux bridge (default: the network's existing vxnet bridge, else vx-<network>).
+  mtu=N          MTU of the bridge and the containers' interfaces (576-65535).
+  ipMasq=BOOL    masquerade traffic leaving the subnet (default true; false for --internal).
+  natTable=NAME  nftables table holding the masquerade rule (default vxnet).
+  Docker's bridge-driver spellings work too: com.docker.network.bridge.name,
+  com.docker.network.driver.mtu, com.docker.network.bridge.enable_ip_masquerade.
+  IPv4 only; --subnet is required; --gateway and --ip-range are honoured; --ip at run time too.
+`;
+
+/** The overlay agent's settings (overlay/service.ts's config, minus the test-only fields). */
+export interface OverlayFlags {
+  /** The cluster store's etcd endpoints, host:port. */
+  readonly endpoints: readonly string[];
+  /** Networks defined on the command line (the cluster's stored definition wins). */
+  readonly networks: readonly OverlayNetwork[];
+  /** Networks joined by name, as the cluster defines them. Both empty: every defined network. */
+  readonly join: readonly string[];
+  readonly hostId?: string;
+  readonly underlay?: Ip;
+  readonly ttlSeconds: number;
+  readonly graceMs: number;
+}
+
+export interface VxnetdConfig {
+  /** The Docker plugin socket: an absolute path ending in .sock. */
+  readonly socket: string;
+  /** Undefined: no CNI hand-off socket (--cni-socket ""). */
+  readonly cniSocket: string | undefined;
+  readonly dataDir: string;
+  /** Undefined: --no-docker. */
+  readonly dockerSocket: string | undefined;
+  readonly reconcileIntervalMs: number;
+  readonly reconcileGraceMs: number;
+  /** The overlay agent's local state: it writes it, the Docker driver reads it. */
+  readonly overlayDir: string;
+  /** Undefined: no --store, no overlay agent. */
+  readonly overlay: OverlayFlags | undefined;
+  readonly logLevel: Level;
+}
+
+/** What the command line asks for. */
+export type Invocation =
+  | { readonly action: 'help' }
+  | { readonly action: 'version' }
+  | { readonly action: 'run'; readonly config: VxnetdConfig };
+
+const LEVELS: readonly Level[] = ['debug', 'info', 'warn', 'error'];
+
+const OPTIONS = {
+  socket: { type: 'string' }, 'cni-socket': { type: 'string' }, 'data-dir': { type: 'string' }, 'docker-socket': { type: 'string' },
+  'no-docker': { type: 'boolean' }, 'reconcile-interval': { type: 'string' }, 'reconcile-grace': { type: 'string' }, 'log-level': { type: 'string' },
+  store: { type: 'string' }, 'overlay-network': { type: 'string', multiple: true }, 'host-id': { type: 'string' }, underlay: { type: 'string' },
+  'lease-ttl': { type: 'string' }, 'block-grace': { type: 'string' }, 'overlay-dir': { type: 'string' },
+  help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; strict: true; allowPositionals: false }>>['values'];
+
+const isLevel = (s: string): s is Level => (LEVELS as readonly string[]).includes(s);
+
+function wholeSeconds(flag: string, text: string, min: number, max = Number.MAX_SAFE_INTEGER / 1000): number {
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new UsageError(`${flag} ${JSON.stringify(text)}: must be a whole number of seconds, ${max < Number.MAX_SAFE_INTEGER / 1000 ? `${min} to ${max}` : `at least ${min}`}`);
+  }
+  return Number(text);
+}
+
+function absolutePath(flag: string, text: string, why = 'must be an absolute path'): string {
+  if (!text.startsWith('/')) throw new UsageError(`${flag} ${JSON.stringify(text)}: ${why}`);
+  return text;
+}
+
+/** Parses vxnetd's command line and environment; throws UsageError naming the flag. */
+export function parseVxnetdArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Invocation {
+  let v: Values;
+  try {
+    v = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: false, strict: true }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (v.help) return { action: 'help' };
+  if (v.version) return { action: 'version' };
+  const level = v['log-level'] ?? env.VXNET_LOG_LEVEL ?? 'info';
+  if (!isLevel(level)) throw new UsageError(`--log-level ${JSON.stringify(level)}: must be one of ${LEVELS.join(', ')}`);
+  const socket = v.socket ?? DEFAULT_SOCKET;
+  if (!socket.startsWith('/') || !socket.endsWith('.sock')) throw new UsageError(`--socket ${JSON.stringify(socket)}: must be an absolute path ending in .sock (Docker names the plugin after it)`);
+  const cniSocket = v['cni-socket'] ?? DEFAULT_CNI_SOCKET;
+  if (cniSocket !== '') absolutePath('--cni-socket', cniSocket, 'must be an absolute path (or "" for none)');
+  let dockerSocket: string | undefined;
+  if (!v['no-docker']) {
+    const fromEnv = env.DOCKER_HOST?.startsWith('unix://') ? env.DOCKER_HOST.slice('unix://'.length) : undefined;
+    dockerSocket = v['docker-socket'] ?? fromEnv ?? DEFAULT_DOCKER_SOCKET;
+  } else if (v['docker-socket'] !== undefined) {
+    throw new UsageError('--docker-socket and --no-docker exclude each other');
+  }
+  return {
+    action: 'run',
+    config: {
+      socket,
+      cniSocket: cniSocket === '' ? undefined : cniSocket,
+      dataDir: absolutePath('--data-dir', v['data-dir'] ?? (env.VXNET_DATA_DIR || DEFAULT_DATA_DIR)),
+      dockerSocket,
+      reconcileIntervalMs: wholeSeconds('--reconcile-interval', v['reconcile-interval'] ?? '60', 0, MAX_TIMER_SECONDS) * 1000,
+      reconcileGraceMs: wholeSeconds('--reconcile-grace', v['reconcile-grace'] ?? '60', 0) * 1000,
+      overlayDir: absolutePath('--overlay-dir', v['overlay-dir'] ?? DEFAULT_OVERLAY_DIR),
+      overlay: parseOverlayFlags(v, env),
+      logLevel: level,
+    },
+  };
+}
+
+/** One --overlay-network: a network to join by name, or one to define. */
+export type OverlayNetworkFlag = { readonly join: string } | { readonly define: OverlayNetwork };
+
+/**
+ * One --overlay-network: `NAME` (join the cluster's definition), or
+ * `NAME,vni=N,subnet=CIDR[,subnet=CIDR][,block=LEN][,block6=LEN][,mtu=N][,port=N]` or a JSON
+ * object (a definition, checked by parseOverlayNetwork). Throws UsageError.
+ */
+export function parseOverlayNetworkFlag(text: string): OverlayNetworkFlag {
+  const bad = (why: string): UsageError => new UsageError(`--overlay-network ${JSON.stringify(text)}: ${why}`);
+  if (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(text.trim())) return { join: text.trim() };
+  let input: unknown;
+  if (text.trim().startsWith('{')) {
+    try {
+      input = JSON.parse(text);
+    } catch (err) {
+      throw bad(`not valid JSON (${(err as Error).message})`);
+    }
+  } else {
+    const [name, ...pairs] = text.split(',').map((p) => p.trim());
+    const subnets: string[] = [];
+    const fields: Record<string, unknown> = { name };
+    const numbers: Record<string, string> = { vni: 'vni', block: 'blockPrefix', block6: 'blockPrefix6', mtu: 'mtu', port: 'port' };
+    for (const pair of pairs) {
+      const eq = pair.indexOf('=');
+      const key = eq < 0 ? pair : pair.slice(0, eq);
+      const value = eq < 0 ? '' : pair.slice(eq + 1);
+      if (key === 'subnet' && value !== '') subnets.push(value);
+      else if (numbers[key] !== undefined && /^\d+$/.test(value)) fields[numbers[key]] = Number(value);
+      else if (numbers[key] !== undefined) throw bad(`${key}=${JSON.stringify(value)} is not a number`);
+      else throw bad(`unknown field ${JSON.stringify(pair)} (expected NAME,vni=N,subnet=CIDR[,subnet=CIDR][,block=LEN][,block6=LEN][,mtu=N][,port=N])`);
+    }
+    if (subnets.length > 0) fields.subnets = subnets;
+    input = fields;
+  }
+  try {
+    return { define: parseOverlayNetwork(input) };
+  } catch (err) {
+    throw bad((err as Error).message);
+  }
+}
+
+function parseOverlayFlags(v: Values, env: NodeJS.ProcessEnv): OverlayFlags | undefined {
+  const store = v.store ?? (env.VXNET_STORE || undefined);
+  if (store === undefined || store === '') {
+    const given = (['overlay-network', 'host-id', 'underlay', 'lease-ttl', 'block-grace'] as const).find((k) => v[k] !== undefined);
+    if (given) throw new UsageError(`--${given} needs --store (the overlay runs only with a cluster store)`);
+    return undefined;
+  }
+  let endpoints: readonly string[];
+  try {
+    endpoints = parseStoreUrl(store).endpoints;
+  } catch (err) {
+    throw new UsageError(`--store: ${(err as Error).message}`);
+  }
+  const flags = (v['overlay-network'] ?? []).map(parseOverlayNetworkFlag);
+  const names = flags.map((f) => ('join' in f ? f.join : f.define.name));
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup !== undefined) throw new UsageError(`--overlay-network: network ${JSON.stringify(dup)} given twice`);
+  const hostId = v['host-id'];
+  if (hostId !== undefined && !/^[\x21-\x7e]{1,253}$/.test(hostId)) {
+    throw new UsageError(`--host-id ${JSON.stringify(hostId)}: 1-253 printable characters, no spaces`);
+  }
+  let underlay: Ip | undefined;
+  if (v.underlay !== undefined) {
+    underlay = parseIp(v.underlay);
+    if (!underlay) throw new UsageError(`--underlay ${JSON.stringify(v.underlay)}: not an IP address`);
+  }
+  return {
+    endpoints,
+    networks: flags.flatMap((f) => ('define' in f ? [f.define] : [])),
+    join: flags.flatMap((f) => ('join' in f ? [f.join] : [])),
+    ...(hostId !== undefined ? { hostId } : {}),
+    ...(underlay !== undefined ? { underlay } : {}),
+    ttlSeconds: wholeSeconds('--lease-ttl', v['lease-ttl'] ?? '10', 1, MAX_TIMER_SECONDS),
+    graceMs: wholeSeconds('--block-grace', v['block-grace'] ?? '600', 0) * 1000,
+  };
+}
