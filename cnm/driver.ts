@@ -13,15 +13,16 @@
 //   container's name comes from Docker later (network connect event, reconcile).
 // - teardown: Leave, DeleteEndpoint, ReleaseAddress; network rm: DeleteNetwork,
 //   ReleaseAddress(gateway), ReleasePool.
-import { randomBytes } from 'node:crypto';
 import { Cidr, contains, formatCidr, formatIp, networkOf, parseCidr, lastOf } from '../ipam/addr';
-import { ensurePool, ipamAdd } from '../ipam/core';
+import { registerPool } from '../ipam/core';
+import {
+  claimForEndpoint, endpointAllocation, isPending, nameEndpoints, recordSandbox, releaseDockerAddress, releaseDockerNetwork, releaseForgotten, reservePending,
+} from '../ipam/docker';
 import { parseIpamConf } from '../ipam/config';
-import { rangeHolding } from '../ipam/range';
 import { LocalOverlayState, blockRanges, localStateForSubnet } from '../overlay/local';
 import { routedSpecOf } from '../overlay/local';
 import { gatewayOf } from '../overlay/plan';
-import type { Allocation, IpamStore, Owner } from '../ipam/store/types';
+import type { Allocation, IpamStore } from '../ipam/store/types';
 import { defaultBridgeName } from '../datapath/names';
 import {
   AddressUnavailable, AttachmentDrifted, DecodingFailure, InvalidNetworkConfig, NetworkConflict, NotFound, PluginNotAvailable,
@@ -31,7 +32,7 @@ import type { Logger } from '../lib/log';
 import type { Datapath } from '../datapath/docker';
 import type { DockerApi, DockerNetwork } from './docker';
 import {
-  CONTAINER_VETH_PREFIX, DOCKER_IFNAME, DOCKER_RUNTIME, GATEWAY_REQUEST, GLOBAL_ADDRESS_SPACE, LOCAL_ADDRESS_SPACE, NETWORK_NAME_RE, PENDING_PREFIX,
+  CONTAINER_VETH_PREFIX, GATEWAY_REQUEST, GLOBAL_ADDRESS_SPACE, LOCAL_ADDRESS_SPACE, NETWORK_NAME_RE,
   PoolSpec, bareIp, defaultGateway, dockerId, endpointContainerVeth, endpointHostVeth, endpointMac, ipamConfFor, isObject,
   optStr, parseNetworkOptions, parsePoolData, parsePoolId, poolId, requestPoolSpec, shortId, str, strMap,
 } from './model';
@@ -207,7 +208,7 @@ export class Driver {
     const bound = { ...rec, name, dockerName };
     if (rec.name !== name || rec.dockerName !== dockerName) this.records.put(bound);
     try {
-      await this.store.withLock((tx) => ensurePool(tx, this.conf(bound)));
+      await registerPool(this.store, this.conf(bound));
       this.log.info('docker network bound to vxnet network', { networkId: shortId(rec.id), dockerName, network: name, subnet: rec.pool });
     } catch (err) {
       if (!(err instanceof NetworkConflict)) throw err;
@@ -298,14 +299,12 @@ export class Driver {
       return { Address: `${formatIp(gw)}/${spec.pool.prefix}`, Data: {} };
     }
     const rec = await this.recordForPool(spec);
-    const owner: Owner = { network: rec.name, containerId: PENDING_PREFIX + randomBytes(8).toString('hex'), ifname: DOCKER_IFNAME, runtime: DOCKER_RUNTIME };
     try {
       const conf = this.conf(rec, spec);
       // Overlay: IPv4 only (Docker networks here are IPv4), from this host's block.
       const sets = ov ? conf.rangeSets.flatMap((set, i) => (set[0]?.subnet.ip.family === 4 ? [i] : [])) : undefined;
-      const r = await ipamAdd(this.store, conf, owner, requested ? [requested] : [], sets);
-      const ip = r.ips[0];
-      this.log.debug('address reserved', { network: rec.name, address: ip.address, pending: owner.containerId });
+      const ip = await reservePending(this.store, conf, { ...(requested ? { requested } : {}), ...(sets ? { sets } : {}) });
+      this.log.debug('address reserved', { network: rec.name, address: ip.address, pending: ip.allocation.containerId });
       return { Address: ip.address, Data: {} };
     } catch (err) {
       if (err instanceof NetworkConflict) {
@@ -322,19 +321,7 @@ export class Driver {
     if (!ip) throw new DecodingFailure(`${m}: "Address" ${JSON.stringify(b.Address)} is not an IP address`);
     const subnet = formatCidr(networkOf(spec.pool));
     const rec = this.records.all().find((r) => r.pool === subnet && r.name);
-    const released = await this.store.withLock(async (tx) => {
-      const networks = rec?.name ? [rec.name]
-        : [...new Set((await tx.list({ runtime: DOCKER_RUNTIME })).filter((a) => a.address === formatIp(ip)).map((a) => a.network))];
-      const out: Allocation[] = [];
-      for (const n of networks) {
-        const holder = await tx.ownerOf(n, ip);
-        // Only Docker's own: the gateway Docker releases on network rm may be a CNI container's address elsewhere.
-        if (holder?.runtime !== DOCKER_RUNTIME) continue;
-        const a = await tx.releaseAddress(n, ip, 'docker release');
-        if (a) out.push(a);
-      }
-      return out;
-    });
+    const released = await releaseDockerAddress(this.store, ip, rec?.name);
     for (const a of released) this.log.info('address released', { network: a.network, address: a.address, endpoint: shortId(a.containerId), container: a.name });
     return {};
   }
@@ -372,7 +359,7 @@ export class Driver {
         // The name is known now: refuse a conflicting definition before Docker stores the network.
         const bound = { ...record, name: options.network };
         try {
-          await this.store.withLock((tx) => ensurePool(tx, this.conf(bound)));
+          await registerPool(this.store, this.conf(bound));
         } catch (err) {
           if (err instanceof NetworkConflict) throw new NetworkConflict(`vxnet network "${options.network}": ${err.message}`);
           throw err;
@@ -420,13 +407,7 @@ export class Driver {
     if (!rec) return;
     if (rec.name) {
       const name = rec.name;
-      const { released, remaining } = await this.store.withLock(async (tx) => {
-        const out: Allocation[] = [];
-        for (const a of await tx.list({ network: name, runtime: DOCKER_RUNTIME })) out.push(...(await tx.releaseByOwner(name, a.containerId, a.ifname, reason)));
-        const left = await tx.countByNetwork(name);
-        if (left === 0) await tx.deletePool(name);
-        return { released: out, remaining: left };
-      });
+      const { released, remaining } = await releaseDockerNetwork(this.store, name, reason);
       for (const a of released) await this.dp.removeLink(endpointHostVeth(a.containerId)).catch(() => false);
       const ov = this.overlayOf(cidrOf(rec.pool));
       if (remaining === 0 && !rec.ipamOnly && ov) {
@@ -458,21 +439,7 @@ export class Driver {
     if (!ip) throw new DecodingFailure(`CreateEndpoint: "Interface.Address" ${JSON.stringify(address)} is not an address`);
     const rec = await this.networkRecord(nid);
     if (!contains(cidrOf(rec.pool), ip)) throw new AddressUnavailable(`${formatIp(ip)} is not in subnet ${rec.pool} of network "${rec.name}"`);
-    const owner: Owner = { network: rec.name, containerId: eid, ifname: DOCKER_IFNAME, runtime: DOCKER_RUNTIME };
-    // The range set holding the address (an overlay network has one per block).
-    const setIndex = Math.max(0, this.conf(rec).rangeSets.findIndex((set) => rangeHolding(set, ip) !== undefined));
-    await this.store.withLock(async (tx) => {
-      const holder = await tx.ownerOf(rec.name, ip);
-      if (!holder) {
-        if (!(await tx.reserve(owner, ip, setIndex))) throw new AddressUnavailable(`${formatIp(ip)} was taken meanwhile in network "${rec.name}"`);
-      } else if (holder.containerId === eid) {
-        // A repeated CreateEndpoint.
-      } else if (holder.runtime === DOCKER_RUNTIME && holder.containerId.startsWith(PENDING_PREFIX)) {
-        await tx.updateOwner(rec.name, ip, owner);
-      } else {
-        throw new AddressUnavailable(`${formatIp(ip)} in network "${rec.name}" is held by ${holder.runtime} container ${shortId(holder.containerId)}${holder.name ? ` (${holder.name})` : ''}`);
-      }
-    });
+    await claimForEndpoint(this.store, this.conf(rec), eid, ip);
     this.log.info('endpoint created', { networkId: shortId(nid), network: rec.name, endpoint: shortId(eid), address });
     // Only what Docker left empty: echoing Address back makes Docker roll the endpoint back.
     return mac === '' ? { Interface: { MacAddress: endpointMac(eid) } } : {};
@@ -497,8 +464,7 @@ export class Driver {
     const sandbox = str(b, 'SandboxKey', 'Join');
     const rec = await this.networkRecord(nid);
     const name = rec.name;
-    const [allocation] = await this.store.view((tx) => tx.listByOwner(name, eid, DOCKER_IFNAME));
-    if (!allocation) throw new AttachmentDrifted(`endpoint ${shortId(eid)} holds no address in network "${name}" (was it released?)`);
+    const allocation = await endpointAllocation(this.store, name, eid);
     const pool = cidrOf(rec.pool);
     const gateway = cidrOf(rec.gateway);
     const ov = this.overlayOf(pool);
@@ -523,11 +489,7 @@ export class Driver {
       });
       await this.dp.createVeth({ host, container, bridge, mtu, mac: endpointMac(eid) });
     }
-    await this.store.withLock(async (tx) => {
-      const ip = bareIp(allocation.address);
-      const cur = ip && (await tx.ownerOf(name, ip));
-      if (ip && cur && cur.containerId === eid) await tx.updateOwner(name, ip, { ...ownerOf(cur), netns: sandbox });
-    });
+    await recordSandbox(this.store, name, eid, sandbox);
     this.log.info('endpoint joined', { networkId: shortId(nid), network: name, endpoint: shortId(eid), address: allocation.address, ...(bridge ? { bridge } : { routed: true }), hostVeth: host, sandbox });
     return {
       InterfaceName: { SrcName: container, DstPrefix: 'eth' },
@@ -571,37 +533,18 @@ export class Driver {
       }
     }
     // Endpoints Docker has, from an inspect of each network (the list leaves them out).
-    const endpoints = new Map<string, { name: string }>();
+    const names = new Map<string, string>();
     for (const n of relevant) {
       const full = await this.docker.network(n.id);
-      for (const [eid, e] of full?.endpoints ?? []) endpoints.set(eid, { name: e.name });
+      for (const [eid, e] of full?.endpoints ?? []) names.set(eid, e.name);
     }
-    const now = this.now();
-    const allocations = await this.store.view((tx) => tx.list({ runtime: DOCKER_RUNTIME }));
-    report.checked = allocations.length;
-    for (const a of allocations) {
-      const ip = bareIp(a.address);
-      if (!ip) continue;
-      const live = endpoints.get(a.containerId);
-      if (live) {
-        if (a.name !== live.name) {
-          const changed = await this.store.withLock(async (tx) => {
-            const cur = await tx.ownerOf(a.network, ip);
-            return cur?.containerId === a.containerId ? tx.updateOwner(a.network, ip, { ...ownerOf(cur), name: live.name }) : false;
-          });
-          if (changed) report.named += 1;
-        }
-        continue;
-      }
-      const pending = a.containerId.startsWith(PENDING_PREFIX);
-      if (now - a.since < (pending ? this.pendingGraceMs : this.endpointGraceMs)) continue;
-      const released = await this.store.withLock(async (tx) => {
-        const cur = await tx.ownerOf(a.network, ip);
-        if (cur?.containerId !== a.containerId) return undefined;
-        return tx.releaseAddress(a.network, ip, pending ? 'docker reconcile: never attached' : 'docker reconcile: endpoint gone');
-      });
-      if (!released) continue;
-      report.released.push(released);
+    report.named = await nameEndpoints(this.store, names);
+    const { checked, released } = await releaseForgotten(this.store, (eid) => names.has(eid),
+      { now: this.now(), endpointGraceMs: this.endpointGraceMs, pendingGraceMs: this.pendingGraceMs });
+    report.checked = checked;
+    report.released = released;
+    for (const a of released) {
+      const pending = isPending(a);
       if (!pending) {
         await this.dp.removeLink(endpointHostVeth(a.containerId)).catch(() => false);
         await this.dp.removeLink(endpointContainerVeth(a.containerId)).catch(() => false);
@@ -634,27 +577,10 @@ export class Driver {
     if (!rec?.name || !this.docker) return 0;
     const net = await this.docker.network(nid);
     if (!net) return 0;
-    const name = rec.name;
-    return this.store.withLock(async (tx) => {
-      let n = 0;
-      for (const a of await tx.list({ network: name, runtime: DOCKER_RUNTIME })) {
-        const e = net.endpoints.get(a.containerId);
-        const ip = bareIp(a.address);
-        if (e && ip && a.name !== e.name && (await tx.updateOwner(name, ip, { ...ownerOf(a), name: e.name }))) n += 1;
-      }
-      return n;
-    });
+    const names = new Map([...net.endpoints].map(([eid, e]) => [eid, e.name]));
+    return nameEndpoints(this.store, names, rec.name);
   }
 }
-
-/** The owner part of an allocation. */
-function ownerOf(a: Allocation): Owner {
-  return {
-    network: a.network, containerId: a.containerId, ifname: a.ifname, runtime: a.runtime,
-    ...(a.name ? { name: a.name } : {}), ...(a.aliases ? { aliases: a.aliases } : {}), ...(a.netns ? { netns: a.netns } : {}),
-  };
-}
-
 
 /** The IPAM config of an overlay network on this host: what the CNI plugin's overlay mode builds. */
 function overlayIpamConf(ov: LocalOverlayState): ReturnType<typeof ipamConfFor> {

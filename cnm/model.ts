@@ -6,17 +6,12 @@ import { Cidr, Ip, contains, formatCidr, formatIp, lastOf, networkOf, offsetIp, 
 import { IpamConf, parseIpamConf } from '../ipam/config';
 import { DecodingFailure, InvalidNetworkConfig, UnsupportedField } from '../lib/errors';
 import { hostVethName } from '../datapath/names';
+import { DOCKER_IFNAME } from '../ipam/docker';
 
 /** Our address spaces (GetDefaultAddressSpaces): Docker hands them back in RequestPool and IPv4Data. */
 export const LOCAL_ADDRESS_SPACE = 'vxnet';
 export const GLOBAL_ADDRESS_SPACE = 'vxnet-global';
 
-/** The ifname recorded for Docker attachments in the IPAM store (Docker picks eth0, eth1, ... itself). */
-export const DOCKER_IFNAME = 'docker';
-/** Runtime recorded on Docker allocations. */
-export const DOCKER_RUNTIME = 'docker';
-/** containerId of an address Docker asked for and has not yet tied to an endpoint (RequestAddress before CreateEndpoint). */
-export const PENDING_PREFIX = 'docker-pending-';
 
 /** The key RequestGateway uses in RequestAddress Options. */
 export const GATEWAY_REQUEST = 'com.docker.network.gateway';
