@@ -1,7 +1,7 @@
 // Docker's IpamDriver: pools and addresses. A PoolID describes itself (vxnet:CIDR[:RANGE]), so
 // pools need no state. RequestAddress comes before Docker says which endpoint the address is
 // for, so it is reserved under a pending owner (ipam/docker.ts), which CreateEndpoint claims.
-import { contains, formatCidr, formatIp, networkOf } from '../ipam/addr';
+import { Ip, contains, formatCidr, formatIp, networkOf } from '../ipam/addr';
 import { releaseDockerAddress, reservePending } from '../ipam/docker';
 import { AddressUnavailable, DecodingFailure, NetworkConflict } from '../lib/errors';
 import type { Body, DriverContext, Handlers, Reply } from './context';
@@ -9,7 +9,6 @@ import {
   GATEWAY_REQUEST, GLOBAL_ADDRESS_SPACE, LOCAL_ADDRESS_SPACE, PoolSpec, bareIp, defaultGateway, optStr, parsePoolId, poolId,
   requestPoolSpec, shortId, str, strMap,
 } from './model';
-import type { Ip } from '../ipam/addr';
 import { overlayGateway } from './networks';
 
 export function ipamHandlers(ctx: DriverContext): Handlers {
@@ -63,10 +62,7 @@ async function requestAddress(ctx: DriverContext, b: Body): Promise<Reply> {
  * an overlay network it is this host's block's gateway, the address containers route through.
  */
 function gatewayAddress(ctx: DriverContext, spec: PoolSpec, requested: Ip | undefined): Reply {
-  const known = ctx.networks.withPool(spec.pool);
-  const ov = known
-    ? (known.mode === 'overlay' && known.name !== undefined ? ctx.networks.overlayState({ ...known, name: known.name }) : undefined)
-    : ctx.networks.overlays.forSubnet(spec.pool);
+  const ov = ctx.networks.overlayForPool(spec.pool);
   if (ov) {
     const gw = overlayGateway(ov);
     if (requested && requested.value !== gw.ip.value) {

@@ -114,6 +114,16 @@ export class Networks {
     return this.overlays.forSubnet(pool) ? 'overlay' : 'bridge';
   }
 
+  /**
+   * The overlay network behind a pool, if it is one: a recorded network's own state file, else
+   * (a network being created: Docker asks for its gateway first) a scan of every state file.
+   */
+  overlayForPool(pool: Cidr): LocalOverlayState | undefined {
+    const rec = this.withPool(pool);
+    if (!rec) return this.overlays.forSubnet(pool);
+    return rec.mode === 'overlay' && rec.name !== undefined ? this.overlayState({ ...rec, name: rec.name }) : undefined;
+  }
+
   /** This host's state of an overlay network; PluginNotAvailable while the agent has written none. */
   overlayState(rec: BoundRecord): LocalOverlayState {
     const ov = this.overlays.of(rec.name);

@@ -76,16 +76,16 @@ export function decodeRecord(text: string): NetworkRecord {
   if (!pool || pool.ip.family !== 4) throw new Error(`"pool" ${JSON.stringify(v.pool)} is not an IPv4 CIDR`);
   const gateway = typeof v.gateway === 'string' ? parseCidr(v.gateway) : undefined;
   if (!gateway || gateway.ip.family !== 4) throw new Error(`"gateway" ${JSON.stringify(v.gateway)} is not an IPv4 address/prefix`);
-  const text2 = (key: string): string | undefined => {
+  const optionalText = (key: string): string | undefined => {
     const x = v[key];
     if (x === undefined) return undefined;
     if (typeof x !== 'string') throw new Error(`"${key}" is ${JSON.stringify(x)}`);
     return x;
   };
-  const name = text2('name');
+  const name = optionalText('name');
   if (name !== undefined && !NETWORK_NAME_RE.test(name)) throw new Error(`"name" ${JSON.stringify(name)} is not a network name`);
-  const dockerName = text2('dockerName');
-  const mode = text2('mode');
+  const dockerName = optionalText('dockerName');
+  const mode = optionalText('mode');
   if (mode !== undefined && mode !== 'bridge' && mode !== 'overlay') throw new Error(`"mode" ${JSON.stringify(mode)} is neither bridge nor overlay`);
   const created = typeof v.created === 'number' ? v.created : 0;
   return {
