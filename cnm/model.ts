@@ -1,6 +1,7 @@
 // The Docker side of a vxnet network, as pure functions: pool ids, driver options (-o), the
 // IPAM config a Docker network stands for, the names and MAC of an endpoint's veth pair, and
-// the checks on Docker's request bodies. No I/O here; cnm/driver.ts does the work.
+// the checks on Docker's request bodies. No I/O here; the driver's modules (cnm/README.md) do
+// the work.
 import { createHash } from 'node:crypto';
 import { Cidr, Ip, contains, formatCidr, lastOf, networkOf, offsetIp, parseCidr, parseIp } from '../ipam/addr';
 import { IpamConf, ipamConfOf } from '../ipam/config';
@@ -14,7 +15,6 @@ import { DOCKER_IFNAME } from '../ipam/docker';
 /** Our address spaces (GetDefaultAddressSpaces): Docker hands them back in RequestPool and IPv4Data. */
 export const LOCAL_ADDRESS_SPACE = 'vxnet';
 export const GLOBAL_ADDRESS_SPACE = 'vxnet-global';
-
 
 /** The key RequestGateway uses in RequestAddress Options. */
 export const GATEWAY_REQUEST = 'com.docker.network.gateway';
