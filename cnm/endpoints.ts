@@ -7,6 +7,7 @@ import { claimForEndpoint, endpointAllocation, recordSandbox } from '../ipam/doc
 import { AddressUnavailable, AttachmentDrifted, DecodingFailure, InvalidNetworkConfig, UnsupportedField } from '../lib/errors';
 import { defaultBridgeName } from '../datapath/names';
 import { routedSpecOf } from '../overlay/local';
+import { gatewayOf } from '../overlay/plan';
 import type { Body, DriverContext, Handlers, Reply } from './context';
 import { bareIp, dockerId, endpointContainerVeth, endpointHostVeth, endpointMac, isObject, optStr, shortId, str } from './model';
 
@@ -65,11 +66,16 @@ async function join(ctx: DriverContext, b: Body): Promise<Reply> {
   const host = endpointHostVeth(eid);
   const container = endpointContainerVeth(eid);
   let bridge: string | undefined;
+  let gateway = rec.gateway.ip;
   if (rec.mode === 'overlay') {
     // Routed, as the CNI plugin attaches (datapath/routed.ts), in the overlay's MTU.
     const ov = ctx.networks.overlayState(rec);
     const ip = bareIp(allocation.address);
     if (!ip) throw new AttachmentDrifted(`endpoint ${shortId(eid)} holds an invalid address ${JSON.stringify(allocation.address)}`);
+    // The gateway of the block the address came from: a host with more than one block has one per block.
+    const block = ov.blocks.find((b) => contains(b, ip));
+    if (!block) throw new AttachmentDrifted(`endpoint ${shortId(eid)}'s address ${formatIp(ip)} is in none of this host's blocks of overlay network "${rec.name}"`);
+    gateway = gatewayOf(block);
     await ctx.mutex.run(nid, () => ctx.dp.ensureRoutedNetwork(routedSpecOf(ov, rec.options)));
     await ctx.dp.createVeth({ host, container, bridge: undefined, mtu: rec.options.mtu ?? ov.mtu, mac: endpointMac(eid) });
     await ctx.dp.routeToEndpoint({ host, ips: [ip] });
@@ -88,7 +94,7 @@ async function join(ctx: DriverContext, b: Body): Promise<Reply> {
   ctx.log.info('endpoint joined', { networkId: shortId(nid), network: name, endpoint: shortId(eid), address: allocation.address, ...(bridge ? { bridge } : { routed: true }), hostVeth: host, sandbox });
   return {
     InterfaceName: { SrcName: container, DstPrefix: 'eth' },
-    Gateway: formatIp(rec.gateway.ip),
+    Gateway: formatIp(gateway),
     StaticRoutes: [],
     DisableGatewayService: false,
   };

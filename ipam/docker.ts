@@ -5,11 +5,12 @@
 // touch runtime "docker" allocations (Docker releases the gateway on `network rm`, which may be
 // a CNI container's address). The driver (cnm/) calls these and never opens a transaction.
 import { randomBytes } from 'node:crypto';
-import { AddressUnavailable, AttachmentDrifted } from '../lib/errors';
+import { AddressUnavailable, AttachmentDrifted, PoolExhausted } from '../lib/errors';
 import { Ip, formatIp, parseIp, sameIp } from './addr';
 import type { IpamConf } from './config';
-import { IpamIp, ipamAdd } from './core';
-import { rangeHolding } from './range';
+import { allocate } from './allocator';
+import { IpamIp, ensurePool, ipamIpFor } from './core';
+import { describeSet, rangeHolding } from './range';
 import type { Allocation, IpamStore, Owner } from './store/types';
 
 /** Runtime recorded on Docker allocations. */
@@ -38,15 +39,44 @@ const held = (a: Allocation): Ip | undefined => parseIp(a.address);
 export interface PendingRequest {
   /** A static address (--ip, --gateway of another driver's network); else the next free one. */
   readonly requested?: Ip;
-  /** Range sets to allocate from (an overlay pool also has the CNI side's IPv6 set); default every set. */
+  /**
+   * Range sets the address may come from, in order of preference (an overlay pool has one per
+   * block of this host, and the CNI side's IPv6 sets); default every set.
+   */
   readonly sets?: readonly number[];
 }
 
-/** RequestAddress: reserves an address under a fresh pending owner. */
+/**
+ * RequestAddress: reserves one address under a fresh pending owner, from the set holding the
+ * requested address, else from the first set with a free one. Docker takes one address per
+ * endpoint, where a CNI ADD takes one per set: an overlay host with two blocks would
+ * otherwise reserve one in each and hand Docker only the first.
+ */
 export async function reservePending(store: IpamStore, conf: IpamConf, request: PendingRequest = {}): Promise<IpamIp & { readonly allocation: Allocation }> {
   const owner: Owner = { network: conf.network, containerId: PENDING_PREFIX + randomBytes(8).toString('hex'), ifname: DOCKER_IFNAME, runtime: DOCKER_RUNTIME };
-  const r = await ipamAdd(store, conf, owner, request.requested ? [request.requested] : [], request.sets);
-  return { ...r.ips[0], allocation: r.allocations[0] };
+  const { requested } = request;
+  let candidates = request.sets ?? conf.rangeSets.map((_, i) => i);
+  if (requested) {
+    const holding = candidates.find((i) => rangeHolding(conf.rangeSets[i] ?? [], requested) !== undefined);
+    if (holding === undefined) {
+      throw new AddressUnavailable(`requested IP ${formatIp(requested)} is outside every range of network "${conf.network}" (${candidates.map((i) => describeSet(conf.rangeSets[i] ?? [])).join('; ')})`);
+    }
+    candidates = [holding];
+  }
+  const allocation = await store.withLock(async (tx) => {
+    await ensurePool(tx, conf);
+    for (const i of candidates) {
+      try {
+        const [a] = await allocate(tx, { owner, rangeSets: conf.rangeSets, requested: requested ? [requested] : [], sets: [i] });
+        return a;
+      } catch (err) {
+        // A full set wrote nothing: try the next (an overlay host's next block).
+        if (!(err instanceof PoolExhausted) || candidates.length === 1) throw err;
+      }
+    }
+    throw new PoolExhausted(`no free address in network "${conf.network}": every range is in use (${candidates.map((i) => describeSet(conf.rangeSets[i] ?? [])).join('; ')})`);
+  });
+  return { ...ipamIpFor(conf, allocation), allocation };
 }
 
 /** What claimForEndpoint found: the address was free, pending, or the endpoint's already. */

@@ -578,3 +578,16 @@ t.test('unreadable records are reported with what is wrong, and skipped', async 
   t.same(bad.sort(), ['1111: "pool" "nope" is not an IPv4 CIDR', `2222: the record of network ${NID.slice(0, 12)} is in the wrong file`]);
   t.same(records.all(), []);
 });
+
+t.test('overlay: a container whose address is in this host\'s second block gets that block\'s gateway', async (t) => {
+  const { dir, ov1 } = overlayDirWith(t);
+  writeLocalState(dir, { ...ov1, blocks: [parseCidr('10.240.3.0/24')!, parseCidr('10.240.7.0/24')!] });
+  const f = fixture(t, { overlayDir: dir });
+  const nid = 'f'.repeat(64);
+  const pool = await createNetwork(f, nid, 'ov1', '10.240.0.0/16');
+  const first = await attach(f, nid, pool, EID);
+  t.same([first.address, first.join.Gateway], ['10.240.3.2/24', '10.240.3.1']);
+  const second = await attach(f, nid, pool, EID2, '10.240.7.9');
+  t.equal(second.address, '10.240.7.9/24', 'the address with its block\'s prefix');
+  t.equal(second.join.Gateway, '10.240.7.1', 'and its block\'s gateway: the other block\'s is outside the container\'s subnet');
+});

@@ -31,6 +31,27 @@ t.test('reservePending: a fresh pending owner per call, the static address when 
   t.ok(await store.view((tx) => tx.getPool('blue')), 'the pool is registered');
 });
 
+t.test('reservePending: one address, however many range sets (an overlay host with two blocks)', async (t) => {
+  const { store } = await tmpStore(t);
+  const two = parseIpamConf('ov', { ranges: [[{ subnet: '10.6.1.0/30' }], [{ subnet: '10.6.2.0/24' }], [{ subnet: 'fd06::/64' }]] });
+  const v4 = { sets: [0, 1] };
+  const a = await reservePending(store, two, v4);
+  t.same([a.address, a.gateway], ['10.6.1.2/30', '10.6.1.1']);
+  t.equal((await all(store, 'ov')).length, 1, 'one allocation, not one per set');
+  const b = await reservePending(store, two, v4);
+  t.same([b.address, b.gateway, b.allocation.rangeSet], ['10.6.2.2/24', '10.6.2.1', 1], 'the first block full: the next one');
+  const c = await reservePending(store, two, { ...v4, requested: ip('10.6.2.77') });
+  t.same([c.address, c.gateway], ['10.6.2.77/24', '10.6.2.1'], 'a static address from the set holding it, with that set\'s gateway');
+  t.same(await rejected(reservePending(store, two, { ...v4, requested: ip('fd06::5') })),
+    { name: 'AddressUnavailable', code: 101, message: 'requested IP fd06::5 is outside every range of network "ov" (10.6.1.1-10.6.1.2; 10.6.2.1-10.6.2.254)' }, 'only from the sets given');
+  const full = parseIpamConf('full', { ranges: [[{ subnet: '10.7.1.0/30' }], [{ subnet: '10.7.2.0/30' }]] });
+  await reservePending(store, full);
+  await reservePending(store, full);
+  t.same(await rejected(reservePending(store, full)),
+    { name: 'PoolExhausted', code: 100, message: 'no free address in network "full": every range is in use (10.7.1.1-10.7.1.2; 10.7.2.1-10.7.2.2)' });
+  t.equal((await all(store, 'full')).length, 2, 'nothing more reserved');
+});
+
 t.test('claimForEndpoint: pending passes to the endpoint, free is reserved, a repeat is a no-op, others are refused', async (t) => {
   const { store } = await tmpStore(t);
   const p = await reservePending(store, blue);
