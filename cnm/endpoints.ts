@@ -67,7 +67,7 @@ async function join(ctx: DriverContext, b: Body): Promise<Reply> {
   const container = endpointContainerVeth(eid);
   let bridge: string | undefined;
   let gateway = rec.gateway.ip;
-  if (rec.mode === 'overlay') {
+  if (ctx.networks.isOverlay(rec)) {
     // Routed, as the CNI plugin attaches (datapath/routed.ts), in the overlay's MTU.
     const ov = ctx.networks.overlayState(rec);
     const ip = bareIp(allocation.address);

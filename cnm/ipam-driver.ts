@@ -45,7 +45,7 @@ async function requestAddress(ctx: DriverContext, b: Body): Promise<Reply> {
   try {
     const conf = ctx.networks.conf(rec, spec);
     // Overlay: IPv4 only (Docker networks here are IPv4), from this host's block.
-    const sets = rec.mode === 'overlay' ? conf.rangeSets.flatMap((set, i) => (set[0]?.subnet.ip.family === 4 ? [i] : [])) : undefined;
+    const sets = ctx.networks.isOverlay(rec) ? conf.rangeSets.flatMap((set, i) => (set[0]?.subnet.ip.family === 4 ? [i] : [])) : undefined;
     const ip = await reservePending(ctx.store, conf, { ...(requested ? { requested } : {}), ...(sets ? { sets } : {}) });
     ctx.log.debug('address reserved', { network: rec.name, address: ip.address, pending: ip.allocation.containerId });
     return { Address: ip.address, Data: {} };

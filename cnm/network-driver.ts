@@ -102,7 +102,7 @@ export async function removeNetwork(ctx: DriverContext, nid: string, reason: str
     const summary = { networkId: shortId(nid), network: name, released: released.length, reason };
     if (remaining > 0 || rec.ipamOnly) {
       ctx.log.info('network removed; the vxnet network stays in use', { ...summary, allocations: remaining });
-    } else if (rec.mode === 'overlay') {
+    } else if (ctx.networks.isOverlay(rec)) {
       const ov = ctx.networks.overlays.of(name);
       if (ov) {
         const spec = routedSpecOf(ov, rec.options);

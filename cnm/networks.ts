@@ -15,7 +15,7 @@ import { gatewayOf } from '../overlay/plan';
 import type { DockerApi, DockerNetwork } from './docker';
 import type { KeyedMutex } from './keyed-mutex';
 import { NETWORK_NAME_RE, NetworkOptions, PoolSpec, defaultGateway, ipamConfFor, overlayIpamConf, parseNetworkOptions, shortId } from './model';
-import type { BoundRecord, NetworkMode, NetworkRecord, NetworkRecords } from './state';
+import type { BoundRecord, NetworkRecord, NetworkRecords } from './state';
 
 /** This host's overlay agent's local state (overlay/local.ts), as the driver reads it. */
 export interface OverlayStates {
@@ -82,10 +82,7 @@ export class Networks {
     this.now = o.now;
     this.mutex = o.mutex;
     this.overlays = o.overlays;
-    // Records from before `mode` existed: decided once here, then stored with it.
-    for (const r of this.records.all()) {
-      if (r.mode === undefined) this.records.put({ ...r, mode: this.modeOf(r.pool) });
-    }
+    for (const r of this.records.all()) if (r.mode === undefined) this.isOverlay(r);
   }
 
   get(nid: string): NetworkRecord | undefined {
@@ -109,9 +106,19 @@ export class Networks {
     return this.records.all().find((r) => samePool(r.pool, pool));
   }
 
-  /** Whether a new network with this subnet is an overlay network's (reads every state file). */
-  modeOf(pool: Cidr): NetworkMode {
-    return this.overlays.forSubnet(pool) ? 'overlay' : 'bridge';
+  /**
+   * Whether the network is an overlay network's: its recorded mode. A record from before the
+   * mode existed is decided when the agent's state shows its subnet, and stored so; until then
+   * it is served as a bridge network, as before (after a reboot the agent writes its state only
+   * once it runs, so a missing file is no proof).
+   */
+  isOverlay(rec: NetworkRecord): boolean {
+    if (rec.mode !== undefined) return rec.mode === 'overlay';
+    if (!this.overlays.forSubnet(rec.pool)) return false;
+    // The stored record, not the caller's copy: it may have been bound (or forgotten) since.
+    const cur = this.records.get(rec.id);
+    if (cur && cur.mode === undefined) this.records.put({ ...cur, mode: 'overlay' });
+    return true;
   }
 
   /**
@@ -121,7 +128,7 @@ export class Networks {
   overlayForPool(pool: Cidr): LocalOverlayState | undefined {
     const rec = this.withPool(pool);
     if (!rec) return this.overlays.forSubnet(pool);
-    return rec.mode === 'overlay' && rec.name !== undefined ? this.overlayState({ ...rec, name: rec.name }) : undefined;
+    return this.isOverlay(rec) && rec.name !== undefined ? this.overlayState({ ...rec, name: rec.name }) : undefined;
   }
 
   /** This host's state of an overlay network; PluginNotAvailable while the agent has written none. */
@@ -137,7 +144,7 @@ export class Networks {
    * --ip-range of the pool Docker asks from when given.
    */
   conf(rec: BoundRecord, spec?: PoolSpec): IpamConf {
-    if (rec.mode === 'overlay') return overlayIpamConf(this.overlayState(rec));
+    if (this.isOverlay(rec)) return overlayIpamConf(this.overlayState(rec));
     return ipamConfFor(rec.name, spec ?? { pool: rec.pool, subPool: undefined }, rec.gateway.ip);
   }
 
@@ -251,7 +258,7 @@ export class Networks {
     const bound: BoundRecord = { ...rec, name, dockerName };
     if (rec.name !== name || rec.dockerName !== dockerName) this.records.put(bound);
     // An overlay network's pool is the agent's and the CNI side's; with no state yet, the first RequestAddress registers it.
-    if (bound.mode === 'overlay' && !this.overlays.of(name)) return bound;
+    if (this.isOverlay(bound) && !this.overlays.of(name)) return bound;
     try {
       await registerPool(this.store, this.conf(bound));
       this.log.info('docker network bound to vxnet network', { networkId: shortId(rec.id), dockerName, network: name, subnet: formatCidr(rec.pool) });

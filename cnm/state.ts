@@ -28,7 +28,7 @@ export interface NetworkRecord {
   /** Gateway address with the prefix Docker gives containers. */
   readonly gateway: Cidr;
   readonly options: NetworkOptions;
-  /** Undefined only in records written before the field existed (the driver decides it on load). */
+  /** Undefined only in records written before the field existed (see Networks.isOverlay). */
   readonly mode?: NetworkMode;
   /** A network of another driver that only uses vxnet's IPAM (no CreateNetwork came). */
   readonly ipamOnly?: boolean;

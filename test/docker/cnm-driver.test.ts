@@ -546,7 +546,7 @@ t.test('a lost record of an overlay network is recovered from Docker as that ove
   t.match(JSON.parse(fs.readFileSync(join(f.dataDir, 'docker', 'networks', `${nid}.json`), 'utf8')), { name: 'ov1', dockerName: 'dock-ov', mode: 'overlay', gateway: '10.240.3.1/24' });
 });
 
-t.test('records from before the mode: decided once when vxnetd starts, and stored', async (t) => {
+t.test('records from before the mode: an overlay network\'s decided when vxnetd starts, and stored', async (t) => {
   const { dir } = overlayDirWith(t);
   const dataDir = fs.mkdtempSync(join(tmpdir(), 'vxt-cnm-'));
   const recDir = join(dataDir, 'docker', 'networks');
@@ -557,7 +557,7 @@ t.test('records from before the mode: decided once when vxnetd starts, and store
   fs.writeFileSync(join(recDir, `${NID}.json`), JSON.stringify({ id: NID, name: 'blue', dockerName: 'blue', pool: '10.232.21.0/24', gateway: '10.232.21.1/24', options, created: 1 }));
   const f = fixture(t, { overlayDir: dir, dataDir });
   const mode = (id: string): unknown => JSON.parse(fs.readFileSync(join(recDir, `${id}.json`), 'utf8')).mode;
-  t.same([mode(nid), mode(NID)], ['overlay', 'bridge']);
+  t.same([mode(nid), mode(NID)], ['overlay', undefined], 'a bridge network\'s stays undecided: a missing state file is no proof');
   const a = await attach(f, nid, 'vxnet:10.240.0.0/16', EID);
   t.equal(a.address, '10.240.3.2/24');
   const b = await attach(f, NID, 'vxnet:10.232.21.0/24', EID2);
@@ -590,4 +590,22 @@ t.test('overlay: a container whose address is in this host\'s second block gets 
   const second = await attach(f, nid, pool, EID2, '10.240.7.9');
   t.equal(second.address, '10.240.7.9/24', 'the address with its block\'s prefix');
   t.equal(second.join.Gateway, '10.240.7.1', 'and its block\'s gateway: the other block\'s is outside the container\'s subnet');
+});
+
+t.test('a record from before the mode whose overlay state is not written yet (a reboot): a bridge network until the agent writes it', async (t) => {
+  const { dir, ov1 } = overlayDirWith(t);
+  fs.rmSync(join(dir, 'ov1.json'));
+  const dataDir = fs.mkdtempSync(join(tmpdir(), 'vxt-cnm-'));
+  const recDir = join(dataDir, 'docker', 'networks');
+  fs.mkdirSync(recDir, { recursive: true });
+  const nid = 'f'.repeat(64);
+  const file = join(recDir, `${nid}.json`);
+  fs.writeFileSync(file, JSON.stringify({ id: nid, name: 'ov1', dockerName: 'ov1', pool: '10.240.0.0/16', gateway: '10.240.3.1/24', options: { ipMasq: true, natTable: 'vxnet', internal: false, network: 'ov1' }, created: 1 }));
+  const f = fixture(t, { overlayDir: dir, dataDir });
+  t.equal(JSON.parse(fs.readFileSync(file, 'utf8')).mode, undefined, 'not decided at start without the state');
+  writeLocalState(dir, ov1);
+  const a = await attach(f, nid, 'vxnet:10.240.0.0/16', EID);
+  t.equal(a.address, '10.240.3.2/24', 'served as the overlay network once the agent wrote its state');
+  t.equal(JSON.parse(fs.readFileSync(file, 'utf8')).mode, 'overlay', 'and stored so');
+  t.ok(f.calls.includes('routed ov1 vxlan.4242'));
 });
