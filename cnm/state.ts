@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Cidr, formatCidr, parseCidr } from '../ipam/addr';
 import { IoFailure } from '../lib/errors';
-import { NETWORK_NAME_RE, type NetworkOptions } from './model';
+import { NETWORK_NAME_RE, type NetworkOptions, isObject } from './model';
 
 /**
  * How a network attaches: `bridge` (one host, a Linux bridge) or `overlay` (its subnet is an
@@ -44,10 +44,8 @@ export function encodeRecord(r: NetworkRecord): string {
   return `${JSON.stringify({ ...r, pool: formatCidr(r.pool), gateway: formatCidr(r.gateway) }, null, 2)}\n`;
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-
 function decodeOptions(v: unknown): NetworkOptions {
-  if (!isObj(v)) throw new Error('"options" is not an object');
+  if (!isObject(v)) throw new Error('"options" is not an object');
   const optional = <T>(key: string, ok: (x: unknown) => x is T): T | undefined => {
     const x = v[key];
     if (x === undefined || x === null) return undefined;
@@ -70,7 +68,7 @@ function decodeOptions(v: unknown): NetworkOptions {
 /** A record from its file's text; throws an Error saying what is wrong. */
 export function decodeRecord(text: string): NetworkRecord {
   const v: unknown = JSON.parse(text);
-  if (!isObj(v)) throw new Error('not a network record');
+  if (!isObject(v)) throw new Error('not a network record');
   if (typeof v.id !== 'string' || !/^[0-9a-f]{64}$/.test(v.id)) throw new Error('"id" is not a Docker id');
   const pool = typeof v.pool === 'string' ? parseCidr(v.pool) : undefined;
   if (!pool || pool.ip.family !== 4) throw new Error(`"pool" ${JSON.stringify(v.pool)} is not an IPv4 CIDR`);
