@@ -1,22 +1,20 @@
 // The Docker side of a vxnet network, as pure functions: pool ids, driver options (-o), the
 // IPAM config a Docker network stands for, the names and MAC of an endpoint's veth pair, and
-// the checks on Docker's request bodies. No I/O here; cnm/driver.ts does the work.
+// the checks on Docker's request bodies. No I/O here; the driver's modules (cnm/README.md) do
+// the work.
 import { createHash } from 'node:crypto';
-import { Cidr, Ip, contains, formatCidr, formatIp, lastOf, networkOf, offsetIp, parseCidr, parseIp } from '../ipam/addr';
-import { IpamConf, parseIpamConf } from '../ipam/config';
+import { Cidr, Ip, contains, formatCidr, lastOf, networkOf, offsetIp, parseCidr, parseIp } from '../ipam/addr';
+import { IpamConf, ipamConfOf } from '../ipam/config';
+import { IpRange, hostRange } from '../ipam/range';
+import type { LocalOverlayState } from '../overlay/local';
+import { gatewayOf } from '../overlay/plan';
 import { DecodingFailure, InvalidNetworkConfig, UnsupportedField } from '../lib/errors';
 import { hostVethName } from '../datapath/names';
+import { DOCKER_IFNAME } from '../ipam/docker';
 
 /** Our address spaces (GetDefaultAddressSpaces): Docker hands them back in RequestPool and IPv4Data. */
 export const LOCAL_ADDRESS_SPACE = 'vxnet';
 export const GLOBAL_ADDRESS_SPACE = 'vxnet-global';
-
-/** The ifname recorded for Docker attachments in the IPAM store (Docker picks eth0, eth1, ... itself). */
-export const DOCKER_IFNAME = 'docker';
-/** Runtime recorded on Docker allocations. */
-export const DOCKER_RUNTIME = 'docker';
-/** containerId of an address Docker asked for and has not yet tied to an endpoint (RequestAddress before CreateEndpoint). */
-export const PENDING_PREFIX = 'docker-pending-';
 
 /** The key RequestGateway uses in RequestAddress Options. */
 export const GATEWAY_REQUEST = 'com.docker.network.gateway';
@@ -90,14 +88,33 @@ const POOL_PREFIX = 'vxnet:';
 export const poolId = (spec: PoolSpec): string =>
   `${POOL_PREFIX}${formatCidr(spec.pool)}${spec.subPool ? `:${formatCidr(spec.subPool)}` : ''}`;
 
+/** A PoolID back into its spec, checked as RequestPool checked it (Docker hands back what we gave). */
 export function parsePoolId(id: string, method: string): PoolSpec {
-  const bad = (): DecodingFailure => new DecodingFailure(`${method}: PoolID ${JSON.stringify(id)} is not a vxnet pool id (vxnet:CIDR[:CIDR])`);
-  if (!id.startsWith(POOL_PREFIX)) throw bad();
+  const bad = (why: string): DecodingFailure => new DecodingFailure(`${method}: PoolID ${JSON.stringify(id)} is not a vxnet pool id (vxnet:CIDR[:CIDR]): ${why}`);
+  if (!id.startsWith(POOL_PREFIX)) throw bad(`no "${POOL_PREFIX}" prefix`);
   const [poolText, subText, ...rest] = id.slice(POOL_PREFIX.length).split(':');
   const pool = parseCidr(poolText ?? '');
   const subPool = subText === undefined ? undefined : parseCidr(subText);
-  if (!pool || rest.length > 0 || (subText !== undefined && !subPool)) throw bad();
+  if (!pool || rest.length > 0 || (subText !== undefined && !subPool)) throw bad('not CIDRs');
+  const why = poolSpecProblem(pool, subPool);
+  if (why) throw bad(why);
   return { pool, subPool };
+}
+
+/** What is wrong with a pool and its --ip-range, in the flags' words; undefined when nothing. */
+function poolSpecProblem(pool: Cidr, subPool: Cidr | undefined): string | undefined {
+  const text = formatCidr(pool);
+  if (pool.ip.family !== 4) return `--subnet ${text} is not an IPv4 CIDR such as 10.232.0.0/24`;
+  const net = networkOf(pool);
+  if (net.ip.value !== pool.ip.value) return `--subnet ${text} has host bits set; the network is ${formatCidr(net)}`;
+  if (pool.prefix > 30) return `--subnet ${text} is too small to allocate from (at most /30)`;
+  if (!subPool) return undefined;
+  const sub = formatCidr(subPool);
+  if (subPool.ip.family !== 4) return `--ip-range ${sub} is not an IPv4 CIDR`;
+  if (subPool.prefix < pool.prefix || !contains(pool, subPool.ip)) return `--ip-range ${sub} is not inside --subnet ${text}`;
+  const { first, last } = hostBounds({ pool, subPool });
+  if (first > last) return `--ip-range ${sub} holds no host address of --subnet ${text}`;
+  return undefined;
 }
 
 /** Checks a RequestPool body; IPv4 pools given with --subnet only. */
@@ -117,37 +134,52 @@ export function requestPoolSpec(body: Record<string, unknown>): PoolSpec {
     throw new InvalidNetworkConfig('vxnet needs the subnet of the network: docker network create --subnet CIDR ...');
   }
   const cidr = parseCidr(pool);
-  if (!cidr || cidr.ip.family !== 4) throw new InvalidNetworkConfig(`--subnet ${JSON.stringify(pool)} is not an IPv4 CIDR such as 10.232.0.0/24`);
-  const net = networkOf(cidr);
-  if (net.ip.value !== cidr.ip.value) throw new InvalidNetworkConfig(`--subnet ${pool} has host bits set; the network is ${formatCidr(net)}`);
-  if (cidr.prefix > 30) throw new InvalidNetworkConfig(`--subnet ${pool} is too small to allocate from (at most /30)`);
+  if (!cidr) throw new InvalidNetworkConfig(`--subnet ${JSON.stringify(pool)} is not an IPv4 CIDR such as 10.232.0.0/24`);
   let subPool: Cidr | undefined;
   if (sub !== '') {
-    subPool = parseCidr(sub);
-    if (!subPool || subPool.ip.family !== 4) throw new InvalidNetworkConfig(`--ip-range ${JSON.stringify(sub)} is not an IPv4 CIDR`);
-    subPool = networkOf(subPool);
-    if (subPool.prefix < cidr.prefix || !contains(cidr, subPool.ip)) throw new InvalidNetworkConfig(`--ip-range ${sub} is not inside --subnet ${pool}`);
+    const parsed = parseCidr(sub);
+    if (!parsed) throw new InvalidNetworkConfig(`--ip-range ${JSON.stringify(sub)} is not an IPv4 CIDR`);
+    subPool = networkOf(parsed);
   }
+  const why = poolSpecProblem(cidr, subPool);
+  if (why) throw new InvalidNetworkConfig(why);
   return { pool: cidr, subPool };
 }
 
 /** The gateway a network gets when --gateway is not given: the first address, as CNI's default. Pure. */
 export const defaultGateway = (pool: Cidr): Ip => offsetIp(networkOf(pool).ip, 1n);
 
-/** The host-local style range of a pool: the whole subnet, or --ip-range cut to the subnet's host addresses. */
-export function poolRange(spec: PoolSpec, gateway: Ip): { subnet: string; gateway: string; rangeStart?: string; rangeEnd?: string } {
-  const base = { subnet: formatCidr(networkOf(spec.pool)), gateway: formatIp(gateway) };
-  if (!spec.subPool) return base;
+/** The host addresses a pool hands out: the subnet's, cut to --ip-range when given. */
+function hostBounds(spec: PoolSpec): { first: bigint; last: bigint } {
   const first = offsetIp(networkOf(spec.pool).ip, 1n).value;
   const last = offsetIp(lastOf(spec.pool), -1n).value;
-  const start = networkOf(spec.subPool).ip.value > first ? networkOf(spec.subPool).ip.value : first;
-  const end = lastOf(spec.subPool).value < last ? lastOf(spec.subPool).value : last;
-  return { ...base, rangeStart: formatIp({ family: 4, value: start }), rangeEnd: formatIp({ family: 4, value: end }) };
+  if (!spec.subPool) return { first, last };
+  const from = networkOf(spec.subPool).ip.value;
+  const to = lastOf(spec.subPool).value;
+  return { first: from > first ? from : first, last: to < last ? to : last };
+}
+
+/** The host-local style range of a pool: the whole subnet, or --ip-range cut to the subnet's host addresses. */
+export function poolRange(spec: PoolSpec, gateway: Ip): IpRange {
+  const { first, last } = hostBounds(spec);
+  return hostRange(networkOf(spec.pool), { gateway, rangeStart: { family: 4, value: first }, rangeEnd: { family: 4, value: last } }, `pool ${poolId(spec)}`);
 }
 
 /** The IPAM config a Docker network stands for: one IPv4 range set, keyed by the vxnet network name. */
 export function ipamConfFor(network: string, spec: PoolSpec, gateway: Ip): IpamConf {
-  return parseIpamConf(network, { ranges: [[poolRange(spec, gateway)]] });
+  return ipamConfOf(network, [[poolRange(spec, gateway)]]);
+}
+
+/**
+ * The IPAM config of an overlay network on this host: one range set per block of this host,
+ * from the address after the block's gateway, as the CNI plugin's overlay mode builds it
+ * (overlay/local.ts blockRanges), so both sides register the same pool definition.
+ */
+export function overlayIpamConf(ov: LocalOverlayState): IpamConf {
+  return ipamConfOf(ov.network, ov.blocks.map((block) => {
+    const gateway = gatewayOf(block);
+    return [hostRange(block, { gateway, rangeStart: offsetIp(gateway, 1n) }, `overlay network "${ov.network}" block ${formatCidr(block)}`)];
+  }));
 }
 
 // ---- driver options ----

@@ -5,8 +5,16 @@
 // endpoint id) plus names derived from its id, so nothing about it can go stale.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Cidr, formatCidr, parseCidr } from '../ipam/addr';
 import { IoFailure } from '../lib/errors';
-import type { NetworkOptions } from './model';
+import { NETWORK_NAME_RE, type NetworkOptions, isObject } from './model';
+
+/**
+ * How a network attaches: `bridge` (one host, a Linux bridge) or `overlay` (its subnet is an
+ * overlay network's: routed over the agent's VXLAN device). Decided once, when the network is
+ * created or recovered, from the overlay agent's local state.
+ */
+export type NetworkMode = 'bridge' | 'overlay';
 
 export interface NetworkRecord {
   /** Docker's network id. */
@@ -15,15 +23,74 @@ export interface NetworkRecord {
   readonly dockerName?: string;
   /** The vxnet network (the IPAM store's key): -o network, else the Docker network's name. */
   readonly name?: string;
-  /** IPv4 subnet (CIDR). */
-  readonly pool: string;
-  /** Gateway, "ip/len". */
-  readonly gateway: string;
+  /** IPv4 subnet (a network address). */
+  readonly pool: Cidr;
+  /** Gateway address with the prefix Docker gives containers. */
+  readonly gateway: Cidr;
   readonly options: NetworkOptions;
+  /** Undefined only in records written before the field existed (see Networks.isOverlay). */
+  readonly mode?: NetworkMode;
   /** A network of another driver that only uses vxnet's IPAM (no CreateNetwork came). */
   readonly ipamOnly?: boolean;
   /** Epoch ms. */
   readonly created: number;
+}
+
+/** A record whose vxnet network name is bound. */
+export type BoundRecord = NetworkRecord & { readonly name: string };
+
+/** The file's JSON: the record with its addresses as text. */
+export function encodeRecord(r: NetworkRecord): string {
+  return `${JSON.stringify({ ...r, pool: formatCidr(r.pool), gateway: formatCidr(r.gateway) }, null, 2)}\n`;
+}
+
+function decodeOptions(v: unknown): NetworkOptions {
+  if (!isObject(v)) throw new Error('"options" is not an object');
+  const optional = <T>(key: string, ok: (x: unknown) => x is T): T | undefined => {
+    const x = v[key];
+    if (x === undefined || x === null) return undefined;
+    if (!ok(x)) throw new Error(`"options.${key}" is ${JSON.stringify(x)}`);
+    return x;
+  };
+  const isString = (x: unknown): x is string => typeof x === 'string';
+  const isNumber = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x);
+  const isBool = (x: unknown): x is boolean => typeof x === 'boolean';
+  const network = optional('network', (x): x is string => isString(x) && NETWORK_NAME_RE.test(x));
+  const natTable = optional('natTable', isString);
+  const ipMasq = optional('ipMasq', isBool);
+  const internal = optional('internal', isBool) ?? false;
+  return {
+    network, bridge: optional('bridge', isString), mtu: optional('mtu', isNumber),
+    ipMasq: ipMasq ?? !internal, natTable: natTable ?? 'vxnet', internal,
+  };
+}
+
+/** A record from its file's text; throws an Error saying what is wrong. */
+export function decodeRecord(text: string): NetworkRecord {
+  const v: unknown = JSON.parse(text);
+  if (!isObject(v)) throw new Error('not a network record');
+  if (typeof v.id !== 'string' || !/^[0-9a-f]{64}$/.test(v.id)) throw new Error('"id" is not a Docker id');
+  const pool = typeof v.pool === 'string' ? parseCidr(v.pool) : undefined;
+  if (!pool || pool.ip.family !== 4) throw new Error(`"pool" ${JSON.stringify(v.pool)} is not an IPv4 CIDR`);
+  const gateway = typeof v.gateway === 'string' ? parseCidr(v.gateway) : undefined;
+  if (!gateway || gateway.ip.family !== 4) throw new Error(`"gateway" ${JSON.stringify(v.gateway)} is not an IPv4 address/prefix`);
+  const optionalText = (key: string): string | undefined => {
+    const x = v[key];
+    if (x === undefined) return undefined;
+    if (typeof x !== 'string') throw new Error(`"${key}" is ${JSON.stringify(x)}`);
+    return x;
+  };
+  const name = optionalText('name');
+  if (name !== undefined && !NETWORK_NAME_RE.test(name)) throw new Error(`"name" ${JSON.stringify(name)} is not a network name`);
+  const dockerName = optionalText('dockerName');
+  const mode = optionalText('mode');
+  if (mode !== undefined && mode !== 'bridge' && mode !== 'overlay') throw new Error(`"mode" ${JSON.stringify(mode)} is neither bridge nor overlay`);
+  const created = typeof v.created === 'number' ? v.created : 0;
+  return {
+    id: v.id, pool, gateway, options: decodeOptions(v.options), created,
+    ...(name !== undefined ? { name } : {}), ...(dockerName !== undefined ? { dockerName } : {}),
+    ...(mode !== undefined ? { mode } : {}), ...(v.ipamOnly === true ? { ipamOnly: true } : {}),
+  };
 }
 
 export class NetworkRecords {
@@ -41,8 +108,8 @@ export class NetworkRecords {
       if (!f.endsWith('.json')) continue;
       const file = path.join(this.dir, f);
       try {
-        const r = JSON.parse(fs.readFileSync(file, 'utf8')) as NetworkRecord;
-        if (typeof r.id !== 'string' || typeof r.pool !== 'string') throw new Error('not a network record');
+        const r = decodeRecord(fs.readFileSync(file, 'utf8'));
+        if (`${r.id}.json` !== f) throw new Error(`the record of network ${r.id.slice(0, 12)} is in the wrong file`);
         this.byId.set(r.id, r);
       } catch (err) {
         onBad(file, err as Error);
@@ -65,7 +132,7 @@ export class NetworkRecords {
       fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       const fd = fs.openSync(tmp, 'w', 0o600);
       try {
-        fs.writeSync(fd, JSON.stringify(r, null, 2) + '\n');
+        fs.writeSync(fd, encodeRecord(r));
         fs.fsyncSync(fd);
       } finally {
         fs.closeSync(fd);

@@ -56,6 +56,12 @@ export function parseIpamConf(name: string, ipam: unknown, runtimeConfig?: Recor
   return { network: name, rangeSets, routes, ...(typeof ipam.dataDir === 'string' ? { dataDir: ipam.dataDir } : {}) };
 }
 
+/**
+ * The IPAM config of ranges already typed and checked (range.ts hostRange), without routes:
+ * what the Docker driver builds from its parsed pools and an overlay host's blocks.
+ */
+export const ipamConfOf = (network: string, rangeSets: readonly RangeSet[]): IpamConf => ({ network, rangeSets, routes: [] });
+
 /** The pool definition stored for a network; two definitions conflict when their subnets differ. */
 export const poolDefinition = (conf: IpamConf): string => JSON.stringify(conf.rangeSets.map(setToJson));
 

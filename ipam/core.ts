@@ -41,6 +41,11 @@ export async function ensurePool(tx: IpamTx, conf: IpamConf): Promise<void> {
   await tx.putPool(conf.network, definition);
 }
 
+/** ensurePool in a transaction of its own: a network's definition registered before anything is allocated. */
+export function registerPool(store: IpamStore, conf: IpamConf): Promise<void> {
+  return store.withLock((tx) => ensurePool(tx, conf));
+}
+
 export function ipamIpFor(conf: IpamConf, allocation: Allocation): IpamIp {
   const ip = parseIp(allocation.address) as Ip;
   const range = rangeHolding(conf.rangeSets[allocation.rangeSet] ?? [], ip)

@@ -45,6 +45,30 @@ export function canonicalRange(input: RangeInput, field: string): IpRange {
   if (subnet.prefix > familyBits(family) - 2) {
     throw new InvalidNetworkConfig(`${field}.subnet: ${input.subnet} is too small to allocate from (at most /${familyBits(family) - 2})`);
   }
+  const rangeStart = optionalIp(input.rangeStart, `${field}.rangeStart`);
+  const rangeEnd = optionalIp(input.rangeEnd, `${field}.rangeEnd`);
+  const gateway = optionalIp(input.gateway, `${field}.gateway`);
+  return hostRange(subnet, { ...(rangeStart ? { rangeStart } : {}), ...(rangeEnd ? { rangeEnd } : {}), ...(gateway ? { gateway } : {}) }, field);
+}
+
+export interface RangeBounds {
+  readonly rangeStart?: Ip;
+  readonly rangeEnd?: Ip;
+  readonly gateway?: Ip;
+}
+
+/**
+ * A range from typed values, with host-local's defaults (the subnet's host addresses, the
+ * gateway its first) and checks; for callers that hold parsed addresses (the Docker driver's
+ * pools, an overlay host's blocks), so nothing is formatted only to be parsed again.
+ */
+export function hostRange(cidr: Cidr, bounds: RangeBounds, field = 'range'): IpRange {
+  const subnet = networkOf(cidr);
+  const family = subnet.ip.family;
+  if (subnet.ip.value !== cidr.ip.value) throw new InvalidNetworkConfig(`${field}.subnet: ${formatCidr(cidr)} has host bits set; network is ${formatCidr(subnet)}`);
+  if (subnet.prefix > familyBits(family) - 2) {
+    throw new InvalidNetworkConfig(`${field}.subnet: ${formatCidr(cidr)} is too small to allocate from (at most /${familyBits(family) - 2})`);
+  }
   const last = lastOf(subnet);
   const inside = (ip: Ip, name: string): Ip => {
     if (!contains(subnet, ip)) throw new InvalidNetworkConfig(`${field}.${name}: ${formatIp(ip)} is outside subnet ${formatCidr(subnet)}`);
@@ -52,11 +76,8 @@ export function canonicalRange(input: RangeInput, field: string): IpRange {
   };
   const firstHost = offsetIp(subnet.ip, 1n);
   const lastHost = family === 4 ? offsetIp(last, -1n) : last;
-  const start = optionalIp(input.rangeStart, `${field}.rangeStart`);
-  const end = optionalIp(input.rangeEnd, `${field}.rangeEnd`);
-  const gw = optionalIp(input.gateway, `${field}.gateway`);
-  const rangeStart = start ? inside(start, 'rangeStart') : firstHost;
-  const rangeEnd = end ? inside(end, 'rangeEnd') : lastHost;
+  const rangeStart = bounds.rangeStart ? inside(bounds.rangeStart, 'rangeStart') : firstHost;
+  const rangeEnd = bounds.rangeEnd ? inside(bounds.rangeEnd, 'rangeEnd') : lastHost;
   for (const [name, ip] of [['rangeStart', rangeStart], ['rangeEnd', rangeEnd]] as const) {
     if (ip.value === subnet.ip.value || (family === 4 && ip.value === last.value)) {
       throw new InvalidNetworkConfig(`${field}.${name}: ${formatIp(ip)} is the subnet's ${ip.value === subnet.ip.value ? 'network' : 'broadcast'} address`);
@@ -65,7 +86,7 @@ export function canonicalRange(input: RangeInput, field: string): IpRange {
   if (rangeStart.value > rangeEnd.value) {
     throw new InvalidNetworkConfig(`${field}: rangeStart ${formatIp(rangeStart)} is after rangeEnd ${formatIp(rangeEnd)}`);
   }
-  const gateway = gw ? inside(gw, 'gateway') : firstHost;
+  const gateway = bounds.gateway ? inside(bounds.gateway, 'gateway') : firstHost;
   return { subnet, rangeStart, rangeEnd, gateway };
 }
 

@@ -8,7 +8,7 @@ import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatIp, parseCidr } from '../../ipam/addr';
-import { writeLocalState } from '../../overlay/local';
+import { type LocalOverlayState, writeLocalState } from '../../overlay/local';
 import { ipamAdd } from '../../ipam/core';
 import { parseIpamConf } from '../../ipam/config';
 import { openStore } from '../../ipam/store';
@@ -17,6 +17,7 @@ import { createLogger } from '../../lib/log';
 import type { Datapath } from '../../datapath/docker';
 import type { DockerApi, DockerNetwork } from '../../cnm/docker';
 import { Driver } from '../../cnm/driver';
+import { overlayStatesIn } from '../../cnm/networks';
 import { endpointContainerVeth, endpointHostVeth, parseNetworkOptions, poolId } from '../../cnm/model';
 import { createApp, listenUnix, pluginNameOf } from '../../cnm/server';
 import { NetworkRecords } from '../../cnm/state';
@@ -35,11 +36,13 @@ interface Fixture {
   dockerNets: Map<string, DockerNetwork>;
   dataDir: string;
   clock: { now: number };
+  /** How the driver read the overlay agent's state: every scan by subnet, every network read alone. */
+  reads: { scans: number; of: string[] };
   call(method: string, body?: unknown): Promise<any>;
 }
 
-function fixture(t: Test, o: { docker?: boolean; grace?: number; overlayDir?: string } = {}): Fixture {
-  const dataDir = fs.mkdtempSync(join(tmpdir(), 'vxt-cnm-'));
+function fixture(t: Test, o: { docker?: boolean; grace?: number; overlayDir?: string; dataDir?: string } = {}): Fixture {
+  const dataDir = o.dataDir ?? fs.mkdtempSync(join(tmpdir(), 'vxt-cnm-'));
   const store = openStore({ dataDir });
   t.teardown(async () => { await store.close(); fs.rmSync(dataDir, { recursive: true, force: true }); });
   const calls: string[] = [];
@@ -65,7 +68,13 @@ function fixture(t: Test, o: { docker?: boolean; grace?: number; overlayDir?: st
   const records = new NetworkRecords(dataDir);
   records.load(() => undefined);
   const clock = { now: Date.now() };
+  const reads = { scans: 0, of: [] as string[] };
+  const states = overlayStatesIn(o.overlayDir);
   const driver = new Driver({
+    overlayStates: {
+      forSubnet: (subnet) => { reads.scans += 1; return states.forSubnet(subnet); },
+      of: (network) => { reads.of.push(network); return states.of(network); },
+    },
     store, records, datapath, docker: o.docker === false ? undefined : docker, log, pluginName: 'vxnet',
     now: () => clock.now, endpointGraceMs: o.grace ?? 60_000, pendingGraceMs: 2 * (o.grace ?? 60_000),
     ...(o.overlayDir ? { overlayDir: o.overlayDir } : {}),
@@ -75,7 +84,7 @@ function fixture(t: Test, o: { docker?: boolean; grace?: number; overlayDir?: st
     if (!fn) throw new Error(`no method ${method}`);
     return fn(body as Record<string, unknown>);
   };
-  return { driver, store, calls, links, dockerNets, dataDir, clock, call };
+  return { driver, store, calls, links, dockerNets, dataDir, clock, reads, call };
 }
 
 const dockerNet = (id: string, name: string, subnet: string, endpoints: Array<[string, string]> = []): DockerNetwork => ({
@@ -382,4 +391,123 @@ t.test('the plugin socket: permissions, stale sockets, {"Err"} replies', async (
   const s3 = await listenUnix(app, fresh);
   closeOnTeardown(t, s3);
   t.equal(fs.statSync(join(dir, '..', 'new')).mode & 0o777, 0o700, 'a missing directory is made 0700');
+});
+
+/** An overlay agent's state directory with ov1 (block 10.240.3.0/24 of 10.240.0.0/16) and ov2, removed at the end. */
+function overlayDirWith(t: Test): { dir: string; ov1: LocalOverlayState } {
+  const dir = fs.mkdtempSync(join(tmpdir(), 'vxt-cnm-ov-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const ov1: LocalOverlayState = {
+    network: 'ov1', hostId: 'h1', vni: 4242, device: 'vxlan.4242', mtu: 1400,
+    blocks: [parseCidr('10.240.3.0/24')!], subnets: [parseCidr('10.240.0.0/16')!], updated: Date.now(),
+  };
+  writeLocalState(dir, ov1);
+  writeLocalState(dir, { ...ov1, network: 'ov2', vni: 4243, device: 'vxlan.4243', blocks: [parseCidr('10.241.9.0/24')!], subnets: [parseCidr('10.241.0.0/16')!] });
+  return { dir, ov1 };
+}
+
+t.test('options parsed once: a container start reads no overlay state for a bridge network, and only its own network\'s for an overlay one', async (t) => {
+  const { dir } = overlayDirWith(t);
+  const f = fixture(t, { overlayDir: dir });
+  const blue = await createNetwork(f, NID, 'blue', '10.232.20.0/24');
+  const ov = await createNetwork(f, 'f'.repeat(64), 'ov1', '10.240.0.0/16');
+  t.ok(f.reads.scans > 0, 'network create looks for an overlay network with the subnet');
+  f.reads.scans = 0;
+  f.reads.of.length = 0;
+  await attach(f, NID, blue, EID);
+  await f.call('IpamDriver.ReleaseAddress', { PoolID: blue, Address: '10.232.20.9' });
+  t.same(f.reads, { scans: 0, of: [] }, 'bridge network: RequestAddress, CreateEndpoint, Join, ReleaseAddress read no overlay state');
+  const a = await attach(f, 'f'.repeat(64), ov, EID2);
+  t.equal(a.address, '10.240.3.2/24');
+  t.equal(f.reads.scans, 0, 'overlay network: no scan of every state file');
+  t.ok(f.reads.of.length > 0 && f.reads.of.every((n) => n === 'ov1'), `only ov1's state file is read (${f.reads.of.join(', ')})`);
+});
+
+t.test('an overlay network whose state this host has lost (a reboot before the agent wrote it) is refused, not made a bridge network', async (t) => {
+  const { dir } = overlayDirWith(t);
+  const f = fixture(t, { overlayDir: dir });
+  const nid = 'f'.repeat(64);
+  const pool = await createNetwork(f, nid, 'ov1', '10.240.0.0/16');
+  fs.rmSync(join(dir, 'ov1.json'));
+  t.match(await f.call('IpamDriver.RequestAddress', { PoolID: pool, Address: '', Options: null }).catch((e: Error) => e),
+    { name: 'PluginNotAvailable', message: 'overlay network "ov1" has no state on this host (yet): is vxnetd\'s overlay agent running with this network?' });
+  t.same(await list(f), [], 'nothing allocated');
+  t.same(f.calls, [], 'no bridge made');
+});
+
+t.test('a lost record of an overlay network is recovered from Docker as that overlay network, with its block\'s gateway', async (t) => {
+  const { dir } = overlayDirWith(t);
+  const f = fixture(t, { overlayDir: dir });
+  const nid = 'f'.repeat(64);
+  f.dockerNets.set(nid, dockerNet(nid, 'dock-ov', '10.240.0.0/16'));
+  const a = await attach(f, nid, 'vxnet:10.240.0.0/16', EID);
+  t.equal(a.address, '10.240.3.2/24', 'an address of this host\'s block');
+  t.equal(a.join.Gateway, '10.240.3.1', 'the block\'s gateway, not the subnet\'s first address');
+  t.match(await list(f), [{ network: 'ov1', containerId: EID, runtime: 'docker' }], 'one allocation, in the overlay network, owned by the endpoint');
+  t.ok(f.calls.includes('routed ov1 vxlan.4242'), 'attached routed');
+  t.match(JSON.parse(fs.readFileSync(join(f.dataDir, 'docker', 'networks', `${nid}.json`), 'utf8')), { name: 'ov1', dockerName: 'dock-ov', mode: 'overlay', gateway: '10.240.3.1/24' });
+});
+
+t.test('records from before the mode: an overlay network\'s decided when vxnetd starts, and stored', async (t) => {
+  const { dir } = overlayDirWith(t);
+  const dataDir = fs.mkdtempSync(join(tmpdir(), 'vxt-cnm-'));
+  const recDir = join(dataDir, 'docker', 'networks');
+  fs.mkdirSync(recDir, { recursive: true });
+  const options = { ipMasq: true, natTable: 'vxnet', internal: false };
+  const nid = 'f'.repeat(64);
+  fs.writeFileSync(join(recDir, `${nid}.json`), JSON.stringify({ id: nid, name: 'ov1', dockerName: 'ov1', pool: '10.240.0.0/16', gateway: '10.240.3.1/24', options: { ...options, network: 'ov1' }, created: 1 }));
+  fs.writeFileSync(join(recDir, `${NID}.json`), JSON.stringify({ id: NID, name: 'blue', dockerName: 'blue', pool: '10.232.21.0/24', gateway: '10.232.21.1/24', options, created: 1 }));
+  const f = fixture(t, { overlayDir: dir, dataDir });
+  const mode = (id: string): unknown => JSON.parse(fs.readFileSync(join(recDir, `${id}.json`), 'utf8')).mode;
+  t.same([mode(nid), mode(NID)], ['overlay', undefined], 'a bridge network\'s stays undecided: a missing state file is no proof');
+  const a = await attach(f, nid, 'vxnet:10.240.0.0/16', EID);
+  t.equal(a.address, '10.240.3.2/24');
+  const b = await attach(f, NID, 'vxnet:10.232.21.0/24', EID2);
+  t.equal(b.address, '10.232.21.2/24');
+  t.match(f.calls, ['routed ov1 vxlan.4242', /^veth /, /^route /, 'bridge vx-blue blue gw=24 masq=true vxnet', /^veth /]);
+});
+
+t.test('unreadable records are reported with what is wrong, and skipped', async (t) => {
+  const dataDir = fs.mkdtempSync(join(tmpdir(), 'vxt-cnm-'));
+  t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  const recDir = join(dataDir, 'docker', 'networks');
+  fs.mkdirSync(recDir, { recursive: true });
+  fs.writeFileSync(join(recDir, `${NID}.json`), JSON.stringify({ id: NID, pool: 'nope', gateway: '10.0.0.1/24', options: {}, created: 1 }));
+  fs.writeFileSync(join(recDir, `${NID2}.json`), JSON.stringify({ id: NID, pool: '10.0.0.0/24', gateway: '10.0.0.1/24', options: {}, created: 1 }));
+  const bad: string[] = [];
+  const records = new NetworkRecords(dataDir);
+  records.load((file, err) => bad.push(`${file.slice(recDir.length + 1, recDir.length + 5)}: ${err.message}`));
+  t.same(bad.sort(), ['1111: "pool" "nope" is not an IPv4 CIDR', `2222: the record of network ${NID.slice(0, 12)} is in the wrong file`]);
+  t.same(records.all(), []);
+});
+
+t.test('overlay: a container whose address is in this host\'s second block gets that block\'s gateway', async (t) => {
+  const { dir, ov1 } = overlayDirWith(t);
+  writeLocalState(dir, { ...ov1, blocks: [parseCidr('10.240.3.0/24')!, parseCidr('10.240.7.0/24')!] });
+  const f = fixture(t, { overlayDir: dir });
+  const nid = 'f'.repeat(64);
+  const pool = await createNetwork(f, nid, 'ov1', '10.240.0.0/16');
+  const first = await attach(f, nid, pool, EID);
+  t.same([first.address, first.join.Gateway], ['10.240.3.2/24', '10.240.3.1']);
+  const second = await attach(f, nid, pool, EID2, '10.240.7.9');
+  t.equal(second.address, '10.240.7.9/24', 'the address with its block\'s prefix');
+  t.equal(second.join.Gateway, '10.240.7.1', 'and its block\'s gateway: the other block\'s is outside the container\'s subnet');
+});
+
+t.test('a record from before the mode whose overlay state is not written yet (a reboot): a bridge network until the agent writes it', async (t) => {
+  const { dir, ov1 } = overlayDirWith(t);
+  fs.rmSync(join(dir, 'ov1.json'));
+  const dataDir = fs.mkdtempSync(join(tmpdir(), 'vxt-cnm-'));
+  const recDir = join(dataDir, 'docker', 'networks');
+  fs.mkdirSync(recDir, { recursive: true });
+  const nid = 'f'.repeat(64);
+  const file = join(recDir, `${nid}.json`);
+  fs.writeFileSync(file, JSON.stringify({ id: nid, name: 'ov1', dockerName: 'ov1', pool: '10.240.0.0/16', gateway: '10.240.3.1/24', options: { ipMasq: true, natTable: 'vxnet', internal: false, network: 'ov1' }, created: 1 }));
+  const f = fixture(t, { overlayDir: dir, dataDir });
+  t.equal(JSON.parse(fs.readFileSync(file, 'utf8')).mode, undefined, 'not decided at start without the state');
+  writeLocalState(dir, ov1);
+  const a = await attach(f, nid, 'vxnet:10.240.0.0/16', EID);
+  t.equal(a.address, '10.240.3.2/24', 'served as the overlay network once the agent wrote its state');
+  t.equal(JSON.parse(fs.readFileSync(file, 'utf8')).mode, 'overlay', 'and stored so');
+  t.ok(f.calls.includes('routed ov1 vxlan.4242'));
 });

@@ -1,0 +1,87 @@
+// Docker's IpamDriver: pools and addresses. A PoolID describes itself (vxnet:CIDR[:RANGE]), so
+// pools need no state. RequestAddress comes before Docker says which endpoint the address is
+// for, so it is reserved under a pending owner (ipam/docker.ts), which CreateEndpoint claims.
+import { Ip, contains, formatCidr, formatIp, networkOf } from '../ipam/addr';
+import { releaseDockerAddress, reservePending } from '../ipam/docker';
+import { AddressUnavailable, DecodingFailure, NetworkConflict } from '../lib/errors';
+import type { Body, DriverContext, Handlers, Reply } from './context';
+import {
+  GATEWAY_REQUEST, GLOBAL_ADDRESS_SPACE, LOCAL_ADDRESS_SPACE, PoolSpec, bareIp, defaultGateway, optStr, parsePoolId, poolId,
+  requestPoolSpec, shortId, str, strMap,
+} from './model';
+import { overlayGateway } from './networks';
+
+export function ipamHandlers(ctx: DriverContext): Handlers {
+  return {
+    'IpamDriver.GetCapabilities': async () => ({ RequiresMACAddress: false, RequiresRequestReplay: false }),
+    'IpamDriver.GetDefaultAddressSpaces': async () => ({
+      LocalDefaultAddressSpace: LOCAL_ADDRESS_SPACE, GlobalDefaultAddressSpace: GLOBAL_ADDRESS_SPACE,
+    }),
+    'IpamDriver.RequestPool': async (b) => requestPool(ctx, b),
+    'IpamDriver.ReleasePool': async (b) => { parsePoolId(str(b, 'PoolID', 'ReleasePool'), 'ReleasePool'); return {}; },
+    'IpamDriver.RequestAddress': (b) => requestAddress(ctx, b),
+    'IpamDriver.ReleaseAddress': (b) => releaseAddress(ctx, b),
+  };
+}
+
+function requestPool(ctx: DriverContext, b: Body): Reply {
+  const spec = requestPoolSpec(b);
+  ctx.log.debug('pool requested', { pool: formatCidr(spec.pool), subPool: spec.subPool && formatCidr(spec.subPool) });
+  return { PoolID: poolId(spec), Pool: formatCidr(spec.pool), Data: {} };
+}
+
+async function requestAddress(ctx: DriverContext, b: Body): Promise<Reply> {
+  const m = 'RequestAddress';
+  const spec = parsePoolId(str(b, 'PoolID', m), m);
+  const address = optStr(b, 'Address', m);
+  const options = strMap(b, 'Options', m);
+  const requested = address === '' ? undefined : bareIp(address);
+  if (address !== '' && (!requested || requested.family !== 4)) throw new DecodingFailure(`${m}: "Address" ${JSON.stringify(address)} is not an IPv4 address`);
+  if (requested && !contains(networkOf(spec.pool), requested)) {
+    throw new AddressUnavailable(`${address} is not in the network's subnet ${formatCidr(spec.pool)}`);
+  }
+  if (options.RequestAddressType === GATEWAY_REQUEST) return gatewayAddress(ctx, spec, requested);
+  const rec = await ctx.networks.forPool(spec);
+  try {
+    const conf = ctx.networks.conf(rec, spec);
+    // Overlay: IPv4 only (Docker networks here are IPv4), from this host's block.
+    const sets = ctx.networks.isOverlay(rec) ? conf.rangeSets.flatMap((set, i) => (set[0]?.subnet.ip.family === 4 ? [i] : [])) : undefined;
+    const ip = await reservePending(ctx.store, conf, { ...(requested ? { requested } : {}), ...(sets ? { sets } : {}) });
+    ctx.log.debug('address reserved', { network: rec.name, address: ip.address, pending: ip.allocation.containerId });
+    return { Address: ip.address, Data: {} };
+  } catch (err) {
+    if (err instanceof NetworkConflict) {
+      throw new NetworkConflict(`docker network ${rec.dockerName ?? shortId(rec.id)} (subnet ${formatCidr(rec.pool)}) conflicts with vxnet network "${rec.name}": ${err.message}`);
+    }
+    throw err;
+  }
+}
+
+/**
+ * The gateway Docker asks for at `network create`, before CreateNetwork: not an allocation. On
+ * an overlay network it is this host's block's gateway, the address containers route through.
+ */
+function gatewayAddress(ctx: DriverContext, spec: PoolSpec, requested: Ip | undefined): Reply {
+  const ov = ctx.networks.overlayForPool(spec.pool);
+  if (ov) {
+    const gw = overlayGateway(ov);
+    if (requested && requested.value !== gw.ip.value) {
+      throw new AddressUnavailable(`on overlay network "${ov.network}" this host's gateway is ${formatIp(gw.ip)} (its block ${formatCidr(networkOf(gw))}); drop --gateway`);
+    }
+    return { Address: formatCidr(gw), Data: {} };
+  }
+  const gw = requested ?? defaultGateway(spec.pool);
+  return { Address: `${formatIp(gw)}/${spec.pool.prefix}`, Data: {} };
+}
+
+async function releaseAddress(ctx: DriverContext, b: Body): Promise<Reply> {
+  const m = 'ReleaseAddress';
+  const spec = parsePoolId(str(b, 'PoolID', m), m);
+  const ip = bareIp(str(b, 'Address', m));
+  if (!ip) throw new DecodingFailure(`${m}: "Address" ${JSON.stringify(b.Address)} is not an IP address`);
+  const rec = ctx.networks.withPool(spec.pool);
+  // Only Docker's own: the gateway Docker releases on network rm may be a CNI container's address.
+  const released = await releaseDockerAddress(ctx.store, ip, rec?.name);
+  for (const a of released) ctx.log.info('address released', { network: a.network, address: a.address, endpoint: shortId(a.containerId), container: a.name });
+  return {};
+}

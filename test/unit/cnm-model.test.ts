@@ -1,0 +1,84 @@
+// cnm/model.ts and cnm/state.ts, pure: the IPAM config a Docker pool and an overlay host's
+// blocks stand for (built from parsed values, and the same pool definition the CNI side
+// registers from text), PoolIDs checked as RequestPool checks them, network records decoded
+// into typed values with precise refusals.
+import t from 'tap';
+import { parseCidr, parseIp } from '../../ipam/addr';
+import { parseIpamConf, poolDefinition } from '../../ipam/config';
+import { blockRanges } from '../../overlay/local';
+import { ipamConfFor, overlayIpamConf, parsePoolId, parseNetworkOptions, poolId, requestPoolSpec } from '../../cnm/model';
+import { decodeRecord, encodeRecord, type NetworkRecord } from '../../cnm/state';
+import { caught } from '../ipam/helpers/errors';
+
+const cidr = (text: string) => {
+  const c = parseCidr(text);
+  if (!c) throw new Error(`test literal ${text}`);
+  return c;
+};
+const ipOf = (text: string) => {
+  const i = parseIp(text);
+  if (!i) throw new Error(`test literal ${text}`);
+  return i;
+};
+
+t.test('a pool\'s IPAM config: what the CNI side parses from the same ranges', async (t) => {
+  const whole = ipamConfFor('blue', { pool: cidr('10.232.5.0/24'), subPool: undefined }, ipOf('10.232.5.1'));
+  t.equal(poolDefinition(whole), poolDefinition(parseIpamConf('blue', { ranges: [[{ subnet: '10.232.5.0/24' }]] })));
+  const cut = ipamConfFor('blue', { pool: cidr('10.232.5.0/24'), subPool: cidr('10.232.5.0/25') }, ipOf('10.232.5.254'));
+  t.equal(poolDefinition(cut), poolDefinition(parseIpamConf('blue', { ranges: [[{ subnet: '10.232.5.0/24', rangeStart: '10.232.5.1', rangeEnd: '10.232.5.127', gateway: '10.232.5.254' }]] })),
+    '--ip-range cut to the subnet\'s host addresses, --gateway kept');
+  t.same(cut.routes, []);
+});
+
+t.test('an overlay host\'s IPAM config: the CNI plugin\'s overlay pool, one set per block', async (t) => {
+  const blocks = [cidr('10.240.3.0/24'), cidr('fd40:0:0:3::/64')];
+  const ov = { network: 'ov1', hostId: 'h', vni: 1, device: 'vxlan.1', mtu: 1400, blocks, updated: 0 };
+  t.equal(poolDefinition(overlayIpamConf(ov)), poolDefinition(parseIpamConf('ov1', { ranges: blockRanges(blocks) })));
+  t.equal(overlayIpamConf(ov).network, 'ov1');
+});
+
+t.test('PoolIDs: round trip, and what RequestPool refuses is refused when Docker hands it back', async (t) => {
+  const spec = requestPoolSpec({ Pool: '10.232.5.0/24', SubPool: '10.232.5.128/25' });
+  t.same(parsePoolId(poolId(spec), 'RequestAddress'), spec);
+  const bad = (id: string, why: string) => ({ name: 'DecodingFailure', code: 6, message: `RequestAddress: PoolID ${JSON.stringify(id)} is not a vxnet pool id (vxnet:CIDR[:CIDR]): ${why}` });
+  for (const [id, why] of [
+    ['10.0.0.0/24', 'no "vxnet:" prefix'],
+    ['vxnet:nope', 'not CIDRs'],
+    ['vxnet:10.0.0.0/24:10.0.0.0/25:x', 'not CIDRs'],
+    ['vxnet:10.0.0.1/24', '--subnet 10.0.0.1/24 has host bits set; the network is 10.0.0.0/24'],
+    ['vxnet:10.0.0.0/31', '--subnet 10.0.0.0/31 is too small to allocate from (at most /30)'],
+    ['vxnet:fd00::/64', 'not CIDRs'], // IPv6 has colons: never a vxnet pool id
+    ['vxnet:10.0.0.0/24:10.9.0.0/25', '--ip-range 10.9.0.0/25 is not inside --subnet 10.0.0.0/24'],
+    ['vxnet:10.0.0.0/24:10.0.0.0/32', '--ip-range 10.0.0.0/32 holds no host address of --subnet 10.0.0.0/24'],
+  ] as const) {
+    t.strictSame(caught(() => parsePoolId(id, 'RequestAddress')), bad(id, why), id);
+  }
+});
+
+t.test('RequestPool: an --ip-range without a host address is refused at network create', async (t) => {
+  t.strictSame(caught(() => requestPoolSpec({ Pool: '10.232.5.0/24', SubPool: '10.232.5.255/32' })),
+    { name: 'InvalidNetworkConfig', code: 7, message: '--ip-range 10.232.5.255/32 holds no host address of --subnet 10.232.5.0/24' });
+  t.same(requestPoolSpec({ Pool: '10.232.5.0/24', SubPool: '10.232.5.7/32' }).subPool, cidr('10.232.5.7/32'), 'one host address is enough');
+});
+
+const record: NetworkRecord = {
+  id: 'a'.repeat(64), name: 'blue', dockerName: 'blue', pool: cidr('10.232.5.0/24'), gateway: cidr('10.232.5.1/24'),
+  options: parseNetworkOptions({ 'com.docker.network.generic': { mtu: '1400', bridge: 'vxtbr' } }), mode: 'bridge', created: 5,
+};
+
+t.test('network records: typed in memory, text in the file, refused precisely when wrong', async (t) => {
+  const text = encodeRecord(record);
+  t.match(JSON.parse(text), { pool: '10.232.5.0/24', gateway: '10.232.5.1/24', mode: 'bridge', options: { mtu: 1400, bridge: 'vxtbr', ipMasq: true, natTable: 'vxnet' } });
+  t.same(decodeRecord(text), record, 'round trip');
+  const legacy = { ...JSON.parse(text) };
+  delete legacy.mode;
+  t.equal(decodeRecord(JSON.stringify(legacy)).mode, undefined, 'a record from before the mode: decided by the driver');
+  const wrong = (patch: Record<string, unknown>): string | undefined => caught(() => decodeRecord(JSON.stringify({ ...JSON.parse(text), ...patch })))?.message;
+  t.equal(wrong({ id: 'x' }), '"id" is not a Docker id');
+  t.equal(wrong({ pool: '10.232.5.0' }), '"pool" "10.232.5.0" is not an IPv4 CIDR');
+  t.equal(wrong({ gateway: 'fd00::1/64' }), '"gateway" "fd00::1/64" is not an IPv4 address/prefix');
+  t.equal(wrong({ mode: 'vlan' }), '"mode" "vlan" is neither bridge nor overlay');
+  t.equal(wrong({ name: '-x' }), '"name" "-x" is not a network name');
+  t.equal(wrong({ options: { mtu: 'big' } }), '"options.mtu" is "big"');
+  t.equal(wrong({ options: [] }), '"options" is not an object');
+});
