@@ -2,10 +2,11 @@
 // invalid field rejected with its name (InvalidNetworkConfig, code 7). Pure: in overlay mode
 // the host's local overlay state comes through the `readOverlay` argument (bridge mode never
 // calls it, so it reads no file).
-import { InvalidNetworkConfig, TryAgainLater, UnsupportedField } from '../lib/errors';
+import { InvalidNetworkConfig, PoolExhausted, TryAgainLater, UnsupportedField, VxnetError } from '../lib/errors';
 import { Cidr } from '../ipam/addr';
 import { IpamConf, parseIpamConf } from '../ipam/config';
 import { DEFAULT_LOCAL_DIR, LocalOverlayState, blockRanges, subnetsOf } from '../overlay/local';
+import { describeShortage } from '../overlay/plan';
 import { defaultBridgeName } from '../datapath/names';
 import { CniResult, parseResult } from './result';
 
@@ -62,9 +63,19 @@ export type OverlayStateReader = (dir: string, network: string) => LocalOverlayS
 /** Path of the state file for messages (the agent URI-encodes the network name). */
 const stateFileOf = (dir: string, network: string): string => `${dir.replace(/\/+$/, '')}/${encodeURIComponent(network)}.json`;
 
-/** Thrown by ADD and CHECK in overlay mode when the host has no state for the network. */
-export function missingOverlayState(conf: VxnetNetConf): TryAgainLater {
+/**
+ * Thrown by ADD and CHECK in overlay mode when the host has no block of the network. When the
+ * agent found the subnet full it says so (state.noBlock): PoolExhausted while every holder is
+ * alive, TryAgainLater once a dead host's block is in its grace period (the agent claims it
+ * when that ends). Otherwise the agent has not written a block (yet): TryAgainLater.
+ */
+export function missingOverlayState(conf: VxnetNetConf, now = Date.now()): VxnetError {
   const o = conf.overlay as OverlayConf;
+  const short = o.state?.noBlock;
+  if (short) {
+    const text = `network ${conf.name}: ${describeShortage(short, now, o.state?.hostId)} (${o.stateFile})`;
+    return short.nextReclaimableAt === undefined ? new PoolExhausted(text) : new TryAgainLater(text);
+  }
   return new TryAgainLater(o.state
     ? `network ${conf.name}: the overlay state at ${o.stateFile} lists no block for this host yet; is vxnetd running with --store etcd://... and this network defined?`
     : `network ${conf.name}: no overlay state at ${o.stateFile}; is vxnetd running with --store etcd://... and this network defined?`);
@@ -136,7 +147,7 @@ export function parseVxnetConf(conf: Record<string, unknown>, cniArgs: ReadonlyM
     // Routed attachment (datapath/routed.ts): everything leaves a container through its gateway.
     if (conf.isGateway === false) throw new InvalidNetworkConfig('isGateway: false is not possible in overlay mode: containers are routed through their block\'s gateway (omit isGateway)');
     // The overlay MTU (underlay minus the VXLAN overhead, or the network's) unless mtu is set.
-    mtu ??= overlay.state?.mtu;
+    if (overlay.state?.blocks.length) mtu ??= overlay.state.mtu;
     if (bool(conf, 'ipMasq', false) && overlay.state && !overlay.state.subnets?.length) {
       throw new InvalidNetworkConfig(`ipMasq: the overlay state at ${overlay.stateFile} does not list the network's subnets (a vxnetd that predates the field wrote it), and masquerading only the blocks would NAT traffic between hosts' containers; upgrade and restart vxnetd, or set ipMasq false`);
     }

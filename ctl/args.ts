@@ -188,19 +188,23 @@ JSON: {"dryRun", "checked", "note", "released": [allocation...], "veths": [...]}
     help: `Lists the hosts registered in the cluster store (etcd) by their vxnetd: one row per host
 and overlay network with its underlay address, VTEP MAC and IPs, blocks, and lease state
 ("alive (ttl Ns)"); then the blocks of hosts whose lease expired, with the time left before
-other hosts may reclaim them.
+other hosts may reclaim them. A host that joined a network whose subnet has no free block
+shows "none (subnet full)" in BLOCKS, and a line after the table says what it waits for: the
+subnet, its blocks, who holds them and when the first may be reclaimed.
 
 Options:
   --store URL         the cluster store, etcd://HOST:PORT[,HOST:PORT...] (default $VXNET_STORE;
                       one of the two is required). Gives up after a few seconds when etcd
                       does not answer.
   --block-grace SEC   the grace period vxnetd runs with (its --block-grace, default 600), for
-                      the "reclaimable in" column
+                      the "reclaimable in" times
 
 JSON: {"store", "hosts": [{"id", "underlay", "since", "lease", "ttlSeconds", "networks":
 [{"network", "mac", "vteps", "blocks"}]}], "blocks": [{"network", "block", "hostId", "since",
-"state", "orphanedAt"}]}; state is "held", "orphaned" or "reclaimable", ttlSeconds is null
-when the lease could not be read.`,
+"state", "orphanedAt"}], "waiting": [{"hostId", "network", "subnet", "blockPrefix", "blocks",
+"holders": [{"hostId", "block", "state", "reclaimableAt"}], "nextReclaimableAt"}]}; state is
+"held", "orphaned" or "reclaimable", times are epoch ms, ttlSeconds and the times are null
+when unknown.`,
   },
   {
     name: 'network create',

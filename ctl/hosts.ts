@@ -1,8 +1,11 @@
 // vxnetctl hosts: the overlay's hosts as the cluster store (etcd) holds them, through
 // overlay/registry.ts (listHosts, hostsRows), through ./cluster.ts (bounded: an etcd that does
-// not answer is one "cannot reach etcd" line after a few seconds).
+// not answer is one "cannot reach etcd" line after a few seconds). Hosts that joined a network
+// but found its subnet full (registered, no member record, no block) are listed as waiting,
+// with the subnet, who holds its blocks and when the first may be reclaimed.
 import { DEFAULT_OVERLAY_PREFIX } from '../overlay/records';
-import { HOSTS_COLUMNS, hostsRows, listHosts } from '../overlay/registry';
+import { BlockShortage, blockShortage, describeShortage, shortageToJson } from '../overlay/plan';
+import { HOSTS_COLUMNS, OverlayRegistry, hostsRows, listHosts } from '../overlay/registry';
 import { UsageError, type Values } from './args';
 import { clusterStore, withRegistry } from './cluster';
 import { type Ctx, writeJson } from './context';
@@ -18,18 +21,73 @@ export function hostsOptions(values: Values, env: Readonly<Record<string, string
   return { store, endpoints, graceMs: Number(graceText) * 1000 };
 }
 
+/** A live host that joined a network and has no block of it: the subnet is full. */
+export interface WaitingHost {
+  readonly hostId: string;
+  readonly network: string;
+  readonly shortage: BlockShortage;
+}
+
+/**
+ * The waiting hosts: registered with the network in their host record, without a member
+ * record in it, and a subnet of it without a block they could get (graceMs: what vxnetd runs
+ * with, for the reclaim times).
+ */
+export async function waitingHosts(reg: OverlayRegistry, now: number, graceMs: number): Promise<WaitingHost[]> {
+  const hosts = (await reg.hosts()).items;
+  const alive = new Set(hosts.map((h) => h.id));
+  const out: WaitingHost[] = [];
+  for (const network of await reg.networks()) {
+    const joined = hosts.filter((h) => h.networks.includes(network.name));
+    if (joined.length === 0) continue;
+    const members = new Set((await reg.members(network.name)).items.map((m) => m.id));
+    const leases = await reg.blocks(network.name);
+    for (const h of joined.filter((j) => !members.has(j.id))) {
+      for (const subnet of network.subnets) {
+        const blockPrefix = network.blockPrefix[subnet.ip.family];
+        if (blockPrefix === undefined) continue;
+        const shortage = blockShortage({ subnet, blockPrefix, leases, hostId: h.id, alive, now, graceMs });
+        if (shortage) { out.push({ hostId: h.id, network: network.name, shortage }); break; }
+      }
+    }
+  }
+  return out.sort((a, b) => a.hostId.localeCompare(b.hostId) || a.network.localeCompare(b.network));
+}
+
+/**
+ * The table's rows with the waiting hosts' networks in them: the host's row without a network
+ * takes it, else a row is added after the host's last one. Pure.
+ */
+export function withWaitingRows(rows: readonly string[][], waiting: readonly WaitingHost[]): string[][] {
+  const out = rows.map((r) => [...r]);
+  for (const w of waiting) {
+    const mine = out.map((r, i) => (r[0] === w.hostId ? i : -1)).filter((i) => i >= 0);
+    if (mine.length === 0) continue;
+    const bare = mine.find((i) => out[i][2] === '-');
+    const base = out[mine[mine.length - 1]];
+    const row = [w.hostId, base[1], w.network, '-', '-', 'none (subnet full)', base[6]];
+    if (bare !== undefined) out[bare] = row;
+    else out.splice(mine[mine.length - 1] + 1, 0, row);
+  }
+  return out;
+}
+
 export async function runHosts(values: Values, ctx: Ctx, prefix = DEFAULT_OVERLAY_PREFIX): Promise<void> {
   const { store, endpoints, graceMs } = hostsOptions(values, ctx.env);
   const now = ctx.now();
-  const listing = await withRegistry(endpoints, prefix, (reg) => listHosts(reg, now, graceMs));
+  const { listing, waiting } = await withRegistry(endpoints, prefix, async (reg) => ({
+    listing: await listHosts(reg, now, graceMs), waiting: await waitingHosts(reg, now, graceMs),
+  }));
   if (ctx.json) {
     writeJson(ctx, {
       store,
       hosts: listing.hosts.map((h) => ({ ...h, ttlSeconds: h.ttlSeconds ?? null })),
       blocks: listing.blocks.map((b) => ({ ...b, orphanedAt: b.orphanedAt ?? null })),
+      waiting: waiting.map((w) => ({ hostId: w.hostId, network: w.network, ...shortageToJson(w.shortage) })),
     });
     return;
   }
-  ctx.stdout(renderTable(HOSTS_COLUMNS, hostsRows(listing, now, graceMs)));
+  ctx.stdout(renderTable(HOSTS_COLUMNS, withWaitingRows(hostsRows(listing, now, graceMs), waiting)));
+  for (const w of waiting) ctx.stdout(`${w.hostId} waits for a block of ${w.network}: ${describeShortage(w.shortage, now)}\n`);
   if (listing.hosts.length === 0 && listing.blocks.length === 0) ctx.stdout(`(no overlay host registered in ${store})\n`);
 }

@@ -11,6 +11,15 @@
 // records.ts); the first peer that sees a host's member record vanish marks its blocks
 // orphaned, which starts their grace period.
 //
+// No free block. A network whose subnet has every block leased does not stop the agent: the
+// host registers, watches the network's members like any peer, and waits. Its local state says
+// why (the subnet, who holds its blocks, when the first may be reclaimed), so the CNI plugin's
+// error is true without etcd, and it logs the same once per change. It claims a block when one
+// can be had, without polling: a member's lease expiring arrives as a watch event, the orphan
+// mark it triggers starts the grace period, and a timer set for the end of that period
+// (orphanedAt + grace) tries again. Marks are also made when the host starts waiting, so a
+// holder that died while nobody watched is not waited for forever.
+//
 // Watching, not polling. Per network: one ranged read of the members at revision R, then a
 // watch from R+1, so every change after the snapshot arrives once and in order. Each event
 // updates the in-memory peer map and schedules a sync: syncs are serialized and coalesced (a
@@ -24,14 +33,14 @@
 // containers keep talking; blocks are local, so CNI ADDs keep working.
 import { EventEmitter } from 'node:events';
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
-import { NotFound } from '../lib/errors';
+import { NotFound, PoolExhausted, TryAgainLater } from '../lib/errors';
 import type { Logger } from '../lib/log';
 import { Cidr, Ip, formatCidr, formatIp } from '../ipam/addr';
 import type { Rtnl, RtnlChange } from '../net/rtnl';
 import { SyncReport, VtepProgrammer } from './apply';
 import { writeLocalState } from './local';
 import { LeaseKeeper } from './lease-keeper';
-import { OverlayNetwork, Peer, diffPeers, vtepMacFor, vxlanDeviceName } from './plan';
+import { BlockShortage, OverlayNetwork, Peer, blockShortage, describeShortage, diffPeers, shortageToJson, vtepMacFor, vxlanDeviceName } from './plan';
 import { DEFAULT_OVERLAY_PREFIX, MemberRecord, decodeMember, encodeHost, encodeMember, encodeUsage, lastSegment } from './records';
 import { OverlayRegistry, callOptions, etcdCall } from './registry';
 
@@ -81,8 +90,16 @@ export interface AgentComponents {
 
 interface NetState {
   network: OverlayNetwork;
+  /** One per subnet; empty while the host waits for a block (then `shortage` says why). */
   blocks: Cidr[];
-  programmer: VtepProgrammer;
+  /** Undefined until the host first has its blocks (no device before). */
+  programmer: VtepProgrammer | undefined;
+  shortage: BlockShortage | undefined;
+  /** What was last logged about the shortage (logged again only when it changes). */
+  shortageLogged?: string;
+  claimTimer?: NodeJS.Timeout;
+  claiming?: boolean;
+  claimAgain?: boolean;
   peers: Map<string, MemberRecord>;
   /** Events at or below this revision are already in `peers`. */
   floor: bigint;
@@ -144,25 +161,110 @@ export class OverlayAgent extends EventEmitter {
     return [...(this.nets.get(network)?.peers.values() ?? [])].filter((p) => p.id !== this.options.hostId);
   }
 
-  /** Defines the networks, leases blocks, creates the devices, registers, and starts watching. */
+  /** The reason this host has no block of a network, while it waits for one (after start). */
+  shortage(network: string): BlockShortage | undefined {
+    return this.nets.get(network)?.shortage;
+  }
+
+  /**
+   * Defines the networks, leases blocks, creates the devices, registers, and starts watching.
+   * A network with no free block is joined all the same and waits for one (see the top).
+   */
   async start(): Promise<void> {
-    const { hostId, underlay } = this.options;
     for (const network of await this.definitions()) {
-      const blocks = await this.leaseBlocks(network);
-      const programmer = new VtepProgrammer(this.c.rtnl, {
-        hostId, vni: network.vni, device: vxlanDeviceName(network.vni), underlay, mac: vtepMacFor(hostId, network.vni),
-        ...(network.mtu !== undefined ? { mtu: network.mtu } : {}), port: network.port, blocks,
-      }, this.log.child({ network: network.name }));
+      const ns: NetState = {
+        network, blocks: [], programmer: undefined, shortage: undefined, peers: new Map(), floor: 0n, running: false, dirty: false, lastSynced: [], index: undefined,
+      };
+      const got = await this.leaseBlocks(network);
       // The device first, so peers that learn about us find our VTEP ready.
-      const dev = await programmer.ensureDevice();
-      this.writeLocal(network, blocks, dev.mtu);
-      this.nets.set(network.name, {
-        network, blocks, programmer, peers: new Map(), floor: 0n, running: false, dirty: false, lastSynced: [], index: dev.index,
-      });
+      if (got.blocks) await this.takeBlocks(ns, got.blocks);
+      else this.waitFor(ns, got.shortage);
+      this.nets.set(network.name, ns);
     }
     this.monitor = this.c.monitor?.((changes) => this.onKernelChange(changes));
     await etcdCall('register', () => this.register());
     for (const ns of this.nets.values()) await this.watch(ns);
+    // Registered now: the orphan marks made while claiming cannot take this host for dead.
+    for (const ns of this.nets.values()) if (ns.shortage) void this.claim(ns);
+  }
+
+  /** Gives a network its blocks: the device (created or re-addressed), the local state. */
+  private async takeBlocks(ns: NetState, blocks: Cidr[]): Promise<void> {
+    const { hostId, underlay } = this.options;
+    const { network } = ns;
+    if (ns.programmer) ns.programmer.setBlocks(blocks);
+    else {
+      ns.programmer = new VtepProgrammer(this.c.rtnl, {
+        hostId, vni: network.vni, device: vxlanDeviceName(network.vni), underlay, mac: vtepMacFor(hostId, network.vni),
+        ...(network.mtu !== undefined ? { mtu: network.mtu } : {}), port: network.port, blocks,
+      }, this.log.child({ network: network.name }));
+    }
+    const dev = await ns.programmer.ensureDevice();
+    ns.index = dev.index;
+    ns.blocks = blocks;
+    ns.shortage = undefined;
+    ns.shortageLogged = undefined;
+    if (ns.claimTimer) { clearTimeout(ns.claimTimer); ns.claimTimer = undefined; }
+    this.writeLocal(network, blocks, dev.mtu);
+  }
+
+  /** Records (local state, log) that a network has no block for this host, and why. */
+  private waitFor(ns: NetState, shortage: BlockShortage): void {
+    ns.blocks = [];
+    ns.shortage = shortage;
+    const json = JSON.stringify(shortageToJson(shortage));
+    if (json !== ns.shortageLogged) {
+      ns.shortageLogged = json;
+      this.log.warn('no free block; waiting for one', { network: ns.network.name, reason: describeShortage(shortage, this.now(), this.options.hostId) });
+    }
+    this.writeLocal(ns.network, [], ns.network.mtu ?? 0, shortage);
+  }
+
+  /**
+   * Tries to get a waiting network its blocks: marks the blocks of dead holders orphaned, then
+   * leases. Still none: waits, with a timer for the end of the first grace period running.
+   * Serialized per network; a call while one runs runs once more after it.
+   */
+  private async claim(ns: NetState): Promise<void> {
+    if (this.stopped || !ns.shortage) return;
+    if (ns.claiming) { ns.claimAgain = true; return; }
+    ns.claiming = true;
+    if (ns.claimTimer) { clearTimeout(ns.claimTimer); ns.claimTimer = undefined; }
+    try {
+      await this.registry.markOrphans(ns.network.name, this.now());
+      const got = await this.leaseBlocks(ns.network);
+      if (this.stopped) return;
+      if (got.blocks) {
+        await this.takeBlocks(ns, got.blocks);
+        await this.putMember(ns);
+        this.schedule(ns);
+        return;
+      }
+      this.waitFor(ns, got.shortage);
+      const next = got.shortage.nextReclaimableAt;
+      // A few ms past the end: chooseBlock wants now - orphanedAt >= grace.
+      if (next !== undefined) this.armClaim(ns, Math.max(0, next - this.now()) + 5);
+    } catch (err) {
+      this.log.warn('claiming a block failed; retrying', { network: ns.network.name, error: (err as Error).message });
+      this.armClaim(ns, this.retryMs);
+    } finally {
+      ns.claiming = false;
+      if (ns.claimAgain && !this.stopped) { ns.claimAgain = false; void this.claim(ns); }
+    }
+  }
+
+  private armClaim(ns: NetState, ms: number): void {
+    if (ns.claimTimer) clearTimeout(ns.claimTimer);
+    ns.claimTimer = setTimeout(() => { ns.claimTimer = undefined; void this.claim(ns); }, ms);
+  }
+
+  /** Writes a network's member record under the current lease (none yet: register() will). */
+  private async putMember(ns: NetState): Promise<void> {
+    const lease = this.lease;
+    if (!lease || ns.blocks.length === 0) return;
+    const { hostId, underlay } = this.options;
+    await etcdCall('write the member record', () => lease.lease.put(this.registry.k.member(ns.network.name, hostId))
+      .value(encodeMember({ underlay, mac: vtepMacFor(hostId, ns.network.vni), blocks: ns.blocks })).exec());
   }
 
   /** The definitions of the networks this host joins, as the cluster store holds them. */
@@ -180,20 +282,45 @@ export class OverlayAgent extends EventEmitter {
     return out;
   }
 
-  private async leaseBlocks(network: OverlayNetwork): Promise<Cidr[]> {
+  /**
+   * A block per subnet, or why a subnet has none for this host (blocks leased in the other
+   * subnets stay this host's and come back as its own on the next try).
+   */
+  private async leaseBlocks(network: OverlayNetwork): Promise<{ blocks: Cidr[]; shortage?: undefined } | { blocks?: undefined; shortage: BlockShortage }> {
     const blocks: Cidr[] = [];
     for (const subnet of network.subnets) {
-      const r = await this.registry.leaseBlock(network, subnet, this.options.hostId, this.now, this.graceMs);
-      this.log.info('leased block', { network: network.name, block: formatCidr(r.block), kind: r.kind });
-      blocks.push(r.block);
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const r = await this.registry.leaseBlock(network, subnet, this.options.hostId, this.now, this.graceMs);
+          this.log.info('leased block', { network: network.name, block: formatCidr(r.block), kind: r.kind });
+          blocks.push(r.block);
+          break;
+        } catch (err) {
+          if (!(err instanceof PoolExhausted)) throw err;
+          const shortage = await this.shortageIn(network, subnet);
+          if (shortage) return { shortage };
+          // A block came free between the two reads: lease again.
+          if (attempt >= 3) throw new TryAgainLater(`overlay network ${network.name}: the blocks of ${formatCidr(subnet)} keep changing`);
+        }
+      }
     }
-    return blocks;
+    return { blocks };
   }
 
-  private writeLocal(network: OverlayNetwork, blocks: Cidr[], mtu: number): void {
+  /** Why this host gets no block in the subnet now; undefined when it would get one. */
+  private async shortageIn(network: OverlayNetwork, subnet: Cidr): Promise<BlockShortage | undefined> {
+    const alive = new Set((await this.registry.hosts()).items.map((h) => h.id));
+    alive.add(this.options.hostId);
+    const leases = await this.registry.blocks(network.name);
+    const blockPrefix = network.blockPrefix[subnet.ip.family] as number;
+    return blockShortage({ subnet, blockPrefix, leases, hostId: this.options.hostId, alive, now: this.now(), graceMs: this.graceMs });
+  }
+
+  private writeLocal(network: OverlayNetwork, blocks: Cidr[], mtu: number, noBlock?: BlockShortage): void {
     if (this.options.localDir === undefined) return;
     writeLocalState(this.options.localDir, {
-      network: network.name, hostId: this.options.hostId, vni: network.vni, device: vxlanDeviceName(network.vni), mtu, blocks, subnets: [...network.subnets], updated: this.now(),
+      network: network.name, hostId: this.options.hostId, vni: network.vni, device: vxlanDeviceName(network.vni), mtu, blocks, subnets: [...network.subnets],
+      ...(noBlock ? { noBlock } : {}), updated: this.now(),
     });
   }
 
@@ -216,6 +343,7 @@ export class OverlayAgent extends EventEmitter {
       const k = this.registry.k;
       await lease.lease.put(k.host(hostId)).value(encodeHost({ id: hostId, underlay, since: this.now(), networks: [...this.nets.keys()] })).exec();
       for (const ns of this.nets.values()) {
+        if (ns.blocks.length === 0) continue; // waiting for a block: claim() writes it
         await lease.lease.put(k.member(ns.network.name, hostId))
           .value(encodeMember({ underlay, mac: vtepMacFor(hostId, ns.network.vni), blocks: ns.blocks })).exec();
       }
@@ -243,6 +371,7 @@ export class OverlayAgent extends EventEmitter {
     this.publishing = true;
     try {
       for (const ns of this.nets.values()) {
+        if (ns.blocks.length === 0) continue;
         const counts = await usage(ns.network.name, ns.blocks);
         const blocks = ns.blocks.map((block, i) => ({ block, used: counts[i] ?? 0 }));
         const key = JSON.stringify(blocks.map((b) => [formatCidr(b.block), b.used]));
@@ -264,18 +393,24 @@ export class OverlayAgent extends EventEmitter {
       if (this.stopped) return;
       try {
         for (const ns of this.nets.values()) {
-          const blocks = await this.leaseBlocks(ns.network);
+          if (ns.shortage) continue; // waiting: claim() goes on
+          const got = await this.leaseBlocks(ns.network);
+          if (!got.blocks) {
+            // Away longer than the grace period, and the subnet filled up meanwhile.
+            this.log.error('came back to no free block: containers on the old ones are unreachable', { network: ns.network.name, before: ns.blocks.map(formatCidr) });
+            this.waitFor(ns, got.shortage);
+            continue;
+          }
+          const blocks = got.blocks;
           if (blocks.map(formatCidr).join() !== ns.blocks.map(formatCidr).join()) {
             this.log.error('came back with different blocks: containers on the old ones are unreachable', {
               network: ns.network.name, before: ns.blocks.map(formatCidr), after: blocks.map(formatCidr),
             });
-            ns.blocks = blocks;
-            ns.programmer.setBlocks(blocks);
-            const dev = await ns.programmer.ensureDevice();
-            this.writeLocal(ns.network, blocks, dev.mtu);
+            await this.takeBlocks(ns, blocks);
           }
         }
         await this.register();
+        for (const ns of this.nets.values()) if (ns.shortage) void this.claim(ns);
       } catch (err) {
         this.log.warn('registration failed; retrying', { error: (err as Error).message });
         this.registerTimer = setTimeout(() => void attempt(), this.retryMs);
@@ -318,6 +453,7 @@ export class OverlayAgent extends EventEmitter {
       ns.peers.set(id, m);
     } else {
       ns.peers.delete(id);
+      // A waiting host marks too: it may be the only one left to.
       if (id !== this.options.hostId) this.scheduleOrphanMark(ns);
     }
     this.schedule(ns);
@@ -346,7 +482,11 @@ export class OverlayAgent extends EventEmitter {
         .catch((err) => this.log.debug('marking orphaned blocks failed', { error: (err as Error).message }))
         .finally(() => {
           if (ns.markAgain && !this.stopped) pass();
-          else ns.marking = false;
+          else {
+            ns.marking = false;
+            // The marks start grace periods: a waiting host sets its timer for the first end.
+            if (ns.shortage) void this.claim(ns);
+          }
         });
     };
     pass();
@@ -363,9 +503,12 @@ export class OverlayAgent extends EventEmitter {
     try {
       while (ns.dirty && !this.stopped) {
         ns.dirty = false;
+        // No device (or no block) while waiting for one: claim() schedules a sync once it has it.
+        const programmer = ns.programmer;
+        if (!programmer || ns.blocks.length === 0) break;
         const peers = [...ns.peers.values()];
         try {
-          const report = await ns.programmer.sync(peers);
+          const report = await programmer.sync(peers);
           ns.index = report.index;
           for (const e of diffPeers(ns.lastSynced, peers.filter((p) => p.id !== this.options.hostId))) {
             this.log.info(`peer ${e.type}`, { network: ns.network.name, peer: e.peer.id, underlay: formatIp(e.peer.underlay) });
@@ -394,6 +537,7 @@ export class OverlayAgent extends EventEmitter {
     this.monitor?.close();
     for (const ns of this.nets.values()) {
       if (ns.retry) clearTimeout(ns.retry);
+      if (ns.claimTimer) clearTimeout(ns.claimTimer);
       await ns.watcher?.cancel().catch(() => undefined);
     }
     const lease = this.lease;

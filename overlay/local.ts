@@ -1,7 +1,9 @@
 // What the CNI plugin needs of the overlay, kept on the host so no ADD waits on etcd: per
 // overlay network, this host's blocks, the VNI, the device and the overlay MTU. The agent
 // writes it (atomically: temp file + rename) whenever its blocks or the MTU change; the
-// plugin reads it. If etcd is down, ADDs keep working from the last file.
+// plugin reads it. If etcd is down, ADDs keep working from the last file. A host that found
+// every block of the network taken writes the file with no block and the reason (`noBlock`),
+// so the plugin's error says what is true without asking etcd.
 //
 // File: <dir>/<network>.json (dir default /run/vxnet/overlay), the network name URI-encoded.
 // blockRanges() turns the blocks into IPAM ranges: the block's first address is the VTEP
@@ -10,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Cidr, formatCidr, formatIp, parseCidr } from '../ipam/addr';
-import { gatewayOf } from './plan';
+import { BlockShortage, gatewayOf, shortageFromJson, shortageToJson } from './plan';
 import type { RoutedNetworkSpec } from '../datapath/routed';
 
 export const DEFAULT_LOCAL_DIR = '/run/vxnet/overlay';
@@ -28,6 +30,11 @@ export interface LocalOverlayState {
    * Optional: files written before the field existed lack it.
    */
   readonly subnets?: readonly Cidr[];
+  /**
+   * Set while the host waits for a block (blocks is empty): the subnet it found full, who holds
+   * its blocks, when the first may be reclaimed. mtu is the network's, or 0 (unknown) then.
+   */
+  readonly noBlock?: BlockShortage;
   /** Epoch ms of the write. */
   readonly updated: number;
 }
@@ -35,7 +42,9 @@ export interface LocalOverlayState {
 const fileOf = (dir: string, network: string): string => path.join(dir, `${encodeURIComponent(network)}.json`);
 
 export function encodeLocalState(s: LocalOverlayState): string {
-  return `${JSON.stringify({ ...s, blocks: s.blocks.map(formatCidr), ...(s.subnets ? { subnets: s.subnets.map(formatCidr) } : {}) }, null, 2)}\n`;
+  return `${JSON.stringify({
+    ...s, blocks: s.blocks.map(formatCidr), ...(s.subnets ? { subnets: s.subnets.map(formatCidr) } : {}), ...(s.noBlock ? { noBlock: shortageToJson(s.noBlock) } : {}),
+  }, null, 2)}\n`;
 }
 
 export function decodeLocalState(text: string): LocalOverlayState | undefined {
@@ -54,9 +63,11 @@ export function decodeLocalState(text: string): LocalOverlayState | undefined {
     if (parsed.some((b) => !b)) return undefined;
     subnets = parsed as Cidr[];
   }
+  const noBlock = o.noBlock === undefined ? undefined : shortageFromJson(o.noBlock);
+  if (o.noBlock !== undefined && !noBlock) return undefined;
   return {
     network: o.network, hostId: o.hostId, vni: o.vni, device: o.device, mtu: o.mtu, updated: o.updated, blocks: blocks as Cidr[],
-    ...(subnets ? { subnets } : {}),
+    ...(subnets ? { subnets } : {}), ...(noBlock ? { noBlock } : {}),
   };
 }
 

@@ -354,3 +354,104 @@ export const leasesToOrphan = (leases: readonly BlockLease[], alive: ReadonlySet
 /** Leases marked orphaned whose holder is alive again: clear the mark (it came back in its grace period). */
 export const leasesToRevive = (leases: readonly BlockLease[], alive: ReadonlySet<string>): BlockLease[] =>
   leases.filter((l) => alive.has(l.hostId) && l.orphanedAt !== undefined);
+
+// --- no free block ------------------------------------------------------------------------
+
+/** One leased block of a full subnet, as a host waiting for a block sees it. */
+export interface ShortageHolder {
+  readonly hostId: string;
+  readonly block: Cidr;
+  /** held: its host's lease is alive; orphaned: expired, grace period running or not started yet; reclaimable: grace over. */
+  readonly state: 'held' | 'orphaned' | 'reclaimable';
+  /** When its grace period ends (orphanedAt + grace); undefined while held or not marked yet. */
+  readonly reclaimableAt: number | undefined;
+}
+
+/** Why a host has no block in a subnet: every block is leased. */
+export interface BlockShortage {
+  readonly subnet: Cidr;
+  readonly blockPrefix: number;
+  /** How many blocks the subnet has (every one of them leased). */
+  readonly blocks: number;
+  /** The leases, lowest block first. */
+  readonly holders: readonly ShortageHolder[];
+  /** When the first orphaned block's grace period ends; undefined when no block is orphaned. */
+  readonly nextReclaimableAt: number | undefined;
+}
+
+/**
+ * What a host asking for a block in the subnet is told when chooseBlock has none for it;
+ * undefined when chooseBlock has one. Pure.
+ */
+export function blockShortage(req: BlockRequest): BlockShortage | undefined {
+  if (chooseBlock(req)) return undefined;
+  const { subnet, blockPrefix } = req;
+  const holders: ShortageHolder[] = req.leases
+    .filter((l) => l.block.prefix === blockPrefix && contains(subnet, l.block.ip))
+    .sort((a, b) => (a.block.ip.value < b.block.ip.value ? -1 : a.block.ip.value > b.block.ip.value ? 1 : 0))
+    .map((l) => {
+      const alive = req.alive.has(l.hostId);
+      const reclaimableAt = !alive && l.orphanedAt !== undefined ? l.orphanedAt + req.graceMs : undefined;
+      const state = alive ? 'held' : reclaimable(l, req.alive, req.now, req.graceMs) ? 'reclaimable' : 'orphaned';
+      return { hostId: l.hostId, block: networkOf(l.block), state, reclaimableAt };
+    });
+  const times = holders.flatMap((h) => (h.reclaimableAt === undefined ? [] : [h.reclaimableAt]));
+  return {
+    subnet, blockPrefix, blocks: Number(blockCount(subnet, blockPrefix)), holders,
+    nextReclaimableAt: times.length > 0 ? Math.min(...times) : undefined,
+  };
+}
+
+/** More holders than this are summed up as "and N more" in messages. */
+const HOLDERS_SHOWN = 8;
+
+const clock = (ms: number): string => `${new Date(ms).toISOString().slice(11, 19)}Z`;
+
+function describeHolder(h: ShortageHolder, now: number): string {
+  if (h.state === 'held') return `${h.hostId} (${formatCidr(h.block)}, alive)`;
+  if (h.reclaimableAt === undefined) return `${h.hostId} (${formatCidr(h.block)}, expired, grace period not started)`;
+  if (h.state === 'reclaimable') return `${h.hostId} (${formatCidr(h.block)}, expired, reclaimable)`;
+  return `${h.hostId} (${formatCidr(h.block)}, expired, reclaimable in ${Math.max(0, Math.ceil((h.reclaimableAt - now) / 1000))} s at ${clock(h.reclaimableAt)})`;
+}
+
+/**
+ * One line for an operator: "no free /24 block in 10.235.0.0/23 [for host H]: both blocks are
+ * held (a (10.235.0.0/24, alive), b (10.235.1.0/24, expired, reclaimable in 4 s at 16:01:02Z))",
+ * and what happens next. Pure.
+ */
+export function describeShortage(s: BlockShortage, now: number, hostId?: string): string {
+  const all = s.blocks === 1 ? 'its only block is held' : s.blocks === 2 ? 'both blocks are held' : `all ${s.blocks} blocks are held`;
+  const shown = s.holders.slice(0, HOLDERS_SHOWN).map((h) => describeHolder(h, now));
+  if (s.holders.length > HOLDERS_SHOWN) shown.push(`and ${s.holders.length - HOLDERS_SHOWN} more`);
+  const next = s.nextReclaimableAt === undefined
+    ? 'none becomes free before its host\'s lease expires and the grace period after it passes'
+    : 'vxnetd claims one as soon as its grace period is over';
+  return `no free /${s.blockPrefix} block in ${formatCidr(s.subnet)}${hostId !== undefined ? ` for host ${hostId}` : ''}: ${all} (${shown.join(', ')}); ${next}`;
+}
+
+/** The JSON form (state files, vxnetctl hosts --json); times are epoch ms, null when unknown. */
+export function shortageToJson(s: BlockShortage): Record<string, unknown> {
+  return {
+    subnet: formatCidr(s.subnet), blockPrefix: s.blockPrefix, blocks: s.blocks,
+    holders: s.holders.map((h) => ({ hostId: h.hostId, block: formatCidr(h.block), state: h.state, reclaimableAt: h.reclaimableAt ?? null })),
+    nextReclaimableAt: s.nextReclaimableAt ?? null,
+  };
+}
+
+/** shortageToJson's inverse; undefined when the value is not one. */
+export function shortageFromJson(v: unknown): BlockShortage | undefined {
+  const time = (x: unknown): number | undefined | false => (x === null || x === undefined ? undefined : typeof x === 'number' ? x : false);
+  if (!isObject(v) || typeof v.subnet !== 'string' || typeof v.blockPrefix !== 'number' || typeof v.blocks !== 'number' || !Array.isArray(v.holders)) return undefined;
+  const subnet = parseCidr(v.subnet);
+  const next = time(v.nextReclaimableAt);
+  if (!subnet || next === false) return undefined;
+  const holders: ShortageHolder[] = [];
+  for (const h of v.holders as unknown[]) {
+    if (!isObject(h) || typeof h.hostId !== 'string' || typeof h.block !== 'string') return undefined;
+    const block = parseCidr(h.block);
+    const at = time(h.reclaimableAt);
+    if (!block || at === false || (h.state !== 'held' && h.state !== 'orphaned' && h.state !== 'reclaimable')) return undefined;
+    holders.push({ hostId: h.hostId, block, state: h.state, reclaimableAt: at });
+  }
+  return { subnet, blockPrefix: v.blockPrefix, blocks: v.blocks, holders, nextReclaimableAt: next };
+}

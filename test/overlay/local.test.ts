@@ -24,6 +24,17 @@ t.test('write, read back, replace atomically', async (t) => {
   t.equal(decodeLocalState(encodeLocalState(s).replace('"10.237.3.0/24"', '"x"')), undefined);
 });
 
+t.test('a host with no block: the reason round-trips (the plugin reads it)', async (t) => {
+  const noBlock = {
+    subnet: cidr('10.235.0.0/23'), blockPrefix: 24, blocks: 2, nextReclaimableAt: 9000,
+    holders: [{ hostId: 'a', block: cidr('10.235.0.0/24'), state: 'held' as const, reclaimableAt: undefined },
+      { hostId: 'b', block: cidr('10.235.1.0/24'), state: 'orphaned' as const, reclaimableAt: 9000 }],
+  };
+  const s = { network: 'ov', hostId: 'c', vni: 42, device: 'vxlan.42', mtu: 0, blocks: [], subnets: [cidr('10.235.0.0/23')], noBlock, updated: 7 };
+  t.same(decodeLocalState(encodeLocalState(s)), s);
+  t.equal(decodeLocalState(encodeLocalState(s).replace('"held"', '"gone"')), undefined, 'a malformed reason: not a state');
+});
+
 t.test('blockRanges: VTEP .0, gateway .1, containers from .2; valid IPAM ranges', async (t) => {
   const r = blockRanges([cidr('10.237.3.0/24'), cidr('fd37:0:0:3::/64')]);
   t.same(r, [[{ subnet: '10.237.3.0/24', rangeStart: '10.237.3.2', gateway: '10.237.3.1' }],

@@ -3,8 +3,8 @@
 import t from 'tap';
 import { Cidr, Ip, formatCidr, formatIp, parseCidr, parseIp } from '../../ipam/addr';
 import {
-  BlockLease, EMPTY, Entries, Peer, chooseBlock, describeEntries, desiredEntries, diffEntries, diffPeers, entriesFor,
-  isEmptyDiff, leasesToOrphan, leasesToRevive, overlayMtu, overlayNetworkToJson, parseOverlayNetwork, vtepMacFor,
+  BlockLease, EMPTY, Entries, Peer, blockShortage, chooseBlock, describeEntries, describeShortage, desiredEntries, diffEntries, diffPeers, entriesFor,
+  isEmptyDiff, leasesToOrphan, leasesToRevive, overlayMtu, overlayNetworkToJson, parseOverlayNetwork, shortageFromJson, shortageToJson, vtepMacFor,
   vxlanDeviceName,
 } from '../../overlay/plan';
 import { caught, invalidConf } from '../ipam/helpers/errors';
@@ -152,6 +152,40 @@ t.test('chooseBlock: own block back, lowest free, reclaim after grace, full', as
   const r = chooseBlock({ subnet: cidr('10.0.0.0/8'), blockPrefix: 24, leases: big, hostId: 'new', alive: new Set(), now: 0, graceMs: 0 });
   t.equal(r && formatCidr(r.block), '10.19.136.0/24', '5000 leases: block 5000');
   t.ok(process.hrtime.bigint() - start < 200_000_000n, '5000 leases chosen within 200 ms');
+});
+
+t.test('blockShortage: why a full subnet has no block for a host, and when the first may be reclaimed', async (t) => {
+  const subnet = cidr('10.235.0.0/23'); // two /24s
+  const lease = (b: string, hostId: string, orphanedAt?: number): BlockLease => ({ block: cidr(b), hostId, ...(orphanedAt !== undefined ? { orphanedAt } : {}) });
+  const req = (leases: BlockLease[], alive: string[], now: number) => ({ subnet, blockPrefix: 24, leases, hostId: 'c', alive: new Set(alive), now, graceMs: 6000 });
+  t.equal(blockShortage(req([lease('10.235.0.0/24', 'a')], ['a'], 0)), undefined, 'a free block: no shortage');
+  t.equal(blockShortage(req([lease('10.235.0.0/24', 'a'), lease('10.235.1.0/24', 'c')], ['a'], 0)), undefined, 'its own block: no shortage');
+  t.equal(blockShortage(req([lease('10.235.0.0/24', 'a'), lease('10.235.1.0/24', 'b', 1000)], ['a'], 7000)), undefined, 'a reclaimable block: no shortage');
+
+  const alive = blockShortage(req([lease('10.235.1.0/24', 'b'), lease('10.235.0.0/24', 'a')], ['a', 'b'], 0));
+  t.same(alive && shortageToJson(alive), {
+    subnet: '10.235.0.0/23', blockPrefix: 24, blocks: 2, nextReclaimableAt: null,
+    holders: [{ hostId: 'a', block: '10.235.0.0/24', state: 'held', reclaimableAt: null }, { hostId: 'b', block: '10.235.1.0/24', state: 'held', reclaimableAt: null }],
+  }, 'both held, lowest block first');
+  t.equal(describeShortage(alive!, 0, 'c'), 'no free /24 block in 10.235.0.0/23 for host c: both blocks are held (a (10.235.0.0/24, alive), b (10.235.1.0/24, alive)); none becomes free before its host\'s lease expires and the grace period after it passes');
+
+  const t0 = Date.parse('2026-12-04T16:00:00Z');
+  const grace = blockShortage(req([lease('10.235.0.0/24', 'a'), lease('10.235.1.0/24', 'b', t0)], ['a'], t0 + 1500));
+  t.equal(grace?.nextReclaimableAt, t0 + 6000, 'reclaimable at orphanedAt + grace');
+  t.equal(describeShortage(grace!, t0 + 1500), 'no free /24 block in 10.235.0.0/23: both blocks are held (a (10.235.0.0/24, alive), b (10.235.1.0/24, expired, reclaimable in 5 s at 16:00:06Z)); vxnetd claims one as soon as its grace period is over');
+  const unmarked = blockShortage(req([lease('10.235.0.0/24', 'a'), lease('10.235.1.0/24', 'b')], ['a'], 0));
+  t.match(describeShortage(unmarked!, 0), /b \(10\.235\.1\.0\/24, expired, grace period not started\)/, 'a dead holder not marked yet');
+  t.equal(unmarked?.nextReclaimableAt, undefined);
+
+  const many = Array.from({ length: 16 }, (_, i) => lease(`10.236.${i}.0/24`, `h${i}`));
+  const big = blockShortage({ subnet: cidr('10.236.0.0/20'), blockPrefix: 24, leases: many, hostId: 'x', alive: new Set(many.map((l) => l.hostId)), now: 0, graceMs: 0 });
+  t.match(describeShortage(big!, 0), /^no free \/24 block in 10\.236\.0\.0\/20: all 16 blocks are held \(h0 .*h7 \(10\.236\.7\.0\/24, alive\), and 8 more\)/, 'many holders: the first eight, then a count');
+
+  for (const s of [alive!, grace!, unmarked!]) t.same(shortageFromJson(JSON.parse(JSON.stringify(shortageToJson(s)))), s, 'JSON round trip');
+  for (const bad of [null, {}, { ...shortageToJson(alive!), subnet: 'x' }, { ...shortageToJson(alive!), holders: [{ hostId: 'a', block: '10.235.0.0/24', state: 'gone' }] },
+    { ...shortageToJson(alive!), nextReclaimableAt: 'soon' }]) {
+    t.equal(shortageFromJson(bad), undefined, `rejected: ${JSON.stringify(bad)}`);
+  }
 });
 
 t.test('orphan marks: set when the holder has no lease, cleared when it is back', async (t) => {

@@ -14,6 +14,8 @@ import { parseOverlayNetwork } from '../../overlay/plan';
 import { DEFAULT_OVERLAY_PREFIX, encodeHost, encodeMember } from '../../overlay/records';
 import { OverlayRegistry } from '../../overlay/registry';
 import { ETCD, startEtcd } from '../helpers/etcd';
+import { withWaitingRows } from '../../ctl/hosts';
+import { parseCidr } from '../../ipam/addr';
 import { type ExecResult, exec } from '../helpers/sh';
 
 /** A loopback port nothing listens on (the kernel hands it out, then it is closed). */
@@ -64,6 +66,22 @@ t.test('hosts: etcd unreachable is one line and exit 1 within a few seconds', as
   }
 });
 
+t.test('hosts: a waiting host\'s network goes into its row (or a row after its own)', async (t) => {
+  const shortage = { subnet: parseCidr('10.235.0.0/23')!, blockPrefix: 24, blocks: 2, holders: [], nextReclaimableAt: undefined };
+  const rows = [
+    ['h1', '192.0.2.1', 'ov', 'mac', '10.235.0.0', '10.235.0.0/24', 'alive (ttl 3s)'],
+    ['h3', '192.0.2.3', '-', '-', '-', '-', 'alive (ttl 2s)'],
+    ['h4', '192.0.2.4', 'other', 'mac', '10.9.0.0', '10.9.0.0/24', 'alive (ttl 1s)'],
+  ];
+  const out = withWaitingRows(rows, [{ hostId: 'h3', network: 'ov', shortage }, { hostId: 'h4', network: 'ov', shortage }, { hostId: 'gone', network: 'ov', shortage }]);
+  t.same(out, [
+    rows[0],
+    ['h3', '192.0.2.3', 'ov', '-', '-', 'none (subnet full)', 'alive (ttl 2s)'],
+    rows[2],
+    ['h4', '192.0.2.4', 'ov', '-', '-', 'none (subnet full)', 'alive (ttl 1s)'],
+  ]);
+  t.same(rows[1][2], '-', 'the input is left as it was');
+});
 
 const ip = (s: string): Ip => parseIp(s) as Ip;
 
@@ -103,6 +121,7 @@ if (!existsSync(ETCD)) {
     });
     t.same(doc.blocks.map((b) => `${b.block} ${b.hostId} ${b.state}`).sort(), ['10.233.0.0/24 vxt-host-1 held', '10.233.1.0/24 vxt-gone orphaned']);
     t.equal(doc.blocks.find((b) => b.hostId === 'vxt-gone')?.orphanedAt, null, 'JSON says null, not nothing');
+    t.same((doc as unknown as { waiting: unknown[] }).waiting, [], 'nobody waits: the subnet has free blocks');
 
     const h = await run(['hosts'], { VXNET_STORE: etcd.storeUrl });
     t.equal(h.code, 0, h.stderr);
