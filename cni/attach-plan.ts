@@ -2,7 +2,7 @@
 // addresses and routes (parsed once, where IPAM's answer comes in; printed again only in the
 // result), the bridge's setup, the container's routes, and the result itself. Pure.
 import { InvalidNetworkConfig } from '../lib/errors';
-import { Cidr, Ip, formatCidr, formatIp, networkOf, parseCidr, parseIp } from '../ipam/addr';
+import { Cidr, Ip, defaultGatewayOf, formatCidr, formatIp, networkOf, parseCidr, parseIp } from '../ipam/addr';
 import type { BridgeSpec } from '../datapath/bridge';
 import type { AttachedIp, ContainerRoute } from '../datapath/attach';
 import type { RoutedNetworkSpec } from '../datapath/routed';
@@ -63,7 +63,7 @@ export function parseAllocated(result: CniResult): Allocated {
 
 /** Gateway per address: IPAM's, else network+1 as the bridge plugin does. */
 export function gatewayOf(ip: ParsedIp): Ip {
-  return ip.gateway ?? { family: ip.cidr.ip.family, value: networkOf(ip.cidr).ip.value + 1n };
+  return ip.gateway ?? defaultGatewayOf(ip.cidr);
 }
 
 /** The addresses with their effective gateways, as the datapath takes them. */

@@ -9,6 +9,7 @@ import { DEFAULT_LOCAL_DIR, LocalOverlayState, blockRanges, subnetsOf } from '..
 import { describeShortage } from '../overlay/plan';
 import { defaultBridgeName } from '../datapath/names';
 import { CniResult, parseResult } from './result';
+import { isObject } from '../lib/guards';
 
 export interface OverlayConf {
   /** Directory of the agent's local state files (`overlayStateDir`, default /run/vxnet/overlay). */
@@ -23,12 +24,10 @@ export interface OverlayConf {
 
 export interface VxnetNetConf {
   readonly name: string;
-  readonly mode: 'bridge' | 'overlay';
-  /** Overlay mode only. */
+  /** Overlay mode only ("mode":"overlay"). */
   readonly overlay: OverlayConf | undefined;
   readonly bridge: string;
   readonly isGateway: boolean;
-  readonly isDefaultGateway: boolean;
   readonly ipMasq: boolean;
   readonly mtu: number | undefined;
   readonly hairpinMode: boolean;
@@ -38,14 +37,11 @@ export interface VxnetNetConf {
   readonly ipamType: string;
   /** Canonical IPAM config; undefined when IPAM is delegated to another plugin. */
   readonly ipam: IpamConf | undefined;
-  readonly rawIpam: Record<string, unknown>;
   readonly mac: string | undefined;
-  readonly aliases: readonly string[];
   readonly prevResult: CniResult | undefined;
   readonly dns: CniResult['dns'];
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const IFNAME_RE = /^[^/:\s]{1,15}$/;
 const MAC_RE = /^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/;
 const TABLE_RE = /^[a-zA-Z][a-zA-Z0-9_-]{0,31}$/;
@@ -161,18 +157,13 @@ export function parseVxnetConf(conf: Record<string, unknown>, cniArgs: ReadonlyM
   if (runtimeConfig.mac !== undefined) mac = runtimeConfig.mac;
   if (mac !== undefined && (typeof mac !== 'string' || !MAC_RE.test(mac))) throw new InvalidNetworkConfig(`mac: ${JSON.stringify(mac)} is not a MAC address`);
 
-  const aliases = runtimeConfig.aliases;
-  const aliasList = Array.isArray(aliases) ? aliases.filter((a): a is string => typeof a === 'string') : [];
-
   return {
-    name, mode, overlay, bridge,
+    name, overlay, bridge,
     isGateway: bool(conf, 'isGateway', true) || isDefaultGateway,
-    isDefaultGateway,
     ipMasq: bool(conf, 'ipMasq', false),
     mtu: mtu as number | undefined,
-    hairpinMode, natTable, ipamType, ipam, rawIpam: ipamRaw,
+    hairpinMode, natTable, ipamType, ipam,
     mac: mac as string | undefined,
-    aliases: aliasList,
     prevResult: conf.prevResult === undefined ? undefined : parseResult(conf.prevResult),
     dns: isObject(conf.dns) ? (conf.dns as CniResult['dns']) : undefined,
   };

@@ -2,6 +2,7 @@
 // output and parsed from any supported version on input (prevResult). Pure.
 import { DecodingFailure } from '../lib/errors';
 import { CniVersion, compareVersions } from './version';
+import { isObject } from '../lib/guards';
 
 export interface CniInterface {
   name: string;
@@ -42,7 +43,6 @@ export interface CniResult {
   dns?: CniDns;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 function compactDns(dns: CniDns | undefined): CniDns | undefined {
   if (!dns) return undefined;

@@ -4,7 +4,7 @@ import type { Datapath } from '../datapath/docker';
 import type { IpamStore } from '../ipam/store/types';
 import type { Logger } from '../lib/log';
 import type { DockerApi } from './docker';
-import type { KeyedMutex } from './keyed-mutex';
+import type { KeyedMutex } from '../lib/mutex';
 import type { Networks } from './networks';
 
 export type Body = Record<string, unknown>;

@@ -23,7 +23,7 @@ import type { DriverContext, Handlers } from './context';
 import type { DockerApi } from './docker';
 import { endpointHandlers } from './endpoints';
 import { ipamHandlers } from './ipam-driver';
-import { KeyedMutex } from './keyed-mutex';
+import { KeyedMutex } from '../lib/mutex';
 import { networkHandlers } from './network-driver';
 import { Networks, OverlayStates, overlayStatesIn } from './networks';
 import { ReconcileReport, Reconciler } from './reconcile';

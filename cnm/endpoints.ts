@@ -9,7 +9,8 @@ import { defaultBridgeName } from '../datapath/names';
 import { routedSpecOf } from '../overlay/local';
 import { gatewayOf } from '../overlay/plan';
 import type { Body, DriverContext, Handlers, Reply } from './context';
-import { bareIp, dockerId, endpointContainerVeth, endpointHostVeth, endpointMac, isObject, optStr, shortId, str } from './model';
+import { bareIp, dockerId, endpointContainerVeth, endpointHostVeth, endpointMac, optStr, shortId, str } from './model';
+import { isObject } from '../lib/guards';
 
 export function endpointHandlers(ctx: DriverContext): Handlers {
   return {

@@ -3,7 +3,7 @@
 // the checks on Docker's request bodies. No I/O here; the driver's modules (cnm/README.md) do
 // the work.
 import { createHash } from 'node:crypto';
-import { Cidr, Ip, contains, formatCidr, lastOf, networkOf, offsetIp, parseCidr, parseIp } from '../ipam/addr';
+import { Cidr, Ip, contains, defaultGatewayOf, formatCidr, lastOf, networkOf, offsetIp, parseCidr, parseIp } from '../ipam/addr';
 import { IpamConf, ipamConfOf } from '../ipam/config';
 import { IpRange, hostRange } from '../ipam/range';
 import type { LocalOverlayState } from '../overlay/local';
@@ -19,7 +19,7 @@ export const GLOBAL_ADDRESS_SPACE = 'vxnet-global';
 /** The key RequestGateway uses in RequestAddress Options. */
 export const GATEWAY_REQUEST = 'com.docker.network.gateway';
 
-export const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+import { isObject } from '../lib/guards';
 
 // ---- request bodies ----
 
@@ -147,7 +147,7 @@ export function requestPoolSpec(body: Record<string, unknown>): PoolSpec {
 }
 
 /** The gateway a network gets when --gateway is not given: the first address, as CNI's default. Pure. */
-export const defaultGateway = (pool: Cidr): Ip => offsetIp(networkOf(pool).ip, 1n);
+export const defaultGateway = (pool: Cidr): Ip => defaultGatewayOf(pool);
 
 /** The host addresses a pool hands out: the subnet's, cut to --ip-range when given. */
 function hostBounds(spec: PoolSpec): { first: bigint; last: bigint } {

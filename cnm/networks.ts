@@ -13,7 +13,7 @@ import type { Logger } from '../lib/log';
 import { LocalOverlayState, localStateForSubnet, readLocalState } from '../overlay/local';
 import { gatewayOf } from '../overlay/plan';
 import type { DockerApi, DockerNetwork } from './docker';
-import type { KeyedMutex } from './keyed-mutex';
+import type { KeyedMutex } from '../lib/mutex';
 import { NETWORK_NAME_RE, NetworkOptions, PoolSpec, defaultGateway, ipamConfFor, overlayIpamConf, parseNetworkOptions, shortId } from './model';
 import type { BoundRecord, NetworkRecord, NetworkRecords } from './state';
 

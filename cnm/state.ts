@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Cidr, formatCidr, parseCidr } from '../ipam/addr';
 import { IoFailure } from '../lib/errors';
-import { NETWORK_NAME_RE, type NetworkOptions, isObject } from './model';
+import { NETWORK_NAME_RE, type NetworkOptions } from './model';
+import { isObject } from '../lib/guards';
 
 /**
  * How a network attaches: `bridge` (one host, a Linux bridge) or `overlay` (its subnet is an

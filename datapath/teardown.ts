@@ -1,6 +1,7 @@
 // Removes what a bridge network left on the host once no container uses it: the bridge, its
-// masquerading and its FORWARD accept rules. The CNI plugin never calls this (like the
-// reference bridge plugin it keeps the bridge); operators and tests do.
+// masquerading and its FORWARD accept rules. The Docker driver calls it when the last user
+// of a network removes it (`docker network rm`, through datapath/docker.ts); the CNI plugin
+// never does (like the reference bridge plugin it keeps the bridge between containers).
 import type { Cidr } from '../ipam/addr';
 import { removeForwardAccept, removeMasquerade } from '../net/nat';
 import { Rtnl } from '../net/rtnl';

@@ -88,6 +88,9 @@ export const sameIp = (a: Ip, b: Ip): boolean => a.family === b.family && a.valu
 
 export const offsetIp = (ip: Ip, delta: bigint): Ip => ({ family: ip.family, value: ip.value + delta });
 
+/** The gateway a subnet gets when none is given: its first address after the network's (as the reference bridge plugin and Docker choose). */
+export const defaultGatewayOf = (subnet: Cidr): Ip => offsetIp(networkOf(subnet).ip, 1n);
+
 /** A fixed-width hex key that sorts like the address: the stores index and range-scan on it. */
 export function ipKey(ip: Ip): string {
   return ip.value.toString(16).padStart(ip.family === 4 ? 8 : 32, '0');

@@ -2,8 +2,9 @@
 // the legacy top-level subnet and runtimeConfig.ipRanges prepended as host-local does),
 // routes, the store's data directory, and the static addresses a runtime asked for.
 import { InvalidNetworkConfig } from '../lib/errors';
-import { Ip, formatIp, parseCidr, parseIp } from './addr';
+import { Ip, parseCidr, parseIp } from './addr';
 import { RangeSet, canonicalRangeSets, setToJson } from './range';
+import { isObject } from '../lib/guards';
 
 export interface Route {
   readonly dst: string;
@@ -19,7 +20,6 @@ export interface IpamConf {
   readonly dataDir?: string;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 function parseRoutes(input: unknown, field: string): Route[] {
   if (input === undefined || input === null) return [];
@@ -95,4 +95,3 @@ export function requestedIps(netconf: Record<string, unknown>, cniArgs: Readonly
   return [];
 }
 
-export const describeIps = (ips: readonly Ip[]): string => ips.map(formatIp).join(', ');

@@ -3,7 +3,7 @@
 // broadcast addresses are never handed out. Pure: no I/O.
 import { InvalidNetworkConfig } from '../lib/errors';
 import {
-  Cidr, Family, Ip, contains, familyBits, formatCidr, formatIp, lastOf, networkOf, offsetIp, parseCidr, parseIp,
+  Cidr, Family, Ip, contains, defaultGatewayOf, familyBits, formatCidr, formatIp, lastOf, networkOf, offsetIp, parseCidr, parseIp,
 } from './addr';
 
 export interface RangeInput {
@@ -74,7 +74,7 @@ export function hostRange(cidr: Cidr, bounds: RangeBounds, field = 'range'): IpR
     if (!contains(subnet, ip)) throw new InvalidNetworkConfig(`${field}.${name}: ${formatIp(ip)} is outside subnet ${formatCidr(subnet)}`);
     return ip;
   };
-  const firstHost = offsetIp(subnet.ip, 1n);
+  const firstHost = defaultGatewayOf(subnet);
   const lastHost = family === 4 ? offsetIp(last, -1n) : last;
   const rangeStart = bounds.rangeStart ? inside(bounds.rangeStart, 'rangeStart') : firstHost;
   const rangeEnd = bounds.rangeEnd ? inside(bounds.rangeEnd, 'rangeEnd') : lastHost;

@@ -25,12 +25,6 @@ export class UnsupportedField extends VxnetError {
   constructor(message: string, details?: string) { super(2, message, details); }
 }
 
-/** CNI code 3: the container is unknown or does not exist. */
-export class UnknownContainer extends VxnetError {
-  static override readonly name = 'UnknownContainer';
-  constructor(message: string, details?: string) { super(3, message, details); }
-}
-
 /** CNI code 4: a CNI_* environment variable is missing or invalid. */
 export class InvalidEnvironment extends VxnetError {
   static override readonly name = 'InvalidEnvironment';

@@ -15,8 +15,9 @@
 //   family only changes the width of the addresses.
 import { InvalidNetworkConfig } from '../lib/errors';
 import {
-  Cidr, Family, Ip, contains, familyBits, formatCidr, formatIp, networkOf, parseCidr, subnetSize,
+  Cidr, Family, Ip, contains, defaultGatewayOf, familyBits, formatCidr, formatIp, networkOf, parseCidr, subnetSize,
 } from '../ipam/addr';
+import { isObject } from '../lib/guards';
 
 export const VXLAN_PORT = 4789;
 /** Outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8; an IPv6 underlay adds 20 more. */
@@ -38,7 +39,6 @@ export interface OverlayNetwork {
   readonly port: number;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * Canonicalizes an overlay network definition once:
@@ -115,7 +115,7 @@ export const overlayMtu = (network: Pick<OverlayNetwork, 'mtu'>, underlayMtu: nu
 export const vtepIpOf = (block: Cidr): Ip => networkOf(block).ip;
 
 /** The containers' gateway in a block (on the host's VXLAN device): the block's second address. */
-export const gatewayOf = (block: Cidr): Ip => ({ family: block.ip.family, value: networkOf(block).ip.value + 1n });
+export const gatewayOf = (block: Cidr): Ip => defaultGatewayOf(block);
 
 /**
  * A stable VTEP MAC for (host, VNI): locally administered, unicast (02:...), the rest a 40-bit

@@ -15,6 +15,7 @@
 //                               addresses in use per block, rewritten when a count changes.
 import { Cidr, Ip, formatCidr, formatIp, ipKey, networkOf, parseCidr, parseIp } from '../ipam/addr';
 import type { BlockLease, Peer } from './plan';
+import { isObject } from '../lib/guards';
 
 export const DEFAULT_OVERLAY_PREFIX = '/vxnet/overlay/';
 
@@ -54,7 +55,6 @@ export interface BlockRecord extends BlockLease {
   readonly since: number;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const parseJson = (text: string): unknown => { try { return JSON.parse(text); } catch { return undefined; } };
 const strings = (v: unknown): string[] | undefined => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined);
 

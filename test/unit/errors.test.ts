@@ -8,7 +8,7 @@ import { openStore } from '../../ipam/store';
 import {
   AddressUnavailable, AttachmentDrifted, DatapathFailure, DecodingFailure, DelegateFailed, IncompatibleVersion, InvalidEnvironment,
   InvalidNetns, InvalidNetworkConfig, IoFailure, NetworkConflict, NotFound, PluginNotAvailable, PoolExhausted, TryAgainLater,
-  UnknownContainer, UnsupportedField, VxnetError, asVxnetError,
+  UnsupportedField, VxnetError, asVxnetError,
 } from '../../lib/errors';
 import { ip, owner, tmpDir, tmpStore } from '../ipam/helpers/embedded';
 
@@ -19,7 +19,6 @@ t.test('each error class has its code and its own name', async (t) => {
   const table: Array<[ErrorClass, string, number]> = [
     [IncompatibleVersion, 'IncompatibleVersion', 1],
     [UnsupportedField, 'UnsupportedField', 2],
-    [UnknownContainer, 'UnknownContainer', 3],
     [InvalidEnvironment, 'InvalidEnvironment', 4],
     [IoFailure, 'IoFailure', 5],
     [DecodingFailure, 'DecodingFailure', 6],
