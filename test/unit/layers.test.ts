@@ -38,7 +38,7 @@ function crossImports(): Array<[string, string, string]> {
   for (const folder of folders) {
     for (const file of sources(path.join(ROOT, folder))) {
       const text = readFileSync(file, 'utf8');
-      for (const m of text.matchAll(/(?:from\s+|require\(|import\()\s*['"](\.{1,2}\/[^'"]+)['"]/g)) {
+      for (const m of text.matchAll(/(?:from\s+|require\(|import\(|import\s+)\s*['"](\.{1,2}\/[^'"]+)['"]/g)) {
         const target = path.relative(ROOT, path.resolve(path.dirname(file), m[1] as string));
         const top = target.split(path.sep)[0] as string;
         if (top !== folder && !target.endsWith('.json')) found.push([path.relative(ROOT, file), folder, top]);
