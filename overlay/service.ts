@@ -9,12 +9,12 @@ import type { Logger } from '../lib/log';
 import { Cidr, Ip, parseIp } from '../ipam/addr';
 import { openNetns } from '../net/netns';
 import { Rtnl } from '../net/rtnl';
-import { parseStoreUrl } from '../ipam/store/index';
+import { createEtcd } from '../etcd/client';
+import { parseEtcdUrl } from '../etcd/url';
 import { OverlayAgent } from './agent';
 import { detectUnderlay } from './apply';
 import { DEFAULT_LOCAL_DIR } from './local';
 import { parseOverlayNetwork } from './plan';
-import { createOverlayEtcd } from './registry';
 
 export interface OverlayServiceConfig {
   /** `etcd://host:port[,host:port...]` (vxnetd --store). */
@@ -60,10 +60,10 @@ export async function startOverlayService(cfg: OverlayServiceConfig, log: Logger
     typeof n === 'object' && n !== null && Object.keys(n).length === 1 && typeof (n as { name?: unknown }).name === 'string';
   const join = cfg.networks.filter(nameOnly).map((n) => n.name);
   const networks = cfg.networks.filter((n) => !nameOnly(n)).map(parseOverlayNetwork);
-  const { endpoints } = parseStoreUrl(cfg.store);
+  const { endpoints } = parseEtcdUrl(cfg.store);
   const handle = cfg.netns ? openNetns(cfg.netns) : undefined;
   const rtnl = Rtnl.open(handle);
-  const etcd = createOverlayEtcd(endpoints);
+  const etcd = createEtcd(endpoints);
   const cleanup = (): void => { etcd.close(); rtnl.close(); handle?.close(); };
   try {
     let underlay: Ip | undefined;
