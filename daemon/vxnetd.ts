@@ -6,7 +6,8 @@
 import { parseArgs } from 'node:util';
 import type { Server } from 'node:http';
 import * as net from 'node:net';
-import { DEFAULT_DATA_DIR, closeIdleEmbeddedStores, keepEmbeddedStoresOpen, openStore, parseStoreUrl } from '../ipam/store';
+import { DEFAULT_DATA_DIR, closeIdleEmbeddedStores, keepEmbeddedStoresOpen, openStore } from '../ipam/store';
+import { parseEtcdUrl } from '../etcd/url';
 import type { IpamStore } from '../ipam/store/types';
 import { DEFAULT_CNI_SOCKET } from '../handoff/protocol';
 import type { CniService } from '../handoff/service';
@@ -252,7 +253,7 @@ function parseOverlayFlags(v: OverlayValues, env: NodeJS.ProcessEnv): OverlayFla
     return undefined;
   }
   try {
-    parseStoreUrl(store);
+    parseEtcdUrl(store);
   } catch (err) {
     throw new UsageError(`--store: ${(err as Error).message}`);
   }
