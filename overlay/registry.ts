@@ -30,7 +30,7 @@ export class OverlayRegistry {
   readonly k: ReturnType<typeof keys>;
   readonly client: EtcdClient;
 
-  constructor(readonly etcd: Etcd3, readonly prefix: string, private readonly log: Logger) {
+  constructor(etcd: Etcd3, readonly prefix: string, private readonly log: Logger) {
     this.k = keys(prefix);
     this.client = new EtcdClient(etcd);
   }
