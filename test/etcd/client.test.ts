@@ -56,11 +56,13 @@ t.test('guarded transactions, reads and errors', async (t) => {
 interface Seen {
   resets: Array<{ keys: string[]; revision: string }>;
   changes: string[];
+  /** The revision of each change, in delivery order. */
+  revisions: bigint[];
   state: Map<string, string>;
 }
 
 function recorder(troubles: string[]): { seen: Seen; handlers: PrefixWatchHandlers } {
-  const seen: Seen = { resets: [], changes: [], state: new Map() };
+  const seen: Seen = { resets: [], changes: [], revisions: [], state: new Map() };
   return {
     seen,
     handlers: {
@@ -70,6 +72,7 @@ function recorder(troubles: string[]): { seen: Seen; handlers: PrefixWatchHandle
       },
       change(type: 'put' | 'delete', kv: IKeyValue): void {
         const key = kv.key.toString();
+        seen.revisions.push(BigInt(kv.mod_revision));
         seen.changes.push(`${type} ${key.slice(key.lastIndexOf('/') + 1)}${type === 'put' ? `=${kv.value.toString()}` : ''}`);
         if (type === 'put') seen.state.set(key, kv.value.toString()); else seen.state.delete(key);
       },
@@ -86,13 +89,17 @@ t.test('a prefix watch across a member restart and a compaction', async (t) => {
   const writer = EtcdClient.connect(etcd.endpoints.slice(1));
   t.teardown(() => { watching.close(); writer.close(); });
   const p = prefix();
-  const put = (k: string, v: string): Promise<unknown> => writer.txn('put', { if: [], then: [{ put: `${p}${k}`, value: v }] });
-  const del = (k: string): Promise<unknown> => writer.txn('delete', { if: [], then: [{ delete: `${p}${k}` }] });
+  // Guarded like every production write: a put retried after a leader change (its first try
+  // applied, the answer lost) must not be applied twice, or the watch would rightly see two.
+  const put = (k: string, v: string, was?: string): Promise<unknown> => writer.txn('put', {
+    if: [was === undefined ? { key: `${p}${k}`, absent: true } : { key: `${p}${k}`, value: was }], then: [{ put: `${p}${k}`, value: v }],
+  });
+  const del = (k: string): Promise<unknown> => writer.txn('delete', { if: [{ key: `${p}${k}`, version: 0, not: true }], then: [{ delete: `${p}${k}` }] });
   const actual = async (): Promise<Map<string, string>> =>
     new Map((await writer.range('read', p)).kvs.map((k) => [k.key.toString(), k.value.toString()]));
 
   await put('a', '1');
-  await writer.txn('outside', { if: [], then: [{ put: `/vxt-other${p}`, value: 'x' }] });
+  await writer.txn('outside', { if: [{ key: `/vxt-other${p}`, absent: true }], then: [{ put: `/vxt-other${p}`, value: 'x' }] });
   const troubles: string[] = [];
   const { seen, handlers } = recorder(troubles);
   const w = await PrefixWatch.start(watching, p, handlers);
@@ -101,7 +108,7 @@ t.test('a prefix watch across a member restart and a compaction', async (t) => {
 
   await put('b', '1');
   await put('c', '1');
-  await writer.txn('two at one revision', { if: [], then: [{ put: `${p}g`, value: '1' }, { put: `${p}h`, value: '1' }] });
+  await writer.txn('two at one revision', { if: [{ key: `${p}g`, absent: true }], then: [{ put: `${p}g`, value: '1' }, { put: `${p}h`, value: '1' }] });
   await pollUntil(() => seen.changes.length >= 4, { timeoutMs: 5000, what: 'the first changes' });
 
   await etcd.kill(0);
@@ -109,12 +116,14 @@ t.test('a prefix watch across a member restart and a compaction', async (t) => {
   await put('d', '1');
   await put('e', '1');
   await del('b');
-  await put('c', '2');
+  await put('c', '2', '1');
   await etcd.restart(0);
   await put('f', '1');
   await pollUntil(() => seen.changes.includes('put f=1'), { timeoutMs: 15_000, what: 'the change after the restart' });
   t.strictSame(seen.changes, ['put b=1', 'put c=1', 'put g=1', 'put h=1', 'put d=1', 'put e=1', 'delete b', 'put c=2', 'put f=1'],
     'every change once, in order, including those made while member 0 was down');
+  t.ok(seen.revisions.every((r, i) => i === 0 || r > seen.revisions[i - 1] || (r === seen.revisions[i - 1] && i === 3)),
+    'revisions only grow (g and h share one)');
   t.equal(w.resets, 1, 'resumed: no second read of the prefix');
   t.strictSame(seen.state, await actual(), 'the watched view is the store');
   t.match(troubles[0], /^watch \/vxt-/, 'the outage was reported in the error family');
@@ -123,7 +132,7 @@ t.test('a prefix watch across a member restart and a compaction', async (t) => {
   await etcd.kill(0);
   await put('i', '1');
   await del('a');
-  const top = await writer.txn('j', { if: [], then: [{ put: `${p}j`, value: '1' }] });
+  const top = await writer.txn('j', { if: [{ key: `${p}j`, absent: true }], then: [{ put: `${p}j`, value: '1' }] });
   await writer.raw.kv.compact({ revision: top.revision, physical: true });
   const changesBefore = seen.changes.length;
   await etcd.restart(0);
