@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { Cidr, Ip, formatCidr, parseCidr, parseIp } from '../ipam/addr';
 import { OverlayAgent } from '../overlay/agent';
 import { encodeBlock, encodeHost, encodeMember, keys } from '../overlay/records';
-import { createOverlayEtcd } from '../overlay/registry';
+import { createEtcd } from '../etcd/client';
 import { createLogger } from '../lib/log';
 import { openNetns } from '../net/netns';
 import { Rtnl } from '../net/rtnl';
@@ -86,7 +86,7 @@ async function converge(endpoint: string, sizes: number[], nss: string[]): Promi
   const pollers = nss.map((ns) => open(ns));
   cleanups.push(() => { for (const p of pollers) p.close(); });
   const startAgent = async (i: number): Promise<OverlayAgent> => {
-    const client = createOverlayEtcd([endpoint]);
+    const client = createEtcd([endpoint]);
     const handle = openNetns(`/run/netns/${nss[i]}`);
     const rtnl = Rtnl.open(handle);
     const agent = new OverlayAgent({
@@ -114,7 +114,7 @@ async function converge(endpoint: string, sizes: number[], nss: string[]): Promi
       await sleep(2);
     }
   };
-  const client = createOverlayEtcd([endpoint]);
+  const client = createEtcd([endpoint]);
   cleanups.push(() => client.close());
   const k = keys(prefix);
   const lease = client.lease(60);

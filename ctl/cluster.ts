@@ -3,9 +3,11 @@
 // an etcd that does not answer is one "cannot reach etcd" line after a few seconds, not a hang.
 import { IoFailure, VxnetError } from '../lib/errors';
 import { createLogger } from '../lib/log';
-import { parseStoreUrl } from '../ipam/store';
+import { createEtcd } from '../etcd/client';
+import { etcdReason } from '../etcd/errors';
+import { parseEtcdUrl } from '../etcd/url';
 import { DEFAULT_OVERLAY_PREFIX } from '../overlay/records';
-import { OverlayRegistry, createOverlayEtcd } from '../overlay/registry';
+import { OverlayRegistry } from '../overlay/registry';
 import { UsageError, type Values } from './args';
 
 /** How long the first answer from etcd may take. */
@@ -18,7 +20,7 @@ export function clusterStore(values: Values, env: Readonly<Record<string, string
   const store = values.store ?? (env.VXNET_STORE || undefined);
   if (store === undefined) throw new UsageError(`${command} needs the cluster store: --store etcd://HOST:PORT[,HOST:PORT...] or $VXNET_STORE (see vxnetctl ${command} --help)`);
   try {
-    return { store, endpoints: parseStoreUrl(store).endpoints };
+    return { store, endpoints: parseEtcdUrl(store).endpoints };
   } catch (err) {
     throw new UsageError(`--store: ${(err as Error).message}`);
   }
@@ -32,7 +34,7 @@ export function within<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Pr
 
 /** Opens the registry, probes etcd once, runs fn within COMMAND_TIMEOUT_MS, closes the client. */
 export async function withRegistry<T>(endpoints: readonly string[], prefix: string, fn: (reg: OverlayRegistry) => Promise<T>): Promise<T> {
-  const etcd = createOverlayEtcd(endpoints);
+  const etcd = createEtcd(endpoints);
   const unreachable = (why: string): IoFailure => new IoFailure(`cannot reach etcd at ${endpoints.join(',')}: ${why}`);
   try {
     // One call with a short deadline and no retry budget: an etcd that is down answers here.
@@ -40,7 +42,7 @@ export async function withRegistry<T>(endpoints: readonly string[], prefix: stri
       PROBE_TIMEOUT_MS + 500, () => unreachable(`no answer within ${PROBE_TIMEOUT_MS / 1000} s`))
       .catch((err: unknown) => {
         if (err instanceof VxnetError) throw err;
-        throw unreachable((err as Error).message.split('\n')[0]);
+        throw unreachable(etcdReason(err));
       });
     const reg = new OverlayRegistry(etcd, prefix, createLogger('vxnetctl', 'error'));
     return await within(fn(reg), COMMAND_TIMEOUT_MS, () => unreachable(`no result within ${COMMAND_TIMEOUT_MS / 1000} s`));

@@ -6,7 +6,8 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_CNI_SOCKET } from '../handoff/protocol';
 import { type Ip, parseIp } from '../ipam/addr';
-import { DEFAULT_DATA_DIR, parseStoreUrl } from '../ipam/store';
+import { DEFAULT_DATA_DIR } from '../ipam/store';
+import { parseEtcdUrl } from '../etcd/url';
 import type { Level } from '../lib/log';
 import { UsageError } from '../lib/usage';
 import { VERSION } from '../lib/version';
@@ -250,7 +251,7 @@ function parseOverlayFlags(v: Values, env: NodeJS.ProcessEnv): OverlayFlags | un
   }
   let endpoints: readonly string[];
   try {
-    endpoints = parseStoreUrl(store).endpoints;
+    endpoints = parseEtcdUrl(store).endpoints;
   } catch (err) {
     throw new UsageError(`--store: ${(err as Error).message}`);
   }

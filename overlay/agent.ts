@@ -42,7 +42,8 @@ import { writeLocalState } from './local';
 import { LeaseKeeper } from './lease-keeper';
 import { BlockShortage, OverlayNetwork, Peer, blockShortage, describeShortage, diffPeers, shortageToJson, vtepMacFor, vxlanDeviceName } from './plan';
 import { DEFAULT_OVERLAY_PREFIX, MemberRecord, decodeMember, encodeHost, encodeMember, encodeUsage, lastSegment } from './records';
-import { OverlayRegistry, callOptions, etcdCall } from './registry';
+import { callOptions, etcdCall } from '../etcd/client';
+import { OverlayRegistry } from './registry';
 
 export interface AgentOptions {
   readonly hostId: string;

@@ -1,14 +1,14 @@
 // The overlay's side of the cluster store (etcd v3): network definitions, block leases with
 // optimistic transactions, members and hosts listings. Key layout and codecs: ./records.ts;
-// block policy: ./plan.ts (chooseBlock). The agent (./agent.ts) and vxnetctl use these.
+// block policy: ./plan.ts (chooseBlock); etcd calls, deadlines, retries and errors:
+// ../etcd/client.ts. The agent (./agent.ts) and vxnetctl use these.
 //
 // Block allocation is optimistic, like the IPAM store: read the network's blocks and the live
 // hosts at one revision, let chooseBlock decide, then commit a Txn guarded by the block key's
 // revision (create_revision == 0 for a free block, mod_revision == seen for a reclaim or a
 // revival). A lost race re-reads and chooses again; two hosts never get one block.
-import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, isBrokenCircuitError, retry } from 'cockatiel';
-import { Etcd3, GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError } from 'etcd3';
-import type { IKeyValue } from 'etcd3';
+import type { Etcd3, IKeyValue } from 'etcd3';
+import { EtcdClient } from '../etcd/client';
 import { NetworkInUse, PoolExhausted, TryAgainLater } from '../lib/errors';
 import type { Logger } from '../lib/log';
 import { Cidr, formatCidr, formatIp } from '../ipam/addr';
@@ -19,52 +19,7 @@ import {
   BlockRecord, HostRecord, MemberRecord, UsageRecord, decodeBlock, decodeHost, decodeMember, decodeUsage, encodeBlock, keys, lastSegment,
 } from './records';
 
-const CALL_TIMEOUT_MS = 2000;
-/** How long one registry operation keeps retrying a member that is down or a leader election. */
-const RETRY_BUDGET_MS = 8000;
 const ALLOC_ATTEMPTS = 20;
-
-export const callOptions = (): { deadline: number } => ({ deadline: Date.now() + CALL_TIMEOUT_MS });
-
-/**
- * Runs one etcd call with a fresh deadline per attempt, retrying what a member failure or a
- * leader election causes (unavailable, deadline exceeded) within RETRY_BUDGET_MS; then
- * TryAgainLater. Every write here is a guarded Txn, so a retried commit that had in fact been
- * applied only fails its guard and is re-read.
- */
-export async function etcdCall<T>(what: string, fn: (options: { deadline: number }) => Promise<T>): Promise<T> {
-  const end = Date.now() + RETRY_BUDGET_MS;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn(callOptions());
-    } catch (err) {
-      const retryable = isRecoverableError(err as Error) || isBrokenCircuitError(err) || err instanceof GRPCDeadlineExceededError
-        || err instanceof GRPCUnavailableError;
-      if (!retryable) throw err;
-      if (Date.now() + 100 >= end) throw new TryAgainLater(`${what}: etcd unavailable (${(err as Error).message})`);
-      await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** attempt, 500)));
-    }
-  }
-}
-
-/**
- * An etcd client for the overlay agent, tuned as the IPAM store's (ipam/store/etcd.ts): a
- * member failing three calls in a row is skipped for a second, a failed call is retried on the
- * others, gRPC reconnects within a second once a member is back.
- */
-export function createOverlayEtcd(endpoints: readonly string[]): Etcd3 {
-  const hosts = endpoints.map((e) => (/^https?:\/\//.test(e) ? e : `http://${e}`));
-  return new Etcd3({
-    hosts,
-    faultHandling: {
-      host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
-      global: retry(handleWhen(isRecoverableError), { maxAttempts: hosts.length, backoff: new ExponentialBackoff({ initialDelay: 20, maxDelay: 200 }) }),
-      // etcd3 types this as an IBackoff but calls .next() on it first: a factory is what it takes.
-      watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1000 }) as never,
-    },
-    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 },
-  });
-}
 
 export interface Snapshot<T> {
   readonly revision: string;
@@ -73,14 +28,15 @@ export interface Snapshot<T> {
 
 export class OverlayRegistry {
   readonly k: ReturnType<typeof keys>;
+  readonly client: EtcdClient;
 
-  constructor(readonly etcd: Etcd3, readonly prefix: string, private readonly log: Logger) {
+  constructor(etcd: Etcd3, readonly prefix: string, private readonly log: Logger) {
     this.k = keys(prefix);
+    this.client = new EtcdClient(etcd);
   }
 
-  private async range(prefix: string): Promise<{ revision: string; kvs: IKeyValue[] }> {
-    const r = await etcdCall(`read ${prefix}`, (o) => this.etcd.getAll().prefix(prefix).options(o).exec());
-    return { revision: r.header.revision, kvs: r.kvs };
+  private range(prefix: string): Promise<{ revision: string; kvs: IKeyValue[] }> {
+    return this.client.range(`read ${prefix}`, prefix);
   }
 
   /**
@@ -91,8 +47,7 @@ export class OverlayRegistry {
   async defineNetwork(proposed: OverlayNetwork): Promise<{ network: OverlayNetwork; created: boolean; differs: boolean }> {
     const key = this.k.network(proposed.name);
     const text = JSON.stringify(overlayNetworkToJson(proposed));
-    const r = await etcdCall(`define ${proposed.name}`, (o) => this.etcd.if(key, 'Create', '==', 0).then(this.etcd.put(key).value(text))
-      .else(this.etcd.get(key)).options(o).commit());
+    const r = await this.client.txn(`define ${proposed.name}`, { if: [{ key, absent: true }], then: [{ put: key, value: text }], else: [{ get: key }] });
     if (r.succeeded) return { network: proposed, created: true, differs: false };
     const stored = r.responses[0]?.response_range?.kvs[0]?.value.toString();
     if (!stored) throw new TryAgainLater(`overlay network ${proposed.name}: its definition vanished while being read`);
@@ -120,8 +75,7 @@ export class OverlayRegistry {
    */
   async removeNetwork(name: string): Promise<{ removed: boolean; blocks: number }> {
     const key = this.k.network(name);
-    const r = await etcdCall(`read ${name}`, (o) => this.etcd.getAll().prefix(key).options(o).exec());
-    const kv = r.kvs.find((x) => x.key.toString() === key);
+    const kv = await this.client.get(`read ${name}`, key);
     if (!kv) return { removed: false, blocks: 0 };
     const alive = new Set((await this.hosts()).items.map((h) => h.id));
     const blocks = await this.blocks(name);
@@ -130,16 +84,17 @@ export class OverlayRegistry {
       throw new NetworkInUse(`overlay network ${name}: blocks held by live host${holders.length > 1 ? 's' : ''} ${holders.join(', ')}; stop vxnetd there (or drop the network from its --overlay-network) first`);
     }
     // Guarded by the definition's revision: a redefinition meanwhile leaves everything as it was.
-    const t = await etcdCall(`remove ${name}`, (o) => this.etcd.if(key, 'Mod', '==', kv.mod_revision)
-      .then(this.etcd.delete().key(key), this.etcd.delete().prefix(this.k.blocks(name)), this.etcd.delete().prefix(this.k.members(name)))
-      .options(o).commit());
+    const t = await this.client.txn(`remove ${name}`, {
+      if: [{ key, modRevision: kv.mod_revision }],
+      then: [{ delete: key }, { deletePrefix: this.k.blocks(name) }, { deletePrefix: this.k.members(name) }],
+    });
     if (!t.succeeded) throw new TryAgainLater(`overlay network ${name}: changed while being removed; try again`);
     return { removed: true, blocks: blocks.length };
   }
 
   async network(name: string): Promise<OverlayNetwork | undefined> {
-    const text = await etcdCall(`read network ${name}`, (o) => this.etcd.get(this.k.network(name)).options(o).string());
-    return text === null ? undefined : parseOverlayNetwork(JSON.parse(text));
+    const kv = await this.client.get(`read network ${name}`, this.k.network(name));
+    return kv === undefined ? undefined : parseOverlayNetwork(JSON.parse(kv.value.toString()));
   }
 
   async networks(): Promise<OverlayNetwork[]> {
@@ -191,8 +146,9 @@ export class OverlayRegistry {
     const blocks = await this.blocks(network);
     let marked = 0;
     for (const b of leasesToOrphan(blocks, alive) as typeof blocks) {
-      const r = await etcdCall('mark an orphaned block', (o) => this.etcd.if(b.key, 'Mod', '==', b.modRevision)
-        .then(this.etcd.put(b.key).value(encodeBlock({ ...b, orphanedAt: now }))).options(o).commit());
+      const r = await this.client.txn('mark an orphaned block', {
+        if: [{ key: b.key, modRevision: b.modRevision }], then: [{ put: b.key, value: encodeBlock({ ...b, orphanedAt: now }) }],
+      });
       if (r.succeeded) marked++;
     }
     return marked;
@@ -218,14 +174,14 @@ export class OverlayRegistry {
       if (choice.kind === 'own') {
         const rec = blocks.find((b) => b.key === key);
         if (rec?.orphanedAt === undefined) return { block: choice.block, kind: 'own' };
-        const r = await etcdCall('revive a block', (o) => this.etcd.if(key, 'Mod', '==', rec.modRevision).then(this.etcd.put(key).value(value)).options(o).commit());
+        const r = await this.client.txn('revive a block', { if: [{ key, modRevision: rec.modRevision }], then: [{ put: key, value }] });
         if (r.succeeded) return { block: choice.block, kind: 'own' };
         continue;
       }
       const seen = blocks.find((b) => b.key === key)?.modRevision ?? '0';
-      // A builder per attempt: etcd3's builders accumulate clauses.
-      const guard = (): ReturnType<Etcd3['if']> => (choice.kind === 'free' ? this.etcd.if(key, 'Create', '==', 0) : this.etcd.if(key, 'Mod', '==', seen));
-      const r = await etcdCall('lease a block', (o) => guard().then(this.etcd.put(key).value(value)).options(o).commit());
+      const r = await this.client.txn('lease a block', {
+        if: [choice.kind === 'free' ? { key, absent: true } : { key, modRevision: seen }], then: [{ put: key, value }],
+      });
       if (r.succeeded) {
         if (choice.kind === 'reclaim') this.log.info('reclaimed an expired host\'s block', { network: network.name, block: formatCidr(choice.block), from: choice.lease.hostId });
         return { block: choice.block, kind: choice.kind };
@@ -272,12 +228,11 @@ export async function listHosts(reg: OverlayRegistry, now: number, graceMs: numb
   for (const h of hosts) {
     let ttl: number | undefined;
     try {
-      const r = await reg.etcd.leaseClient.leaseTimeToLive({ ID: h.lease }, callOptions());
-      ttl = Number(r.TTL);
+      ttl = await reg.client.leaseTtl(`lease of ${h.id}`, h.lease);
     } catch { ttl = undefined; }
     rows.push({
       id: h.id, underlay: formatIp(h.underlay), since: h.since, ttlSeconds: ttl,
-      lease: ttl === undefined || ttl < 0 ? 'expired' : `alive (ttl ${ttl}s)`,
+      lease: ttl === undefined ? 'expired' : `alive (ttl ${ttl}s)`,
       networks: networks.flatMap((n) => (members.get(n.name) ?? []).filter((m) => m.id === h.id).map((m) => ({
         network: n.name, mac: m.mac, vteps: m.blocks.map((b) => formatIp(vtepIpOf(b))), blocks: m.blocks.map(formatCidr),
       }))),

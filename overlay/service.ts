@@ -10,11 +10,11 @@ import type { Logger } from '../lib/log';
 import type { Cidr, Ip } from '../ipam/addr';
 import { openNetns } from '../net/netns';
 import { Rtnl } from '../net/rtnl';
+import { createEtcd } from '../etcd/client';
 import { OverlayAgent } from './agent';
 import { detectUnderlay } from './apply';
 import { DEFAULT_LOCAL_DIR } from './local';
 import type { OverlayNetwork } from './plan';
-import { createOverlayEtcd } from './registry';
 
 export interface OverlayServiceConfig {
   /** The cluster store's etcd endpoints, host:port (vxnetd --store, parsed). */
@@ -58,7 +58,7 @@ export async function startOverlayService(cfg: OverlayServiceConfig, log: Logger
   const join = cfg.join ?? [];
   const handle = cfg.netns ? openNetns(cfg.netns) : undefined;
   const rtnl = Rtnl.open(handle);
-  const etcd = createOverlayEtcd(cfg.endpoints);
+  const etcd = createEtcd(cfg.endpoints);
   const cleanup = (): void => { etcd.close(); rtnl.close(); handle?.close(); };
   try {
     const underlay = cfg.underlay ?? await detectUnderlay(rtnl);

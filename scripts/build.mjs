@@ -65,7 +65,7 @@ function buildId() {
       else if (/\.(ts|c|json)$/.test(e.name)) { h.update(p.slice(root.length)); h.update(readFileSync(p)); }
     }
   };
-  for (const d of ['bin', 'daemon', 'handoff', 'cni', 'cnm', 'ctl', 'datapath', 'ipam', 'lib', 'net', 'overlay', 'native']) walk(join(root, d));
+  for (const d of ['bin', 'daemon', 'handoff', 'cni', 'cnm', 'ctl', 'datapath', 'etcd', 'ipam', 'lib', 'net', 'overlay', 'native']) walk(join(root, d));
   h.update(readFileSync(join(root, 'package-lock.json')));
   return h.digest('hex').slice(0, 16);
 }
@@ -107,12 +107,8 @@ await build({
   define: { __VXNET_BUNDLED__: 'true', __VXNET_VERSION__: JSON.stringify(pkg.version), __VXNET_BUILD_ID__: JSON.stringify(BUILD_ID) },
 });
 
-// The etcd client (gRPC, protobuf) is a bundle of its own, loaded only by the etcd store, so the
-// CNI plugins' bundles and snapshots do not carry it.
-await build({
-  entryPoints: [join(root, 'ipam', 'store', 'etcd-client.ts')], outfile: join(dist, 'lib', 'etcd-client.js'),
-  bundle: true, platform: 'node', target: 'node20', format: 'cjs', minify: true, keepNames: true, legalComments: 'none', logLevel: 'warning',
-});
+// etcd3 (in the vxnetd and vxnetctl bundles, through etcd/) loads its gRPC service definitions
+// from ../proto/ beside the bundle at run time.
 mkdirSync(join(dist, 'proto'), { recursive: true });
 for (const f of ['rpc.proto', 'kv.proto', 'auth.proto']) copyFileSync(join(dirname(require.resolve('etcd3/package.json')), 'proto', f), join(dist, 'proto', f));
 

@@ -1,6 +1,6 @@
-// The one store interface the IPAM core, vxnetctl and the Docker driver use. Two real
-// implementations sit behind it (embedded SQLite on one host, etcd for a cluster), chosen in
-// one factory (./index.ts); nothing outside ipam/store imports an implementation.
+// The one store interface the IPAM core, vxnetctl and the Docker driver use. Its implementation
+// is the embedded store (SQLite on the host, ./embedded.ts), opened in one factory (./index.ts);
+// nothing outside ipam/store imports it, so the core stays testable against any IpamStore.
 import type { Ip } from '../addr';
 
 /** Who holds an address: the allocation key is (network, containerId, ifname). */
@@ -77,7 +77,7 @@ export interface IpamTx {
 }
 
 export interface IpamStore {
-  /** "embedded" or "etcd", and where it lives; for logs and vxnetctl. */
+  /** Which store and where it lives ("embedded:/var/lib/vxnet/ipam.db"); for logs and vxnetctl. */
   readonly description: string;
   /** Runs fn with exclusive write access: no other process or caller allocates meanwhile. */
   withLock<T>(fn: (tx: IpamTx) => Promise<T>): Promise<T>;

@@ -36,11 +36,11 @@ export interface EtcdOptions {
 }
 
 export interface EtcdCluster {
-  /** Client endpoints as host:port, one per member (what `etcd://a,b,c` and openEtcdStore take). */
+  /** Client endpoints as host:port, one per member (what `etcd://a,b,c` and etcd/client.ts take). */
   readonly endpoints: string[];
   /** The same as http:// URLs. */
   readonly clientUrls: string[];
-  /** `etcd://host:port,host:port,...`: the form vxnetd --store and openStore take. */
+  /** `etcd://host:port,host:port,...`: the form vxnetd --store and vxnetctl --store take. */
   readonly storeUrl: string;
   /** SIGKILLs member i (by pid) and waits until it has exited. No-op if it is not running. */
   kill(i: number): Promise<void>;

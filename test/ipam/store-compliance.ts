@@ -1,7 +1,6 @@
-// The compliance suite every IpamStore implementation must pass. embedded-store.test.ts runs it
-// on a temp directory; the etcd store's test runs it against a real etcd. Each subtest gets a
-// fresh, empty store from setup() and cleans it up in teardown, so implementations can share a
-// server and isolate by key prefix.
+// The compliance suite every IpamStore implementation must pass; embedded-store.test.ts runs it
+// on a temp directory. Each subtest gets a fresh, empty store from setup() and cleans it up in
+// teardown.
 //
 // What it pins is the contract in ipam/store/types.ts, not one implementation's habits: list
 // order is only asserted where the interface promises one (takenBetween ascending, history
@@ -15,7 +14,7 @@ export interface StoreUnderTest {
   cleanup(): Promise<void>;
 }
 
-/** Makes a fresh, empty store (a new temp dir, a new etcd prefix). */
+/** Makes a fresh, empty store (a new temp dir). */
 export type StoreSetup = () => Promise<StoreUnderTest>;
 
 const own = (containerId: string, more: Partial<Owner> = {}): Owner =>

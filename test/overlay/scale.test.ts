@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { Cidr, Ip, parseCidr, parseIp } from '../../ipam/addr';
 import { parseOverlayNetwork, vtepMacFor } from '../../overlay/plan';
 import { encodeBlock, encodeHost, encodeMember, keys } from '../../overlay/records';
-import { createOverlayEtcd } from '../../overlay/registry';
+import { createEtcd } from '../../etcd/client';
 import { ETCD, startEtcd } from '../helpers/etcd';
 import { exec, pollUntil } from '../helpers/sh';
 import { cannotRun, newUnderlay } from './helpers/hosts';
@@ -32,7 +32,7 @@ async function main(t: Test): Promise<void> {
   };
   await Promise.all(nodes.map((n) => pollUntil(async () => (await routeCount(n)) === 2, { timeoutMs: 5000, what: `${n.id}: 2 peers` })));
 
-  const client = createOverlayEtcd(etcd.endpoints);
+  const client = createEtcd(etcd.endpoints);
   t.teardown(() => client.close());
   const k = keys(cl.prefix);
   const lease = client.lease(30);

@@ -33,7 +33,7 @@ t.test('hosts: usage errors are one line, exit 2', async (t) => {
   t.match(missing.stderr, /^vxnetctl: hosts needs the cluster store: --store etcd:\/\/HOST:PORT\[,HOST:PORT\.\.\.\] or \$VXNET_STORE \(see vxnetctl hosts --help\)\n$/);
   t.equal(missing.stdout, '');
   for (const [argv, re] of [
-    [['hosts', '--store', 'http://h:2379'], /^vxnetctl: --store: store "http:\/\/h:2379" is not etcd:\/\//],
+    [['hosts', '--store', 'http://h:2379'], /^vxnetctl: --store: cluster store "http:\/\/h:2379" is not etcd:\/\//],
     [['hosts', '--store', ''], /^vxnetctl: option --store needs a non-empty value/],
     [['hosts', '--store', 'etcd://h', '--block-grace', 'soon'], /^vxnetctl: --block-grace "soon": must be a whole number of seconds/],
     [['hosts', 'extra', '--store', 'etcd://h'], /^vxnetctl: unexpected argument "extra" to "vxnetctl hosts"/],

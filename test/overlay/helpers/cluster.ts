@@ -10,7 +10,7 @@ import { openNetns } from '../../../net/netns';
 import { Rtnl } from '../../../net/rtnl';
 import { OverlayAgent } from '../../../overlay/agent';
 import { OverlayNetwork, vxlanDeviceName } from '../../../overlay/plan';
-import { createOverlayEtcd } from '../../../overlay/registry';
+import { createEtcd } from '../../../etcd/client';
 import { Container, Host, Underlay, shown } from './hosts';
 
 export interface Node { id: string; host: Host; agent: OverlayAgent; c?: Container; v4: string; v6: string }
@@ -33,7 +33,7 @@ export function overlayCluster(t: Test, underlay: Underlay, o: ClusterOptions) {
   const dev = vxlanDeviceName(o.network.vni);
 
   const startAgent = async (host: Host, id: string): Promise<OverlayAgent> => {
-    const client = createOverlayEtcd(o.endpoints);
+    const client = createEtcd(o.endpoints);
     const handle = openNetns(host.ns.path);
     const rtnl = Rtnl.open(handle);
     const agent = new OverlayAgent({
