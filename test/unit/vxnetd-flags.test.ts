@@ -78,7 +78,7 @@ t.test('vxnetd command line: the overlay flags, typed', async (t) => {
     [['--overlay-network', 'n,vni=1,subnet=10.1.0.0/16'], /^--overlay-network needs --store/],
     [['--host-id', 'h'], /^--host-id needs --store/], [['--underlay', '10.0.0.1'], /^--underlay needs --store/],
     [['--lease-ttl', '5'], /^--lease-ttl needs --store/], [['--block-grace', '5'], /^--block-grace needs --store/],
-    [['--store', 'http://h:2379'], /^--store: store "http:\/\/h:2379" is not etcd:\/\//], [['--store', 'etcd://'], /^--store: .*names no etcd endpoint/],
+    [['--store', 'http://h:2379'], /^--store: cluster store "http:\/\/h:2379" is not etcd:\/\//], [['--store', 'etcd://'], /^--store: .*names no etcd endpoint/],
     [['--store', 'etcd://h:99999'], /^--store: .*"h:99999" is not host:port/],
     [['--store', 'etcd://h', '--overlay-network', 'n,vni=1'], /^--overlay-network "n,vni=1": subnets: at least one subnet/],
     [['--store', 'etcd://h', '--overlay-network', 'n,vni=x,subnet=10.1.0.0/16'], /vni="x" is not a number/],
