@@ -1,0 +1,124 @@
+// One DNS message in, one answer (or nothing) out, whatever the transport: the policy between
+// the listeners (server.ts) and the zone, the forwarder and the codec. No sockets here.
+//
+// Order: the source first (not an open resolver: REFUSED to anyone outside the allowed
+// sources, silence when their message is not even a query), then the message's checks
+// (FORMERR / NOTIMP / silence, wire.ts), then the zone, then the forwarder. Zone answers are
+// produced synchronously, with no promise on the way: that path is the one measured against
+// dnsmasq. Nothing thrown below escapes: an internal failure answers SERVFAIL and is counted.
+import { Cidr, Ip, contains, parseIp } from '../ipam/addr';
+import { Logger } from '../lib/log';
+import type { Transport } from './forwarder';
+import type { ZoneAnswer } from './zone';
+import { EDNS_UDP_SIZE, Query, Reply, decodeQuery, encodeReply, rcodeReply, udpLimit } from './wire';
+
+export interface Authority {
+  lookup(qname: string, qtype: string): ZoneAnswer | undefined;
+}
+
+export interface Resolver {
+  resolve(query: Query, transport: Transport): Promise<Reply>;
+}
+
+export interface HandlerOptions {
+  readonly zone: Authority;
+  /** Names outside the zone; without one, they are REFUSED. */
+  readonly forwarder?: Resolver;
+  /** Who may ask; default: loopback only. */
+  readonly allow?: (source: Ip) => boolean;
+  /** The most a UDP answer may have, whatever the client's EDNS size says; default 1232. */
+  readonly udpSizeCap?: number;
+  readonly log?: Logger;
+}
+
+export interface HandlerStats {
+  queries: number;
+  refused: number;
+  malformed: number;
+  authoritative: number;
+  forwarded: number;
+  internalErrors: number;
+}
+
+export type Answer = Buffer | undefined | Promise<Buffer | undefined>;
+
+export interface Handler {
+  /** The answer to `message` from `source` (undefined: say nothing). Never throws or rejects. */
+  handle(message: Buffer, source: Ip | undefined, transport: Transport): Answer;
+  readonly stats: HandlerStats;
+}
+
+const isLoopback = (ip: Ip): boolean => (ip.family === 4 ? ip.value >> 24n === 127n : ip.value === 1n);
+
+/** Loopback (this host) and the given networks (vxnet's own, configurable). */
+export function allowSources(cidrs: readonly Cidr[], loopback = true): (source: Ip) => boolean {
+  return (source) => (loopback && isLoopback(source)) || cidrs.some((c) => contains(c, source));
+}
+
+/** The address a socket reports, IPv4-mapped IPv6 ("::ffff:10.0.0.1") read as IPv4. */
+export function sourceIp(address: string): Ip | undefined {
+  const ip = parseIp(address);
+  if (ip && ip.family === 6 && ip.value >> 32n === 0xffffn) return { family: 4, value: ip.value & 0xffffffffn };
+  return ip;
+}
+
+export function createHandler(options: HandlerOptions): Handler {
+  const allow = options.allow ?? allowSources([]);
+  const cap = options.udpSizeCap ?? EDNS_UDP_SIZE;
+  const { zone, forwarder, log } = options;
+  const stats: HandlerStats = { queries: 0, refused: 0, malformed: 0, authoritative: 0, forwarded: 0, internalErrors: 0 };
+
+  const failed = (query: Query | undefined, err: unknown): Buffer | undefined => {
+    stats.internalErrors++;
+    log?.error('dns: answering failed', { error: err instanceof Error ? err.message : String(err), name: query?.question.name });
+    try {
+      return query ? rcodeReply(query, 'SERVFAIL') : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+
+  const handle = (message: Buffer, source: Ip | undefined, transport: Transport): Answer => {
+    stats.queries++;
+    let query: Query | undefined;
+    try {
+      const decoded = decodeQuery(message);
+      if (!source || !allow(source)) {
+        stats.refused++;
+        return decoded.ok ? rcodeReply(decoded.query, 'REFUSED') : undefined;
+      }
+      if (!decoded.ok) {
+        stats.malformed++;
+        return decoded.reply;
+      }
+      const q = decoded.query;
+      query = q;
+      const limit = transport === 'udp' ? udpLimit(q, cap) : 65535;
+      if (q.question.plain) {
+        const answer = zone.lookup(q.question.name, q.question.type);
+        if (answer) {
+          stats.authoritative++;
+          return encodeReply(q, { ...answer, aa: true }, limit);
+        }
+      }
+      if (!forwarder) {
+        stats.refused++;
+        return rcodeReply(q, 'REFUSED');
+      }
+      stats.forwarded++;
+      return forwarder.resolve(q, transport).then(
+        (reply) => {
+          try {
+            return encodeReply(q, reply, limit);
+          } catch (err) {
+            return failed(q, err);
+          }
+        },
+        (err: unknown) => failed(q, err),
+      );
+    } catch (err) {
+      return failed(query, err);
+    }
+  };
+  return { handle, stats };
+}
