@@ -133,6 +133,10 @@ export function udpLimit(query: Query, cap = EDNS_UDP_SIZE): number {
  * only when a record cannot be encoded (the caller answers SERVFAIL).
  */
 export function encodeReply(query: Query, reply: Reply, limit = 65535): Buffer {
+  // The zone's names are checked when they enter it; an upstream's pass through dns-packet's
+  // decoder, which reads labels as UTF-8 and may hand back one its encoder would write with a
+  // wrong length byte.
+  if (!reply.aa) for (const list of [reply.answers, reply.authorities, reply.additionals]) list.forEach(checkRecordName);
   const opt = query.edns ? optRecord(query.edns.dnssecOk, 0) : undefined;
   const fixed = 12 + query.questionBytes.length + (opt ? record.encodingLength(opt) : 0);
   const sizes = (list: readonly Answer[]): number[] => list.map((a) => record.encodingLength(a));
@@ -176,6 +180,17 @@ export function encodeReply(query: Query, reply: Reply, limit = 65535): Buffer {
   }
   if (at !== length) throw new Error(`encoded ${at} bytes, expected ${length}`);
   return buf;
+}
+
+function checkRecordName(a: Answer): void {
+  if (a.name === '.' || a.name === '') return;
+  let total = 0;
+  for (const label of a.name.replace(/^\.|\.$/g, '').split('.')) {
+    const n = Buffer.byteLength(label);
+    if (n === 0 || n > 63) throw new Error(`record name "${a.name.slice(0, 40)}" has a label of ${n} bytes`);
+    total += n + 1;
+  }
+  if (total > 254) throw new Error(`record name "${a.name.slice(0, 40)}..." is longer than 255 bytes`);
 }
 
 /** An answer with no records: REFUSED, SERVFAIL, ... */
