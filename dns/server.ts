@@ -29,6 +29,12 @@ export interface DnsServerOptions {
   readonly listen: readonly HostPort[];
   readonly handler: Handler;
   readonly tcp?: TcpLimits;
+  /**
+   * In a `cluster` worker: share the primary's sockets with the other workers (Node 20 has no
+   * SO_REUSEPORT, so this is how more than one core serves one address). Default false: the
+   * sockets are this process's own, and a second server on the same port fails.
+   */
+  readonly shared?: boolean;
   readonly log?: Logger;
 }
 
@@ -93,22 +99,30 @@ export class DnsServer {
   }
 
   private bindUdp(at: HostPort): Promise<dgram.Socket> {
-    const socket = dgram.createSocket(at.ip.family === 4 ? 'udp4' : 'udp6');
+    // Answers go to the address a query came from, always a literal: the identity `lookup`
+    // spares each send dns.lookup's deferral to the next tick. Sends without a callback let
+    // Node use uv_udp_try_send with no request object; a failed send (the client's loss, like
+    // a dropped packet) surfaces as an 'error' event, logged at debug.
+    const family = at.ip.family;
+    const socket = dgram.createSocket({
+      type: family === 4 ? 'udp4' : 'udp6',
+      lookup: (address: string, _opts: unknown, cb: (err: Error | null, address: string, family: number) => void) => cb(null, address, family),
+    } as dgram.SocketOptions);
     const { handler, log } = this.options;
     socket.on('message', (msg, rinfo) => {
       const reply = handler.handle(msg, sourceIp(rinfo.address), 'udp');
       if (reply instanceof Promise) {
-        void reply.then((buf) => { if (buf) socket.send(buf, rinfo.port, rinfo.address, ignore); });
+        void reply.then((buf) => { if (buf) socket.send(buf, rinfo.port, rinfo.address); });
       } else if (reply) {
-        socket.send(reply, rinfo.port, rinfo.address, ignore);
+        socket.send(reply, rinfo.port, rinfo.address);
       }
     });
     return new Promise((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind(at.port, formatIp(at.ip), () => {
+      socket.bind({ port: at.port, address: formatIp(at.ip), exclusive: !this.options.shared }, () => {
         socket.off('error', reject);
-        // After the bind, errors (ICMP unreachable reported on send, ...) are logged, never fatal.
-        socket.on('error', (err) => log?.warn('dns udp socket error', { error: err.message }));
+        // After the bind, errors (a send to a client gone, ...) are logged, never fatal.
+        socket.on('error', (err) => log?.debug('dns udp socket error', { error: err.message }));
         resolve(socket);
       });
     });
@@ -120,7 +134,7 @@ export class DnsServer {
     server.on('error', (err) => this.options.log?.warn('dns tcp listener error', { error: err.message }));
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host: formatIp(at.ip), port: at.port, exclusive: true }, () => {
+      server.listen({ host: formatIp(at.ip), port: at.port, exclusive: !this.options.shared }, () => {
         server.off('error', reject);
         resolve(server);
       });
@@ -175,5 +189,3 @@ export class DnsServer {
     });
   }
 }
-
-function ignore(): void { /* a failed UDP send is the client's loss, like a dropped packet */ }
