@@ -174,7 +174,7 @@ async function main() {
     const vx = systems[1].label;
     const x = ratio(qps(vx), dnsmasqQps);
     const met = x >= 0.5 && lost(vx) === 0;
-    say(`vxnet ${vx}: ${Math.round(qps(vx))} qps = ${f2(x)}x dnsmasq's ${Math.round(dnsmasqQps)} (median of ${ROUNDS}); lost ${lost(vx)}; target >= 0.50x, no loss: ${met ? 'PASS' : 'MISS'}`);
+    say(`${vx}: ${Math.round(qps(vx))} qps = ${f2(x)}x dnsmasq's ${Math.round(dnsmasqQps)} (median of ${ROUNDS}); lost ${lost(vx)}; target >= 0.50x, no loss: ${met ? 'PASS' : 'MISS'}`);
     if (WORKERS > 1) say(`vxnet (1 process): ${Math.round(qps(systems[2].label))} qps = ${f2(ratio(qps(systems[2].label), dnsmasqQps))}x`);
     say(`SUMMARY dns-bench dnsmasq_qps=${Math.round(dnsmasqQps)} vxnet_qps=${Math.round(qps(vx))} workers=${WORKERS} ratio=${f2(x)} vxnet_lost=${lost(vx)} all_noerror=${allNoerror} target=${met ? 'PASS' : 'MISS'}`);
     return allNoerror ? 0 : 1;
