@@ -13,13 +13,14 @@
 // with only the ID rewritten: EDNS options and flags reach the upstream untouched.
 import { randomInt } from 'node:crypto';
 import * as dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as dnsPacket from 'dns-packet';
 import type { Answer } from 'dns-packet';
 import { formatIp } from '../ipam/addr';
 import { Logger } from '../lib/log';
 import { ReplyCache, cacheKey } from './cache';
-import { HostPort, UpstreamPool, formatHostPort } from './upstreams';
+import { HostPort, UpstreamPool, formatHostPort, parseResolvConf, withoutSelf } from './upstreams';
 import { Query, Rcode, Reply } from './wire';
 
 export interface ForwarderOptions {
@@ -221,6 +222,21 @@ export class Forwarder {
       });
     });
   }
+}
+
+/**
+ * The host's upstreams: the nameservers of `path` (read once, at start: a resolv.conf rewritten
+ * later to point at vxnet must not make it forward to itself) minus the server's own listening
+ * addresses. None when the file is missing or unreadable.
+ */
+export function hostUpstreams(listening: readonly HostPort[], path = '/etc/resolv.conf'): HostPort[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return [];
+  }
+  return withoutSelf(parseResolvConf(text), listening);
 }
 
 function servfail(): Reply {

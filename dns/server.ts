@@ -11,10 +11,11 @@
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import { formatIp } from '../ipam/addr';
+import { IoFailure } from '../lib/errors';
 import { Logger } from '../lib/log';
 import type { Handler } from './handler';
 import { sourceIp } from './handler';
-import { HostPort } from './upstreams';
+import { HostPort, formatHostPort } from './upstreams';
 
 export interface TcpLimits {
   /** Milliseconds without a complete query before the connection is closed; default 10 s. */
@@ -109,18 +110,26 @@ export class DnsServer {
       lookup: (address: string, _opts: unknown, cb: (err: Error | null, address: string, family: number) => void) => cb(null, address, family),
     } as dgram.SocketOptions);
     const { handler, log } = this.options;
+    // A forwarded answer may arrive after stop() closed the socket, when send throws.
+    const sendTo = (buf: Buffer, rinfo: dgram.RemoteInfo): void => {
+      try {
+        socket.send(buf, rinfo.port, rinfo.address);
+      } catch (err) {
+        log?.debug('dns udp send failed', { error: (err as Error).message });
+      }
+    };
     socket.on('message', (msg, rinfo) => {
       const reply = handler.handle(msg, sourceIp(rinfo.address), 'udp');
-      if (reply instanceof Promise) {
-        void reply.then((buf) => { if (buf) socket.send(buf, rinfo.port, rinfo.address); });
-      } else if (reply) {
-        socket.send(reply, rinfo.port, rinfo.address);
-      }
+      if (reply instanceof Promise) void reply.then((buf) => { if (buf) sendTo(buf, rinfo); });
+      else if (reply) sendTo(reply, rinfo);
     });
     return new Promise((resolve, reject) => {
-      socket.once('error', reject);
+      socket.once('error', (err) => {
+        socket.close();
+        reject(listenFailure(at, 'udp', err));
+      });
       socket.bind({ port: at.port, address: formatIp(at.ip), exclusive: !this.options.shared }, () => {
-        socket.off('error', reject);
+        socket.removeAllListeners('error');
         // After the bind, errors (a send to a client gone, ...) are logged, never fatal.
         socket.on('error', (err) => log?.debug('dns udp socket error', { error: err.message }));
         resolve(socket);
@@ -133,9 +142,10 @@ export class DnsServer {
     server.maxConnections = this.limits.maxConnections;
     server.on('error', (err) => this.options.log?.warn('dns tcp listener error', { error: err.message }));
     return new Promise((resolve, reject) => {
-      server.once('error', reject);
+      const failed = (err: Error): void => reject(listenFailure(at, 'tcp', err));
+      server.once('error', failed);
       server.listen({ host: formatIp(at.ip), port: at.port, exclusive: !this.options.shared }, () => {
-        server.off('error', reject);
+        server.off('error', failed);
         resolve(server);
       });
     });
@@ -188,4 +198,9 @@ export class DnsServer {
       if (!closed && inFlight >= maxPipelined) socket.pause();
     });
   }
+}
+
+function listenFailure(at: HostPort, transport: 'udp' | 'tcp', err: Error): IoFailure {
+  const code = (err as NodeJS.ErrnoException).code ?? err.message;
+  return new IoFailure(`dns: cannot listen on ${formatHostPort(at)}/${transport}: ${code}`, err.message);
 }

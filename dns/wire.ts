@@ -138,19 +138,23 @@ export function encodeReply(query: Query, reply: Reply, limit = 65535): Buffer {
   // wrong length byte.
   if (!reply.aa) for (const list of [reply.answers, reply.authorities, reply.additionals]) list.forEach(checkRecordName);
   const opt = query.edns ? optRecord(query.edns.dnssecOk, 0) : undefined;
-  const fixed = 12 + query.questionBytes.length + (opt ? record.encodingLength(opt) : 0);
+  const optLength = opt ? record.encodingLength(opt) : 0;
+  const fixed = 12 + query.questionBytes.length + optLength;
   const sizes = (list: readonly Answer[]): number[] => list.map((a) => record.encodingLength(a));
-  const an = sizes(reply.answers), ns = sizes(reply.authorities), ar = sizes(reply.additionals);
   const sum = (xs: number[]): number => xs.reduce((s, x) => s + x, 0);
+  const an = sizes(reply.answers), ns = sizes(reply.authorities), ar = sizes(reply.additionals);
   let answers = reply.answers, authorities = reply.authorities, additionals = reply.additionals;
   let truncated = false;
-  if (fixed + sum(an) + sum(ns) + sum(ar) > limit) {
+  let length = fixed + sum(an) + sum(ns) + sum(ar);
+  if (length > limit) {
     additionals = [];
-    if (fixed + sum(an) + sum(ns) > limit) {
+    length = fixed + sum(an) + sum(ns);
+    if (length > limit) {
       truncated = true;
       authorities = [];
-      let used = fixed, n = 0;
-      while (n < an.length && used + an[n] <= limit) used += an[n++];
+      let n = 0;
+      length = fixed;
+      while (n < an.length && length + an[n] <= limit) length += an[n++];
       answers = reply.answers.slice(0, n);
     }
   }
@@ -160,10 +164,6 @@ export function encodeReply(query: Query, reply: Reply, limit = 65535): Buffer {
   if (query.rd) flags |= RD;
   if (query.cd) flags |= CD;
   if (truncated) flags |= TC;
-  const length = fixed - (opt ? record.encodingLength(opt) : 0)
-    + answers.reduce((s, a) => s + record.encodingLength(a), 0)
-    + authorities.reduce((s, a) => s + record.encodingLength(a), 0)
-    + additionals.reduce((s, a) => s + record.encodingLength(a), 0);
   const buf = Buffer.allocUnsafe(length);
   buf.writeUInt16BE(query.id, 0);
   buf.writeUInt16BE(flags, 2);

@@ -4,8 +4,8 @@ import * as dnsPacket from 'dns-packet';
 import t, { Test } from 'tap';
 import { parseIp } from '../../ipam/addr';
 import { ReplyCache } from '../../dns/cache';
-import { Forwarder, ForwarderOptions } from '../../dns/forwarder';
-import { HostPort } from '../../dns/upstreams';
+import { Forwarder, ForwarderOptions, hostUpstreams } from '../../dns/forwarder';
+import { HostPort, formatHostPort } from '../../dns/upstreams';
 import { Query, decodeQuery } from '../../dns/wire';
 import { Stub, StubMode, startStub } from './helpers/stub';
 
@@ -149,4 +149,11 @@ t.test('stop ends queries in flight with SERVFAIL', async (t) => {
   await until(() => mute.udpReceived === 1);
   await f.stop();
   t.equal((await pending).rcode, 'SERVFAIL');
+});
+
+t.test('hostUpstreams: resolv.conf read once, minus the listening addresses; none when missing', async (t) => {
+  const dir = t.testdir({ 'resolv.conf': 'nameserver 198.51.100.1\nnameserver 10.255.255.53\n' });
+  const listening = [{ ip: parseIp('198.51.100.1')!, port: 53 }];
+  t.same(hostUpstreams(listening, `${dir}/resolv.conf`).map(formatHostPort), ['10.255.255.53:53']);
+  t.same(hostUpstreams(listening, `${dir}/missing`), []);
 });

@@ -9,6 +9,7 @@ import { Ip, parseCidr, parseIp } from '../../ipam/addr';
 import { Forwarder } from '../../dns/forwarder';
 import { allowSources, createHandler, Handler, HandlerOptions, sourceIp } from '../../dns/handler';
 import { DnsServer, TcpLimits } from '../../dns/server';
+import type { Query, Reply } from '../../dns/wire';
 import { Zone } from '../../dns/zone';
 import { exec } from '../helpers/sh';
 import { startStub } from './helpers/stub';
@@ -202,11 +203,39 @@ t.test('start fails cleanly on an address in use; stop frees the port', async (t
   await a.start();
   const port = a.addresses()[0].port;
   const b = new DnsServer({ listen: [{ ip: ip('127.0.0.2'), port: 0 }, { ip: ip(LO), port }], handler });
-  await t.rejects(b.start(), /EADDRINUSE/);
+  await t.rejects(b.start(), { name: 'IoFailure', message: new RegExp(`^dns: cannot listen on 127\\.0\\.0\\.1:${port}/udp: EADDRINUSE$`) });
   t.same(b.addresses(), [], 'nothing left bound');
   await a.stop();
   const c = new DnsServer({ listen: [{ ip: ip(LO), port }], handler });
   await c.start();
   t.equal(c.addresses()[0].port, port, 'the port is free again after stop');
   await c.stop();
+});
+
+t.test('a forwarded answer that arrives after stop() is dropped, not a crash', async (t) => {
+  const releases: Array<() => void> = [];
+  const late = {
+    resolve: (query: Query): Promise<Reply> => new Promise((resolve) => {
+      releases.push(() => resolve({ rcode: 'NOERROR', aa: false, answers: [{ name: query.question.name, type: 'A', class: 'IN', ttl: 1, data: '192.0.2.9' }], authorities: [], additionals: [] }));
+    }),
+  };
+  const handler = createHandler({ zone: testZone(), forwarder: late });
+  const server = new DnsServer({ listen: [{ ip: ip(LO), port: 0 }], handler });
+  await server.start();
+  const port = server.addresses()[0].port;
+  const c = tcpClient(port);
+  t.teardown(() => c.socket.destroy());
+  c.socket.write(frame(q(1, 'late.example')));
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, LO, r));
+  t.teardown(() => s.close());
+  s.send(q(2, 'late.example'), port, LO);
+  const deadline = Date.now() + 2000;
+  while (releases.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  t.equal(releases.length, 2, 'a TCP and a UDP query wait in the forwarder');
+  await server.stop();
+  releases.forEach((release) => release());
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(handler.stats.internalErrors, 0);
+  t.pass('no exception from answering on closed sockets');
 });
