@@ -30,9 +30,14 @@ interface Entry {
 
 export const CACHE_DEFAULTS = { maxEntries: 10_000, maxBytes: 16 << 20, maxTtl: 3600, maxNegativeTtl: 300 } as const;
 
-/** The cache key: the question, and the bits that change what an upstream answers. */
-export function cacheKey(question: Question, dnssecOk: boolean, checkingDisabled: boolean): string {
-  return `${question.name}|${question.typeCode}|${dnssecOk ? 1 : 0}${checkingDisabled ? 1 : 0}`;
+/**
+ * The cache key: the question, and the bits that change what an upstream answers. A name that
+ * is not plain (a dot inside a label, other bytes) is keyed by its wire bytes, lower-cased: its
+ * text would equal that of another name ("a.b" + "example" reads like "a" + "b" + "example").
+ */
+export function cacheKey(question: Question, questionBytes: Buffer, dnssecOk: boolean, checkingDisabled: boolean): string {
+  const name = question.plain ? question.name : `#${Buffer.from(questionBytes.subarray(0, -4).toString('latin1').toLowerCase(), 'latin1').toString('hex')}`;
+  return `${name}|${question.typeCode}|${dnssecOk ? 1 : 0}${checkingDisabled ? 1 : 0}`;
 }
 
 export class ReplyCache {

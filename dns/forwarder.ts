@@ -99,7 +99,7 @@ export class Forwarder {
   /** The answer to `query` (which came over `transport`), from the cache or the upstreams. */
   async resolve(query: Query, transport: Transport): Promise<Reply> {
     const dnssecOk = query.edns?.dnssecOk ?? false;
-    const key = cacheKey(query.question, dnssecOk, query.cd);
+    const key = cacheKey(query.question, query.questionBytes, dnssecOk, query.cd);
     const cached = this.cache.get(key);
     if (cached) return cached;
     const picks = this.pool.pick();

@@ -16,10 +16,18 @@ const soa = (ttl: number, minimum: number): Answer => ({
 const positive = (...answers: Answer[]): Reply => ({ rcode: 'NOERROR', aa: true, answers, authorities: [], additionals: [] });
 const negative = (rcode: 'NOERROR' | 'NXDOMAIN', ...authorities: Answer[]): Reply => ({ rcode, aa: true, answers: [], authorities, additionals: [] });
 
-t.test('cacheKey separates type, DO and CD', async (t) => {
+t.test('cacheKey separates type, DO and CD, and names that only read alike', async (t) => {
   const q = { name: 'example.com', type: 'A', typeCode: 1, plain: true };
-  const keys = new Set([cacheKey(q, false, false), cacheKey(q, true, false), cacheKey(q, false, true), cacheKey({ ...q, type: 'AAAA', typeCode: 28 }, false, false)]);
+  const wire = Buffer.from('076578616d706c6503636f6d0000010001', 'hex');
+  const keys = new Set([cacheKey(q, wire, false, false), cacheKey(q, wire, true, false), cacheKey(q, wire, false, true), cacheKey({ ...q, type: 'AAAA', typeCode: 28 }, wire, false, false)]);
   t.equal(keys.size, 4);
+  // "a.b" as one label and "a", "b" as two: the same text, not the same name.
+  const oneLabel = Buffer.from('03612e62076578616d706c650000010001', 'hex');
+  const dotted = { name: 'a.b.example', type: 'A', typeCode: 1, plain: false };
+  const twoLabels = Buffer.from('016101620765786d706c650000010001', 'hex');
+  t.not(cacheKey(dotted, oneLabel, false, false), cacheKey({ ...dotted, plain: true }, twoLabels, false, false));
+  const upper = Buffer.from('03412e42076578616d706c650000010001', 'hex');
+  t.equal(cacheKey(dotted, oneLabel, false, false), cacheKey(dotted, upper, false, false), 'case does not matter');
 });
 
 t.test('positive answers: kept for the lowest TTL, TTLs counted down, gone after', async (t) => {
