@@ -79,7 +79,9 @@ export class Forwarder {
       socket.on('error', (err) => this.log?.warn('dns forwarder socket error', { family, error: err.message }));
       await new Promise<void>((resolve, reject) => {
         socket.once('error', reject);
-        socket.bind(0, family === 4 ? '0.0.0.0' : '::', () => { socket.off('error', reject); resolve(); });
+        // exclusive: in a `cluster` worker a shared socket (Node's default there) would hand the
+        // upstreams' answers to whichever worker reads first, not the one waiting for them.
+        socket.bind({ port: 0, address: family === 4 ? '0.0.0.0' : '::', exclusive: true }, () => { socket.off('error', reject); resolve(); });
       });
       this.sockets[family] = socket;
     }
