@@ -99,9 +99,13 @@ export class Forwarder {
   }
 
   /** The answer to `query` (which came over `transport`), from the cache or the upstreams. */
+  /** The cached answer to `query`, if any: no promise, so a cache hit costs what a zone answer does. */
+  cached(query: Query): Reply | undefined {
+    return this.cache.get(cacheKey(query.question, query.questionBytes, query.edns?.dnssecOk ?? false, query.cd));
+  }
+
   async resolve(query: Query, transport: Transport): Promise<Reply> {
-    const dnssecOk = query.edns?.dnssecOk ?? false;
-    const key = cacheKey(query.question, query.questionBytes, dnssecOk, query.cd);
+    const key = cacheKey(query.question, query.questionBytes, query.edns?.dnssecOk ?? false, query.cd);
     const cached = this.cache.get(key);
     if (cached) return cached;
     const picks = this.pool.pick();

@@ -27,6 +27,8 @@ export interface Authority {
 
 export interface Resolver {
   resolve(query: Query, transport: Transport): Promise<Reply>;
+  /** A cached answer, synchronously (optional). */
+  cached?(query: Query): Reply | undefined;
 }
 
 export interface HandlerOptions {
@@ -150,6 +152,8 @@ export function createHandler(options: HandlerOptions): Handler {
         return rcodeReply(q, 'REFUSED');
       }
       stats.forwarded++;
+      const hit = forwarder.cached?.(q);
+      if (hit) return encodeReply(q, hit, limit);
       return forwarder.resolve(q, transport).then(
         (reply) => {
           try {

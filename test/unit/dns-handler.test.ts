@@ -74,3 +74,19 @@ t.test("forwarded: the forwarder's reply, fitted; its failure is SERVFAIL", asyn
   t.equal(decode(await failing.handle(query('x.example', 6), LO, 'udp')).rcode, 'SERVFAIL');
   t.equal(failing.stats.internalErrors, 1);
 });
+
+t.test('a cached forwarded answer comes back synchronously, without the forwarder\'s promise', async (t) => {
+  const reply: Reply = { rcode: 'NOERROR', aa: false, answers: [{ name: 'c.example', type: 'A', class: 'IN', ttl: 7, data: '192.0.2.7' }], authorities: [], additionals: [] };
+  let resolved = 0;
+  const forwarder = {
+    cached: (q: Query): Reply | undefined => (q.question.name === 'c.example' ? reply : undefined),
+    resolve: (): Promise<Reply> => { resolved++; return Promise.resolve(reply); },
+  };
+  const h = createHandler({ zone: new Zone(), forwarder });
+  const out = h.handle(query('c.example', 8), LO, 'udp');
+  t.ok(Buffer.isBuffer(out), 'a Buffer, not a Promise');
+  t.match(decode(out as Buffer).answers, [{ data: '192.0.2.7', ttl: 7 }]);
+  t.equal(resolved, 0);
+  t.ok(h.handle(query('miss.example', 9), LO, 'udp') instanceof Promise, 'a miss goes to resolve');
+  t.equal(resolved, 1);
+});
