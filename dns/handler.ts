@@ -8,11 +8,14 @@
 // dnsmasq. Nothing thrown below escapes: an internal failure answers SERVFAIL and is counted.
 //
 // Reused answers: an authoritative answer with at most one record (nothing to rotate) is kept,
-// encoded, under the message's bytes after the ID and flags (counts, question as sent, OPT)
-// and the transport; a later message with the same bytes gets a copy with its own ID, RD and
-// CD. Those bytes and the opcode/QR bits are all the full path reads, so the copy is what it
-// would answer. Dropped whenever the zone's serial moves; bounded. Measured: ~1 us per
-// answer against ~5 us (decode, lookup, encode), which is what the UDP path is short of.
+// encoded, under the message's bytes after the ID and flags (counts, question as sent, OPT),
+// its CD bit and the transport; a later message with the same bytes gets a copy with its own
+// ID, RD and CD. Those bytes and the opcode/QR bits are all the full path reads, so the copy is
+// what it would answer. A cached forwarded answer is kept the same way for at most a second
+// (its TTLs count down in whole seconds) and only while at least two seconds of its lifetime
+// remain, so a copy never outlives the cache entry. All dropped whenever the zone's serial
+// moves; bounded. Measured: ~1 us per answer against ~5 us (decode, lookup, encode), which is
+// what the UDP path is short of.
 import { Cidr, Ip, contains, parseIp } from '../ipam/addr';
 import { Logger } from '../lib/log';
 import type { Transport } from './forwarder';
@@ -35,6 +38,8 @@ export interface HandlerOptions {
   readonly zone: Authority;
   /** Names outside the zone; without one, they are REFUSED. */
   readonly forwarder?: Resolver;
+  /** Milliseconds, for how long a reused forwarded answer stays; default Date.now. */
+  readonly now?: () => number;
   /** Who may ask; default: loopback only. */
   readonly allow?: (source: Ip) => boolean;
   /** The most a UDP answer may have, whatever the client's EDNS size says; default 1232. */
@@ -82,7 +87,15 @@ export function createHandler(options: HandlerOptions): Handler {
   const cap = options.udpSizeCap ?? EDNS_UDP_SIZE;
   const { zone, forwarder, log } = options;
   const stats: HandlerStats = { queries: 0, refused: 0, malformed: 0, authoritative: 0, forwarded: 0, internalErrors: 0 };
-  const reuse = new Map<string, Buffer>();
+  const now = options.now ?? Date.now;
+  /** Encoded answers with RD and CD clear; `until` is Infinity for the zone's. */
+  const reuse = new Map<string, { readonly buf: Buffer; readonly until: number; readonly authoritative: boolean }>();
+  const keep = (key: string, out: Buffer, until: number, authoritative: boolean): void => {
+    if (reuse.size >= REUSE_MAX_ENTRIES) reuse.clear();
+    const buf = Buffer.from(out);
+    buf.writeUInt16BE(buf.readUInt16BE(2) & ~RD_CD, 2);
+    reuse.set(key, { buf, until, authoritative });
+  };
   let reuseSerial = zone.serial;
 
   /** The key of a reusable message (QR=0, opcode QUERY, small), else undefined. */
@@ -93,7 +106,8 @@ export function createHandler(options: HandlerOptions): Handler {
       reuse.clear();
       reuseSerial = zone.serial;
     }
-    return (transport === 'udp' ? 'u' : 't') + message.toString('latin1', 4);
+    // CD changes what an upstream answers (the forwarder's cache keys on it too).
+    return (transport === 'udp' ? 'u' : 't') + (message[3] & 0x10 ? 'c' : 'n') + message.toString('latin1', 4);
   };
 
   const failed = (query: Query | undefined, err: unknown): Buffer | undefined => {
@@ -117,12 +131,13 @@ export function createHandler(options: HandlerOptions): Handler {
       }
       const key = reuseKey(message, transport);
       const kept = key === undefined ? undefined : reuse.get(key);
-      if (kept) {
-        stats.authoritative++;
-        const out = Buffer.allocUnsafe(kept.length);
-        kept.copy(out);
+      if (kept && (kept.until === Infinity || kept.until > now())) {
+        if (kept.authoritative) stats.authoritative++;
+        else stats.forwarded++;
+        const out = Buffer.allocUnsafe(kept.buf.length);
+        kept.buf.copy(out);
         out.writeUInt16BE(message.readUInt16BE(0), 0);
-        out.writeUInt16BE(kept.readUInt16BE(2) | (message.readUInt16BE(2) & RD_CD), 2);
+        out.writeUInt16BE(kept.buf.readUInt16BE(2) | (message.readUInt16BE(2) & RD_CD), 2);
         return out;
       }
       const decoded = decodeQuery(message);
@@ -138,12 +153,7 @@ export function createHandler(options: HandlerOptions): Handler {
         if (answer) {
           stats.authoritative++;
           const out = encodeReply(q, { ...answer, aa: true }, limit);
-          if (key !== undefined && answer.answers.length <= 1) {
-            if (reuse.size >= REUSE_MAX_ENTRIES) reuse.clear();
-            const kept = Buffer.from(out);
-            kept.writeUInt16BE(kept.readUInt16BE(2) & ~RD_CD, 2);
-            reuse.set(key, kept);
-          }
+          if (key !== undefined && answer.answers.length <= 1) keep(key, out, Infinity, true);
           return out;
         }
       }
@@ -153,7 +163,12 @@ export function createHandler(options: HandlerOptions): Handler {
       }
       stats.forwarded++;
       const hit = forwarder.cached?.(q);
-      if (hit) return encodeReply(q, hit, limit);
+      if (hit) {
+        const out = encodeReply(q, hit, limit);
+        const left = minTtl(hit);
+        if (key !== undefined && left >= 2) keep(key, out, now() + 1000, false);
+        return out;
+      }
       return forwarder.resolve(q, transport).then(
         (reply) => {
           try {
@@ -169,4 +184,13 @@ export function createHandler(options: HandlerOptions): Handler {
     }
   };
   return { handle, stats };
+}
+
+/** The lowest TTL of a reply's records, seconds (OPT has none). */
+function minTtl(reply: Reply): number {
+  let min = Infinity;
+  for (const list of [reply.answers, reply.authorities, reply.additionals]) {
+    for (const a of list) if (a.type !== 'OPT') min = Math.min(min, (a as { ttl?: number }).ttl ?? 0);
+  }
+  return min === Infinity ? 0 : min;
 }

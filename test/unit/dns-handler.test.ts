@@ -90,3 +90,36 @@ t.test('a cached forwarded answer comes back synchronously, without the forwarde
   t.ok(h.handle(query('miss.example', 9), LO, 'udp') instanceof Promise, 'a miss goes to resolve');
   t.equal(resolved, 1);
 });
+
+t.test('a cached forwarded answer is reused for at most a second, never near its expiry, per CD', async (t) => {
+  let clock = 1_000_000;
+  let data = '192.0.2.1';
+  let ttl = 30;
+  let asked = 0;
+  const forwarder = {
+    cached: (): Reply => {
+      asked++;
+      return { rcode: 'NOERROR', aa: false, answers: [{ name: 'r.example', type: 'A', class: 'IN', ttl, data }], authorities: [], additionals: [] };
+    },
+    resolve: (): Promise<Reply> => Promise.reject(new Error('not cached')),
+  };
+  const h = createHandler({ zone: new Zone(), forwarder, now: () => clock });
+  const ask = (id: number, flags = 0): dnsPacket.DecodedPacket => decode(h.handle(query('r.example', id, flags), LO, 'udp') as Buffer);
+  t.match(ask(1).answers, [{ data: '192.0.2.1' }]);
+  data = '192.0.2.2';
+  clock += 999;
+  const again = ask(2, dnsPacket.RECURSION_DESIRED);
+  t.match(again.answers, [{ data: '192.0.2.1', ttl: 30 }], 'within the second: the same encoded answer');
+  t.ok(again.id === 2 && again.flag_rd, 'with its own ID and RD');
+  t.equal(asked, 1, 'the cache was not asked again');
+  t.match(ask(3, dnsPacket.CHECKING_DISABLED).answers, [{ data: '192.0.2.2' }], 'CD set: another key');
+  clock += 1;
+  t.match(ask(4).answers, [{ data: '192.0.2.2' }], 'a second later: asked again');
+  ttl = 1;
+  data = '192.0.2.3';
+  clock += 1000;
+  t.match(ask(5).answers, [{ data: '192.0.2.3', ttl: 1 }]);
+  data = '192.0.2.4';
+  t.match(ask(6).answers, [{ data: '192.0.2.4' }], 'one second left: not reused');
+  t.equal(h.stats.forwarded, 6);
+});
