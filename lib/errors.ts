@@ -115,6 +115,12 @@ export class NetworkInUse extends VxnetError {
   constructor(message: string, details?: string) { super(107, message, details); }
 }
 
+/** vxnet code 108: a DNS name (an endpoint's name, network, service, port name) that cannot be served; the message says why. */
+export class InvalidName extends VxnetError {
+  static override readonly name = 'InvalidName';
+  constructor(message: string, details?: string) { super(108, message, details); }
+}
+
 /** Anything not already a VxnetError becomes code 999 with its message kept. */
 export function asVxnetError(err: unknown): VxnetError {
   if (err instanceof VxnetError) return err;

@@ -11,9 +11,10 @@
 #
 # Usage: bash scripts/bench.sh              # or: npm run bench
 #        bash scripts/bench.sh --cleanup    # remove leftovers of a killed run (bench names only)
-# Env:   BENCH_N=200 BENCH_ONLY=cni|ipam|docker|overlay BENCH_DOCKER_N=20 BENCH_ROUNDS=2 BENCH_CONC=1,8 BENCH_NODE_N=N
+# Env:   BENCH_N=200 BENCH_ONLY=cni|ipam|docker|overlay|dns BENCH_DOCKER_N=20 BENCH_ROUNDS=2 BENCH_CONC=1,8 BENCH_NODE_N=N
 #        BENCH_VERIFY_EVERY=1 BENCH_IPAM_SUBNET=10.125.0.0/16 BENCH_DIST=(build now)
 #        BENCH_OVERLAY_SECONDS=10 BENCH_OVERLAY_ROUNDS=6 BENCH_OVERLAY_PEERS=1000
+#        BENCH_DNS_SECONDS=10 BENCH_DNS_ROUNDS=2 BENCH_DNS_WORKERS=2 BENCH_DNS_NAMES=1000
 # Only names starting with "bn" are created: netns bnvx-*/bnvd-*/bnrf-*, bridges bnvx0/bn-cni0,
 # the vxnetd it starts for the hand-off (plugin socket /run/docker/plugins/bnvxd.sock),
 # netns bnov<pid>-* (overlay bench), nft table bnvx (plus the veths the plugins name, the iptables rules they add for them).
@@ -64,7 +65,7 @@ run_node() {
 
 rc=0
 only=${BENCH_ONLY:-all}
-if [ "$only" != docker ] && [ "$only" != overlay ]; then
+if [ "$only" != docker ] && [ "$only" != overlay ] && [ "$only" != dns ]; then
   run_node bench/bench.mjs || rc=$?
 fi
 # Docker: `docker run --rm` on a vxnet network against the built-in bridge (issue 3). It needs
@@ -88,6 +89,16 @@ if [ "$rc" -eq 0 ] && { [ "$only" = all ] || [ "$only" = overlay ]; }; then
   fi
   [ -x dist/bin/vxnetd ] || npm run build 9>&-
   run_node bench/overlay.mjs || rc=$?
+fi
+# DNS (issue 12): vxnet's authoritative server vs dnsmasq on the same 1,000 names, dnsperf on
+# loopback (127.0.0.61-62). Needs dnsperf and dnsmasq (installed here when missing).
+if [ "$rc" -eq 0 ] && { [ "$only" = all ] || [ "$only" = dns ]; }; then
+  if ! command -v dnsperf >/dev/null || ! command -v dnsmasq >/dev/null; then
+    echo "# installing dnsperf dnsmasq-base for the DNS bench"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y dnsperf dnsmasq-base >/dev/null 9>&- || echo "# apt-get install dnsperf dnsmasq-base failed"
+  fi
+  echo "== DNS: vxnet's authoritative server vs dnsmasq, 1000 names, dnsperf =="
+  run_node bench/dns.mjs || rc=$?
 fi
 echo "# log: $LOG"
 exec >&- 2>&-
