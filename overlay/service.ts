@@ -1,4 +1,4 @@
-// The overlay agent as vxnetd starts it: from vxnetd's typed flags (daemon/flags.ts) to a
+// The overlay agent as vxnetd starts it: from vxnetd's typed flags (bin/vxnetd/flags.ts) to a
 // running agent in one call. Opens the etcd client, the netlink sockets (host namespace, or
 // the one given: tests and hosts-as-namespaces), picks the host id and underlay address when
 // they are not given, starts the agent; stop() undoes all of it (the datapath stays, see

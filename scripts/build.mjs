@@ -65,7 +65,7 @@ function buildId() {
       else if (/\.(ts|c|json)$/.test(e.name)) { h.update(p.slice(root.length)); h.update(readFileSync(p)); }
     }
   };
-  for (const d of ['bin', 'daemon', 'handoff', 'cni', 'cnm', 'ctl', 'datapath', 'etcd', 'ipam', 'lib', 'net', 'overlay', 'native']) walk(join(root, d));
+  for (const d of ['bin', 'handoff', 'cni', 'cnm', 'ctl', 'datapath', 'etcd', 'ipam', 'lib', 'net', 'overlay', 'native']) walk(join(root, d));
   h.update(readFileSync(join(root, 'package-lock.json')));
   return h.digest('hex').slice(0, 16);
 }

@@ -1,8 +1,8 @@
-// daemon/flags.ts: vxnetd's command line and environment, parsed once into typed values (the
+// bin/vxnetd/flags.ts: vxnetd's command line and environment, parsed once into typed values (the
 // services take them as they are), every mistake a UsageError naming the flag.
 import t from 'tap';
 import { formatCidr, formatIp, parseIp } from '../../ipam/addr';
-import { HELP, type VxnetdConfig, parseOverlayNetworkFlag, parseVxnetdArgs } from '../../daemon/flags';
+import { HELP, type VxnetdConfig, parseOverlayNetworkFlag, parseVxnetdArgs } from '../../bin/vxnetd/flags';
 
 /** The config the arguments give; fails the test when they ask for help or the version. */
 function run(argv: string[], env: NodeJS.ProcessEnv = {}): VxnetdConfig {

@@ -1,4 +1,4 @@
-// daemon/vxnetd.ts: vxnetd's services started from typed flags, in a temp dir (no Docker, no
+// bin/vxnetd/compose.ts: vxnetd's services started from typed flags, in a temp dir (no Docker, no
 // etcd): both sockets answer once started; stop() takes them down in reverse; a service that
 // cannot start (its socket served by another process) stops the ones started before it, so
 // vxnetd leaves no socket behind.
@@ -8,8 +8,8 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type VxnetdConfig, parseVxnetdArgs } from '../../daemon/flags';
-import { startVxnetd } from '../../daemon/vxnetd';
+import { type VxnetdConfig, parseVxnetdArgs } from '../../bin/vxnetd/flags';
+import { startVxnetd } from '../../bin/vxnetd/compose';
 import { createLogger } from '../../lib/log';
 
 interface Line { msg: string; service?: string }

@@ -2,9 +2,9 @@
 // vxnetd's services (lib/service.ts). stop() lets calls in progress finish (Docker's own time
 // out after a while, so at most 5 s), then closes the socket.
 import type { Server } from 'node:http';
-import type { Logger } from '../lib/log';
-import type { Service } from '../lib/service';
-import { type Methods, createApp, listenUnix } from '../cnm/server';
+import type { Logger } from '../../lib/log';
+import type { Service } from '../../lib/service';
+import { type Methods, createApp, listenUnix } from '../../cnm/server';
 
 /** How long stop() lets calls in progress finish before cutting their connections. */
 const CLOSE_GRACE_MS = 5000;

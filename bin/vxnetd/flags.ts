@@ -4,15 +4,15 @@
 // services vxnetd starts take these values and parse nothing again. Pure: the environment is
 // an argument.
 import { parseArgs } from 'node:util';
-import { DEFAULT_CNI_SOCKET } from '../handoff/protocol';
-import { type Ip, parseIp } from '../ipam/addr';
-import { DEFAULT_DATA_DIR } from '../ipam/store';
-import { parseEtcdUrl } from '../etcd/url';
-import type { Level } from '../lib/log';
-import { UsageError } from '../lib/usage';
-import { VERSION } from '../lib/version';
-import { DEFAULT_LOCAL_DIR } from '../overlay/local';
-import { type OverlayNetwork, parseOverlayNetwork } from '../overlay/plan';
+import { DEFAULT_CNI_SOCKET } from '../../handoff/protocol';
+import { type Ip, parseIp } from '../../ipam/addr';
+import { DEFAULT_DATA_DIR } from '../../ipam/store';
+import { parseEtcdUrl } from '../../etcd/url';
+import type { Level } from '../../lib/log';
+import { UsageError } from '../../lib/usage';
+import { VERSION } from '../../lib/version';
+import { DEFAULT_LOCAL_DIR } from '../../overlay/local';
+import { type OverlayNetwork, parseOverlayNetwork } from '../../overlay/plan';
 
 export const DEFAULT_SOCKET = '/run/docker/plugins/vxnet.sock';
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';

@@ -5,21 +5,21 @@
 // A signal, or a service that cannot start, stops the started ones in reverse. All state is in
 // the IPAM store, vxnetd's network records and the kernel, so a restart (or kill -9) loses
 // nothing and running containers keep their connectivity.
-import { closeIdleEmbeddedStores, keepEmbeddedStoresOpen, openStore } from '../ipam/store';
-import type { IpamStore } from '../ipam/store/types';
-import { type Cidr, contains, parseIp } from '../ipam/addr';
-import { asVxnetError } from '../lib/errors';
-import { Logger, createLogger } from '../lib/log';
-import { type Service, onFirstSignal, startServices } from '../lib/service';
-import { UsageError } from '../lib/usage';
-import { VERSION } from '../lib/version';
-import { kernelDatapath, type Datapath } from '../datapath/docker';
-import { dockerApi, type DockerApi } from '../cnm/docker';
-import { Driver } from '../cnm/driver';
-import { pluginNameOf } from '../cnm/server';
-import { NetworkRecords } from '../cnm/state';
-import { DockerWatcher } from '../cnm/watcher';
-import { OverlayRunner } from '../overlay/runner';
+import { closeIdleEmbeddedStores, keepEmbeddedStoresOpen, openStore } from '../../ipam/store';
+import type { IpamStore } from '../../ipam/store/types';
+import { type Cidr, contains, parseIp } from '../../ipam/addr';
+import { asVxnetError } from '../../lib/errors';
+import { Logger, createLogger } from '../../lib/log';
+import { type Service, onFirstSignal, startServices } from '../../lib/service';
+import { UsageError } from '../../lib/usage';
+import { VERSION } from '../../lib/version';
+import { kernelDatapath, type Datapath } from '../../datapath/docker';
+import { dockerApi, type DockerApi } from '../../cnm/docker';
+import { Driver } from '../../cnm/driver';
+import { pluginNameOf } from '../../cnm/server';
+import { NetworkRecords } from '../../cnm/state';
+import { DockerWatcher } from '../../cnm/watcher';
+import { OverlayRunner } from '../../overlay/runner';
 import { HELP, type VxnetdConfig, parseVxnetdArgs } from './flags';
 import { dockerPluginServer } from './docker-plugin';
 
@@ -44,11 +44,11 @@ async function blockUsage(store: IpamStore, network: string, blocks: readonly Ci
 function cniHandoff(socketPath: string, log: Logger): Service {
   // Required, not imported: the CNI plugin's code loads only when vxnetd takes CNI calls.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { cniHandoffService } = require('../handoff/service') as typeof import('../handoff/service');
+  const { cniHandoffService } = require('../../handoff/service') as typeof import('../../handoff/service');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { vxnetPlugin } = require('../cni/vxnet') as typeof import('../cni/vxnet');
+  const { vxnetPlugin } = require('../../cni/vxnet') as typeof import('../../cni/vxnet');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { dispatch } = require('../cni/skel') as typeof import('../cni/skel');
+  const { dispatch } = require('../../cni/skel') as typeof import('../../cni/skel');
   const handoff = cniHandoffService({ socketPath, run: (env, stdin) => dispatch(env, stdin, vxnetPlugin), log: log.child({ component: 'cni' }) });
   return {
     name: handoff.name,
