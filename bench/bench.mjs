@@ -24,17 +24,11 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { aggregate, cleanup, runCniBench, systems } from './cni-latency.mjs';
-import { Interrupted, f1, f2, interrupt, ratio, run, say, summarize, table } from './lib.mjs';
+import { Interrupted, f1, f2, intEnv, interrupt, ratio, run, say, summarize, table } from './lib.mjs';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const started = performance.now();
 
-const intEnv = (name, def) => {
-  const v = process.env[name];
-  if (v === undefined || v === '') return def;
-  if (!/^[1-9][0-9]*$/.test(v)) throw new Error(`${name}=${v}: must be a positive integer`);
-  return Number(v);
-};
 
 let ipamChild;
 for (const sig of ['SIGINT', 'SIGTERM']) {

@@ -24,15 +24,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { f2, interrupt, ratio, say, table } from './lib.mjs';
+import { f2, interrupt, intEnv, ratio, say, table } from './lib.mjs';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
-const intEnv = (name, def) => {
-  const v = process.env[name];
-  if (v === undefined || v === '') return def;
-  if (!/^[1-9][0-9]*$/.test(v)) throw new Error(`${name}=${v}: must be a positive integer`);
-  return Number(v);
-};
 const SECONDS = intEnv('BENCH_DNS_SECONDS', 10);
 const ROUNDS = intEnv('BENCH_DNS_ROUNDS', 2);
 const WORKERS = intEnv('BENCH_DNS_WORKERS', 2);

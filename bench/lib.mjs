@@ -111,3 +111,11 @@ export async function pool(items, limit, fn) {
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
   return results;
 }
+
+/** A positive integer from the environment (BENCH_*), else def; anything else is an error. */
+export const intEnv = (name, def) => {
+  const v = process.env[name];
+  if (v === undefined || v === '') return def;
+  if (!/^[1-9][0-9]*$/.test(v)) throw new Error(`${name}=${v}: must be a positive integer`);
+  return Number(v);
+};

@@ -38,15 +38,9 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, 
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { f1, say, table } from './lib.mjs';
+import { f1, intEnv, say, table } from './lib.mjs';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
-const intEnv = (name, def) => {
-  const v = process.env[name];
-  if (v === undefined || v === '') return def;
-  if (!/^[1-9][0-9]*$/.test(v)) throw new Error(`${name}=${v}: must be a positive integer`);
-  return Number(v);
-};
 const SECONDS = intEnv('BENCH_OVERLAY_SECONDS', 10);
 const ROUNDS = intEnv('BENCH_OVERLAY_ROUNDS', 6);
 const PEERS = intEnv('BENCH_OVERLAY_PEERS', 1000);
