@@ -113,13 +113,25 @@ t.test('not an open resolver: REFUSED to a source outside the allowed ones, on U
 });
 
 /** Sends raw UDP datagrams, collects what comes back within `ms`. */
-async function udpExchange(port: number, messages: Buffer[], ms = 300): Promise<Buffer[]> {
+/**
+ * Sends messages in order from one socket and collects replies until the last message's reply
+ * (its ID) arrived, at most ms: the server answers one socket's datagrams in order, so every
+ * reply of the earlier ones has arrived by then, and a missing one was silence.
+ */
+async function udpExchange(port: number, messages: Buffer[], ms = 2000): Promise<Buffer[]> {
   const s = dgram.createSocket('udp4');
   const got: Buffer[] = [];
-  s.on('message', (m) => got.push(m));
+  const lastId = (messages[messages.length - 1] as Buffer).readUInt16BE(0);
+  const done = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    s.on('message', (m) => {
+      got.push(m);
+      if (m.length >= 2 && m.readUInt16BE(0) === lastId) { clearTimeout(timer); resolve(); }
+    });
+  });
   await new Promise<void>((r) => s.bind(0, LO, r));
   for (const m of messages) s.send(m, port, LO);
-  await new Promise((r) => setTimeout(r, ms));
+  await done;
   s.close();
   return got;
 }
