@@ -39,7 +39,7 @@ import { Cidr, Ip, formatCidr, formatIp } from '../ipam/addr';
 import type { Rtnl, RtnlChange } from '../net/rtnl';
 import { SyncReport, VtepProgrammer } from './apply';
 import { writeLocalState } from './local';
-import { LeaseKeeper } from './lease-keeper';
+import { LeaseKeeper } from '../etcd/lease';
 import { BlockShortage, OverlayNetwork, Peer, blockShortage, describeShortage, diffPeers, shortageToJson, vtepMacFor, vxlanDeviceName } from './plan';
 import { DEFAULT_OVERLAY_PREFIX, MemberRecord, decodeMember, encodeHost, encodeMember, encodeUsage, lastSegment } from './records';
 import { callOptions, etcdCall } from '../etcd/client';

@@ -14,6 +14,7 @@ const LAYERS: Readonly<Record<string, number>> = {
   bin: 0,
   cni: 2, cnm: 2, ctl: 2, handoff: 2,
   dns: 3,
+  catalog: 4,
   overlay: 4,
   datapath: 5,
   net: 6,

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import { Etcd3 } from 'etcd3';
-import { LeaseKeeper } from '../../overlay/lease-keeper';
+import { LeaseKeeper } from '../../etcd/lease';
 import { ETCD, startEtcd } from '../helpers/etcd';
 import { pollUntil } from '../helpers/sh';
 
