@@ -25,14 +25,14 @@
 // updates the in-memory peer map and schedules a sync: syncs are serialized and coalesced (a
 // burst of 1000 joins costs a few syncs, not 1000), and each sync converges the device to the
 // whole peer map (overlay/apply.ts), so a missed or duplicated event cannot leave it wrong.
-// When the watch reconnects after an outage, the members are read again and events at or below
-// that read's revision are ignored. A failed sync is retried after retryMs (a timer armed only
+// The watch is etcd/watch.ts's PrefixWatch: after an outage it resumes from the last change it
+// delivered, and after a compaction it reads the members again (a reset). A failed sync is retried after retryMs (a timer armed only
 // after a failure, not a polling loop).
 //
 // etcd down: nothing is torn down. The device and its entries stay as last programmed, so
 // containers keep talking; blocks are local, so CNI ADDs keep working.
 import { EventEmitter } from 'node:events';
-import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue } from 'etcd3';
 import { NotFound, PoolExhausted, TryAgainLater } from '../lib/errors';
 import type { Logger } from '../lib/log';
 import { Cidr, Ip, formatCidr, formatIp } from '../ipam/addr';
@@ -41,8 +41,9 @@ import { SyncReport, VtepProgrammer } from './apply';
 import { writeLocalState } from './local';
 import { LeaseKeeper } from '../etcd/lease';
 import { BlockShortage, OverlayNetwork, Peer, blockShortage, describeShortage, diffPeers, shortageToJson, vtepMacFor, vxlanDeviceName } from './plan';
-import { DEFAULT_OVERLAY_PREFIX, MemberRecord, decodeMember, encodeHost, encodeMember, encodeUsage, lastSegment } from './records';
+import { DEFAULT_OVERLAY_PREFIX, MemberRecord, encodeHost, encodeMember, encodeUsage, lastSegment } from './records';
 import { callOptions, etcdCall } from '../etcd/client';
+import { PrefixWatch } from '../etcd/watch';
 import { OverlayRegistry } from './registry';
 
 export interface AgentOptions {
@@ -102,9 +103,7 @@ interface NetState {
   claiming?: boolean;
   claimAgain?: boolean;
   peers: Map<string, MemberRecord>;
-  /** Events at or below this revision are already in `peers`. */
-  floor: bigint;
-  watcher?: Watcher;
+  watch?: PrefixWatch;
   running: boolean;
   dirty: boolean;
   retry?: NodeJS.Timeout;
@@ -174,7 +173,7 @@ export class OverlayAgent extends EventEmitter {
   async start(): Promise<void> {
     for (const network of await this.definitions()) {
       const ns: NetState = {
-        network, blocks: [], programmer: undefined, shortage: undefined, peers: new Map(), floor: 0n, running: false, dirty: false, lastSynced: [], index: undefined,
+        network, blocks: [], programmer: undefined, shortage: undefined, peers: new Map(), running: false, dirty: false, lastSynced: [], index: undefined,
       };
       const got = await this.leaseBlocks(network);
       // The device first, so peers that learn about us find our VTEP ready.
@@ -420,37 +419,31 @@ export class OverlayAgent extends EventEmitter {
     this.registerTimer = setTimeout(() => void attempt(), 0);
   }
 
-  /** Reads the members at revision R and watches from R+1. */
+  /**
+   * The network's members: a read at revision R, then every change after R once and in order
+   * (etcd/watch.ts resumes a broken stream from the last change delivered, and reads again
+   * after a compaction).
+   */
   private async watch(ns: NetState): Promise<void> {
-    await this.relist(ns);
-    const watcher = await this.c.etcd.watch().prefix(this.registry.k.members(ns.network.name))
-      .startRevision(String(ns.floor + 1n)).create();
-    ns.watcher = watcher;
-    let first = true;
-    watcher.on('connected', () => {
-      if (first) { first = false; return; }
-      // Back after an outage: read everything again rather than trust the resumed stream.
-      this.relist(ns).catch((err) => this.log.warn('re-reading members failed', { error: (err as Error).message }));
+    const name = ns.network.name;
+    ns.watch = await PrefixWatch.start(this.registry.client, this.registry.k.members(name), {
+      reset: (kvs) => {
+        ns.peers = new Map(kvs.flatMap((kv) => {
+          const m = this.registry.decodeMember(name, kv);
+          return m ? [[m.id, m] as const] : [];
+        }));
+        this.schedule(ns);
+      },
+      change: (type, kv) => this.onEvent(ns, kv, type),
+      trouble: (err) => this.log.warn('watch trouble', { network: name, error: err.message }),
     });
-    watcher.on('put', (kv) => this.onEvent(ns, kv, 'put'));
-    watcher.on('delete', (kv) => this.onEvent(ns, kv, 'delete'));
-    watcher.on('error', (err) => this.log.warn('watch error', { network: ns.network.name, error: err.message }));
-    watcher.on('disconnected', (err) => this.log.warn('watch disconnected', { network: ns.network.name, error: err?.message }));
-  }
-
-  private async relist(ns: NetState): Promise<void> {
-    const snap = await this.registry.members(ns.network.name);
-    ns.peers = new Map(snap.items.map((m) => [m.id, m]));
-    ns.floor = BigInt(snap.revision);
-    this.schedule(ns);
   }
 
   private onEvent(ns: NetState, kv: IKeyValue, type: 'put' | 'delete'): void {
-    if (BigInt(kv.mod_revision) <= ns.floor) return;
     const id = lastSegment(kv.key.toString());
     if (type === 'put') {
-      const m = decodeMember(ns.network.name, id, kv.value.toString());
-      if (!m) { this.log.warn('ignoring a malformed member record', { key: kv.key.toString() }); return; }
+      const m = this.registry.decodeMember(ns.network.name, kv);
+      if (!m) return;
       ns.peers.set(id, m);
     } else {
       ns.peers.delete(id);
@@ -539,7 +532,7 @@ export class OverlayAgent extends EventEmitter {
     for (const ns of this.nets.values()) {
       if (ns.retry) clearTimeout(ns.retry);
       if (ns.claimTimer) clearTimeout(ns.claimTimer);
-      await ns.watcher?.cancel().catch(() => undefined);
+      await ns.watch?.close().catch(() => undefined);
     }
     const lease = this.lease;
     this.lease = undefined;

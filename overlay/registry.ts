@@ -114,11 +114,17 @@ export class OverlayRegistry {
   async members(network: string): Promise<Snapshot<MemberRecord>> {
     const { revision, kvs } = await this.range(this.k.members(network));
     const items = kvs.flatMap((kv) => {
-      const m = decodeMember(network, lastSegment(kv.key.toString()), kv.value.toString());
-      if (!m) this.log.warn('ignoring a malformed member record', { key: kv.key.toString() });
+      const m = this.decodeMember(network, kv);
       return m ? [m] : [];
     });
     return { revision, items };
+  }
+
+  /** A member record as read or watched; undefined (and a warning) when malformed. */
+  decodeMember(network: string, kv: IKeyValue): MemberRecord | undefined {
+    const m = decodeMember(network, lastSegment(kv.key.toString()), kv.value.toString());
+    if (!m) this.log.warn('ignoring a malformed member record', { key: kv.key.toString() });
+    return m;
   }
 
   async blocks(network: string): Promise<Array<BlockRecord & { modRevision: string; key: string }>> {
