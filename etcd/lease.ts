@@ -38,7 +38,7 @@ export class LeaseKeeper extends EventEmitter {
   async grant(): Promise<string> {
     const id = await this.lease.grant();
     this.lastRenewed = this.now();
-    if (!this.closed && !this.timer) this.schedule();
+    if (!this.closed && !this.timer) this.schedule((this.options.ttlSeconds * 1000) / 3);
     return id;
   }
 
@@ -72,12 +72,17 @@ export class LeaseKeeper extends EventEmitter {
   }
 
   // The official Go client renews at a third of the TTL; one attempt may take up to that long.
-  private schedule(): void {
+  // Fixed rate: the next renewal is due an interval after the previous one started, so a slow
+  // renewal does not push every later one back (under load that let a whole TTL pass).
+  private schedule(delayMs: number): void {
     const intervalMs = (this.options.ttlSeconds * 1000) / 3;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.renew(intervalMs).finally(() => { if (!this.closed) this.schedule(); });
-    }, intervalMs);
+      const started = this.now();
+      void this.renew(intervalMs).finally(() => {
+        if (!this.closed) this.schedule(nextRenewalDelay(started, this.now(), intervalMs));
+      });
+    }, delayMs);
   }
 
   private async renew(deadlineMs: number): Promise<void> {
@@ -94,4 +99,13 @@ export class LeaseKeeper extends EventEmitter {
       }
     }
   }
+}
+
+/**
+ * How long after a renewal that started at `startedAt` and finished at `finishedAt` the next
+ * one starts: an interval after the previous start, at once when that is already past (never
+ * two in flight: the next is scheduled only when the previous finished).
+ */
+export function nextRenewalDelay(startedAt: number, finishedAt: number, intervalMs: number): number {
+  return Math.max(0, startedAt + intervalMs - finishedAt);
 }

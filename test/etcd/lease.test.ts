@@ -1,7 +1,7 @@
 // LeaseKeeper against a real etcd (loopback): a kept lease outlives its TTL many times over; a
 // released one expires; etcd down for longer than the TTL: 'lost' once, and no timer or stream
 // of the keeper is left running (etcd3's own keepalive leaked intervals here and kept the
-// process alive after an outage).
+// process alive after an outage); renewals at a fixed rate, from one start to the next.
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import { Etcd3 } from 'etcd3';
@@ -35,6 +35,54 @@ async function main(): Promise<void> {
       await keeper.revoke({ deadline: Date.now() + 2000 });
       t.equal(await client.get(key).string(), null, 'revoked: the key is gone at once');
       t.notOk(keeper.active, 'inactive after revoke');
+    });
+
+    // Renewals are slowed by holding each one's answer back (the gRPC call itself is real), so
+    // the keeper sees slow renewals as it would from a loaded etcd.
+    const slowed = (keeper: LeaseKeeper, extraMs: number): { starts: number[]; maxInFlight: () => number } => {
+      const starts: number[] = [];
+      let inFlight = 0;
+      let max = 0;
+      const lease = keeper.lease;
+      const once = lease.keepaliveOnce.bind(lease);
+      lease.keepaliveOnce = async (options) => {
+        starts.push(Date.now());
+        max = Math.max(max, ++inFlight);
+        try {
+          const res = await once(options);
+          await new Promise((r) => setTimeout(r, extraMs));
+          return res;
+        } finally {
+          inFlight--;
+        }
+      };
+      return { starts, maxInFlight: () => max };
+    };
+    const gaps = (starts: number[]): number[] => starts.slice(1).map((s, i) => s - (starts[i] as number));
+    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+    await t.test('fixed rate: a slow renewal does not delay the next', async (t) => {
+      const interval = (TTL * 1000) / 3;
+      for (const [extraMs, bound, what] of [
+        // Finishing 150 ms late: still every interval (was interval + 150 ms + the call).
+        [150, interval + 100, 'every TTL/3 from the previous start'],
+        // Longer than the interval: the next starts as soon as it is done (was 500 ms + interval).
+        [500, 500 + 100, 'the next at once after one longer than TTL/3'],
+      ] as const) {
+        const keeper = new LeaseKeeper(client, { ttlSeconds: TTL });
+        t.teardown(() => keeper.release());
+        await keeper.grant();
+        let lost = false;
+        keeper.on('lost', () => { lost = true; });
+        const probe = slowed(keeper, extraMs);
+        await pollUntil(() => probe.starts.length >= 7, { timeoutMs: 15_000, what: '7 renewals started' });
+        keeper.release();
+        const g = gaps(probe.starts);
+        t.ok(median(g) < bound, `${what}: start-to-start gaps ${g.join(' ')} ms, median < ${bound.toFixed(0)} ms`);
+        t.ok(Math.min(...g) >= Math.min(extraMs, interval) - 20, `no renewal started early (min gap ${Math.min(...g)} ms)`);
+        t.equal(probe.maxInFlight(), 1, 'never two renewals in flight');
+        t.notOk(lost, 'the lease was never lost');
+      }
     });
 
     await t.test('a released lease expires after its TTL', async (t) => {

@@ -1,5 +1,5 @@
 // The pure parts of etcd/: the cluster store's URL, etcd failures in vxnet's error family, and
-// guarded transactions as etcd's TxnRequest.
+// guarded transactions as etcd's TxnRequest, the lease keeper's renewal rate.
 import t from 'tap';
 import { BrokenCircuitError } from 'cockatiel';
 import {
@@ -7,6 +7,7 @@ import {
   GRPCOutOfRangeError, GRPCResourceExhastedError, GRPCUnavailableError,
 } from 'etcd3';
 import { classifyEtcdError, etcdError, etcdReason, isRetryable } from '../../etcd/errors';
+import { nextRenewalDelay } from '../../etcd/lease';
 import { buildTxn, prefixEnd } from '../../etcd/txn';
 import { parseEtcdUrl } from '../../etcd/url';
 import { NetworkInUse, TryAgainLater } from '../../lib/errors';
@@ -93,4 +94,11 @@ t.test('guarded transactions', async (t) => {
   t.strictSame(buildTxn({ if: [], then: [{ put: 'a', value: '' }] }).failure, [], 'no else: an empty failure branch');
   t.throws(() => buildTxn({ if: [{ key: 'a', modRevision: 'x1' }], then: [] }), /guard on a: revision "x1" is not a number/);
   t.throws(() => buildTxn({ if: [{ key: 'a', version: -1 }], then: [] }), /guard on a: version -1 is not a count/);
+});
+
+t.test('nextRenewalDelay: a fixed rate measured from the previous start', async (t) => {
+  t.equal(nextRenewalDelay(1000, 1050, 3333), 3283, 'a quick renewal: the rest of the interval');
+  t.equal(nextRenewalDelay(1000, 3000, 3333), 1333, 'a slow one does not push the next back');
+  t.equal(nextRenewalDelay(1000, 4333, 3333), 0, 'exactly one interval: at once');
+  t.equal(nextRenewalDelay(1000, 9000, 3333), 0, 'longer than the interval: at once, never negative');
 });
