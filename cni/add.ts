@@ -24,7 +24,7 @@ import { readLocalState } from '../overlay/local';
 import { IpamSource, ipamSourceFor } from './ipam-source';
 import { VxnetNetConf, parseVxnetConf } from './netconf';
 import {
-  Allocated, addResult, attachedIps, bridgeSpecFor, containerRoutes, kernelRoute, parseAllocated, requireOverlayState, routedSpecFor,
+  Allocated, addResult, attachedIps, bridgeSpecFor, containerRoutes, kernelRoute, requireOverlayState, routedSpecFor,
 } from './attach-plan';
 import { formatResult } from './result';
 import type { CmdArgs } from './skel';
@@ -102,9 +102,9 @@ export async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
 
 /** Allocate: IPAM's answer, typed; undone by releasing it (withdrawn when it turns out to be a live attachment's). */
 async function allocate(ipam: IpamSource, args: CmdArgs, undo: UndoList): Promise<{ allocated: Allocated; release: { withdraw(): void } }> {
-  const answer = await ipam.add(args);
+  const allocated = await ipam.add(args);
   const release = undo.push(() => ipam.del(args, 'add failed'));
-  return { allocated: parseAllocated(answer), release };
+  return { allocated, release };
 }
 
 /** Where the host end goes: the network's bridge, or routed (undefined: the VXLAN device, nothing to attach to). */

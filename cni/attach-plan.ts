@@ -49,17 +49,26 @@ export function parseIps(result: CniResult): ParsedIp[] {
   });
 }
 
-/** IPAM's answer, typed; routes whose destination does not parse are dropped, as before. */
-export function parseAllocated(result: CniResult): Allocated {
+/** Routes as IPAM (or its configuration) names them; one whose destination does not parse is dropped, as before. */
+export function parseRoutes(input: readonly CniRoute[]): PlannedRoute[] {
   const routes: PlannedRoute[] = [];
-  for (const r of result.routes ?? []) {
+  for (const r of input) {
     const dst = parseCidr(r.dst);
     if (!dst) continue;
     const { dst: _dst, gw, ...extra } = r;
     routes.push({ dst, gw: gw ? parseIp(gw) : undefined, extra });
   }
-  return { ips: parseIps(result), routes, dns: result.dns };
+  return routes;
 }
+
+/** The answer of an IPAM plugin run as a separate executable, typed. */
+export function parseAllocated(result: CniResult): Allocated {
+  return { ips: parseIps(result), routes: parseRoutes(result.routes ?? []), dns: result.dns };
+}
+
+/** Addresses as a result prints them. */
+export const formatIps = (ips: readonly ParsedIp[]): Array<{ address: string; gateway?: string }> =>
+  ips.map((ip) => ({ address: formatCidr(ip.cidr), ...(ip.gateway ? { gateway: formatIp(ip.gateway) } : {}) }));
 
 /** Gateway per address: IPAM's, else network+1 as the bridge plugin does. */
 export function gatewayOf(ip: ParsedIp): Ip {
@@ -123,7 +132,7 @@ export function addResult(ifs: ResultInterfaces, allocated: Allocated, routes: r
   ];
   return {
     interfaces,
-    ips: allocated.ips.map((ip) => ({ address: formatCidr(ip.cidr), ...(ip.gateway ? { gateway: formatIp(ip.gateway) } : {}), interface: interfaces.length - 1 })),
+    ips: formatIps(allocated.ips).map((ip) => ({ ...ip, interface: interfaces.length - 1 })),
     routes: routes.map((r) => ({ dst: formatCidr(r.dst), ...(r.gw ? { gw: formatIp(r.gw) } : {}), ...r.extra })),
     dns: dns ?? allocated.dns ?? {},
   };

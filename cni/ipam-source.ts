@@ -6,12 +6,14 @@ import { IpamConf, requestedIps } from '../ipam/config';
 import { Attachment, ipamAdd, ipamCheck, ipamDel, ipamGc } from '../ipam/core';
 import { openStore } from '../ipam/store';
 import type { Allocation, IpamStore, Owner } from '../ipam/store/types';
+import { Allocated, parseAllocated, parseRoutes } from './attach-plan';
 import { execPlugin } from './delegate';
 import { CniResult, parseResult } from './result';
 import type { CmdArgs } from './skel';
 
 export interface IpamSource {
-  add(args: CmdArgs): Promise<CniResult>;
+  /** The attachment's addresses, typed: in-process they never become text on the way. */
+  add(args: CmdArgs): Promise<Allocated>;
   /** Releases the attachment's addresses; reason goes to the history ("del", "add failed"). */
   del(args: CmdArgs, reason?: string): Promise<void>;
   check(args: CmdArgs, prev: CniResult): Promise<void>;
@@ -53,9 +55,9 @@ class InProcessIpam implements IpamSource {
     return this.store;
   }
 
-  async add(args: CmdArgs): Promise<CniResult> {
+  async add(args: CmdArgs): Promise<Allocated> {
     const r = await ipamAdd(this.open(), this.conf, ownerFrom(args, this.conf.network), requestedIps(args.conf, args.args));
-    return { ips: r.ips.map((ip) => ({ ...ip })), routes: r.routes.map((rt) => ({ ...rt })) };
+    return { ips: r.ips.map((ip) => ({ cidr: ip.cidr, gateway: ip.gateway })), routes: parseRoutes(r.routes), dns: undefined };
   }
 
   async del(args: CmdArgs, reason = 'del'): Promise<void> {
@@ -89,8 +91,16 @@ class InProcessIpam implements IpamSource {
 class DelegatedIpam implements IpamSource {
   constructor(private readonly type: string) {}
 
-  async add(args: CmdArgs): Promise<CniResult> {
-    return parseResult(await execPlugin(this.type, 'ADD', args), `result of IPAM plugin ${this.type}`);
+  async add(args: CmdArgs): Promise<Allocated> {
+    // Another executable answers in text: parsed here, once. An answer that does not parse
+    // has still allocated: released, as the ADD's undo list would.
+    const answer = parseResult(await execPlugin(this.type, 'ADD', args), `result of IPAM plugin ${this.type}`);
+    try {
+      return parseAllocated(answer);
+    } catch (err) {
+      await this.del(args).catch(() => undefined);
+      throw err;
+    }
   }
 
   async del(args: CmdArgs): Promise<void> {

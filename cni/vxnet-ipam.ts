@@ -2,6 +2,7 @@
 // plugins (bridge, macvlan, ptp) to delegate to. The vxnet plugin runs the same code in-process.
 import { InvalidNetworkConfig } from '../lib/errors';
 import { IpamConf, parseIpamConf } from '../ipam/config';
+import { formatIps } from './attach-plan';
 import { ipamSourceFor, validAttachments } from './ipam-source';
 import { formatResult, parseResult } from './result';
 import type { CmdArgs, Handlers } from './skel';
@@ -11,20 +12,22 @@ function ipamConf(args: CmdArgs): IpamConf {
   return parseIpamConf(args.conf.name as string, args.conf.ipam, rc && typeof rc === 'object' ? (rc as Record<string, unknown>) : undefined);
 }
 
-async function withSource<T>(args: CmdArgs, fn: (source: ReturnType<typeof ipamSourceFor>) => Promise<T>): Promise<T> {
-  const source = ipamSourceFor('vxnet-ipam', ipamConf(args));
+async function withSource<T>(args: CmdArgs, fn: (source: ReturnType<typeof ipamSourceFor>, conf: IpamConf) => Promise<T>): Promise<T> {
+  const conf = ipamConf(args);
+  const source = ipamSourceFor('vxnet-ipam', conf);
   try {
-    return await fn(source);
+    return await fn(source, conf);
   } finally {
     await source.close();
   }
 }
 
 export const vxnetIpamPlugin: Handlers = {
-  add: (args) => withSource(args, async (s) => {
+  add: (args) => withSource(args, async (s, conf) => {
     const r = await s.add(args);
     const dns = args.conf.dns && typeof args.conf.dns === 'object' ? (args.conf.dns as Record<string, never>) : {};
-    return formatResult({ ips: r.ips ?? [], routes: r.routes ?? [], dns }, args.version);
+    // The routes as configured, verbatim (as the plugin always printed them).
+    return formatResult({ ips: formatIps(r.ips), routes: [...conf.routes], dns }, args.version);
   }),
   del: (args) => withSource(args, (s) => s.del(args)),
   check: (args) => withSource(args, async (s) => {

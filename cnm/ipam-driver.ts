@@ -47,8 +47,9 @@ async function requestAddress(ctx: DriverContext, b: Body): Promise<Reply> {
     // Overlay: IPv4 only (Docker networks here are IPv4), from this host's block.
     const sets = ctx.networks.isOverlay(rec) ? conf.rangeSets.flatMap((set, i) => (set[0]?.subnet.ip.family === 4 ? [i] : [])) : undefined;
     const ip = await reservePending(ctx.store, conf, { ...(requested ? { requested } : {}), ...(sets ? { sets } : {}) });
-    ctx.log.debug('address reserved', { network: rec.name, address: ip.address, pending: ip.allocation.containerId });
-    return { Address: ip.address, Data: {} };
+    const address = formatCidr(ip.cidr);
+    ctx.log.debug('address reserved', { network: rec.name, address, pending: ip.allocation.containerId });
+    return { Address: address, Data: {} };
   } catch (err) {
     if (err instanceof NetworkConflict) {
       throw new NetworkConflict(`docker network ${rec.dockerName ?? shortId(rec.id)} (subnet ${formatCidr(rec.pool)}) conflicts with vxnet network "${rec.name}": ${err.message}`);

@@ -2,16 +2,17 @@
 // vxnet-ipam binary, the Docker driver and vxnetctl: one implementation of each.
 import { AttachmentDrifted, NetworkConflict } from '../lib/errors';
 import { trace } from '../lib/trace';
-import { Ip, formatIp, parseIp, sameIp } from './addr';
+import { Cidr, Ip, parseIp, sameIp } from './addr';
 import { allocate } from './allocator';
 import { IpamConf, Route, poolDefinition, subnetsOf } from './config';
 import { rangeHolding } from './range';
 import type { Allocation, IpamStore, IpamTx, Owner } from './store/types';
 
+/** An allocated address, typed: strings again only where a result is printed or stored. */
 export interface IpamIp {
-  /** "address/prefix" of the subnet the address came from. */
-  readonly address: string;
-  readonly gateway: string;
+  /** The address with the prefix of the subnet it came from. */
+  readonly cidr: Cidr;
+  readonly gateway: Ip;
 }
 
 export interface IpamAddResult {
@@ -51,7 +52,7 @@ export function ipamIpFor(conf: IpamConf, allocation: Allocation): IpamIp {
   const range = rangeHolding(conf.rangeSets[allocation.rangeSet] ?? [], ip)
     ?? conf.rangeSets.flat().find((r) => r.subnet.ip.family === ip.family && ip.value >= r.rangeStart.value && ip.value <= r.rangeEnd.value);
   if (!range) throw new AttachmentDrifted(`allocation ${allocation.address} of ${allocation.containerId} is outside the configured ranges of "${conf.network}"`);
-  return { address: `${allocation.address}/${range.subnet.prefix}`, gateway: formatIp(range.gateway) };
+  return { cidr: { ip, prefix: range.subnet.prefix }, gateway: range.gateway };
 }
 
 export async function ipamAdd(store: IpamStore, conf: IpamConf, owner: Owner, requested: readonly Ip[] = [], sets?: readonly number[]): Promise<IpamAddResult> {

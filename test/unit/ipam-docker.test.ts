@@ -3,7 +3,8 @@
 // real embedded store.
 import t from 'tap';
 import { IpamConf, parseIpamConf } from '../../ipam/config';
-import { ipamAdd } from '../../ipam/core';
+import { IpamIp, ipamAdd } from '../../ipam/core';
+import { formatCidr, formatIp } from '../../ipam/addr';
 import {
   DOCKER_IFNAME, DOCKER_RUNTIME, PENDING_PREFIX, claimForEndpoint, endpointAllocation, nameEndpoints, recordSandbox,
   releaseDockerAddress, releaseDockerNetwork, releaseForgotten, reservePending,
@@ -17,15 +18,17 @@ const EP = 'e'.repeat(64);
 const EP2 = 'd'.repeat(64);
 const all = (store: IpamStore, network = 'blue') => store.view((tx) => tx.list({ network }));
 const cni = (containerId: string) => owner(containerId, { network: 'blue' });
+/** A typed answer as text, to compare with the expected. */
+const text = (x: IpamIp) => ({ address: formatCidr(x.cidr), gateway: formatIp(x.gateway) });
 
 t.test('reservePending: a fresh pending owner per call, the static address when asked', async (t) => {
   const { store } = await tmpStore(t);
   const a = await reservePending(store, blue);
   const b = await reservePending(store, blue);
-  t.same([a.address, a.gateway, b.address], ['10.5.0.2/24', '10.5.0.1', '10.5.0.3/24']);
+  t.same([text(a).address, text(a).gateway, text(b).address], ['10.5.0.2/24', '10.5.0.1', '10.5.0.3/24']);
   t.match(a.allocation, { network: 'blue', runtime: DOCKER_RUNTIME, ifname: DOCKER_IFNAME, containerId: new RegExp(`^${PENDING_PREFIX}[0-9a-f]{16}$`) });
   t.not(a.allocation.containerId, b.allocation.containerId, 'two reservations, two owners');
-  t.equal((await reservePending(store, blue, { requested: ip('10.5.0.50') })).address, '10.5.0.50/24');
+  t.equal(text(await reservePending(store, blue, { requested: ip('10.5.0.50') })).address, '10.5.0.50/24');
   t.match(await rejected(reservePending(store, blue, { requested: ip('10.5.0.50') })), { name: 'AddressUnavailable', message: /10\.5\.0\.50 is not available.*held by container docker-pending-/ });
   t.match(await rejected(reservePending(store, blue, { requested: ip('10.5.0.1') })), { name: 'AddressUnavailable', message: /gateway/ });
   t.ok(await store.view((tx) => tx.getPool('blue')), 'the pool is registered');
@@ -36,12 +39,12 @@ t.test('reservePending: one address, however many range sets (an overlay host wi
   const two = parseIpamConf('ov', { ranges: [[{ subnet: '10.6.1.0/30' }], [{ subnet: '10.6.2.0/24' }], [{ subnet: 'fd06::/64' }]] });
   const v4 = { sets: [0, 1] };
   const a = await reservePending(store, two, v4);
-  t.same([a.address, a.gateway], ['10.6.1.2/30', '10.6.1.1']);
+  t.same([text(a).address, text(a).gateway], ['10.6.1.2/30', '10.6.1.1']);
   t.equal((await all(store, 'ov')).length, 1, 'one allocation, not one per set');
   const b = await reservePending(store, two, v4);
-  t.same([b.address, b.gateway, b.allocation.rangeSet], ['10.6.2.2/24', '10.6.2.1', 1], 'the first block full: the next one');
+  t.same([text(b).address, text(b).gateway, b.allocation.rangeSet], ['10.6.2.2/24', '10.6.2.1', 1], 'the first block full: the next one');
   const c = await reservePending(store, two, { ...v4, requested: ip('10.6.2.77') });
-  t.same([c.address, c.gateway], ['10.6.2.77/24', '10.6.2.1'], 'a static address from the set holding it, with that set\'s gateway');
+  t.same([text(c).address, text(c).gateway], ['10.6.2.77/24', '10.6.2.1'], 'a static address from the set holding it, with that set\'s gateway');
   t.same(await rejected(reservePending(store, two, { ...v4, requested: ip('fd06::5') })),
     { name: 'AddressUnavailable', code: 101, message: 'requested IP fd06::5 is outside every range of network "ov" (10.6.1.1-10.6.1.2; 10.6.2.1-10.6.2.254)' }, 'only from the sets given');
   const full = parseIpamConf('full', { ranges: [[{ subnet: '10.7.1.0/30' }], [{ subnet: '10.7.2.0/30' }]] });
