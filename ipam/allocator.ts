@@ -1,7 +1,7 @@
 // The allocation policy over an IpamTx: static requests first, then round-robin from the
 // set's last reserved address, so an address just freed (a crash-looping container) is the
 // last one handed out again. Runs inside store.withLock; pure apart from the store calls.
-import { AddressUnavailable, PoolExhausted } from '../lib/errors';
+import { AddressUnavailable, AttachmentDrifted, PoolExhausted } from '../lib/errors';
 import { Ip, formatIp, sameIp } from './addr';
 import { RangeSet, describeSet, isGateway, rangeHolding, setCapacity } from './range';
 import type { Allocation, IpamTx, Owner } from './store/types';
@@ -87,7 +87,17 @@ export async function allocate(tx: IpamTx, request: AllocationRequest): Promise<
     && wanted.every((i) => held.some((a) => a.rangeSet === i))
     && requested.every((ip) => held.some((a) => a.address === formatIp(ip)));
   if (heldMatches) return held;
-  if (held.length > 0) await tx.releaseByOwner(owner.network, owner.containerId, owner.ifname, 'superseded by a new ADD');
+  if (held.length > 0) {
+    // A static address the owner does not hold: a repeated ADD for a container that is (or may
+    // be) live with the address it holds. Releasing that would take a live address away before
+    // the datapath refuses the ADD anyway; refused here, before anything is released.
+    const other = requested.filter((ip) => !held.some((a) => a.address === formatIp(ip)));
+    if (other.length > 0) {
+      throw new AttachmentDrifted(`container ${owner.containerId} ${owner.ifname} already holds ${held.map((a) => a.address).join(', ')} in network "${owner.network}"; `
+        + `this ADD asks for ${other.map(formatIp).join(', ')}: DEL the attachment first`);
+    }
+    await tx.releaseByOwner(owner.network, owner.containerId, owner.ifname, 'superseded by a new ADD');
+  }
 
   const bySet = new Map<number, Ip>();
   for (const ip of requested) {

@@ -1,6 +1,7 @@
 // The vxnet CNI plugin's whole lifecycle through the built binary (dist/bin/vxnet), as a
 // runtime drives it: ADD in every result version, real addresses and routes in the netns,
-// containers reaching each other (IPv4 and IPv6), repeated ADD, CHECK and drift, every DEL
+// containers reaching each other (IPv4 and IPv6), repeated ADD (the same, or asking for another
+// static IP), CHECK and drift, every DEL
 // variant the spec says must succeed, GC, STATUS, VERSION, static IP, MAC, names, aliases.
 // Root only; everything it creates is vxt-prefixed and removed by teardowns.
 import t from 'tap';
@@ -151,6 +152,27 @@ function main(): void {
     t.same(await linkIdentity('eth0', a.ns.name), before.container, 'and the container\'s eth0');
     t.ok((await globalAddrs('eth0', a.ns.name)).includes(other), 'with its addresses');
     t.same((await net.allocations()).map((x) => x.address).sort(), allocated, 'the allocation is kept');
+  });
+
+  t.test('repeated ADD asking for another static IP: code 102 naming both, before anything is released; the first address still held and configured', async (t) => {
+    const net = await newNet(t);
+    const first = net.ip4(80);
+    const second = net.ip4(81);
+    const a = await attach(t, net, { conf: { runtimeConfig: { ips: [`${first}/24`] } } });
+    const veth = hostVethName(a.containerId, 'eth0');
+    const before = { host: await linkIdentity(veth), container: await linkIdentity('eth0', a.ns.name) };
+    const call = { command: 'ADD', containerId: a.containerId, ifname: 'eth0', netns: a.ns.path } as const;
+    const again = await runPlugin(VXNET, net.conf('1.1.0', { runtimeConfig: { ips: [`${second}/24`] } }), call);
+    t.equal(again.json?.code, 102, 'refused: code 102', { diag: describe(again) });
+    t.match(again.json?.msg, new RegExp(`holds ${first.replace(/\./g, '\\.')}\\b.*asks for ${second.replace(/\./g, '\\.')}\\b`), 'the message names the held and the asked-for address');
+    t.notOk(hasStackTrace(again.stderr), 'no stack trace on stderr');
+    t.same((await net.allocations()).map((x) => [x.address, x.containerId, x.ifname]), [[first, a.containerId, 'eth0']],
+      'the store still holds the first address for the container, and nothing for the second');
+    t.same(await globalAddrs('eth0', a.ns.name), [`${first}/24`], 'still configured on eth0');
+    t.same(await linkIdentity(veth), before.host, 'the host veth is the same link');
+    t.same(await linkIdentity('eth0', a.ns.name), before.container, 'so is the container\'s eth0');
+    const check = await runPlugin(VXNET, net.conf('1.1.0', { prevResult: a.add.json, runtimeConfig: { ips: [`${first}/24`] } }), { ...call, command: 'CHECK' });
+    t.equal(check.code, 0, 'CHECK with the first ADD\'s result passes', { diag: describe(check) });
   });
 
   t.test('repeated ADD over leftovers: a host veth whose peer is in another namespace, or a pair never configured, is replaced', async (t) => {

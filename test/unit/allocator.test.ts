@@ -152,10 +152,12 @@ t.test('static requests', async (t) => {
 
   const c = await alloc(store, { owner: owner('ctr-c'), rangeSets });
   t.same(addresses(c), ['10.0.0.2']);
-  t.same(addresses(await alloc(store, { owner: owner('ctr-c'), rangeSets, requested: [ip('10.0.0.3')] })), ['10.0.0.3'],
-    'a new ADD asking for another address gets it');
-  const [superseded] = await store.view((tx) => tx.history('net', ip('10.0.0.2')));
-  t.match(superseded, { containerId: 'ctr-c', address: '10.0.0.2', reason: 'superseded by a new ADD' }, 'and gives up the old one');
+  t.strictSame(await rejected(alloc(store, { owner: owner('ctr-c'), rangeSets, requested: [ip('10.0.0.3')] })),
+    { name: 'AttachmentDrifted', code: 102, message: 'container ctr-c eth0 already holds 10.0.0.2 in network "net"; this ADD asks for 10.0.0.3: DEL the attachment first' },
+    'a repeated ADD asking for another static address is refused');
+  t.same(addresses(await store.view((tx) => tx.listByOwner('net', 'ctr-c'))), ['10.0.0.2'], 'the held address is kept');
+  t.same(await store.view((tx) => tx.history('net', ip('10.0.0.2'))), [], 'and was never released');
+  t.equal(await store.view((tx) => tx.ownerOf('net', ip('10.0.0.3'))), undefined, 'nothing was reserved for the refused ADD');
 });
 
 t.test('IPv6 and dual stack: one address per range set', async (t) => {
