@@ -2,11 +2,11 @@
 // invalid field rejected with its name (InvalidNetworkConfig, code 7). Pure: in overlay mode
 // the host's local overlay state comes through the `readOverlay` argument (bridge mode never
 // calls it, so it reads no file).
-import { InvalidNetworkConfig, PoolExhausted, TryAgainLater, UnsupportedField, VxnetError } from '../lib/errors';
+import { InvalidNetworkConfig, TryAgainLater, UnsupportedField, VxnetError } from '../lib/errors';
 import { Cidr } from '../ipam/addr';
 import { IpamConf, parseIpamConf } from '../ipam/config';
 import { DEFAULT_LOCAL_DIR, LocalOverlayState, blockRanges, subnetsOf } from '../overlay/local';
-import { describeShortage } from '../overlay/plan';
+import { shortageError } from '../overlay/plan';
 import { defaultBridgeName } from '../datapath/names';
 import { CniResult, parseResult } from './result';
 import { isObject } from '../lib/guards';
@@ -68,10 +68,7 @@ const stateFileOf = (dir: string, network: string): string => `${dir.replace(/\/
 export function missingOverlayState(conf: VxnetNetConf, now = Date.now()): VxnetError {
   const o = conf.overlay as OverlayConf;
   const short = o.state?.noBlock;
-  if (short) {
-    const text = `network ${conf.name}: ${describeShortage(short, now, o.state?.hostId)} (${o.stateFile})`;
-    return short.nextReclaimableAt === undefined ? new PoolExhausted(text) : new TryAgainLater(text);
-  }
+  if (short) return shortageError(conf.name, short, now, o.state?.hostId, o.stateFile);
   return new TryAgainLater(o.state
     ? `network ${conf.name}: the overlay state at ${o.stateFile} lists no block for this host yet; is vxnetd running with --store etcd://... and this network defined?`
     : `network ${conf.name}: no overlay state at ${o.stateFile}; is vxnetd running with --store etcd://... and this network defined?`);

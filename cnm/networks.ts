@@ -11,7 +11,7 @@ import type { IpamStore } from '../ipam/store/types';
 import { InvalidNetworkConfig, NetworkConflict, NotFound, PluginNotAvailable, UnsupportedField } from '../lib/errors';
 import type { Logger } from '../lib/log';
 import { LocalOverlayState, localStateForSubnet, readLocalState } from '../overlay/local';
-import { gatewayOf } from '../overlay/plan';
+import { gatewayOf, shortageError } from '../overlay/plan';
 import type { DockerApi, DockerNetwork } from './docker';
 import type { KeyedMutex } from '../lib/mutex';
 import { NETWORK_NAME_RE, NetworkOptions, PoolSpec, defaultGateway, ipamConfFor, overlayIpamConf, parseNetworkOptions, shortId } from './model';
@@ -31,11 +31,20 @@ export function overlayStatesIn(dir: string | undefined): OverlayStates {
   return { forSubnet: (subnet) => localStateForSubnet(dir, networkOf(subnet)), of: (network) => readLocalState(dir, network) };
 }
 
-/** This host's IPv4 block of an overlay network; PluginNotAvailable when it has none. */
+/**
+ * A host waiting for a block of the network (the agent found every block taken) says so in the
+ * CNI plugin's words (overlay/plan.ts shortageError): who holds the blocks, when one may come free.
+ */
+function refuseWaiting(ov: LocalOverlayState, now = Date.now()): void {
+  if (ov.blocks.length === 0 && ov.noBlock) throw shortageError(ov.network, ov.noBlock, now, ov.hostId);
+}
+
+/** This host's IPv4 block of an overlay network; the shortage, or PluginNotAvailable, when it has none. */
 export function v4Block(ov: LocalOverlayState): Cidr {
   const block = ov.blocks.find((b) => b.ip.family === 4);
-  if (!block) throw new PluginNotAvailable(`overlay network "${ov.network}" has no IPv4 block on this host (yet): is vxnetd's overlay agent running with this network?`);
-  return block;
+  if (block) return block;
+  refuseWaiting(ov);
+  throw new PluginNotAvailable(`overlay network "${ov.network}" has no IPv4 block on this host (yet): is vxnetd's overlay agent running with this network?`);
 }
 
 /** The gateway Docker gives an overlay network's containers: this host's block's, with the block's prefix. */
@@ -144,7 +153,11 @@ export class Networks {
    * --ip-range of the pool Docker asks from when given.
    */
   conf(rec: BoundRecord, spec?: PoolSpec): IpamConf {
-    if (this.isOverlay(rec)) return overlayIpamConf(this.overlayState(rec));
+    if (this.isOverlay(rec)) {
+      const ov = this.overlayState(rec);
+      refuseWaiting(ov);
+      return overlayIpamConf(ov);
+    }
     return ipamConfFor(rec.name, spec ?? { pool: rec.pool, subPool: undefined }, rec.gateway.ip);
   }
 

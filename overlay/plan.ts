@@ -13,7 +13,7 @@
 //   the tunnel), an FDB entry VTEP MAC -> underlay IP (which host to send the frame to), and a
 //   route "peer block via VTEP IP onlink" on the VXLAN device. One path for IPv4 and IPv6: the
 //   family only changes the width of the addresses.
-import { InvalidNetworkConfig } from '../lib/errors';
+import { InvalidNetworkConfig, PoolExhausted, TryAgainLater, VxnetError } from '../lib/errors';
 import {
   Cidr, Family, Ip, contains, defaultGatewayOf, familyBits, formatCidr, formatIp, networkOf, parseCidr, subnetSize,
 } from '../ipam/addr';
@@ -427,6 +427,17 @@ export function describeShortage(s: BlockShortage, now: number, hostId?: string)
     ? 'none becomes free before its host\'s lease expires and the grace period after it passes'
     : 'vxnetd claims one as soon as its grace period is over';
   return `no free /${s.blockPrefix} block in ${formatCidr(s.subnet)}${hostId !== undefined ? ` for host ${hostId}` : ''}: ${all} (${shown.join(', ')}); ${next}`;
+}
+
+/**
+ * The error of a request for an address on a host waiting for a block of `network`, the same
+ * words whichever front end asks (a CNI ADD, Docker's RequestAddress): PoolExhausted while no
+ * block is on its way back, TryAgainLater when one becomes reclaimable. `where` names the state
+ * file the reason was read from.
+ */
+export function shortageError(network: string, s: BlockShortage, now: number, hostId?: string, where?: string): VxnetError {
+  const text = `network ${network}: ${describeShortage(s, now, hostId)}${where !== undefined ? ` (${where})` : ''}`;
+  return s.nextReclaimableAt === undefined ? new PoolExhausted(text) : new TryAgainLater(text);
 }
 
 /** The JSON form (state files, vxnetctl hosts --json); times are epoch ms, null when unknown. */

@@ -435,6 +435,42 @@ t.test('an overlay network whose state this host has lost (a reboot before the a
   t.same(f.calls, [], 'no bridge made');
 });
 
+t.test('a host waiting for a block of an overlay network: Docker is told what the CNI plugin says (who holds the blocks, what happens next)', async (t) => {
+  const dir = fs.mkdtempSync(join(tmpdir(), 'vxt-cnm-ov-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const subnet = parseCidr('10.240.0.0/23')!;
+  const ov1: LocalOverlayState = {
+    network: 'ov1', hostId: 'h3', vni: 4242, device: 'vxlan.4242', mtu: 1400, blocks: [parseCidr('10.240.1.0/24')!], subnets: [subnet], updated: Date.now(),
+  };
+  const waiting: LocalOverlayState = {
+    ...ov1, blocks: [], noBlock: {
+      subnet, blockPrefix: 24, blocks: 2, nextReclaimableAt: undefined, holders: [
+        { hostId: 'h1', block: parseCidr('10.240.0.0/24')!, state: 'held', reclaimableAt: undefined },
+        { hostId: 'h2', block: parseCidr('10.240.1.0/24')!, state: 'held', reclaimableAt: undefined },
+      ],
+    },
+  };
+  // The CNI plugin's error for the same state (test/unit/netconf-overlay.test.ts), without the state file's path.
+  const shortage = { name: 'PoolExhausted', message: 'network ov1: no free /24 block in 10.240.0.0/23 for host h3: both blocks are held (h1 (10.240.0.0/24, alive), h2 (10.240.1.0/24, alive)); '
+    + 'none becomes free before its host\'s lease expires and the grace period after it passes' };
+
+  writeLocalState(dir, waiting);
+  const f = fixture(t, { overlayDir: dir });
+  const p = await f.call('IpamDriver.RequestPool', { AddressSpace: 'vxnet', Pool: '10.240.0.0/23', SubPool: '', Options: {}, V6: false });
+  t.match(await f.call('IpamDriver.RequestAddress', { PoolID: p.PoolID, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } }).catch((e: Error) => e),
+    shortage, 'network create on a waiting host: the gateway request fails with the shortage');
+
+  // The network was created while this host had a block; the agent came back to none.
+  writeLocalState(dir, ov1);
+  const nid = 'f'.repeat(64);
+  const pool = await createNetwork(f, nid, 'ov1', '10.240.0.0/23');
+  writeLocalState(dir, waiting);
+  t.match(await f.call('IpamDriver.RequestAddress', { PoolID: pool, Address: '', Options: null }).catch((e: Error) => e),
+    shortage, 'a container start: RequestAddress fails with the shortage');
+  t.same(await list(f), [], 'nothing allocated');
+  t.same(f.calls, [], 'nothing attached');
+});
+
 t.test('a lost record of an overlay network is recovered from Docker as that overlay network, with its block\'s gateway', async (t) => {
   const { dir } = overlayDirWith(t);
   const f = fixture(t, { overlayDir: dir });
