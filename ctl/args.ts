@@ -4,6 +4,7 @@
 // Pure apart from reading nothing: the data directory's env default is applied by main.ts.
 import { parseArgs } from 'node:util';
 import { UsageError } from '../lib/usage';
+import { DEFAULT_BLOCK_GRACE_SECONDS } from '../overlay/records';
 
 /** A wrong invocation: vxnetctl prints "vxnetctl: <message>" and exits 2 (one class with vxnetd's). */
 export { UsageError };
@@ -196,7 +197,7 @@ Options:
   --store URL         the cluster store, etcd://HOST:PORT[,HOST:PORT...] (default $VXNET_STORE;
                       one of the two is required). Gives up after a few seconds when etcd
                       does not answer.
-  --block-grace SEC   the grace period vxnetd runs with (its --block-grace, default 600), for
+  --block-grace SEC   the grace period vxnetd runs with (its --block-grace, default ${DEFAULT_BLOCK_GRACE_SECONDS}), for
                       the "reclaimable in" times
 
 JSON: {"store", "hosts": [{"id", "underlay", "since", "lease", "ttlSeconds", "networks":

@@ -3,7 +3,7 @@
 // not answer is one "cannot reach etcd" line after a few seconds). Hosts that joined a network
 // but found its subnet full (registered, no member record, no block) are listed as waiting,
 // with the subnet, who holds its blocks and when the first may be reclaimed.
-import { DEFAULT_OVERLAY_PREFIX } from '../overlay/records';
+import { DEFAULT_BLOCK_GRACE_SECONDS, DEFAULT_OVERLAY_PREFIX } from '../overlay/records';
 import { BlockShortage, blockShortage, describeShortage, shortageToJson } from '../overlay/plan';
 import { HOSTS_COLUMNS, OverlayRegistry, hostsRows, listHosts } from '../overlay/registry';
 import { UsageError, type Values } from './args';
@@ -11,12 +11,10 @@ import { clusterStore, withRegistry } from './cluster';
 import { type Ctx, writeJson } from './context';
 import { renderTable } from './table';
 
-const DEFAULT_GRACE_SECONDS = 600;
-
 /** The store URL and grace from the options and the environment; throws UsageError. */
 export function hostsOptions(values: Values, env: Readonly<Record<string, string | undefined>>): { store: string; endpoints: string[]; graceMs: number } {
   const { store, endpoints } = clusterStore(values, env, 'hosts');
-  const graceText = values['block-grace'] ?? String(DEFAULT_GRACE_SECONDS);
+  const graceText = values['block-grace'] ?? String(DEFAULT_BLOCK_GRACE_SECONDS);
   if (!/^\d+$/.test(graceText)) throw new UsageError(`--block-grace ${JSON.stringify(graceText)}: must be a whole number of seconds`);
   return { store, endpoints, graceMs: Number(graceText) * 1000 };
 }

@@ -41,7 +41,7 @@ import { SyncReport, VtepProgrammer } from './apply';
 import { writeLocalState } from './local';
 import { LeaseKeeper } from '../etcd/lease';
 import { BlockShortage, OverlayNetwork, Peer, blockShortage, describeShortage, diffPeers, shortageToJson, vtepMacFor, vxlanDeviceName } from './plan';
-import { DEFAULT_OVERLAY_PREFIX, MemberRecord, encodeHost, encodeMember, encodeUsage, lastSegment } from './records';
+import { DEFAULT_BLOCK_GRACE_SECONDS, DEFAULT_OVERLAY_PREFIX, MemberRecord, encodeHost, encodeMember, encodeUsage, lastSegment } from './records';
 import { callOptions, etcdCall } from '../etcd/client';
 import { PrefixWatch } from '../etcd/watch';
 import { OverlayRegistry } from './registry';
@@ -57,7 +57,7 @@ export interface AgentOptions {
   readonly joinAll?: boolean;
   /** Lease TTL in seconds (default 10). */
   readonly ttlSeconds?: number;
-  /** How long an expired host's blocks stay reserved for it (default 10 min). */
+  /** How long an expired host's blocks stay reserved for it (default DEFAULT_BLOCK_GRACE_SECONDS). */
   readonly graceMs?: number;
   readonly prefix?: string;
   /** Delay before retrying a failed sync or registration (default 500 ms). */
@@ -139,7 +139,7 @@ export class OverlayAgent extends EventEmitter {
   constructor(readonly options: AgentOptions, private readonly c: AgentComponents) {
     super();
     this.ttl = options.ttlSeconds ?? 10;
-    this.graceMs = options.graceMs ?? 600_000;
+    this.graceMs = options.graceMs ?? DEFAULT_BLOCK_GRACE_SECONDS * 1000;
     this.retryMs = options.retryMs ?? 500;
     this.now = c.now ?? Date.now;
     this.log = c.log.child({ host: options.hostId });

@@ -19,6 +19,12 @@ import { isObject } from '../lib/guards';
 
 export const DEFAULT_OVERLAY_PREFIX = '/vxnet/overlay/';
 
+/**
+ * How long an expired host's blocks stay reserved for it by default (vxnetd --block-grace): the
+ * agent's default, and what `vxnetctl hosts` assumes when not told, so the two cannot disagree.
+ */
+export const DEFAULT_BLOCK_GRACE_SECONDS = 600;
+
 const enc = encodeURIComponent;
 
 export const keys = (prefix: string) => ({

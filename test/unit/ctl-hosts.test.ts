@@ -11,10 +11,10 @@ import { ctl } from '../helpers/ctl';
 import { Ip, parseIp } from '../../ipam/addr';
 import { createLogger } from '../../lib/log';
 import { parseOverlayNetwork } from '../../overlay/plan';
-import { DEFAULT_OVERLAY_PREFIX, encodeHost, encodeMember } from '../../overlay/records';
+import { DEFAULT_BLOCK_GRACE_SECONDS, DEFAULT_OVERLAY_PREFIX, encodeHost, encodeMember } from '../../overlay/records';
 import { OverlayRegistry } from '../../overlay/registry';
 import { ETCD, startEtcd } from '../helpers/etcd';
-import { withWaitingRows } from '../../ctl/hosts';
+import { hostsOptions, withWaitingRows } from '../../ctl/hosts';
 import { parseCidr } from '../../ipam/addr';
 import { type ExecResult, exec } from '../helpers/sh';
 
@@ -26,6 +26,13 @@ async function closedPort(): Promise<number> {
   await new Promise<void>((r) => srv.close(() => r()));
   return port;
 }
+
+t.test('hosts: --block-grace defaults to the overlay agent\'s grace period', async (t) => {
+  t.equal(hostsOptions({ store: 'etcd://h' }, {}).graceMs, DEFAULT_BLOCK_GRACE_SECONDS * 1000, 'the overlay\'s default, not one of its own');
+  t.equal(hostsOptions({ store: 'etcd://h', 'block-grace': '6' }, {}).graceMs, 6000, 'as given');
+  const help = await ctl(['hosts', '--help']);
+  t.match(help.stdout, `its --block-grace, default ${DEFAULT_BLOCK_GRACE_SECONDS})`, 'the help names the same default');
+});
 
 t.test('hosts: usage errors are one line, exit 2', async (t) => {
   const missing = await ctl(['hosts']);
