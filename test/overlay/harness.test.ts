@@ -10,22 +10,19 @@
 // container is reachable; a host whose vxnetd is SIGKILLed leaves its peers after the TTL.
 // Root only; every object is vxt-prefixed or inside the test's namespaces.
 import t, { type Test } from 'tap';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { formatCidr } from '../../ipam/addr';
 import { readLocalState } from '../../overlay/local';
 import { vxlanDeviceName } from '../../overlay/plan';
-import { ETCD, startEtcd } from '../helpers/etcd';
-import { newNetns, type Netns } from '../helpers/netns';
-import { exec, mustExec, pollUntil } from '../helpers/sh';
-import { type CniCall, type CniOutcome, bare, cniEnv, describe, newContainerId, resultAddrs, runInNetns } from '../integration/helpers/cni';
-import { type Host, cannotRun, newUnderlay, reachable, shown } from './helpers/hosts';
+import { ETCD } from '../helpers/etcd';
+import { type Netns } from '../helpers/netns';
+import { exec, pollUntil } from '../helpers/sh';
+import { bare, describe, resultAddrs } from '../integration/helpers/cni';
+import { binaryCluster, missingBuild } from './helpers/binaries';
+import { type Host, cannotRun, reachable, shown } from './helpers/hosts';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const BIN = (name: string): string => path.join(ROOT, 'dist', 'bin', name);
 const NET = 'vxt-ovh';
 const VNI = 4848;
 const DEV = vxlanDeviceName(VNI);
@@ -34,41 +31,18 @@ const PING = '/usr/bin/ping'; // iputils: -M do sets DF (busybox ping cannot)
 
 interface Node { id: string; host: Host; dir: string; vxnetd: ChildProcess; log: () => string; blocks: string[]; c?: { ns: Netns; v4: string; v6: string } }
 
-const runIn = (ns: Netns, bin: string, args: string[], env: NodeJS.ProcessEnv, stdin?: unknown): Promise<CniOutcome> => runInNetns(ns, bin, args, env, stdin, 30_000);
-
 async function main(t: Test): Promise<void> {
   t.setTimeout(120_000);
-  const root = t;
-  const underlay = await newUnderlay(t, 1500);
-  await mustExec('ip', ['-n', underlay.ns.name, 'addr', 'add', '10.238.0.1/24', 'dev', 'vxtul']);
-  const etcd = await startEtcd(t, { netns: [underlay.ns.name], hosts: ['10.238.0.1'] });
-  const tmp = mkdtempSync(path.join(tmpdir(), 'vxt-harness-'));
-  t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
-  const ctlEnv = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
-  const ctl = (args: string[]): Promise<CniOutcome> => runIn(underlay.ns, BIN('vxnetctl'), [...args, '--store', etcd.storeUrl], ctlEnv);
-
-  const def = await ctl(['network', 'create', NET, '--vni', String(VNI), '--subnet', '10.236.0.0/16', '--subnet', 'fd36::/48']);
-  t.equal(def.code, 0, `vxnetctl network create: ${def.stderr}`);
+  const { etcd, ctl, startVxnetd, add } = await binaryCluster(t, NET, ['--vni', String(VNI), '--subnet', '10.236.0.0/16', '--subnet', 'fd36::/48']);
 
   const nodes: Node[] = [];
   const startHost = async (i: number): Promise<Node> => {
-    const host = await underlay.addHost(i);
-    await mustExec('ip', ['-n', host.ns.name, 'route', 'add', 'default', 'via', '10.238.0.1']);
     const id = `vxt-h${i}`;
-    const dir = path.join(tmp, id);
-    const socket = `/run/docker/plugins/vxt${randomBytes(4).toString('hex')}.sock`;
-    root.teardown(() => rmSync(socket, { force: true }));
-    // `ip netns exec` execs vxnetd in place: the pid held is vxnetd's.
-    const vxnetd = spawn('ip', ['netns', 'exec', host.ns.name, BIN('vxnetd'), '--no-docker', '--socket', socket, '--data-dir', path.join(dir, 'data'),
-      '--store', etcd.storeUrl, '--overlay-network', NET, '--host-id', id, '--lease-ttl', String(TTL), '--overlay-dir', path.join(dir, 'overlay'),
-      '--cni-socket', path.join(dir, 'cni.sock'), '--log-level', 'debug'], { stdio: ['ignore', 'ignore', 'pipe'], env: ctlEnv });
-    root.teardown(() => { if (vxnetd.exitCode === null && vxnetd.signalCode === null) vxnetd.kill('SIGKILL'); });
-    let log = '';
-    vxnetd.stderr!.on('data', (b: Buffer) => { log += b.toString(); });
-    const n: Node = { id, host, dir, vxnetd, log: () => log, blocks: [] };
+    const v = await startVxnetd(i, id, ['--overlay-network', NET, '--lease-ttl', String(TTL), '--log-level', 'debug']);
+    const n: Node = { ...v, log: v.log, blocks: [] };
     const state = await pollUntil(() => {
-      if (vxnetd.exitCode !== null) throw new Error(`vxnetd ${id} exited ${vxnetd.exitCode}: ${log}`);
-      try { return readLocalState(path.join(dir, 'overlay'), NET); } catch { return undefined; }
+      if (v.vxnetd.exitCode !== null) throw new Error(`vxnetd ${id} exited ${v.vxnetd.exitCode}: ${v.log()}`);
+      try { return readLocalState(path.join(v.dir, 'overlay'), NET); } catch { return undefined; }
     }, { timeoutMs: 20_000, intervalMs: 50, what: `${id}: overlay state written` });
     if (state.blocks.length !== 2) throw new Error(`${id}: blocks ${JSON.stringify(state.blocks)}`);
     n.blocks = state.blocks.map(formatCidr);
@@ -84,18 +58,11 @@ async function main(t: Test): Promise<void> {
   };
 
   const attach = async (n: Node): Promise<void> => {
-    const conf = {
-      cniVersion: '1.1.0', name: NET, type: 'vxnet', mode: 'overlay', natTable: 'vxtnat', ipMasq: true,
-      overlayStateDir: path.join(n.dir, 'overlay'), ipam: { dataDir: path.join(n.dir, 'data') },
-    };
-    const c = await newNetns(root);
-    const call: CniCall = { command: 'ADD', containerId: newContainerId(), ifname: 'eth0', netns: c.path };
-    // The plugin hands the call to its host's vxnetd (same namespace, same build).
-    const add = await runIn(n.host.ns, BIN('vxnet'), [], cniEnv({ ...call, env: { VXNET_CNI_SOCKET: path.join(n.dir, 'cni.sock') } }), conf);
-    if (add.code !== 0) throw new Error(`ADD on ${n.id} failed: ${describe(add)}`);
+    const { call, ns: c, outcome: add1 } = await add(n, { ipMasq: true });
+    if (add1.code !== 0) throw new Error(`ADD on ${n.id} failed: ${describe(add1)}`);
     // Its log line may reach us just after the plugin's answer.
     await pollUntil(() => n.log().includes(`"container":"${call.containerId}"`), { timeoutMs: 3000, intervalMs: 10, what: `${n.id}: vxnetd's log of the ADD of ${call.containerId}` });
-    const addrs = resultAddrs(add.json);
+    const addrs = resultAddrs(add1.json);
     n.c = { ns: c, v4: bare(addrs[0]), v6: bare(addrs[1]) };
   };
 
@@ -185,7 +152,7 @@ async function main(t: Test): Promise<void> {
 void (async () => {
   const reason = (await cannotRun()) ?? (existsSync(ETCD) ? undefined : `needs etcd (${ETCD})`)
     ?? (existsSync(PING) ? undefined : 'needs iputils ping (Debian\'s iputils-ping)')
-    ?? (['vxnetd', 'vxnetctl', 'vxnet'].every((b) => existsSync(BIN(b))) ? undefined : 'needs a build (npm run build)');
+    ?? missingBuild();
   if (reason) t.plan(0, reason);
   else await t.test('the multi-host harness with the built vxnetd, vxnetctl and vxnet', main);
 })();

@@ -7,32 +7,23 @@
 // from the kill and from the lease's expiry as a peer saw it), and its ADD then works.
 // Root only; every object is vxt-prefixed or inside the test's namespaces.
 import t, { type Test } from 'tap';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { formatCidr } from '../../ipam/addr';
 import { readLocalState } from '../../overlay/local';
 import { vxlanDeviceName } from '../../overlay/plan';
-import { ETCD, startEtcd } from '../helpers/etcd';
-import { newNetns } from '../helpers/netns';
-import { mustExec, pollUntil } from '../helpers/sh';
-import { type CniCall, type CniOutcome, bare, cniEnv, describe, newContainerId, resultAddrs, runInNetns } from '../integration/helpers/cni';
-import { type Host, cannotRun, newUnderlay, shown } from './helpers/hosts';
+import { ETCD } from '../helpers/etcd';
+import { pollUntil } from '../helpers/sh';
+import { type CniOutcome, bare, describe, resultAddrs } from '../integration/helpers/cni';
+import { type VxnetdNode, binaryCluster, missingBuild } from './helpers/binaries';
+import { cannotRun, shown } from './helpers/hosts';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const BIN = (name: string): string => path.join(ROOT, 'dist', 'bin', name);
 const NET = 'vxt-ovn';
 const VNI = 4849;
 const DEV = vxlanDeviceName(VNI);
 const SUBNET = '10.235.0.0/23';
 const TTL = 3;
 const GRACE = 6;
-
-interface Node { id: string; host: Host; dir: string; vxnetd: ChildProcess; log: () => string }
-
-const runIn = (ns: { name: string }, bin: string, args: string[], env: NodeJS.ProcessEnv, stdin?: unknown): Promise<CniOutcome> => runInNetns(ns, bin, args, env, stdin, 30_000);
 
 /** The time of the first log line of `log` (vxnetd's JSON lines) that matches every pattern. */
 function logTime(log: string, ...patterns: RegExp[]): number | undefined {
@@ -43,43 +34,13 @@ function logTime(log: string, ...patterns: RegExp[]): number | undefined {
 
 async function main(t: Test): Promise<void> {
   t.setTimeout(120_000);
-  const root = t;
-  const underlay = await newUnderlay(t, 1500);
-  await mustExec('ip', ['-n', underlay.ns.name, 'addr', 'add', '10.238.0.1/24', 'dev', 'vxtul']);
-  const etcd = await startEtcd(t, { netns: [underlay.ns.name], hosts: ['10.238.0.1'] });
-  const tmp = mkdtempSync(path.join(tmpdir(), 'vxt-noblock-'));
-  t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
-  const ctlEnv = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
-  const ctl = (args: string[]): Promise<CniOutcome> => runIn(underlay.ns, BIN('vxnetctl'), [...args, '--store', etcd.storeUrl], ctlEnv);
+  const cluster = await binaryCluster(t, NET, ['--vni', String(VNI), '--subnet', SUBNET, '--block-prefix', '24']);
+  const { ctl } = cluster;
 
-  const def = await ctl(['network', 'create', NET, '--vni', String(VNI), '--subnet', SUBNET, '--block-prefix', '24']);
-  t.equal(def.code, 0, `vxnetctl network create: ${def.stderr}`);
-
-  const stateOf = (n: Node): ReturnType<typeof readLocalState> => readLocalState(path.join(n.dir, 'overlay'), NET);
-  const startHost = async (i: number): Promise<Node> => {
-    const host = await underlay.addHost(i);
-    await mustExec('ip', ['-n', host.ns.name, 'route', 'add', 'default', 'via', '10.238.0.1']);
-    const id = `vxt-n${i}`;
-    const dir = path.join(tmp, id);
-    const socket = `/run/docker/plugins/vxt${randomBytes(4).toString('hex')}.sock`;
-    root.teardown(() => rmSync(socket, { force: true }));
-    const vxnetd = spawn('ip', ['netns', 'exec', host.ns.name, BIN('vxnetd'), '--no-docker', '--socket', socket, '--data-dir', path.join(dir, 'data'),
-      '--store', etcd.storeUrl, '--overlay-network', NET, '--host-id', id, '--lease-ttl', String(TTL), '--block-grace', String(GRACE),
-      '--overlay-dir', path.join(dir, 'overlay'), '--cni-socket', path.join(dir, 'cni.sock'), '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'pipe'], env: ctlEnv });
-    root.teardown(() => { if (vxnetd.exitCode === null && vxnetd.signalCode === null) vxnetd.kill('SIGKILL'); });
-    let log = '';
-    vxnetd.stderr!.on('data', (b: Buffer) => { log += b.toString(); });
-    return { id, host, dir, vxnetd, log: () => log };
-  };
-
-  const add = (n: Node): Promise<CniOutcome> => newNetns(root).then((c) => {
-    const conf = {
-      cniVersion: '1.1.0', name: NET, type: 'vxnet', mode: 'overlay', natTable: 'vxtnat',
-      overlayStateDir: path.join(n.dir, 'overlay'), ipam: { dataDir: path.join(n.dir, 'data') },
-    };
-    const call: CniCall = { command: 'ADD', containerId: newContainerId(), ifname: 'eth0', netns: c.path };
-    return runIn(n.host.ns, BIN('vxnet'), [], cniEnv({ ...call, env: { VXNET_CNI_SOCKET: path.join(n.dir, 'cni.sock') } }), conf);
-  });
+  const stateOf = (n: VxnetdNode): ReturnType<typeof readLocalState> => readLocalState(path.join(n.dir, 'overlay'), NET);
+  const startHost = (i: number): Promise<VxnetdNode> =>
+    cluster.startVxnetd(i, `vxt-n${i}`, ['--overlay-network', NET, '--lease-ttl', String(TTL), '--block-grace', String(GRACE), '--log-level', 'info']);
+  const add = async (n: VxnetdNode): Promise<CniOutcome> => (await cluster.add(n)).outcome;
 
   const [n1, n2] = [await startHost(1), await startHost(2)];
   for (const n of [n1, n2]) {
@@ -156,7 +117,7 @@ async function main(t: Test): Promise<void> {
 
 void (async () => {
   const reason = (await cannotRun()) ?? (existsSync(ETCD) ? undefined : `needs etcd (${ETCD})`)
-    ?? (['vxnetd', 'vxnetctl', 'vxnet'].every((b) => existsSync(BIN(b))) ? undefined : 'needs a build (npm run build)');
+    ?? missingBuild();
   if (reason) t.plan(0, reason);
   else await t.test('a host that finds no free block of an overlay network', main);
 })();
