@@ -5,7 +5,7 @@ import { InvalidNetworkConfig, PluginNotAvailable } from '../lib/errors';
 import { IpamConf, requestedIps } from '../ipam/config';
 import { Attachment, ipamAdd, ipamCheck, ipamDel, ipamGc } from '../ipam/core';
 import { openStore } from '../ipam/store';
-import type { Allocation, IpamStore, Owner } from '../ipam/store/types';
+import type { Allocation, IpamStore, Owner, OwnerPort } from '../ipam/store/types';
 import { Allocated, parseAllocated, parseRoutes } from './attach-plan';
 import { execPlugin } from './delegate';
 import { CniResult, parseResult } from './result';
@@ -23,13 +23,59 @@ export interface IpamSource {
   close(): Promise<void>;
 }
 
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * `args.cni.labels` (CNI conventions: a list of {"key", "value"} strings) as a record; a later
+ * entry wins. Entries of another shape are skipped: the conventions say a plugin ignores args it
+ * does not understand, so a runtime's odd labels must not fail the attachment.
+ */
+export function cniLabelsFrom(conf: Record<string, unknown>): Record<string, string> {
+  const args = conf.args;
+  const list = isRecord(args) && isRecord(args.cni) ? args.cni.labels : undefined;
+  const out: Record<string, string> = {};
+  if (!Array.isArray(list)) return out;
+  for (const e of list) {
+    if (isRecord(e) && typeof e.key === 'string' && e.key !== '' && typeof e.value === 'string') out[e.key] = e.value;
+  }
+  return out;
+}
+
+/**
+ * The container ports of `runtimeConfig.portMappings` ({hostPort, containerPort, protocol}),
+ * each once, in the order given. Protocol defaults to tcp as in the portmap plugin; entries with
+ * another protocol (sctp) or a port outside 1-65535 are skipped, not fatal.
+ */
+export function containerPortsFrom(conf: Record<string, unknown>): OwnerPort[] {
+  const rc = conf.runtimeConfig;
+  const list = isRecord(rc) ? rc.portMappings : undefined;
+  const out: OwnerPort[] = [];
+  if (!Array.isArray(list)) return out;
+  const seen = new Set<string>();
+  for (const m of list) {
+    if (!isRecord(m)) continue;
+    const port = m.containerPort;
+    const protocol = m.protocol === undefined ? 'tcp' : typeof m.protocol === 'string' ? m.protocol.toLowerCase() : undefined;
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) continue;
+    if (protocol !== 'tcp' && protocol !== 'udp') continue;
+    const k = `${port}/${protocol}`;
+    if (seen.has(k)) continue;
+    seen.add(k);
+    out.push({ port, protocol });
+  }
+  return out;
+}
+
 export function ownerFrom(args: CmdArgs, network: string, runtime = 'cni'): Owner {
   const rc = args.conf.runtimeConfig as { aliases?: unknown } | undefined;
   const aliases = Array.isArray(rc?.aliases) ? rc.aliases.filter((a): a is string => typeof a === 'string') : [];
   const name = args.args.get('K8S_POD_NAME');
+  const labels = cniLabelsFrom(args.conf);
+  const ports = containerPortsFrom(args.conf);
   return {
     network, containerId: args.containerId, ifname: args.ifname, runtime,
     ...(name ? { name } : {}), ...(aliases.length ? { aliases } : {}), ...(args.netns ? { netns: args.netns } : {}),
+    ...(Object.keys(labels).length ? { labels } : {}), ...(ports.length ? { ports } : {}),
   };
 }
 

@@ -31,6 +31,7 @@ export function ownerOfAllocation(a: Allocation): Owner {
   return {
     network: a.network, containerId: a.containerId, ifname: a.ifname, runtime: a.runtime,
     ...(a.name ? { name: a.name } : {}), ...(a.aliases ? { aliases: a.aliases } : {}), ...(a.netns ? { netns: a.netns } : {}),
+    ...(a.labels ? { labels: a.labels } : {}), ...(a.ports ? { ports: a.ports } : {}),
   };
 }
 

@@ -14,9 +14,11 @@ import { Mutex } from '../../lib/mutex';
 import { bundled, loadBundledAddon } from '../../lib/native';
 import { trace } from '../../lib/trace';
 import { Ip, formatIp, ipFromKey, ipKey } from '../addr';
-import type { Allocation, AllocationFilter, HistoryEntry, IpamStore, IpamTx, Owner, PoolRecord } from './types';
+import type { Allocation, AllocationFilter, HistoryEntry, IpamStore, IpamTx, Owner, OwnerPort, PoolRecord } from './types';
 
-const SCHEMA_VERSION = 1;
+// 1: the first release. 2: `meta` (the owner's CNI labels and ports as JSON) on allocations and
+// history, added in place to a version-1 database (migrate()).
+const SCHEMA_VERSION = 2;
 const HISTORY_KEEP = 100_000;
 const BUSY_TIMEOUT_MS = 30_000;
 
@@ -26,7 +28,7 @@ CREATE TABLE IF NOT EXISTS pools(
 CREATE TABLE IF NOT EXISTS allocations(
   network TEXT NOT NULL, addr_key TEXT NOT NULL, range_set INTEGER NOT NULL,
   container_id TEXT NOT NULL, ifname TEXT NOT NULL, runtime TEXT NOT NULL,
-  name TEXT, aliases TEXT, netns TEXT, since INTEGER NOT NULL,
+  name TEXT, aliases TEXT, netns TEXT, since INTEGER NOT NULL, meta TEXT,
   PRIMARY KEY(network, addr_key)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS allocations_owner ON allocations(network, container_id, ifname);
 CREATE TABLE IF NOT EXISTS last_reserved(
@@ -35,15 +37,50 @@ CREATE TABLE IF NOT EXISTS last_reserved(
 CREATE TABLE IF NOT EXISTS history(
   id INTEGER PRIMARY KEY AUTOINCREMENT, network TEXT NOT NULL, addr_key TEXT NOT NULL, range_set INTEGER NOT NULL,
   container_id TEXT NOT NULL, ifname TEXT NOT NULL, runtime TEXT NOT NULL,
-  name TEXT, aliases TEXT, netns TEXT, since INTEGER NOT NULL, until INTEGER NOT NULL, reason TEXT NOT NULL);
+  name TEXT, aliases TEXT, netns TEXT, since INTEGER NOT NULL, until INTEGER NOT NULL, reason TEXT NOT NULL, meta TEXT);
 CREATE INDEX IF NOT EXISTS history_addr ON history(network, addr_key);
 `;
 
 interface AllocationRow {
   network: string; addr_key: string; range_set: number; container_id: string; ifname: string;
   runtime: string; name: string | null; aliases: string | null; netns: string | null; since: number;
+  meta: string | null;
 }
 interface HistoryRow extends AllocationRow { until: number; reason: string }
+
+/** What the `meta` column holds: the owner's fields that only the endpoint catalog reads. */
+interface Meta { labels?: Record<string, string>; ports?: OwnerPort[] }
+
+function metaOf(owner: Owner): string | null {
+  const meta: Meta = {};
+  if (owner.labels && Object.keys(owner.labels).length) meta.labels = { ...owner.labels };
+  if (owner.ports && owner.ports.length) meta.ports = owner.ports.map((p) => ({ port: p.port, protocol: p.protocol }));
+  return meta.labels || meta.ports ? JSON.stringify(meta) : null;
+}
+
+/**
+ * The owner's labels and ports from `meta`. A value that does not parse or has the wrong shape
+ * reads as none: the allocation itself (who holds the address) must stay readable whatever
+ * happened to this column.
+ */
+function parseMeta(text: string | null): Pick<Owner, 'labels' | 'ports'> {
+  if (!text) return {};
+  let raw: unknown;
+  try { raw = JSON.parse(text); } catch { return {}; }
+  if (typeof raw !== 'object' || raw === null) return {};
+  const { labels, ports } = raw as { labels?: unknown; ports?: unknown };
+  const out: { labels?: Record<string, string>; ports?: OwnerPort[] } = {};
+  if (typeof labels === 'object' && labels !== null && !Array.isArray(labels)) {
+    const l = Object.entries(labels).filter((e): e is [string, string] => typeof e[1] === 'string');
+    if (l.length) out.labels = Object.fromEntries(l);
+  }
+  if (Array.isArray(ports)) {
+    const p = ports.filter((x): x is OwnerPort => typeof x === 'object' && x !== null && Number.isInteger((x as OwnerPort).port)
+      && ((x as OwnerPort).protocol === 'tcp' || (x as OwnerPort).protocol === 'udp')).map((x) => ({ port: x.port, protocol: x.protocol }));
+    if (p.length) out.ports = p;
+  }
+  return out;
+}
 
 function toAllocation(row: AllocationRow): Allocation {
   const ip = ipFromKey(row.addr_key);
@@ -53,6 +90,7 @@ function toAllocation(row: AllocationRow): Allocation {
     ...(row.name ? { name: row.name } : {}),
     ...(row.aliases ? { aliases: JSON.parse(row.aliases) as string[] } : {}),
     ...(row.netns ? { netns: row.netns } : {}),
+    ...parseMeta(row.meta),
     since: row.since,
   };
 }
@@ -72,10 +110,10 @@ class EmbeddedTx implements IpamTx {
   async reserve(owner: Owner, ip: Ip, rangeSet: number): Promise<boolean> {
     const key = ipKey(ip);
     const info = this.stmt(`INSERT OR IGNORE INTO allocations
-      (network, addr_key, range_set, container_id, ifname, runtime, name, aliases, netns, since)
-      VALUES (?,?,?,?,?,?,?,?,?,?)`).run(
+      (network, addr_key, range_set, container_id, ifname, runtime, name, aliases, netns, since, meta)
+      VALUES (?,?,?,?,?,?,?,?,?,?,?)`).run(
       owner.network, key, rangeSet, owner.containerId, owner.ifname, owner.runtime, owner.name ?? null,
-      owner.aliases && owner.aliases.length ? JSON.stringify(owner.aliases) : null, owner.netns ?? null, Date.now());
+      owner.aliases && owner.aliases.length ? JSON.stringify(owner.aliases) : null, owner.netns ?? null, Date.now(), metaOf(owner));
     if (info.changes === 0) return false;
     this.stmt('INSERT OR REPLACE INTO last_reserved(network, range_set, addr_key) VALUES (?,?,?)').run(owner.network, rangeSet, key);
     return true;
@@ -91,11 +129,11 @@ class EmbeddedTx implements IpamTx {
   private moveToHistory(rows: AllocationRow[], reason: string): void {
     const until = Date.now();
     const insert = this.stmt(`INSERT INTO history
-      (network, addr_key, range_set, container_id, ifname, runtime, name, aliases, netns, since, until, reason)
-      VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`);
+      (network, addr_key, range_set, container_id, ifname, runtime, name, aliases, netns, since, until, reason, meta)
+      VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`);
     const remove = this.stmt('DELETE FROM allocations WHERE network=? AND addr_key=?');
     for (const r of rows) {
-      insert.run(r.network, r.addr_key, r.range_set, r.container_id, r.ifname, r.runtime, r.name, r.aliases, r.netns, r.since, until, reason);
+      insert.run(r.network, r.addr_key, r.range_set, r.container_id, r.ifname, r.runtime, r.name, r.aliases, r.netns, r.since, until, reason, r.meta);
       remove.run(r.network, r.addr_key);
     }
     if (rows.length > 0 && Math.random() < 0.01) {
@@ -112,10 +150,10 @@ class EmbeddedTx implements IpamTx {
   }
 
   async updateOwner(network: string, ip: Ip, owner: Owner): Promise<boolean> {
-    const info = this.stmt(`UPDATE allocations SET container_id=?, ifname=?, runtime=?, name=?, aliases=?, netns=?
+    const info = this.stmt(`UPDATE allocations SET container_id=?, ifname=?, runtime=?, name=?, aliases=?, netns=?, meta=?
       WHERE network=? AND addr_key=?`).run(
       owner.containerId, owner.ifname, owner.runtime, owner.name ?? null,
-      owner.aliases && owner.aliases.length ? JSON.stringify(owner.aliases) : null, owner.netns ?? null, network, ipKey(ip));
+      owner.aliases && owner.aliases.length ? JSON.stringify(owner.aliases) : null, owner.netns ?? null, metaOf(owner), network, ipKey(ip));
     return info.changes > 0;
   }
 
@@ -355,9 +393,16 @@ function openConnection(dataDir: string, mustExist: boolean): EmbeddedStore {
       if (db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
         db.pragma('journal_mode = WAL');
         db.exec('BEGIN IMMEDIATE');
-        // Another process may have created the schema while this one waited for the lock.
-        if (db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
+        // Another process may have created or migrated the schema while this one waited for the lock.
+        const version = db.pragma('user_version', { simple: true }) as number;
+        if (version > SCHEMA_VERSION) {
+          db.exec('ROLLBACK');
+          db.close();
+          throw new IoFailure(`the IPAM store ${file} has schema version ${version}, written by a newer vxnet (this one knows up to ${SCHEMA_VERSION})`);
+        }
+        if (version !== SCHEMA_VERSION) {
           db.exec(SCHEMA);
+          migrate(db);
           db.pragma(`user_version = ${SCHEMA_VERSION}`);
         }
         db.exec('COMMIT');
@@ -365,6 +410,7 @@ function openConnection(dataDir: string, mustExist: boolean): EmbeddedStore {
       db.pragma('synchronous = NORMAL');
       break;
     } catch (err) {
+      if (err instanceof IoFailure) throw err;
       if (db.inTransaction) db.exec('ROLLBACK');
       const busy = String((err as { code?: unknown }).code ?? '').startsWith('SQLITE_BUSY');
       if (busy && Date.now() < deadline) {
@@ -377,6 +423,18 @@ function openConnection(dataDir: string, mustExist: boolean): EmbeddedStore {
   }
   trace('store:open');
   return new EmbeddedStore(db, file);
+}
+
+/**
+ * Brings tables created by an older release up to SCHEMA_VERSION, in place, keeping their rows.
+ * Columns are added only when missing: a database a version-1 vxnet opened after a newer one
+ * (it sets user_version back to 1 and changes nothing else) already has them.
+ */
+function migrate(db: BetterSqlite3.Database): void {
+  for (const table of ['allocations', 'history']) {
+    const columns = (db.pragma(`table_info(${table})`) as Array<{ name: string }>).map((c) => c.name);
+    if (!columns.includes('meta')) db.exec(`ALTER TABLE ${table} ADD COLUMN meta TEXT`);
+  }
 }
 
 /** Evaluates better-sqlite3's JavaScript now (its addon still loads on first open). */

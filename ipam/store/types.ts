@@ -16,6 +16,15 @@ export interface Owner {
   readonly aliases?: readonly string[];
   /** Where the container's namespace was when it was attached. */
   readonly netns?: string;
+  /** CNI `args.cni.labels` as key -> value, for the endpoint catalog (catalog/derive.ts). */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** The container ports of CNI `runtimeConfig.portMappings`, for the endpoint catalog. */
+  readonly ports?: readonly OwnerPort[];
+}
+
+export interface OwnerPort {
+  readonly port: number;
+  readonly protocol: 'tcp' | 'udp';
 }
 
 export interface Allocation extends Owner {

@@ -127,3 +127,95 @@ t.test('a process killed inside a transaction leaves nothing behind', async (t) 
   t.ok(await store.withLock((tx) => tx.reserve(owner('after2', { network: 'doomed' }), ip('10.8.0.3'), 0)), 'from the old connection too');
   t.same((await reopened.view((tx) => tx.list({ network: 'doomed' }))).map((a) => a.containerId), ['after', 'after2']);
 });
+
+// The schema of the first release (SCHEMA_VERSION 1), as it created its tables.
+const V1_SCHEMA = `
+CREATE TABLE pools(network TEXT PRIMARY KEY, definition TEXT NOT NULL, updated INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE allocations(
+  network TEXT NOT NULL, addr_key TEXT NOT NULL, range_set INTEGER NOT NULL,
+  container_id TEXT NOT NULL, ifname TEXT NOT NULL, runtime TEXT NOT NULL,
+  name TEXT, aliases TEXT, netns TEXT, since INTEGER NOT NULL,
+  PRIMARY KEY(network, addr_key)) WITHOUT ROWID;
+CREATE INDEX allocations_owner ON allocations(network, container_id, ifname);
+CREATE TABLE last_reserved(network TEXT NOT NULL, range_set INTEGER NOT NULL, addr_key TEXT NOT NULL,
+  PRIMARY KEY(network, range_set)) WITHOUT ROWID;
+CREATE TABLE history(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, network TEXT NOT NULL, addr_key TEXT NOT NULL, range_set INTEGER NOT NULL,
+  container_id TEXT NOT NULL, ifname TEXT NOT NULL, runtime TEXT NOT NULL,
+  name TEXT, aliases TEXT, netns TEXT, since INTEGER NOT NULL, until INTEGER NOT NULL, reason TEXT NOT NULL);
+CREATE INDEX history_addr ON history(network, addr_key);
+`;
+
+function writeV1Database(dataDir: string): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const Database = require('better-sqlite3') as typeof import('better-sqlite3');
+  const db = new Database(path.join(dataDir, 'ipam.db'));
+  db.pragma('journal_mode = WAL');
+  db.exec(V1_SCHEMA);
+  db.prepare('INSERT INTO pools VALUES (?,?,?)').run('net', '[]', 1);
+  // 10.0.0.2 and 10.0.0.3 as the v1 store keyed them (8 hex digits).
+  db.prepare('INSERT INTO allocations VALUES (?,?,?,?,?,?,?,?,?,?)').run('net', '0a000002', 0, 'old', 'eth0', 'cni', 'web-0', '["web"]', '/var/run/netns/old', 1000);
+  db.prepare('INSERT INTO allocations VALUES (?,?,?,?,?,?,?,?,?,?)').run('net', '0a000003', 0, 'gone', 'eth0', 'docker', null, null, null, 1000);
+  db.prepare('INSERT INTO last_reserved VALUES (?,?,?)').run('net', 0, '0a000003');
+  db.prepare(`INSERT INTO history(network, addr_key, range_set, container_id, ifname, runtime, name, aliases, netns, since, until, reason)
+    VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`).run('net', '0a000009', 0, 'was', 'eth0', 'cni', 'was-0', null, null, 10, 20, 'del');
+  db.pragma('user_version = 1');
+  db.close();
+}
+
+t.test('a version-1 store (the previous release) opens, keeps its rows, and takes labels and ports', async (t) => {
+  const dataDir = await tmpDir(t);
+  writeV1Database(dataDir);
+  const store = openStore({ dataDir, mustExist: true });
+  t.teardown(() => store.close());
+  const rows = await store.view((tx) => tx.list());
+  t.match(rows, [
+    { network: 'net', address: '10.0.0.2', containerId: 'old', runtime: 'cni', name: 'web-0', aliases: ['web'], netns: '/var/run/netns/old', since: 1000 },
+    { network: 'net', address: '10.0.0.3', containerId: 'gone', runtime: 'docker', since: 1000 },
+  ], 'both allocations, as written');
+  t.equal(rows[0]?.labels, undefined, 'no labels on an old row');
+  t.equal((await store.view((tx) => tx.lastReserved('net', 0)))?.value, ip('10.0.0.3').value, 'lastReserved kept');
+  t.match(await store.view((tx) => tx.history()), [{ containerId: 'was', name: 'was-0', reason: 'del', until: 20 }], 'history kept');
+  await store.withLock((tx) => tx.reserve(owner('new', { labels: { app: 'x' }, ports: [{ port: 80, protocol: 'tcp' }] }), ip('10.0.0.4'), 0));
+  t.match(await store.view((tx) => tx.ownerOf('net', ip('10.0.0.4'))), { labels: { app: 'x' }, ports: [{ port: 80, protocol: 'tcp' }] }, 'a new row has meta');
+  await store.withLock((tx) => tx.releaseByOwner('net', 'old', undefined, 'del'));
+  t.match((await store.view((tx) => tx.history('net', ip('10.0.0.2'))))[0], { containerId: 'old', name: 'web-0', reason: 'del' }, 'an old row moves to history');
+  await store.close();
+
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const Database = require('better-sqlite3') as typeof import('better-sqlite3');
+  const db = new Database(path.join(dataDir, 'ipam.db'), { readonly: true });
+  t.equal(db.pragma('user_version', { simple: true }), 2, 'migrated to version 2');
+  db.close();
+});
+
+t.test('a store a version-1 vxnet opened again (user_version back to 1, meta columns present) opens', async (t) => {
+  const dataDir = await tmpDir(t);
+  const first = openStore({ dataDir });
+  await first.withLock((tx) => tx.reserve(owner('c1', { labels: { a: 'b' } }), ip('10.0.0.2'), 0));
+  await first.close();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const Database = require('better-sqlite3') as typeof import('better-sqlite3');
+  const db = new Database(path.join(dataDir, 'ipam.db'));
+  db.pragma('user_version = 1');
+  db.close();
+  const again = openStore({ dataDir, mustExist: true });
+  t.teardown(() => again.close());
+  t.same((await again.view((tx) => tx.ownerOf('net', ip('10.0.0.2'))))?.labels, { a: 'b' });
+});
+
+t.test('a store from a newer vxnet (schema version 3) is refused, not rewritten', async (t) => {
+  const dataDir = await tmpDir(t);
+  const first = openStore({ dataDir });
+  await first.close();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const Database = require('better-sqlite3') as typeof import('better-sqlite3');
+  const db = new Database(path.join(dataDir, 'ipam.db'));
+  db.pragma('user_version = 3');
+  db.close();
+  t.match(await rejected((async () => openStore({ dataDir }))()),
+    { name: 'IoFailure', code: 5, message: /schema version 3, written by a newer vxnet/ });
+  const check = new Database(path.join(dataDir, 'ipam.db'), { readonly: true });
+  t.equal(check.pragma('user_version', { simple: true }), 3, 'left as it was');
+  check.close();
+});

@@ -77,6 +77,32 @@ export function storeCompliance(t: tap.Test, setup: StoreSetup): void {
     t.equal(b.netns, undefined, 'no netns');
   });
 
+  t.test('meta: CNI labels and container ports are kept with the allocation, its history and a new owner', async (t) => {
+    const store = await fresh(t);
+    const labels = { 'vxnet.service': 'web', 'app': 'shop' };
+    const ports = [{ port: 8080, protocol: 'tcp' as const }, { port: 53, protocol: 'udp' as const }];
+    await reserveAll(store, [[own('c1', { labels, ports }), '10.0.0.1'], [own('c1', { labels, ports }), '2001:db8::1', 1], [own('c2'), '10.0.0.2']]);
+    for (const a of await store.view((tx) => tx.listByOwner('net', 'c1'))) {
+      t.same({ labels: a.labels, ports: a.ports }, { labels, ports }, `${a.address}: labels and ports as given, ports in order`);
+    }
+    const [plain] = await store.view((tx) => tx.listByOwner('net', 'c2'));
+    t.notOk(plain.labels && Object.keys(plain.labels).length > 0, 'no labels when none were given');
+    t.notOk(plain.ports && plain.ports.length > 0, 'no ports when none were given');
+    t.same((await store.view((tx) => tx.list({ containerId: 'c1' }))).map((a) => a.labels), [labels, labels], 'list carries them too');
+
+    const next = own('c1', { labels: { app: 'admin' } });
+    t.ok(await store.withLock((tx) => tx.updateOwner('net', ip('10.0.0.1'), next)));
+    const updated = await store.view((tx) => tx.ownerOf('net', ip('10.0.0.1')));
+    t.same(updated?.labels, { app: 'admin' }, 'updateOwner writes the new owner\'s labels');
+    t.notOk(updated?.ports && updated.ports.length > 0, 'and clears ports the new owner lacks');
+    t.ok(await store.withLock((tx) => tx.updateOwner('net', ip('10.0.0.1'), { ...updated!, name: 'renamed' })), 'an owner read back and changed');
+    t.same((await store.view((tx) => tx.ownerOf('net', ip('10.0.0.1'))))?.labels, { app: 'admin' }, 'keeps its labels through updateOwner');
+
+    await store.withLock((tx) => tx.releaseByOwner('net', 'c1', undefined, 'del'));
+    const h = await store.view((tx) => tx.history('net', ip('2001:db8::1')));
+    t.same({ labels: h[0]?.labels, ports: h[0]?.ports }, { labels, ports }, 'history keeps them');
+  });
+
   t.test('lastReserved: per network and range set, moved by successful reserves only', async (t) => {
     const store = await fresh(t);
     const last = (network: string, set: number): Promise<string | undefined> =>
