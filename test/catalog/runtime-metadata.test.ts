@@ -15,15 +15,17 @@ import { VxnetError } from '../../lib/errors';
 import { createLogger } from '../../lib/log';
 import { DOCKER, DOCKERD, DOCKER_SOCKET, docker, ensureDockerImage, mustDocker } from '../helpers/docker';
 import { ensureBusyboxImage, newCniConfigDir, podman, podmanEnv, podmanRm } from '../helpers/podman';
-import { exec, pollUntil } from '../helpers/sh';
+import { execSync, pollUntil } from '../helpers/sh';
 
 const log = createLogger('test', 'error', () => undefined);
 const hex = (): string => randomBytes(4).toString('hex');
 const UNKNOWN_ID = 'f'.repeat(64);
 
-t.test('Docker: name, labels and exposed ports of a container; unknown ids are undefined', async (t) => {
-  if (process.getuid?.() !== 0) return t.skip('needs root (dockerd)');
-  if (!fs.existsSync(DOCKER) || !fs.existsSync(DOCKERD)) return t.skip(`${DOCKER} or ${DOCKERD} is missing`);
+const notRoot = process.getuid?.() !== 0 ? 'needs root (the runtimes)' : undefined;
+const noDocker = notRoot ?? (!fs.existsSync(DOCKER) || !fs.existsSync(DOCKERD) ? `${DOCKER} or ${DOCKERD} is missing` : undefined);
+const noPodman = notRoot ?? (execSync('sh', ['-c', 'command -v podman']).code !== 0 ? 'podman is not installed' : undefined);
+
+t.test('Docker: name, labels and exposed ports of a container; unknown ids are undefined', { skip: noDocker ?? false }, async (t) => {
   const image = await ensureDockerImage();
   const name = `vxt-meta-${hex()}`;
   t.teardown(async () => { await docker(['rm', '-f', name]); });
@@ -70,9 +72,7 @@ t.test('a socket nothing answers on is a VxnetError naming the socket', async (t
   t.match((refused as Error).message, /nothing listens on the socket \(is the podman API service running\?\)/);
 });
 
-t.test('podman: the same facts through its API socket, for runtime "cni"', async (t) => {
-  if (process.getuid?.() !== 0) return t.skip('needs root (podman with the CNI backend)');
-  if ((await exec('sh', ['-c', 'command -v podman'])).code !== 0) return t.skip('podman is not installed');
+t.test('podman: the same facts through its API socket, for runtime "cni"', { skip: noPodman ?? false }, async (t) => {
   const cniDir = newCniConfigDir(t);
   const env = podmanEnv(cniDir);
   const socket = join(tmpdir(), `vxt-podman-${hex()}.sock`);
