@@ -2,7 +2,7 @@
 // keeps every run's labels (the lock), vxnetd's OperatorLabelsFile sees a change within a
 // bounded poll and says which names changed, keeps the last good labels when the file is
 // malformed, and the lock gives up with a bound and breaks a dead holder's lock.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -18,7 +18,7 @@ const VXNETCTL = resolve(__dirname, '..', '..', 'dist', 'bin', 'vxnetctl');
 const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && !/^_?TAP/.test(k)));
 const vxnetctl = (args: readonly string[]) => exec(VXNETCTL, args, { env, timeoutMs: 30_000 });
 
-const newDir = (t: Tap.Test): string => {
+const newDir = (t: Test): string => {
   const dir = fs.mkdtempSync(join(tmpdir(), 'vxt-labels-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
