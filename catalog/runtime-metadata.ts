@@ -7,6 +7,10 @@
 // `docker start`), and a container inspect issued from inside that call waits forever. Lookups
 // here run later, from the catalog's refresh, never from inside a driver call; keep it so.
 //
+// For runtime "docker" the IPAM store's containerId is Docker's ENDPOINT id (cnm/ sees no
+// container id in CreateEndpoint): a lookup that is no container is resolved through the
+// networks' inspect (Containers: {containerId: {EndpointID}}), which takes no container lock.
+//
 // Not cnm/docker.ts (a door, layer 2, above catalog/): the few dockerode calls needed are here.
 import * as fs from 'node:fs';
 import type Dockerode from 'dockerode';
@@ -64,7 +68,11 @@ export interface RuntimeMetadataOptions {
 const errno = (err: unknown): string | undefined => (err as { code?: string }).code;
 const status = (err: unknown): number | undefined => (err as { statusCode?: number }).statusCode;
 
-/** Docker's container inspect through dockerode, per socket; a missing socket or a 404 is undefined. */
+/**
+ * Container inspect through dockerode, per socket. For runtime "docker" the id may be a
+ * container's or one of its endpoints' (the IPAM store's). A missing socket, an unknown id or
+ * runtime is undefined; a socket that fails is a VxnetError.
+ */
 export function runtimeMetadata(o: RuntimeMetadataOptions): MetadataSource {
   const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const clients = new Map<string, Dockerode>();
@@ -84,26 +92,67 @@ export function runtimeMetadata(o: RuntimeMetadataOptions): MetadataSource {
     if (runtime === 'cni') return { socket: o.podman ?? DEFAULT_PODMAN_SOCKET, what: 'podman' };
     return undefined;
   };
+  const fail = (err: unknown, where: string, socket: string, what: string, t0: number): never => {
+    if (err instanceof VxnetError) throw err;
+    const msg = (err as Error).message ?? String(err);
+    // docker-modem ends a call that times out by destroying it: "socket hang up".
+    if (errno(err) === 'ETIMEDOUT' || (errno(err) === 'ECONNRESET' && Date.now() - t0 >= timeoutMs - 10)) throw new TryAgainLater(`cannot inspect ${where} through ${socket}: no answer within ${timeoutMs} ms`);
+    if (errno(err) === 'ECONNREFUSED') throw new IoFailure(`cannot inspect ${where} through ${socket}: nothing listens on the socket (is the ${what} API service running?)`);
+    throw new IoFailure(`cannot inspect ${where} through ${socket}: ${status(err) !== undefined ? `HTTP ${status(err)}: ` : ''}${msg.split('\n')[0]}`);
+  };
+  /** Container inspect; undefined on 404. */
+  const inspect = async (socket: string, what: string, id: string): Promise<ContainerInspect | undefined> => {
+    const t0 = Date.now();
+    try {
+      return await client(socket).getContainer(id).inspect() as ContainerInspect;
+    } catch (err) {
+      if (status(err) === 404 || errno(err) === 'ENOENT') return undefined;
+      return fail(err, `${what} container ${id.slice(0, 12)}`, socket, what, t0);
+    }
+  };
+  // Docker endpoint id -> container id, from every network's inspect; rebuilt on a miss (one
+  // rebuild at a time, shared by the lookups that wait for it).
+  let endpoints = new Map<string, string>();
+  let rebuilding: Promise<void> | undefined;
+  const rebuildEndpoints = (socket: string): Promise<void> => (rebuilding ??= (async () => {
+    const t0 = Date.now();
+    try {
+      const next = new Map<string, string>();
+      for (const n of await client(socket).listNetworks()) {
+        let info: Dockerode.NetworkInspectInfo;
+        try {
+          info = await client(socket).getNetwork(n.Id).inspect() as Dockerode.NetworkInspectInfo;
+        } catch (err) {
+          if (status(err) === 404) continue; // removed since the list
+          throw err;
+        }
+        for (const [cid, c] of Object.entries(info.Containers ?? {})) if (c.EndpointID) next.set(c.EndpointID, cid);
+      }
+      endpoints = next;
+    } catch (err) {
+      if (errno(err) === 'ENOENT') { endpoints = new Map(); return; }
+      fail(err, 'Docker networks (to find an endpoint\'s container)', socket, 'Docker', t0);
+    }
+  })().finally(() => { rebuilding = undefined; }));
+  const containerOfEndpoint = async (socket: string, endpointId: string): Promise<string | undefined> => {
+    const known = endpoints.get(endpointId);
+    if (known) return known;
+    await rebuildEndpoints(socket);
+    return endpoints.get(endpointId);
+  };
+
   return {
     async lookup(runtime, containerId) {
       const api = socketFor(runtime);
       if (!api || !CONTAINER_REF.test(containerId)) return undefined;
       // Checked on every lookup: podman's socket appears when its service is started later.
       if (!fs.existsSync(api.socket)) return undefined;
-      let info: ContainerInspect;
-      const t0 = Date.now();
-      try {
-        info = await client(api.socket).getContainer(containerId).inspect() as ContainerInspect;
-      } catch (err) {
-        if (status(err) === 404 || errno(err) === 'ENOENT') return undefined;
-        const where = `${api.what} container ${containerId.slice(0, 12)} through ${api.socket}`;
-        const msg = (err as Error).message ?? String(err);
-        if (err instanceof VxnetError) throw err;
-        // docker-modem ends a call that times out by destroying it: "socket hang up".
-        if (errno(err) === 'ETIMEDOUT' || (errno(err) === 'ECONNRESET' && Date.now() - t0 >= timeoutMs - 10)) throw new TryAgainLater(`cannot inspect ${where}: no answer within ${timeoutMs} ms`);
-        if (errno(err) === 'ECONNREFUSED') throw new IoFailure(`cannot inspect ${where}: nothing listens on the socket (is the ${api.what} API service running?)`);
-        throw new IoFailure(`cannot inspect ${where}: ${status(err) !== undefined ? `HTTP ${status(err)}: ` : ''}${msg.split('\n')[0]}`);
+      let info = await inspect(api.socket, api.what, containerId);
+      if (!info && runtime === 'docker' && /^[0-9a-f]{64}$/.test(containerId)) {
+        const cid = await containerOfEndpoint(api.socket, containerId);
+        if (cid) info = await inspect(api.socket, api.what, cid);
       }
+      if (!info) return undefined;
       const facts = factsOfInspect(info);
       o.log.debug('runtime metadata', { runtime, containerId: containerId.slice(0, 12), name: facts.name, labels: Object.keys(facts.labels ?? {}).length, ports: facts.exposedPorts?.length });
       return facts;

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { runtimeMetadata } from '../../catalog/runtime-metadata';
 import { VxnetError } from '../../lib/errors';
 import { createLogger } from '../../lib/log';
-import { DOCKER, DOCKERD, DOCKER_SOCKET, docker, ensureDockerImage, mustDocker } from '../helpers/docker';
+import { DOCKER, DOCKERD, DOCKER_SOCKET, cannotRunDocker, createDockerNet, docker, endpointOf, ensureDockerImage, mustDocker, runContainer, startVxnetd } from '../helpers/docker';
+import { ctl } from '../helpers/ctl';
 import { ensureBusyboxImage, newCniConfigDir, podman, podmanEnv, podmanRm } from '../helpers/podman';
 import { execSync, pollUntil } from '../helpers/sh';
 
@@ -45,6 +46,27 @@ t.test('Docker: name, labels and exposed ports of a container; unknown ids are u
   t.equal(await source.lookup('rkt', id), undefined, 'an unknown runtime: undefined');
   t.equal(await runtimeMetadata({ log }).lookup('docker', id), undefined, 'no Docker socket configured: undefined');
   t.equal(await runtimeMetadata({ docker: join(tmpdir(), `vxt-none-${hex()}.sock`), log }).lookup('docker', id), undefined, 'a missing socket: undefined');
+});
+
+t.test('Docker, on a vxnet network: the IPAM store\'s containerId (the endpoint id) finds the container', { skip: noDocker ?? cannotRunDocker() ?? false }, async (t) => {
+  await ensureDockerImage();
+  const vx = await startVxnetd(t);
+  const net = await createDockerNet(t, vx);
+  const name = await runContainer(t, { network: net.name, args: ['--label', 'vxnet.ports=http=8080', '--expose', '9000'] });
+  const ep = await endpointOf(name, net.name);
+  if (!ep) throw new Error(`${name} has no endpoint on ${net.name}`);
+  const r = await ctl(['--data-dir', vx.dataDir, 'ipam', 'ls', '--json']);
+  const allocs = (JSON.parse(r.stdout) as { allocations: Array<{ containerId: string; runtime: string }> }).allocations;
+  const held = allocs.find((a) => a.runtime === 'docker' && a.containerId === ep.EndpointID);
+  t.ok(held, 'the store holds the address under the endpoint id, runtime docker');
+
+  const source = runtimeMetadata({ docker: DOCKER_SOCKET, log });
+  const facts = await source.lookup('docker', ep.EndpointID);
+  t.equal(facts?.name, name, 'the endpoint id gives its container\'s name');
+  t.same(facts?.labels, { 'vxnet.ports': 'http=8080' }, 'its labels');
+  t.same(facts?.exposedPorts, [{ port: 9000, protocol: 'tcp' }], 'its exposed ports');
+  t.same(await source.lookup('docker', ep.EndpointID), facts, 'again, from the endpoint map');
+  t.equal(await source.lookup('docker', 'e'.repeat(64)), undefined, 'an endpoint id no network has: undefined');
 });
 
 t.test('a socket nothing answers on is a VxnetError naming the socket', async (t) => {
