@@ -13,6 +13,8 @@ import { withFileLock } from '../../lib/file-lock';
 import { createLogger } from '../../lib/log';
 import { exec, pollUntil } from '../helpers/sh';
 
+// Some forty vxnetctl processes: about 0.4 s each on a loaded machine.
+t.setTimeout(180_000);
 const VXNETCTL = resolve(__dirname, '..', '..', 'dist', 'bin', 'vxnetctl');
 // The built program, without the loader options tap gives its own children.
 const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && !/^_?TAP/.test(k)));

@@ -18,6 +18,8 @@ import { ctl } from '../helpers/ctl';
 import { ensureBusyboxImage, newCniConfigDir, podman, podmanEnv, podmanRm } from '../helpers/podman';
 import { execSync, pollUntil } from '../helpers/sh';
 
+// A cold dockerd start and image import alone may take a minute.
+t.setTimeout(300_000);
 const log = createLogger('test', 'error', () => undefined);
 const hex = (): string => randomBytes(4).toString('hex');
 const UNKNOWN_ID = 'f'.repeat(64);

@@ -12,6 +12,8 @@ import { createLogger } from '../../lib/log';
 import { DOCKER_SOCKET, cannotRunDocker, docker, ensureDockerImage, mustDocker } from '../helpers/docker';
 import { pollUntil } from '../helpers/sh';
 
+// A cold dockerd start and image import alone may take a minute.
+t.setTimeout(300_000);
 const log = createLogger('test', 'error', () => undefined);
 const REPORT = { checked: 0, released: [], named: 0, networksRemoved: [], orphansRemoved: [] };
 
