@@ -121,4 +121,11 @@ t.test('the lock: bounded wait on a live holder, a dead holder\'s lock broken', 
   fs.writeFileSync(`${file}.lock`, `${deadPid}\n`);
   t.same(await editLabelsFile(file, 'web', parseLabelEdit(['a=b']), 1000), { a: 'b' }, 'the dead holder\'s lock is broken');
   t.notOk(fs.existsSync(`${file}.lock`));
+
+  // A live holder's lock older than staleMs (30 s): broken too (a holder keeps it for milliseconds).
+  fs.writeFileSync(`${file}.lock`, `${process.pid}\n`);
+  const old = new Date(Date.now() - 60_000);
+  fs.utimesSync(`${file}.lock`, old, old);
+  t.same(await editLabelsFile(file, 'web', parseLabelEdit(['c=d']), 1000), { a: 'b', c: 'd' }, 'a lock a minute old is broken');
+  t.notOk(fs.existsSync(`${file}.lock`));
 });
