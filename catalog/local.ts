@@ -17,22 +17,9 @@ import type { Allocation, IpamStore } from '../ipam/store/types';
 import type { EndpointCatalog } from './catalog';
 import { deriveEndpoint, dnsLabelOf } from './derive';
 import type { Endpoint, EndpointPort } from './endpoint';
+import type { MetadataSource, OperatorLabelSource, RuntimeFacts } from './sources';
 
-export interface RuntimeFacts {
-  readonly name?: string;
-  readonly labels?: Readonly<Record<string, string>>;
-  readonly exposedPorts?: readonly EndpointPort[];
-}
-
-/** The runtimes' own knowledge of a container (Docker API, podman's API socket); another engineer implements it. */
-export interface MetadataSource {
-  lookup(runtime: string, containerId: string): Promise<RuntimeFacts | undefined>;
-}
-
-/** Operator labels by endpoint name (vxnetctl endpoint label); another engineer implements it. */
-export interface OperatorLabelSource {
-  labelsFor(name: string): Readonly<Record<string, string>> | undefined;
-}
+export type { MetadataSource, OperatorLabelSource, RuntimeFacts } from './sources';
 
 export interface LocalEndpointsOptions {
   store: IpamStore;

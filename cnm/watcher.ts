@@ -25,7 +25,17 @@ export interface WatcherOptions {
   readonly coalesceMs?: number;
   /** How long stop() waits for a reconcile in progress (default 5 s; Docker calls time out after 10). */
   readonly stopWaitMs?: number;
+  /**
+   * Called at once (before the coalesced reconcile) for container start, die, destroy and
+   * rename and network connect and disconnect, of any driver: vxnetd refreshes the endpoint
+   * catalog from it so a name resolves right after `docker run` returns. Runs outside any
+   * driver call, so it may inspect containers; it must not throw (errors are logged).
+   */
+  readonly onContainerEvent?: (e: DockerEvent) => void;
 }
+
+/** The events that change which containers are attached, or their names. */
+const CONTAINER_EVENTS: ReadonlySet<string> = new Set(['container start', 'container die', 'container destroy', 'container rename', 'network connect', 'network disconnect']);
 
 const FIRST_BACKOFF_MS = 500;
 
@@ -92,6 +102,13 @@ export class DockerWatcher implements Service {
   private onEvent(e: DockerEvent): void {
     const ours = e.attributes.type === this.o.plugin;
     const { driver, log } = this.o;
+    if (this.o.onContainerEvent && CONTAINER_EVENTS.has(`${e.type} ${e.action}`)) {
+      try {
+        this.o.onContainerEvent(e);
+      } catch (err) {
+        log.warn('container event callback failed', { event: `${e.type} ${e.action}`, id: e.id.slice(0, 12), error: (err as Error).message });
+      }
+    }
     if (e.type === 'network' && ours && e.action === 'create') {
       void driver.learnName(e.id, e.attributes.name).catch((err: unknown) =>
         log.warn('cannot bind a new docker network', { networkId: e.id.slice(0, 12), error: (err as Error).message }));

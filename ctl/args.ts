@@ -35,6 +35,7 @@ const OPTIONS = {
   'block-prefix6': { type: 'string' },
   mtu: { type: 'string' },
   port: { type: 'string' },
+  remove: { type: 'string', multiple: true },
 } as const;
 
 export type OptionName = keyof typeof OPTIONS;
@@ -63,18 +64,19 @@ export interface Values {
   readonly mtu?: string;
   readonly port?: string;
   readonly 'block-grace'?: string;
+  readonly remove?: readonly string[];
 }
 
 const GLOBAL_OPTIONS: readonly OptionName[] = ['data-dir', 'json', 'help', 'version'];
 
-export type CommandName = 'ipam pools' | 'ipam ls' | 'ipam show' | 'ipam release' | 'ipam gc' | 'hosts' | 'network create' | 'network ls' | 'network rm' | 'install';
+export type CommandName = 'ipam pools' | 'ipam ls' | 'ipam show' | 'ipam release' | 'ipam gc' | 'hosts' | 'network create' | 'network ls' | 'network rm' | 'install' | 'endpoint label' | 'endpoint labels';
 
 interface CommandSpec {
   readonly name: CommandName;
   readonly synopsis: string;
   readonly summary: string;
   readonly options: readonly OptionName[];
-  /** Most positional arguments the command takes (after its name). */
+  /** Most positional arguments the command takes (after its name); Infinity: any number. */
   readonly maxPositionals: number;
   readonly help: string;
 }
@@ -264,6 +266,42 @@ Options:
 JSON: {"network", "removed", "blocks"}.`,
   },
   {
+    name: 'endpoint label',
+    synopsis: 'endpoint label NAME KEY=VALUE... [--remove KEY]...',
+    summary: 'set or remove operator labels on an endpoint name',
+    options: ['remove'],
+    maxPositionals: Infinity,
+    help: `Sets labels on the endpoints named NAME (a container's name: one DNS label, stored
+lowercase), for runtimes that pass none: plain CNI, podman without its API socket. Labels
+give an endpoint its service (vxnet.service) and its ports (vxnet.ports, e.g.
+"http=8080,53/udp"). vxnetd picks a change up at once.
+
+Which label wins, per key: operator labels (this command) over the runtime's own labels
+(Docker's or podman's API) over CNI args labels (args.cni.labels).
+
+  NAME          the endpoint name
+  KEY=VALUE     set KEY (non-empty, no "=" or whitespace) to VALUE (printable; may be empty)
+  --remove KEY  remove KEY; repeat for more
+
+The labels live in DATA_DIR/endpoint-labels.json, edited under a lock (concurrent runs keep
+each other's labels) and replaced atomically.
+
+JSON: {"file", "name", "labels": {KEY: VALUE}} (the name's labels after the change).`,
+  },
+  {
+    name: 'endpoint labels',
+    synopsis: 'endpoint labels [NAME]',
+    summary: 'operator labels of every endpoint name, or of one',
+    options: [],
+    maxPositionals: 1,
+    help: `Lists the operator labels set with "vxnetctl endpoint label": one row per endpoint name
+and label. These win over the runtime's own labels, which win over CNI args labels.
+
+  NAME   only this endpoint name
+
+JSON: {"file", "endpoints": {NAME: {KEY: VALUE}}}; with NAME {"file", "name", "labels"}.`,
+  },
+  {
     name: 'install',
     synopsis: 'install [--prefix DIR] [--cni-bin-dir DIR] [--bin-dir DIR] [--conflist [--conf-dir DIR] [--network NAME] [--subnet CIDR]...] [--systemd [--systemd-dir DIR]]',
     summary: 'install the built binaries and link them into the CNI and bin directories',
@@ -292,14 +330,16 @@ JSON: {"source", "prefix", "replaced", "relocated", "links": [{"path", "target",
 
 export const USAGE = `Usage: vxnetctl [--data-dir DIR] [--json] COMMAND [ARGS]
 
-Operates vxnet on this host: IPAM state and history, overlay hosts, installation.
+Operates vxnet on this host: IPAM state and history, overlay hosts, operator labels on
+endpoints, installation.
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(16)}${c.summary}`).join('\n')}
   help [COMMAND]  this text, or a command's
 
 Global options:
-  --data-dir DIR  the embedded store's directory (default $VXNET_DATA_DIR, else ${DEFAULTS.dataDir})
+  --data-dir DIR  vxnet's data directory: the embedded store, endpoint-labels.json
+                  (default $VXNET_DATA_DIR, else ${DEFAULTS.dataDir})
   --json          machine output with stable field names
   -h, --help      help, for vxnetctl or for a command
   --version       print the version
@@ -318,7 +358,7 @@ Run "vxnetctl ${group} COMMAND --help" for a command's options.
 `;
 
 /** Commands of two words: the group's usage. */
-const GROUPS: Readonly<Record<string, string>> = { ipam: groupUsage('ipam'), network: groupUsage('network') };
+const GROUPS: Readonly<Record<string, string>> = { ipam: groupUsage('ipam'), network: groupUsage('network'), endpoint: groupUsage('endpoint') };
 
 export function commandHelp(name: CommandName): string {
   const spec = COMMANDS.find((c) => c.name === name) as CommandSpec;
@@ -407,5 +447,6 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
   for (const name of ['data-dir', 'network', 'container', 'ifname', 'cni-bin-dir', 'conf-dir', 'prefix', 'bin-dir', 'systemd-dir', 'store', 'vni', 'block-prefix', 'block-prefix6', 'mtu', 'port'] as const) {
     if (values[name] === '') throw new UsageError(`option --${name} needs a non-empty value (${helpHint(spec)})`);
   }
+  if (values.remove?.includes('')) throw new UsageError(`option --remove needs a non-empty value (${helpHint(spec)})`);
   return { kind: 'run', command: spec.name, values, positionals };
 }

@@ -9,6 +9,7 @@ import { ownerFrom } from '../../cni/ipam-source';
 import type { CmdArgs } from '../../cni/skel';
 import { parseIpamConf } from '../../ipam/config';
 import { ipamAdd, ipamDel } from '../../ipam/core';
+import { formatIp } from '../../ipam/addr';
 import { createLogger } from '../../lib/log';
 import { tmpStore } from '../ipam/helpers/embedded';
 
@@ -39,8 +40,8 @@ t.test('allocate through the IPAM core, refresh, see the endpoint; release, refr
   const e = catalog.get('node-1/vxt-net/ctr1');
   t.match(e, { host: 'node-1', runtime: 'cni', containerId: 'ctr1', network: 'vxt-net', name: 'web-0', aliases: ['web'], service: 'shop',
     labels: { 'vxnet.service': 'shop', 'vxnet.ports': 'http=8080' }, ports: [{ port: 8080, protocol: 'tcp', name: 'http' }] });
-  t.same(e?.addresses, r.ips.map((ip) => ip.address.split('/')[0]).sort(), 'both addresses of the container');
-  t.match(catalog.get('node-1/vxt-net/ctr2'), { name: 'db-0', ports: [{ port: 5432, protocol: 'tcp' }], addresses: [plain.ips[0]!.address.split('/')[0]] },
+  t.same(e?.addresses, r.ips.map((ip) => formatIp(ip.cidr.ip)).sort(), 'both addresses of the container');
+  t.match(catalog.get('node-1/vxt-net/ctr2'), { name: 'db-0', ports: [{ port: 5432, protocol: 'tcp' }], addresses: [formatIp(plain.ips[0]!.cidr.ip)] },
     'ports from portMappings when no vxnet.ports');
 
   await ipamDel(store, conf.network, { containerId: 'ctr1', ifname: 'eth0' });

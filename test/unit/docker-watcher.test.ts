@@ -109,3 +109,49 @@ t.test('stop() waits for a reconcile in progress (the store closes after it)', a
   t.same(s.calls, ['reconcile', 'reconcile done']);
   t.ok(s.streams[0].closed, 'the event stream closed');
 });
+
+t.test('onContainerEvent: called at once for start, die, destroy, rename, connect and disconnect of any driver, before the reconcile', async (t) => {
+  const s = script();
+  const seen: string[] = [];
+  const w = new DockerWatcher({
+    docker: s.docker, driver: s.driver, plugin: 'vxt1', log, intervalMs: 0, coalesceMs: 20,
+    onContainerEvent: (e) => { seen.push(`${e.type} ${e.action} ${e.id}`); s.calls.push(`event ${e.action}`); },
+  });
+  t.teardown(() => w.stop());
+  await w.start();
+  await pollUntil(() => s.calls.includes('reconcile'), { timeoutMs: 2000, what: 'the first reconcile' });
+  s.calls.length = 0;
+  s.emit(event('container', 'create', 'c1'));
+  s.emit(event('container', 'start', 'c1', { name: 'web' }));
+  s.emit(event('container', 'exec_start: sh', 'c1'));
+  s.emit(event('network', 'connect', 'n1', { type: 'bridge', container: 'c1' }));
+  s.emit(event('network', 'create', 'n2', { type: 'vxt1', name: 'blue' }));
+  s.emit(event('container', 'rename', 'c1', { oldName: '/web', name: 'web2' }));
+  s.emit(event('container', 'die', 'c1'));
+  s.emit(event('network', 'disconnect', 'n1', { type: 'vxt1', container: 'c1' }));
+  s.emit(event('container', 'destroy', 'c1'));
+  t.same(seen, ['container start c1', 'network connect n1', 'container rename c1', 'container die c1', 'network disconnect n1', 'container destroy c1'],
+    'synchronously, in order, only the six that change attachments or names');
+  await pollUntil(() => s.calls.includes('reconcile'), { timeoutMs: 2000, what: 'the coalesced reconcile' });
+  const first = s.calls.indexOf('reconcile');
+  t.ok(s.calls.slice(first).every((c) => !c.startsWith('event ')), 'every callback came before the reconcile');
+});
+
+t.test('onContainerEvent that throws is logged; the watcher goes on', async (t) => {
+  const s = script();
+  const lines: string[] = [];
+  let calls = 0;
+  const w = new DockerWatcher({
+    docker: s.docker, driver: s.driver, plugin: 'vxt1', log: createLogger('test', 'warn', (l) => lines.push(l)), intervalMs: 0, coalesceMs: 20,
+    onContainerEvent: () => { calls++; throw new Error('catalog refresh exploded'); },
+  });
+  t.teardown(() => w.stop());
+  await w.start();
+  await pollUntil(() => s.calls.includes('reconcile'), { timeoutMs: 2000, what: 'the first reconcile' });
+  s.calls.length = 0;
+  s.emit(event('container', 'destroy', 'c1'));
+  s.emit(event('container', 'start', 'c2'));
+  t.equal(calls, 2, 'called for both events');
+  t.match(lines.join(''), /container event callback failed.*catalog refresh exploded/, 'the failure is logged');
+  await pollUntil(() => s.calls.includes('reconcile'), { timeoutMs: 2000, what: 'the reconcile after destroy' });
+});
