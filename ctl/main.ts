@@ -31,6 +31,11 @@ async function dispatch(inv: Extract<Invocation, { kind: 'run' }>, io: Io): Prom
     const { runNetwork } = require('./network') as typeof import('./network');
     return runNetwork(inv.command, inv.values, inv.positionals, ctx);
   }
+  if (inv.command === 'dns ls' || inv.command === 'dns query') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { runDns } = require('./dns') as typeof import('./dns');
+    return runDns(inv.command, inv.values, inv.positionals, ctx);
+  }
   if (inv.command === 'install') {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { runInstall } = require('./install') as typeof import('./install');
