@@ -76,13 +76,17 @@ export function apiName(text: string, domain: string): string | undefined {
   return nameProblem(name) === undefined ? name : undefined;
 }
 
-/** Addresses in a stable order (IPv4 before IPv6, numerically): the zone rotates its RRsets. */
-function byAddress(a: string, b: string): number {
-  const x = parseIp(a);
-  const y = parseIp(b);
-  if (!x || !y) return a < b ? -1 : a > b ? 1 : 0;
-  if (x.family !== y.family) return x.family - y.family;
-  return x.value < y.value ? -1 : x.value > y.value ? 1 : 0;
+/**
+ * Addresses in a stable order (IPv4 before IPv6, numerically; the zone rotates its RRsets),
+ * each parsed once: a service's RRset can hold thousands.
+ */
+function sortAddresses(list: readonly string[]): string[] {
+  const keyed = list.map((text) => {
+    const ip = parseIp(text);
+    return { text, family: ip?.family ?? 9, value: ip?.value ?? 0n };
+  });
+  keyed.sort((x, y) => x.family - y.family || (x.value < y.value ? -1 : x.value > y.value ? 1 : x.text < y.text ? -1 : x.text > y.text ? 1 : 0));
+  return keyed.map((k) => k.text);
 }
 
 const text = (a: Answer): string => ('data' in a && typeof a.data === 'string' ? a.data : '');
@@ -90,7 +94,7 @@ const text = (a: Answer): string => ('data' in a && typeof a.data === 'string' ?
 /** The A and AAAA data at `name`, A first, each in address order. */
 function addressesAt(zone: ZoneView, name: string): { a: string[]; aaaa: string[] } {
   const of = (type: 'A' | 'AAAA'): string[] =>
-    (zone.lookup(name, type)?.answers ?? []).filter((r) => r.type === type && r.name === name).map(text).sort(byAddress);
+    sortAddresses((zone.lookup(name, type)?.answers ?? []).filter((r) => r.type === type && r.name === name).map(text));
   return { a: of('A'), aaaa: of('AAAA') };
 }
 
@@ -157,7 +161,7 @@ export function serviceRecords(zone: ZoneView, param: string): ServiceRecord[] {
   for (const srv of srvs) {
     const target = srv.data.target;
     for (const type of ['A', 'AAAA'] as const) {
-      const first = additionals.filter((r) => r.type === type && r.name === target).map(text).sort(byAddress)[0];
+      const first = sortAddresses(additionals.filter((r) => r.type === type && r.name === target).map(text))[0];
       if (first !== undefined) out.push({ service: fqdn(name), host: fqdn(target), ip: first, port: String(srv.data.port) });
     }
   }
@@ -199,7 +203,7 @@ export function portRecords(zone: ZoneView, endpoints: readonly Endpoint[], para
   const out: PortRecord[] = [];
   for (const e of sortEndpoints(endpoints)) {
     if (!addressOwners(e, zone.domain).includes(name)) continue;
-    const ips = e.addresses.filter((ip) => served.has(ip)).sort(byAddress);
+    const ips = sortAddresses(e.addresses.filter((ip) => served.has(ip)));
     for (const ip of ips) {
       for (const p of e.ports) out.push({ host: fqdn(name), ip, port: String(p.port), protocol: p.protocol, name: p.name ?? '' });
     }
@@ -215,7 +219,7 @@ function sortEndpoints(endpoints: readonly Endpoint[]): Endpoint[] {
 /** The records the zone serves now that come from endpoint `e` (its addresses, its SRV targets). */
 function recordsOf(look: Lookups, e: Endpoint): EnumerableRecord[] {
   const zone = look.zone;
-  const mine = [...new Set(e.addresses)].sort(byAddress);
+  const mine = sortAddresses([...new Set(e.addresses)]);
   const out: EnumerableRecord[] = [];
   for (const owner of addressOwners(e, zone.domain)) {
     const { all } = look.addressesAt(owner);
@@ -256,9 +260,9 @@ export function enumerate(zone: ZoneView, endpoints: readonly Endpoint[]): Enume
 }
 
 /** Keys and values sorted (Go marshals map keys in order), so two transfers compare equal. */
-function sortedSet(entries: Map<string, string[]>, order: (a: string, b: string) => number): RecordSet {
+function sortedSet(entries: Map<string, string[]>, order: (list: string[]) => string[]): RecordSet {
   const out: RecordSet = {};
-  for (const key of [...entries.keys()].sort()) out[key] = [...new Set(entries.get(key))].sort(order);
+  for (const key of [...entries.keys()].sort()) out[key] = order([...new Set(entries.get(key))]);
   return out;
 }
 
@@ -293,7 +297,7 @@ export function axfr(zone: ZoneView, endpoints: readonly Endpoint[], options: Ax
   }
   const soa = zone.lookup(zone.domain, 'SOA')?.answers.find((r) => r.type === 'SOA');
   const soaData = soa?.type === 'SOA' ? soa.data : undefined;
-  const bySrv = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
+  const bySrv = (list: string[]): string[] => list.sort();
   return {
     TTL: zone.ttl,
     Serial: soaData?.serial ?? zone.serial,
@@ -301,7 +305,7 @@ export function axfr(zone: ZoneView, endpoints: readonly Endpoint[], options: Ax
     Mname: fqdn(soaData?.mname ?? zone.nameserver),
     Rname: fqdn(soaData?.rname ?? `hostmaster.${zone.domain}`),
     Domain: zone.domain,
-    Records: { As: sortedSet(as, byAddress), AAAAs: sortedSet(aaaas, byAddress), SRVs: sortedSet(srvs, bySrv) },
+    Records: { As: sortedSet(as, sortAddresses), AAAAs: sortedSet(aaaas, sortAddresses), SRVs: sortedSet(srvs, bySrv) },
   };
 }
 
