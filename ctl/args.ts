@@ -36,6 +36,8 @@ const OPTIONS = {
   mtu: { type: 'string' },
   port: { type: 'string' },
   remove: { type: 'string', multiple: true },
+  api: { type: 'string' },
+  server: { type: 'string' },
 } as const;
 
 export type OptionName = keyof typeof OPTIONS;
@@ -65,11 +67,13 @@ export interface Values {
   readonly port?: string;
   readonly 'block-grace'?: string;
   readonly remove?: readonly string[];
+  readonly api?: string;
+  readonly server?: string;
 }
 
 const GLOBAL_OPTIONS: readonly OptionName[] = ['data-dir', 'json', 'help', 'version'];
 
-export type CommandName = 'ipam pools' | 'ipam ls' | 'ipam show' | 'ipam release' | 'ipam gc' | 'hosts' | 'network create' | 'network ls' | 'network rm' | 'install' | 'endpoint label' | 'endpoint labels';
+export type CommandName = 'ipam pools' | 'ipam ls' | 'ipam show' | 'ipam release' | 'ipam gc' | 'hosts' | 'network create' | 'network ls' | 'network rm' | 'install' | 'endpoint label' | 'endpoint labels' | 'dns ls' | 'dns query';
 
 interface CommandSpec {
   readonly name: CommandName;
@@ -92,6 +96,9 @@ export const DEFAULTS = {
   prefix: '/usr/local/lib/vxnet',
   binDir: '/usr/local/bin',
 } as const;
+
+/** The record types `dns query` asks for (here so its help lists them without loading ctl/dns.ts). */
+export const QUERY_TYPES = ['A', 'AAAA', 'SRV', 'PTR', 'SOA', 'NS', 'TXT', 'CNAME', 'MX', 'CAA', 'ANY'] as const;
 
 const COMMANDS: readonly CommandSpec[] = [
   {
@@ -326,12 +333,51 @@ Options:
 JSON: {"source", "prefix", "replaced", "relocated", "links": [{"path", "target", "replaced"}],
 "conflist": {"path", "written"} | null, "systemdUnit": path | null}.`,
   },
+  {
+    name: 'dns ls',
+    synopsis: 'dns ls [--api URL]',
+    summary: "endpoints in vxnet's DNS: names, addresses, ports, host, network, service",
+    options: ['api'],
+    maxPositionals: 0,
+    help: `Lists the endpoints (named containers) vxnetd's DNS knows, on this host and across the
+cluster, from vxnetd's HTTP API (the Mesos-DNS API plus /v1/endpoints): name and aliases,
+network, service, addresses, ports in their order (index n is port n; "http=8080/tcp" is a
+named port), the host it runs on, and the names DNS answers for it now (an endpoint whose
+name DNS cannot serve shows none).
+
+Options:
+  --api URL   vxnetd's HTTP API (default $VXNET_API, else http://127.0.0.1:8123)
+
+JSON: {"api", "endpoints": [{"id", "name", "aliases", "network", "host", "runtime",
+"containerId", "addresses", "ports": [{"port", "protocol", "name"}], "service", "labels",
+"dnsNames"}]}; service and a port's name are null when there is none.`,
+  },
+  {
+    name: 'dns query',
+    synopsis: 'dns query NAME [TYPE] [--server ADDR[:PORT]]',
+    summary: "ask vxnet's DNS server one question, print the answer as dig does",
+    options: ['server'],
+    maxPositionals: 2,
+    help: `Sends one query for NAME (type TYPE, default A) over UDP, and again over TCP when the
+answer is truncated, and prints the status and the answer, authority and additional
+records. A NAME without a dot gets the domain appended ("web" asks web.vxnet.); an address
+asks for its PTR record. The status is NOERROR for a name that exists, even with no record
+of TYPE; NXDOMAIN, SERVFAIL, REFUSED or no answer within 2 s (two tries) exit 1.
+
+  TYPE                    ${QUERY_TYPES.join(', ')}
+  --server ADDR[:PORT]    the server (default: the first nameserver in /run/vxnet/dns.json,
+                          which vxnetd writes, else 198.51.100.1; port 53). The domain also
+                          comes from dns.json (default vxnet); $VXNET_DNS_JSON names another file.
+
+JSON: {"server", "transport", "truncatedOverUdp", "name", "type", "rcode", "flags",
+"answers": [{"name", "ttl", "type", "data"}], "authorities", "additionals", "elapsedMs"}.`,
+  },
 ];
 
 export const USAGE = `Usage: vxnetctl [--data-dir DIR] [--json] COMMAND [ARGS]
 
 Operates vxnet on this host: IPAM state and history, overlay hosts, operator labels on
-endpoints, installation.
+endpoints, DNS, installation.
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(16)}${c.summary}`).join('\n')}
@@ -358,7 +404,7 @@ Run "vxnetctl ${group} COMMAND --help" for a command's options.
 `;
 
 /** Commands of two words: the group's usage. */
-const GROUPS: Readonly<Record<string, string>> = { ipam: groupUsage('ipam'), network: groupUsage('network'), endpoint: groupUsage('endpoint') };
+const GROUPS: Readonly<Record<string, string>> = { ipam: groupUsage('ipam'), network: groupUsage('network'), endpoint: groupUsage('endpoint'), dns: groupUsage('dns') };
 
 export function commandHelp(name: CommandName): string {
   const spec = COMMANDS.find((c) => c.name === name) as CommandSpec;
@@ -444,7 +490,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
   if (positionals.length > spec.maxPositionals) {
     throw new UsageError(`unexpected argument "${positionals[spec.maxPositionals]}" to "vxnetctl ${spec.name}" (${helpHint(spec)})`);
   }
-  for (const name of ['data-dir', 'network', 'container', 'ifname', 'cni-bin-dir', 'conf-dir', 'prefix', 'bin-dir', 'systemd-dir', 'store', 'vni', 'block-prefix', 'block-prefix6', 'mtu', 'port'] as const) {
+  for (const name of ['data-dir', 'network', 'container', 'ifname', 'cni-bin-dir', 'conf-dir', 'prefix', 'bin-dir', 'systemd-dir', 'store', 'vni', 'block-prefix', 'block-prefix6', 'mtu', 'port', 'api', 'server'] as const) {
     if (values[name] === '') throw new UsageError(`option --${name} needs a non-empty value (${helpHint(spec)})`);
   }
   if (values.remove?.includes('')) throw new UsageError(`option --remove needs a non-empty value (${helpHint(spec)})`);

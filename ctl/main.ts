@@ -36,6 +36,11 @@ async function dispatch(inv: Extract<Invocation, { kind: 'run' }>, io: Io): Prom
     const { runEndpoint } = require('./endpoint') as typeof import('./endpoint');
     return runEndpoint(inv.command, inv.values, inv.positionals, ctx);
   }
+  if (inv.command === 'dns ls' || inv.command === 'dns query') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { runDns } = require('./dns') as typeof import('./dns');
+    return runDns(inv.command, inv.values, inv.positionals, ctx);
+  }
   if (inv.command === 'install') {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { runInstall } = require('./install') as typeof import('./install');
