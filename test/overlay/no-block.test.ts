@@ -63,7 +63,7 @@ async function main(t: Test): Promise<void> {
     const dir = path.join(tmp, id);
     const socket = `/run/docker/plugins/vxt${randomBytes(4).toString('hex')}.sock`;
     root.teardown(() => rmSync(socket, { force: true }));
-    const vxnetd = spawn('ip', ['netns', 'exec', host.ns.name, BIN('vxnetd'), '--no-docker', '--socket', socket, '--data-dir', path.join(dir, 'data'),
+    const vxnetd = spawn('ip', ['netns', 'exec', host.ns.name, BIN('vxnetd'), '--no-docker', '--no-dns', '--socket', socket, '--data-dir', path.join(dir, 'data'),
       '--store', etcd.storeUrl, '--overlay-network', NET, '--host-id', id, '--lease-ttl', String(TTL), '--block-grace', String(GRACE),
       '--overlay-dir', path.join(dir, 'overlay'), '--cni-socket', path.join(dir, 'cni.sock'), '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'pipe'], env: ctlEnv });
     root.teardown(() => { if (vxnetd.exitCode === null && vxnetd.signalCode === null) vxnetd.kill('SIGKILL'); });
