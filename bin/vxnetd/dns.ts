@@ -65,7 +65,6 @@ export function dnsService(o: DnsServiceOptions): DnsService {
   const zone = new Zone({ domain: config.domain, ttl: config.ttl, nameserverAddresses: config.listen.map((l) => l.ip) });
   let allowed: readonly Cidr[] = config.allow;
   let allow = allowSources(allowed);
-  const handler = createHandler({ zone, allow: (ip) => allow(ip), log });
   const feed = new ZoneFeed(zone, (id, name, err) => log.warn('endpoint name not served in DNS', { endpoint: id, name, error: err.message }));
   let forwarder: Forwarder | undefined;
   let server: DnsServer | undefined;
@@ -102,6 +101,7 @@ export function dnsService(o: DnsServiceOptions): DnsService {
       const endpoints = feed.follow(o.catalog);
       const upstreams = config.upstreams ?? hostUpstreams(config.listen, o.resolvConf);
       forwarder = new Forwarder({ upstreams, log });
+      const handler = createHandler({ zone, forwarder, allow: (ip) => allow(ip), log });
       server = new DnsServer({ listen: config.listen, handler, log });
       try {
         await forwarder.start();
