@@ -26,7 +26,8 @@ import { VxnetNetConf, parseVxnetConf } from './netconf';
 import {
   Allocated, addResult, attachedIps, bridgeSpecFor, containerRoutes, kernelRoute, requireOverlayState, routedSpecFor,
 } from './attach-plan';
-import { formatResult } from './result';
+import { type CniDns, formatResult } from './result';
+import { cniDnsOf, readDnsState } from '../dns/state';
 import type { CmdArgs } from './skel';
 
 /** The config of a call, with the host's overlay state in overlay mode. */
@@ -85,7 +86,7 @@ export async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
       bridge: veth.bridge && { name: veth.bridge.name, mac: veth.bridge.mac },
       hostVeth: { name: pair.host, mac: veth.ends.host.mac },
       container: { name: args.ifname, mac: veth.ends.containerMac, sandbox: args.netns, mtu: conf.mtu && veth.mtu },
-    }, allocated, routes, conf.dns);
+    }, allocated, routes, conf.dns ?? nonEmpty(allocated.dns) ?? vxnetdDns(conf));
     done = true;
     return formatResult(result, args.version);
   } finally {
@@ -98,6 +99,16 @@ export async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
     await ipam.close();
     trace('add:store-closed');
   }
+}
+
+/** An IPAM plugin's `dns: {}` says nothing: it must not hide vxnetd's servers. */
+const nonEmpty = (dns: CniDns | undefined): CniDns | undefined =>
+  dns && (dns.nameservers?.length || dns.domain || dns.search?.length || dns.options?.length) ? dns : undefined;
+
+/** vxnetd's DNS servers and search list (dns/state.ts), when it serves DNS on this host; else none, as before. */
+function vxnetdDns(conf: VxnetNetConf): CniDns | undefined {
+  const state = readDnsState(conf.dnsState);
+  return state && cniDnsOf(state, conf.name);
 }
 
 /** Allocate: IPAM's answer, typed; undone by releasing it (withdrawn when it turns out to be a live attachment's). */

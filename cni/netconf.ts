@@ -5,6 +5,7 @@
 import { InvalidNetworkConfig, TryAgainLater, UnsupportedField, VxnetError } from '../lib/errors';
 import { Cidr } from '../ipam/addr';
 import { IpamConf, parseIpamConf } from '../ipam/config';
+import { DEFAULT_DNS_STATE } from '../dns/state';
 import { DEFAULT_LOCAL_DIR, LocalOverlayState, blockRanges, subnetsOf } from '../overlay/local';
 import { shortageError } from '../overlay/plan';
 import { defaultBridgeName } from '../datapath/names';
@@ -40,6 +41,8 @@ export interface VxnetNetConf {
   readonly mac: string | undefined;
   readonly prevResult: CniResult | undefined;
   readonly dns: CniResult['dns'];
+  /** Where vxnetd says where its DNS is served ("dnsState"; default /run/vxnet/dns.json): the result's dns when neither the config nor IPAM gives one. */
+  readonly dnsState: string;
 }
 
 const IFNAME_RE = /^[^/:\s]{1,15}$/;
@@ -51,6 +54,12 @@ function bool(conf: Record<string, unknown>, key: string, def: boolean): boolean
   if (v === undefined) return def;
   if (typeof v !== 'boolean') throw new InvalidNetworkConfig(`${key}: ${JSON.stringify(v)} must be true or false`);
   return v;
+}
+
+function dnsStateOf(conf: Record<string, unknown>): string {
+  const file = conf.dnsState ?? DEFAULT_DNS_STATE;
+  if (typeof file !== 'string' || !file.startsWith('/')) throw new InvalidNetworkConfig(`dnsState: ${JSON.stringify(file)} must be an absolute path`);
+  return file;
 }
 
 /** Reads the host's overlay state of a network from a directory; undefined when there is none. */
@@ -163,5 +172,6 @@ export function parseVxnetConf(conf: Record<string, unknown>, cniArgs: ReadonlyM
     mac: mac as string | undefined,
     prevResult: conf.prevResult === undefined ? undefined : parseResult(conf.prevResult),
     dns: isObject(conf.dns) ? (conf.dns as CniResult['dns']) : undefined,
+    dnsState: dnsStateOf(conf),
   };
 }

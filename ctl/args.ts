@@ -28,6 +28,8 @@ const OPTIONS = {
   'bin-dir': { type: 'string' },
   systemd: { type: 'boolean' },
   'systemd-dir': { type: 'string' },
+  'docker-dns': { type: 'boolean' },
+  'docker-config': { type: 'string' },
   store: { type: 'string' },
   'block-grace': { type: 'string' },
   vni: { type: 'string' },
@@ -59,6 +61,8 @@ export interface Values {
   readonly 'bin-dir'?: string;
   readonly systemd?: boolean;
   readonly 'systemd-dir'?: string;
+  readonly 'docker-dns'?: boolean;
+  readonly 'docker-config'?: string;
   readonly store?: string;
   readonly vni?: string;
   readonly 'block-prefix'?: string;
@@ -312,7 +316,7 @@ JSON: {"file", "endpoints": {NAME: {KEY: VALUE}}}; with NAME {"file", "name", "l
     name: 'install',
     synopsis: 'install [--prefix DIR] [--cni-bin-dir DIR] [--bin-dir DIR] [--conflist [--conf-dir DIR] [--network NAME] [--subnet CIDR]...] [--systemd [--systemd-dir DIR]]',
     summary: 'install the built binaries and link them into the CNI and bin directories',
-    options: ['prefix', 'cni-bin-dir', 'bin-dir', 'conflist', 'conf-dir', 'network', 'subnet', 'systemd', 'systemd-dir'],
+    options: ['prefix', 'cni-bin-dir', 'bin-dir', 'conflist', 'conf-dir', 'network', 'subnet', 'systemd', 'systemd-dir', 'docker-dns', 'docker-config'],
     maxPositionals: 0,
     help: `Copies the dist/ directory this vxnetctl runs from to DIR (through DIR.new and a rename,
 so running plugins keep their files), links CNI_BIN_DIR/vxnet and CNI_BIN_DIR/vxnet-ipam
@@ -329,6 +333,10 @@ Options:
   --systemd           also write SYSTEMD_DIR/vxnetd.service (vxnetd from the bin directory);
                       then: systemctl daemon-reload && systemctl enable --now vxnetd
   --systemd-dir DIR   where the unit goes (default ${DEFAULTS.systemdDir})
+  --docker-dns        also set "dns": [198.51.100.1, .2, .3] (vxnetd's DNS) in Docker's daemon.json,
+                      keeping its other keys (a malformed file is an error, left as it is);
+                      dockerd must then be restarted. Per container: docker run --dns 198.51.100.1
+  --docker-config F   the daemon.json to change (default /etc/docker/daemon.json)
 
 JSON: {"source", "prefix", "replaced", "relocated", "links": [{"path", "target", "replaced"}],
 "conflist": {"path", "written"} | null, "systemdUnit": path | null}.`,

@@ -262,12 +262,48 @@ export function installFiles(req: InstallRequest): InstallReport {
   return { source, prefix, replaced, relocated, links, conflist: conflistReport, systemdUnit };
 }
 
+/** vxnetd's default DNS addresses (bin/vxnetd/flags.ts DEFAULT_DNS_ADDRESSES). */
+export const DOCKER_DNS = ['198.51.100.1', '198.51.100.2', '198.51.100.3'] as const;
+export const DEFAULT_DOCKER_CONFIG = '/etc/docker/daemon.json';
+
+/** daemon.json's text with "dns" set, every other key kept; throws IoFailure on text that is not a JSON object. Pure. */
+export function mergeDockerDns(text: string | undefined, file: string): string {
+  let conf: unknown = {};
+  if (text !== undefined && text.trim() !== '') {
+    try {
+      conf = JSON.parse(text);
+    } catch (err) {
+      throw new IoFailure(`${file} is not valid JSON (${(err as Error).message}); fix it by hand, it was left as it is`);
+    }
+  }
+  if (typeof conf !== 'object' || conf === null || Array.isArray(conf)) throw new IoFailure(`${file} is not a JSON object; fix it by hand, it was left as it is`);
+  return JSON.stringify({ ...(conf as Record<string, unknown>), dns: [...DOCKER_DNS] }, null, 2) + '\n';
+}
+
+/** Sets "dns" in Docker's daemon.json (through a temporary file and a rename). */
+export function writeDockerDns(file: string): void {
+  let text: string | undefined;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new IoFailure(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  const merged = mergeDockerDns(text, file);
+  io(`write ${file}`, () => {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const tmp = `${file}.vxnet-new-${process.pid}`;
+    fs.writeFileSync(tmp, merged, { mode: 0o644 });
+    fs.renameSync(tmp, file);
+  });
+}
+
 export async function runInstall(values: Values, ctx: Ctx): Promise<void> {
   const wantsConflist = values.conflist === true;
   for (const name of ['conf-dir', 'network', 'subnet'] as const) {
     if (values[name] !== undefined && !wantsConflist) throw new UsageError(`--${name} goes with --conflist (see vxnetctl install --help)`);
   }
   if (values['systemd-dir'] !== undefined && values.systemd !== true) throw new UsageError('--systemd-dir goes with --systemd (see vxnetctl install --help)');
+  if (values['docker-config'] !== undefined && values['docker-dns'] !== true) throw new UsageError('--docker-config goes with --docker-dns (see vxnetctl install --help)');
   const report = installFiles({
     source: ctx.distDir,
     prefix: values.prefix ?? DEFAULTS.prefix,
@@ -282,8 +318,10 @@ export async function runInstall(values: Values, ctx: Ctx): Promise<void> {
       },
     } : {}),
   });
+  const dockerConfig = values['docker-dns'] === true ? values['docker-config'] ?? DEFAULT_DOCKER_CONFIG : undefined;
+  if (dockerConfig !== undefined) writeDockerDns(dockerConfig);
   if (ctx.json) {
-    writeJson(ctx, report);
+    writeJson(ctx, { ...report, dockerDns: dockerConfig ?? null });
     return;
   }
   const lines = [`installed ${report.source} to ${report.prefix}${report.replaced ? ' (replaced the previous installation)' : ''}`];
@@ -298,6 +336,7 @@ export async function runInstall(values: Values, ctx: Ctx): Promise<void> {
       ? `wrote ${c.path} (network ${c.network}, subnet ${c.subnets.join(', ')}${c.bridge ? `, bridge ${c.bridge}` : ''})`
       : `kept the existing ${c.path} (not overwritten; remove it to have install write a new one)`);
   }
+  if (dockerConfig !== undefined) lines.push(`set "dns": [${DOCKER_DNS.join(', ')}] in ${dockerConfig} (restart dockerd for it to apply)`);
   if (report.systemdUnit) lines.push(`wrote ${report.systemdUnit} (then: systemctl daemon-reload && systemctl enable --now vxnetd)`);
   ctx.stdout(lines.join('\n') + '\n');
 }

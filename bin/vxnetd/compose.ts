@@ -1,13 +1,19 @@
 // vxnetd's composition: from the typed flags (./flags.ts) to running services (lib/service.ts)
 // and back. In start order: the Docker plugin server (cnm/), the CNI hand-off (handoff/), with
 // --store the overlay agent (overlay/runner.ts, retried in the background while etcd is away),
-// and the Docker watcher (cnm/watcher.ts); the IPAM store they share closes after them all.
+// the Docker watcher (cnm/watcher.ts), and unless --no-dns the DNS service (./dns.ts: the zone
+// fed from the endpoint catalog created here, on the addresses of --dns-listen); the IPAM store
+// they share closes after them all. The catalog's sources go before DNS in the list, so the
+// zone is full before its sockets open.
 // A signal, or a service that cannot start, stops the started ones in reverse. All state is in
 // the IPAM store, vxnetd's network records and the kernel, so a restart (or kill -9) loses
 // nothing and running containers keep their connectivity.
 import { closeIdleEmbeddedStores, keepEmbeddedStoresOpen, openStore } from '../../ipam/store';
 import type { IpamStore } from '../../ipam/store/types';
-import { type Cidr, contains, parseIp } from '../../ipam/addr';
+import { type Cidr, type Ip, contains, parseCidr, parseIp } from '../../ipam/addr';
+import { subnetsOf } from '../../ipam/config';
+import { EndpointCatalog } from '../../catalog/catalog';
+import { Rtnl } from '../../net/rtnl';
 import { asVxnetError } from '../../lib/errors';
 import { Logger, createLogger } from '../../lib/log';
 import { type Service, onFirstSignal, startServices } from '../../lib/service';
@@ -22,6 +28,8 @@ import { DockerWatcher } from '../../cnm/watcher';
 import { OverlayRunner } from '../../overlay/runner';
 import { HELP, type VxnetdConfig, parseVxnetdArgs } from './flags';
 import { dockerPluginServer } from './docker-plugin';
+import { type DnsService, dnsService } from './dns';
+import { ensureDnsLink } from './dns-link';
 
 /** How long vxnetd keeps a CNI network's IPAM database open after a handed-off call. */
 const STORE_IDLE_MS = 5 * 60_000;
@@ -30,6 +38,10 @@ export interface Vxnetd {
   readonly driver: Driver;
   /** The overlay agent's runner, with --store. */
   readonly overlay: OverlayRunner | undefined;
+  /** Every endpoint of the cluster: the sources put them in, DNS (and what comes next) reads them. */
+  readonly catalog: EndpointCatalog;
+  /** Undefined with --no-dns. */
+  readonly dns: DnsService | undefined;
   /** Stops every service in reverse order; once, whoever calls it. */
   stop(): Promise<void>;
 }
@@ -38,6 +50,38 @@ export interface Vxnetd {
 async function blockUsage(store: IpamStore, network: string, blocks: readonly Cidr[]): Promise<number[]> {
   const held = await store.view((tx) => tx.list({ network }));
   return blocks.map((b) => held.filter((a) => { const ip = parseIp(a.address); return ip !== undefined && contains(b, ip); }).length);
+}
+
+/** The subnets of vxnet's networks: the IPAM store's pools (CNI and Docker), Docker networks' records, overlay definitions. */
+async function vxnetSubnets(store: IpamStore, records: NetworkRecords, config: VxnetdConfig): Promise<Cidr[]> {
+  const pools = await store.view((tx) => tx.listPools());
+  const fromPools = pools.flatMap((p) => {
+    try {
+      return subnetsOf(p.definition).map((s) => parseCidr(s)).filter((c): c is Cidr => c !== undefined);
+    } catch {
+      return []; // an unreadable definition is the IPAM's to report, not a reason to close DNS
+    }
+  });
+  return [...fromPools, ...records.all().map((r) => r.pool), ...(config.overlay?.networks ?? []).flatMap((n) => n.subnets)];
+}
+
+/** Every address on this host's links (a socket per call: every few seconds, about a millisecond). */
+async function hostAddresses(): Promise<Ip[]> {
+  const rtnl = Rtnl.open();
+  try {
+    return (await rtnl.addresses()).map((a) => a.cidr.ip);
+  } finally {
+    rtnl.close();
+  }
+}
+
+async function dnsLink(name: string, addresses: readonly Ip[]): Promise<void> {
+  const rtnl = Rtnl.open();
+  try {
+    await ensureDnsLink(rtnl, name, addresses);
+  } finally {
+    rtnl.close();
+  }
 }
 
 /** Takes whole CNI calls from the vxnet plugin, run by the plugin's own code (cni/), warm. */
@@ -74,6 +118,11 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
   const ov = config.overlay;
   const overlay = ov ? new OverlayRunner({ ...ov, localDir: config.overlayDir, usage: (network, blocks) => blockUsage(store, network, blocks) },
     log.child({ component: 'overlay' })) : undefined;
+  const catalog = new EndpointCatalog();
+  const dns = config.dns ? dnsService({
+    config: config.dns, catalog, log: log.child({ component: 'dns' }),
+    networks: () => vxnetSubnets(store, records, config), hostAddresses, ensureLink: dnsLink,
+  }) : undefined;
   const services: Service[] = [
     // Opened above (the driver holds it); listed first so that it closes last.
     { name: 'ipam store', start: async () => undefined, stop: async () => { await store.close(); await closeIdleEmbeddedStores(); } },
@@ -81,6 +130,8 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
     ...(config.cniSocket !== undefined ? [cniHandoff(config.cniSocket, log)] : []),
     ...(overlay ? [overlay] : []),
     ...(docker ? [new DockerWatcher({ docker, driver, plugin, log, intervalMs: config.reconcileIntervalMs })] : []),
+    // Last: it serves the catalog as the services before it filled it.
+    ...(dns ? [dns] : []),
   ];
   const running = await startServices(services, log.child({ component: 'services' }));
   log.info('vxnetd listening', {
@@ -89,7 +140,7 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
   });
   let stopping: Promise<void> | undefined;
   return {
-    driver, overlay,
+    driver, overlay, catalog, dns,
     stop: () => (stopping ??= running.stop().then(() => log.info('vxnetd stopped'))),
   };
 }

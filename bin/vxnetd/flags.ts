@@ -5,7 +5,10 @@
 // an argument.
 import { parseArgs } from 'node:util';
 import { DEFAULT_CNI_SOCKET } from '../../handoff/protocol';
-import { type Ip, parseIp } from '../../ipam/addr';
+import { type Cidr, type Ip, networkOf, parseCidr, parseIp } from '../../ipam/addr';
+import { checkName } from '../../dns/names';
+import { DEFAULT_DNS_STATE } from '../../dns/state';
+import { DNS_PORT, type HostPort, parseHostPort } from '../../dns/upstreams';
 import { DEFAULT_DATA_DIR } from '../../ipam/store';
 import { parseEtcdUrl } from '../../etcd/url';
 import type { Level } from '../../lib/log';
@@ -18,6 +21,12 @@ export const DEFAULT_SOCKET = '/run/docker/plugins/vxnet.sock';
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 /** Where the agent writes the overlay state the CNI plugin reads (overlay/local.ts). */
 export const DEFAULT_OVERLAY_DIR = DEFAULT_LOCAL_DIR;
+/** DC/OS's three resolver addresses (TEST-NET-2): a container's resolver gets three servers to retry. */
+export const DEFAULT_DNS_ADDRESSES = ['198.51.100.1', '198.51.100.2', '198.51.100.3'] as const;
+/** The portless bridge that holds the default addresses (this kernel has no dummy links). */
+export const DEFAULT_DNS_LINK = 'vxnet-dns';
+/** The longest --dns-ttl: a day, already far longer than records that follow containers should live. */
+const MAX_DNS_TTL = 86_400;
 /** The longest delay a Node timer takes (2^31-1 ms); a longer one fires at once. */
 const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
 
@@ -78,6 +87,27 @@ Options:
                             (default ${DEFAULT_OVERLAY_DIR}). The Docker driver reads it too: a
                             Docker network whose --subnet is an overlay network's IPv4 subnet is
                             that overlay network (addresses from this host's block).
+  --dns-domain NAME         The DNS zone vxnetd serves containers in (default vxnet): NAME.DOMAIN,
+                            NAME.NETWORK.DOMAIN, SERVICE.DOMAIN, SRV _SERVICE._tcp.DOMAIN.
+  --dns-listen ADDR[:PORT]  Where DNS is served, UDP and TCP (repeatable; port 53 unless given).
+                            Default: ${DEFAULT_DNS_ADDRESSES.join(', ')} port 53, which vxnetd adds (as /32) to
+                            the link --dns-link, so the host and every container reach them through
+                            its default route. Addresses given here are the operator's: not added.
+  --dns-link NAME           The link holding the default addresses (default ${DEFAULT_DNS_LINK}): a
+                            bridge with no ports, created when missing and left in place when vxnetd
+                            stops (as a dummy interface would be), so a restart reuses it.
+  --dns-upstream ADDR[:PORT]
+                            Where names outside the zone are forwarded (repeatable; port 53 unless
+                            given). Default: the nameservers of /etc/resolv.conf read at start,
+                            minus vxnetd's own listen addresses.
+  --dns-ttl SEC             TTL of the zone's records (default 5, 0 to ${MAX_DNS_TTL}).
+  --dns-allow CIDR          Also answer sources in CIDR (repeatable). Always answered: loopback,
+                            this host's addresses and vxnet's networks (IPAM pools, overlay and
+                            Docker networks, followed as they are created).
+  --dns-state PATH          Where vxnetd tells runtimes about its DNS (default ${DEFAULT_DNS_STATE}):
+                            written at start, removed at stop; the CNI plugin's result carries
+                            its nameservers and search list when the network config has no "dns".
+  --no-dns                  Do not serve DNS.
   --log-level LEVEL         debug, info, warn or error (default info, or $VXNET_LOG_LEVEL). Logs are
                             JSON lines on stderr; debug logs every call and reply.
   -h, --help                Show this help.
@@ -126,7 +156,23 @@ export interface VxnetdConfig {
   readonly overlayDir: string;
   /** Undefined: no --store, no overlay agent. */
   readonly overlay: OverlayFlags | undefined;
+  /** Undefined: --no-dns. */
+  readonly dns: DnsFlags | undefined;
   readonly logLevel: Level;
+}
+
+/** vxnetd's DNS service settings (bin/vxnetd/dns.ts). */
+export interface DnsFlags {
+  readonly domain: string;
+  readonly listen: readonly HostPort[];
+  /** The link to put the listen addresses on (as /32 or /128): set for the default addresses only. */
+  readonly link: string | undefined;
+  /** Undefined: the host's /etc/resolv.conf at start, minus the listen addresses. */
+  readonly upstreams: readonly HostPort[] | undefined;
+  readonly ttl: number;
+  /** Sources answered besides loopback, the host's addresses and vxnet's networks. */
+  readonly allow: readonly Cidr[];
+  readonly stateFile: string;
 }
 
 /** What the command line asks for. */
@@ -142,6 +188,9 @@ const OPTIONS = {
   'no-docker': { type: 'boolean' }, 'reconcile-interval': { type: 'string' }, 'reconcile-grace': { type: 'string' }, 'log-level': { type: 'string' },
   store: { type: 'string' }, 'overlay-network': { type: 'string', multiple: true }, 'host-id': { type: 'string' }, underlay: { type: 'string' },
   'lease-ttl': { type: 'string' }, 'block-grace': { type: 'string' }, 'overlay-dir': { type: 'string' },
+  'dns-domain': { type: 'string' }, 'dns-listen': { type: 'string', multiple: true }, 'dns-link': { type: 'string' },
+  'dns-upstream': { type: 'string', multiple: true }, 'dns-ttl': { type: 'string' }, 'dns-allow': { type: 'string', multiple: true },
+  'dns-state': { type: 'string' }, 'no-dns': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
 } as const;
 
@@ -195,8 +244,56 @@ export function parseVxnetdArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
       reconcileGraceMs: wholeSeconds('--reconcile-grace', v['reconcile-grace'] ?? '60', 0) * 1000,
       overlayDir: absolutePath('--overlay-dir', v['overlay-dir'] ?? DEFAULT_OVERLAY_DIR),
       overlay: parseOverlayFlags(v, env),
+      dns: parseDnsFlags(v),
       logLevel: level,
     },
+  };
+}
+
+/** Linux's IFNAMSIZ minus the terminating NUL. */
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+function dnsHostPort(flag: string, text: string): HostPort {
+  const hp = parseHostPort(text, DNS_PORT);
+  if (!hp) throw new UsageError(`${flag} ${JSON.stringify(text)}: expected ADDRESS[:PORT] or [IPV6]:PORT (port 0-65535)`);
+  return hp;
+}
+
+function parseDnsFlags(v: Values): DnsFlags | undefined {
+  const names = ['dns-domain', 'dns-listen', 'dns-link', 'dns-upstream', 'dns-ttl', 'dns-allow', 'dns-state'] as const;
+  if (v['no-dns']) {
+    const given = names.find((k) => v[k] !== undefined);
+    if (given) throw new UsageError(`--${given} and --no-dns exclude each other`);
+    return undefined;
+  }
+  let domain: string;
+  const domainText = v['dns-domain'] ?? 'vxnet';
+  try {
+    domain = checkName(domainText, 'DNS domain');
+  } catch (err) {
+    throw new UsageError(`--dns-domain ${JSON.stringify(domainText)}: ${(err as Error).message}`);
+  }
+  const given = v['dns-listen'];
+  const listen = given?.length
+    ? given.map((a) => dnsHostPort('--dns-listen', a))
+    : DEFAULT_DNS_ADDRESSES.map((a) => ({ ip: parseIp(a) as Ip, port: DNS_PORT }));
+  const linkText = v['dns-link'];
+  if (linkText !== undefined && !IFNAME.test(linkText)) throw new UsageError(`--dns-link ${JSON.stringify(linkText)}: not a link name (1-15 of letters, digits, "_", ".", "-")`);
+  if (linkText !== undefined && given?.length) throw new UsageError('--dns-link holds the default addresses only: with --dns-listen, the addresses are the operator\'s to set up');
+  const upstreams = v['dns-upstream']?.map((a) => dnsHostPort('--dns-upstream', a));
+  const allow = (v['dns-allow'] ?? []).map((text) => {
+    const cidr = parseCidr(text) ?? (parseIp(text) ? parseCidr(`${text}/${parseIp(text)?.family === 4 ? 32 : 128}`) : undefined);
+    if (!cidr) throw new UsageError(`--dns-allow ${JSON.stringify(text)}: not a CIDR such as 10.0.0.0/8`);
+    return networkOf(cidr);
+  });
+  return {
+    domain,
+    listen,
+    link: given?.length ? undefined : linkText ?? DEFAULT_DNS_LINK,
+    upstreams,
+    ttl: wholeSeconds('--dns-ttl', v['dns-ttl'] ?? '5', 0, MAX_DNS_TTL),
+    allow,
+    stateFile: absolutePath('--dns-state', v['dns-state'] ?? DEFAULT_DNS_STATE),
   };
 }
 

@@ -15,6 +15,10 @@ t.test('vxnetd command line', async (t) => {
   t.same(run([]), {
     socket: '/run/docker/plugins/vxnet.sock', cniSocket: '/run/vxnet/cni.sock', dataDir: '/var/lib/vxnet', dockerSocket: '/var/run/docker.sock',
     reconcileIntervalMs: 60_000, reconcileGraceMs: 60_000, overlayDir: '/run/vxnet/overlay', overlay: undefined, logLevel: 'info',
+    dns: {
+      domain: 'vxnet', listen: ['198.51.100.1', '198.51.100.2', '198.51.100.3'].map((a) => ({ ip: parseIp(a), port: 53 })), link: 'vxnet-dns',
+      upstreams: undefined, ttl: 5, allow: [], stateFile: '/run/vxnet/dns.json',
+    },
   }, 'the defaults');
   t.match(run(['--socket', '/x/y.sock', '--data-dir', '/d', '--log-level', 'debug', '--reconcile-interval', '0', '--reconcile-grace', '5']),
     { socket: '/x/y.sock', dataDir: '/d', logLevel: 'debug', reconcileIntervalMs: 0, reconcileGraceMs: 5000 });
@@ -98,4 +102,38 @@ t.test('vxnetd command line: the overlay flags, typed', async (t) => {
   ];
   for (const [argv, message] of bad) t.throws(() => parseVxnetdArgs(argv, {}), { name: 'UsageError', message }, argv.join(' '));
   for (const flag of ['--store', '--overlay-network', '--host-id', '--underlay', '--lease-ttl', '--block-grace', '--overlay-dir', '$VXNET_STORE']) t.match(HELP, flag);
+});
+
+t.test('vxnetd command line: the DNS flags, typed', async (t) => {
+  const hp = (x: { ip: Parameters<typeof formatIp>[0]; port: number }): string => `${formatIp(x.ip)}:${x.port}`;
+  t.equal(run(['--no-dns']).dns, undefined, '--no-dns: no DNS service');
+  const dns = run(['--dns-domain', 'Corp.Example.', '--dns-listen', '127.0.0.1:5353', '--dns-listen', '[::1]:0', '--dns-listen', '10.9.0.1',
+    '--dns-upstream', '9.9.9.9', '--dns-upstream', '[2620:fe::fe]:5300', '--dns-ttl', '0', '--dns-allow', '10.200.0.0/16', '--dns-allow', '192.0.2.7',
+    '--dns-allow', '10.1.2.3/8', '--dns-state', '/tmp/x/dns.json']).dns;
+  if (!dns) throw new Error('no dns');
+  t.equal(dns.domain, 'corp.example', 'the domain normalised');
+  t.same(dns.listen.map(hp), ['127.0.0.1:5353', '::1:0', '10.9.0.1:53'], 'repeatable, port 53 unless given');
+  t.equal(dns.link, undefined, 'explicit listen addresses are the operator\'s: no link');
+  t.same(dns.upstreams?.map(hp), ['9.9.9.9:53', '2620:fe::fe:5300']);
+  t.equal(dns.ttl, 0);
+  t.same(dns.allow.map(formatCidr), ['10.200.0.0/16', '192.0.2.7/32', '10.0.0.0/8'], 'a bare address is a host; host bits dropped');
+  t.equal(dns.stateFile, '/tmp/x/dns.json');
+  t.equal(run(['--dns-link', 'vxt-dns0']).dns?.link, 'vxt-dns0');
+  t.equal(run([]).dns?.upstreams, undefined, 'no --dns-upstream: resolv.conf at start');
+  const bad: Array<[string[], RegExp]> = [
+    [['--dns-domain', 'a..b'], /^--dns-domain "a\.\.b": /], [['--dns-domain', 'b@d'], /^--dns-domain "b@d": .*outside/],
+    [['--dns-listen', 'localhost'], /^--dns-listen "localhost": expected ADDRESS\[:PORT\]/], [['--dns-listen', '127.0.0.1:70000'], /^--dns-listen "127.0.0.1:70000"/],
+    [['--dns-upstream', '8.8.8.8:x'], /^--dns-upstream "8.8.8.8:x"/],
+    [['--dns-ttl=-1'], /^--dns-ttl "-1": must be a whole number of seconds, 0 to 86400$/], [['--dns-ttl', '86401'], /^--dns-ttl "86401"/],
+    [['--dns-ttl', '1.5'], /^--dns-ttl "1.5"/],
+    [['--dns-allow', '10.0.0.0/33'], /^--dns-allow "10.0.0.0\/33": not a CIDR/], [['--dns-allow', 'lan'], /^--dns-allow "lan"/],
+    [['--dns-link', 'a-name-longer-than-15'], /^--dns-link "a-name-longer-than-15": not a link name/],
+    [['--dns-link', 'vxt-d', '--dns-listen', '127.0.0.1'], /^--dns-link holds the default addresses only/],
+    [['--dns-state', 'rel.json'], /^--dns-state "rel.json": must be an absolute path$/],
+    [['--no-dns', '--dns-ttl', '5'], /^--dns-ttl and --no-dns exclude each other$/],
+  ];
+  for (const [argv, message] of bad) t.throws(() => parseVxnetdArgs(argv, {}), { name: 'UsageError', message }, argv.join(' '));
+  for (const flag of ['--dns-domain', '--dns-listen', '--dns-link', '--dns-upstream', '--dns-ttl', '--dns-allow', '--dns-state', '--no-dns', '198.51.100.1']) {
+    t.match(HELP, flag, `--help documents ${flag}`);
+  }
 });

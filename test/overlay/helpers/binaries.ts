@@ -66,7 +66,7 @@ export async function binaryCluster(t: Test, network: string, defineArgs: string
     const socket = `/run/docker/plugins/vxt${randomBytes(4).toString('hex')}.sock`;
     t.teardown(() => rmSync(socket, { force: true }));
     // `ip netns exec` execs vxnetd in place: the pid held is vxnetd's.
-    const vxnetd = spawn('ip', ['netns', 'exec', host.ns.name, BIN('vxnetd'), '--no-docker', '--socket', socket, '--data-dir', path.join(dir, 'data'),
+    const vxnetd = spawn('ip', ['netns', 'exec', host.ns.name, BIN('vxnetd'), '--no-docker', '--no-dns', '--socket', socket, '--data-dir', path.join(dir, 'data'),
       '--store', etcd.storeUrl, '--host-id', id, '--overlay-dir', path.join(dir, 'overlay'), '--cni-socket', path.join(dir, 'cni.sock'), ...flags],
     { stdio: ['ignore', 'ignore', 'pipe'], env: ENV });
     t.teardown(() => { if (vxnetd.exitCode === null && vxnetd.signalCode === null) vxnetd.kill('SIGKILL'); });
