@@ -190,9 +190,17 @@ export class LocalEndpoints implements Service {
     for (const a of allocations) containers.set(a.containerId, a.runtime);
     for (const id of [...this.facts.keys()]) if (!containers.has(id)) this.facts.delete(id);
     for (const id of [...this.lookupFailed]) if (!containers.has(id)) this.lookupFailed.delete(id);
-    await this.lookUp([...containers].filter(([id]) => !this.facts.has(id)));
-    if (this.stopped) return;
+    // Publish what is known now, then ask the runtimes about new containers and publish again:
+    // a refresh run for a CNI ADD must not wait for podman, which may be holding the
+    // container's lock while it waits for that ADD.
+    this.publish(allocations);
+    const todo = [...containers].filter(([id]) => !this.facts.has(id));
+    if (todo.length === 0) return;
+    await this.lookUp(todo);
+    if (!this.stopped) this.publish(allocations);
+  }
 
+  private publish(allocations: readonly Allocation[]): void {
     const operator = this.o.operatorLabels;
     const { endpoints, problems } = localEndpointsFrom(allocations, this.o.host, {
       runtimeFacts: (_runtime, id) => this.facts.get(id),
@@ -216,7 +224,10 @@ export class LocalEndpoints implements Service {
       while (next < todo.length && !this.stopped) {
         const [id, runtime] = todo[next++] as [string, string];
         try {
-          this.facts.set(id, await metadata.lookup(runtime, id));
+          const facts = await metadata.lookup(runtime, id);
+          // Docker learns which container an endpoint is for after the driver's calls: an
+          // endpoint it does not know yet is asked again, not cached as unknown.
+          if (facts !== undefined || runtime !== 'docker') this.facts.set(id, facts);
           this.lookupFailed.delete(id);
         } catch (err) {
           if (this.lookupFailed.has(id)) continue;

@@ -1,10 +1,13 @@
 // vxnetd's composition: from the typed flags (./flags.ts) to running services (lib/service.ts)
 // and back. In start order: the Docker plugin server (cnm/), the CNI hand-off (handoff/), with
 // --store the overlay agent (overlay/runner.ts, retried in the background while etcd is away),
-// the Docker watcher (cnm/watcher.ts), and unless --no-dns the DNS service (./dns.ts: the zone
-// fed from the endpoint catalog created here, on the addresses of --dns-listen); the IPAM store
-// they share closes after them all. The catalog's sources go before DNS in the list, so the
-// zone is full before its sockets open.
+// the Docker watcher (cnm/watcher.ts), the endpoint catalog's sources (catalog/: operator
+// labels, this host's IPAM store completed by the runtimes' metadata, and with --store the
+// cluster's endpoints through etcd), and unless --no-dns the DNS service (./dns.ts: the zone
+// fed from that catalog, on the addresses of --dns-listen) and the HTTP API (./http-api.ts);
+// the IPAM store they share closes after them all. The catalog's sources go before DNS in the
+// list, so the zone is full before its sockets open. A handed-off CNI call and a Docker
+// container event refresh this host's endpoints at once (a 2 s rescan is the safety net).
 // A signal, or a service that cannot start, stops the started ones in reverse. All state is in
 // the IPAM store, vxnetd's network records and the kernel, so a restart (or kill -9) loses
 // nothing and running containers keep their connectivity.
@@ -12,7 +15,13 @@ import { closeIdleEmbeddedStores, keepEmbeddedStoresOpen, openStore } from '../.
 import type { IpamStore } from '../../ipam/store/types';
 import { type Cidr, type Ip, contains, parseCidr, parseIp } from '../../ipam/addr';
 import { subnetsOf } from '../../ipam/config';
+import * as os from 'node:os';
 import { EndpointCatalog } from '../../catalog/catalog';
+import { ClusterEndpoints } from '../../catalog/cluster';
+import { LocalEndpoints } from '../../catalog/local';
+import { OperatorLabelsFile } from '../../catalog/operator-labels';
+import { runtimeMetadata } from '../../catalog/runtime-metadata';
+import { EtcdClient } from '../../etcd/client';
 import { Rtnl } from '../../net/rtnl';
 import { asVxnetError } from '../../lib/errors';
 import { Logger, createLogger } from '../../lib/log';
@@ -26,10 +35,12 @@ import { pluginNameOf } from '../../cnm/server';
 import { NetworkRecords } from '../../cnm/state';
 import { DockerWatcher } from '../../cnm/watcher';
 import { OverlayRunner } from '../../overlay/runner';
+import { defaultHostId } from '../../overlay/service';
 import { HELP, type VxnetdConfig, parseVxnetdArgs } from './flags';
 import { dockerPluginServer } from './docker-plugin';
 import { type DnsService, dnsService } from './dns';
 import { ensureDnsLink } from './dns-link';
+import { httpApiService } from './http-api';
 
 /** How long vxnetd keeps a CNI network's IPAM database open after a handed-off call. */
 const STORE_IDLE_MS = 5 * 60_000;
@@ -85,7 +96,7 @@ async function dnsLink(name: string, addresses: readonly Ip[]): Promise<void> {
 }
 
 /** Takes whole CNI calls from the vxnet plugin, run by the plugin's own code (cni/), warm. */
-function cniHandoff(socketPath: string, log: Logger): Service {
+function cniHandoff(socketPath: string, log: Logger, afterCall: () => void): Service {
   // Required, not imported: the CNI plugin's code loads only when vxnetd takes CNI calls.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { cniHandoffService } = require('../../handoff/service') as typeof import('../../handoff/service');
@@ -93,7 +104,11 @@ function cniHandoff(socketPath: string, log: Logger): Service {
   const { vxnetPlugin } = require('../../cni/vxnet') as typeof import('../../cni/vxnet');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { dispatch } = require('../../cni/skel') as typeof import('../../cni/skel');
-  const handoff = cniHandoffService({ socketPath, run: (env, stdin) => dispatch(env, stdin, vxnetPlugin), log: log.child({ component: 'cni' }) });
+  const handoff = cniHandoffService({ socketPath, run: async (env, stdin) => {
+    const outcome = await dispatch(env, stdin, vxnetPlugin);
+    afterCall();
+    return outcome;
+  }, log: log.child({ component: 'cni' }) });
   return {
     name: handoff.name,
     start: () => {
@@ -119,6 +134,22 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
   const overlay = ov ? new OverlayRunner({ ...ov, localDir: config.overlayDir, usage: (network, blocks) => blockUsage(store, network, blocks) },
     log.child({ component: 'overlay' })) : undefined;
   const catalog = new EndpointCatalog();
+  // The catalog's host: the overlay's host id in a cluster (unique there), else the host name.
+  const host = ov ? (ov.hostId ?? defaultHostId()) : os.hostname();
+  const operatorLabels = new OperatorLabelsFile({ dataDir: config.dataDir, log: log.child({ component: 'labels' }) });
+  const local = new LocalEndpoints({
+    store, catalog, host, operatorLabels, log: log.child({ component: 'endpoints' }),
+    metadata: runtimeMetadata({ ...(config.dockerSocket ? { docker: config.dockerSocket } : {}), log: log.child({ component: 'metadata' }) }),
+  });
+  // Not awaited: a runtime may hold the container's lock while it waits for the call that asked.
+  const refreshCatalog = (): void => { void local.refresh().catch((err: unknown) => log.warn('endpoint refresh failed', { error: asVxnetError(err).message })); };
+  operatorLabels.onChange(refreshCatalog);
+  let cluster: Service | undefined;
+  if (ov) {
+    const client = EtcdClient.connect(ov.endpoints);
+    const endpoints = new ClusterEndpoints({ client, catalog, host, log: log.child({ component: 'catalog' }) });
+    cluster = { name: endpoints.name, start: () => endpoints.start(), stop: async () => { try { await endpoints.stop(); } finally { client.close(); } } };
+  }
   const dns = config.dns ? dnsService({
     config: config.dns, catalog, log: log.child({ component: 'dns' }),
     networks: () => vxnetSubnets(store, records, config), hostAddresses, ensureLink: dnsLink,
@@ -127,11 +158,15 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
     // Opened above (the driver holds it); listed first so that it closes last.
     { name: 'ipam store', start: async () => undefined, stop: async () => { await store.close(); await closeIdleEmbeddedStores(); } },
     dockerPluginServer({ socket: config.socket, methods: driver.methods, log }),
-    ...(config.cniSocket !== undefined ? [cniHandoff(config.cniSocket, log)] : []),
+    ...(config.cniSocket !== undefined ? [cniHandoff(config.cniSocket, log, refreshCatalog)] : []),
     ...(overlay ? [overlay] : []),
-    ...(docker ? [new DockerWatcher({ docker, driver, plugin, log, intervalMs: config.reconcileIntervalMs })] : []),
-    // Last: it serves the catalog as the services before it filled it.
+    ...(docker ? [new DockerWatcher({ docker, driver, plugin, log, intervalMs: config.reconcileIntervalMs, onContainerEvent: refreshCatalog })] : []),
+    // The catalog: operator labels, this host's endpoints (filled before start() resolves), the cluster's.
+    operatorLabels, local,
+    ...(cluster ? [cluster] : []),
+    // After the catalog's sources: it serves the catalog as they filled it.
     ...(dns ? [dns] : []),
+    ...(dns && config.dns && config.httpListen ? [httpApiService({ listen: config.httpListen, dns, dnsConfig: config.dns, catalog, log: log.child({ component: 'http' }) })] : []),
   ];
   const running = await startServices(services, log.child({ component: 'services' }));
   log.info('vxnetd listening', {

@@ -16,6 +16,7 @@ import { UsageError } from '../../lib/usage';
 import { VERSION } from '../../lib/version';
 import { DEFAULT_LOCAL_DIR } from '../../overlay/local';
 import { type OverlayNetwork, parseOverlayNetwork } from '../../overlay/plan';
+import { DEFAULT_BLOCK_GRACE_SECONDS } from '../../overlay/records';
 
 export const DEFAULT_SOCKET = '/run/docker/plugins/vxnet.sock';
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
@@ -82,7 +83,7 @@ Options:
                             the default route's interface).
   --lease-ttl SEC           TTL of the host's lease (default 10, at most ${MAX_TIMER_SECONDS}): a host
                             that stops renewing leaves its peers after SEC seconds.
-  --block-grace SEC         How long an expired host's blocks stay reserved for it (default 600).
+  --block-grace SEC         How long an expired host's blocks stay reserved for it (default ${DEFAULT_BLOCK_GRACE_SECONDS}).
   --overlay-dir DIR         Where the overlay state the CNI plugin reads is written
                             (default ${DEFAULT_OVERLAY_DIR}). The Docker driver reads it too: a
                             Docker network whose --subnet is an overlay network's IPv4 subnet is
@@ -108,6 +109,9 @@ Options:
                             written at start, removed at stop; the CNI plugin's result carries
                             its nameservers and search list when the network config has no "dns".
   --no-dns                  Do not serve DNS.
+  --http-listen ADDR:PORT   vxnetd's HTTP API: Mesos-DNS's /v1/... routes and /v1/endpoints (what
+                            \`vxnetctl dns ls\` reads). Default 127.0.0.1:8123 (Mesos-DNS's port);
+                            "" for none. Served only with DNS.
   --log-level LEVEL         debug, info, warn or error (default info, or $VXNET_LOG_LEVEL). Logs are
                             JSON lines on stderr; debug logs every call and reply.
   -h, --help                Show this help.
@@ -158,6 +162,8 @@ export interface VxnetdConfig {
   readonly overlay: OverlayFlags | undefined;
   /** Undefined: --no-dns. */
   readonly dns: DnsFlags | undefined;
+  /** vxnetd's HTTP API (with DNS): undefined for none. */
+  readonly httpListen: HostPort | undefined;
   readonly logLevel: Level;
 }
 
@@ -190,7 +196,7 @@ const OPTIONS = {
   'lease-ttl': { type: 'string' }, 'block-grace': { type: 'string' }, 'overlay-dir': { type: 'string' },
   'dns-domain': { type: 'string' }, 'dns-listen': { type: 'string', multiple: true }, 'dns-link': { type: 'string' },
   'dns-upstream': { type: 'string', multiple: true }, 'dns-ttl': { type: 'string' }, 'dns-allow': { type: 'string', multiple: true },
-  'dns-state': { type: 'string' }, 'no-dns': { type: 'boolean' },
+  'dns-state': { type: 'string' }, 'no-dns': { type: 'boolean' }, 'http-listen': { type: 'string' },
   help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
 } as const;
 
@@ -245,9 +251,20 @@ export function parseVxnetdArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
       overlayDir: absolutePath('--overlay-dir', v['overlay-dir'] ?? DEFAULT_OVERLAY_DIR),
       overlay: parseOverlayFlags(v, env),
       dns: parseDnsFlags(v),
+      httpListen: parseHttpListen(v['http-listen']),
       logLevel: level,
     },
   };
+}
+
+export const DEFAULT_HTTP_LISTEN = '127.0.0.1:8123';
+
+function parseHttpListen(text: string | undefined): HostPort | undefined {
+  const t = text ?? DEFAULT_HTTP_LISTEN;
+  if (t === '') return undefined;
+  const hp = parseHostPort(t, 0);
+  if (!hp || hp.port === 0 && !/:0$/.test(t)) throw new UsageError(`--http-listen ${JSON.stringify(t)}: expected ADDRESS:PORT (or "" for none)`);
+  return hp;
 }
 
 /** Linux's IFNAMSIZ minus the terminating NUL. */
@@ -372,6 +389,6 @@ function parseOverlayFlags(v: Values, env: NodeJS.ProcessEnv): OverlayFlags | un
     ...(hostId !== undefined ? { hostId } : {}),
     ...(underlay !== undefined ? { underlay } : {}),
     ttlSeconds: wholeSeconds('--lease-ttl', v['lease-ttl'] ?? '10', 1, MAX_TIMER_SECONDS),
-    graceMs: wholeSeconds('--block-grace', v['block-grace'] ?? '600', 0) * 1000,
+    graceMs: wholeSeconds('--block-grace', v['block-grace'] ?? String(DEFAULT_BLOCK_GRACE_SECONDS), 0) * 1000,
   };
 }

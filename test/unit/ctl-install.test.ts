@@ -128,7 +128,7 @@ t.test('install into temp directories', async (t) => {
     ],
     conflist: { path: `${confDir}/10-testnet.conflist`, written: false, network: 'testnet', subnets: ['10.231.0.0/16'], bridge: 'vx-testnet' },
   });
-  t.same(Object.keys(report).sort(), ['conflist', 'links', 'prefix', 'relocated', 'replaced', 'source', 'systemdUnit']);
+  t.same(Object.keys(report).sort(), ['conflist', 'dockerDns', 'links', 'prefix', 'relocated', 'replaced', 'source', 'systemdUnit']);
   t.equal(report.systemdUnit, null, 'no systemd unit unless asked');
   r = await run(installedCtl, ['install', ...dirs, '--conflist', '--conf-dir', confDir, '--network', 'testnet']);
   t.match(r.stdout, `kept the existing ${confDir}/10-testnet.conflist (not overwritten`);

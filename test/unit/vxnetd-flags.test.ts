@@ -19,7 +19,11 @@ t.test('vxnetd command line', async (t) => {
       domain: 'vxnet', listen: ['198.51.100.1', '198.51.100.2', '198.51.100.3'].map((a) => ({ ip: parseIp(a), port: 53 })), link: 'vxnet-dns',
       upstreams: undefined, ttl: 5, allow: [], stateFile: '/run/vxnet/dns.json',
     },
+    httpListen: { ip: parseIp('127.0.0.1'), port: 8123 },
   }, 'the defaults');
+  t.equal(run(['--http-listen', '']).httpListen, undefined, '--http-listen "" serves no HTTP API');
+  t.same(run(['--http-listen', '127.0.0.1:0']).httpListen, { ip: parseIp('127.0.0.1'), port: 0 }, 'port 0: the kernel chooses');
+  t.throws(() => run(['--http-listen', 'nowhere']), /--http-listen "nowhere": expected ADDRESS:PORT/);
   t.match(run(['--socket', '/x/y.sock', '--data-dir', '/d', '--log-level', 'debug', '--reconcile-interval', '0', '--reconcile-grace', '5']),
     { socket: '/x/y.sock', dataDir: '/d', logLevel: 'debug', reconcileIntervalMs: 0, reconcileGraceMs: 5000 });
   t.match(run([], { DOCKER_HOST: 'unix:///tmp/d.sock', VXNET_DATA_DIR: '/e', VXNET_LOG_LEVEL: 'warn' }), { dockerSocket: '/tmp/d.sock', dataDir: '/e', logLevel: 'warn' });

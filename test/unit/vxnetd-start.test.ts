@@ -50,7 +50,8 @@ t.test('starts the services in order, stops them in reverse', async (t) => {
   t.equal(vxnetd.overlay, undefined, 'no --store: no overlay agent');
   await vxnetd.stop();
   const events = lines.filter((l) => l.msg === 'started' || l.msg === 'stopped').map((l) => `${l.msg} ${l.service}`);
-  t.same(events, ['started ipam store', 'started docker plugin', 'started cni hand-off', 'stopped cni hand-off', 'stopped docker plugin', 'stopped ipam store']);
+  t.same(events, ['started ipam store', 'started docker plugin', 'started cni hand-off', 'started operator labels', 'started endpoints',
+    'stopped endpoints', 'stopped operator labels', 'stopped cni hand-off', 'stopped docker plugin', 'stopped ipam store']);
   t.ok(lines.findIndex((l) => l.msg === 'vxnetd listening') > lines.findIndex((l) => l.msg === 'started' && l.service === 'cni hand-off'), '"vxnetd listening" once all have started');
   t.notOk(fs.existsSync(join(dir, 'p', 'vxt.sock')) || fs.existsSync(join(dir, 'cni.sock')), 'both sockets gone');
 });

@@ -1,0 +1,57 @@
+// vxnetd's HTTP API (--http-listen, default 127.0.0.1:8123): Mesos-DNS's /v1/... routes and
+// /v1/endpoints from dns/mesos-api.ts, over the live zone and the endpoint catalog. Started
+// after the DNS service, whose zone and listen addresses it shows.
+import * as http from 'node:http';
+import type { EndpointCatalog } from '../../catalog/catalog';
+import { hostUpstreams } from '../../dns/forwarder';
+import { apiFallback, mesosDnsApi } from '../../dns/mesos-api';
+import { type HostPort, formatHostPort } from '../../dns/upstreams';
+import { formatIp } from '../../ipam/addr';
+import { IoFailure } from '../../lib/errors';
+import type { Logger } from '../../lib/log';
+import type { Service } from '../../lib/service';
+import { VERSION } from '../../lib/version';
+import type { DnsService } from './dns';
+import type { DnsFlags } from './flags';
+
+export interface HttpApiService extends Service {
+  /** Where it listens (port 0 resolved), once started. */
+  address(): HostPort | undefined;
+}
+
+export function httpApiService(o: { listen: HostPort; dns: DnsService; dnsConfig: DnsFlags; catalog: EndpointCatalog; log: Logger }): HttpApiService {
+  let server: http.Server | undefined;
+  let bound: HostPort | undefined;
+  return {
+    name: 'http api',
+    address: () => bound,
+    async start() {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const express = require('express') as typeof import('express');
+      const app = express();
+      const upstreams = o.dnsConfig.upstreams ?? hostUpstreams(o.dnsConfig.listen);
+      app.use(mesosDnsApi({
+        catalog: o.catalog, zone: o.dns.zone, version: VERSION,
+        config: { domain: o.dnsConfig.domain, ttl: o.dnsConfig.ttl, listen: o.dns.addresses().map(formatHostPort),
+          upstreams: upstreams.map(formatHostPort), httpListen: formatHostPort(o.listen) },
+      }));
+      app.use(...apiFallback());
+      const s = http.createServer(app);
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', (err: NodeJS.ErrnoException) => reject(new IoFailure(`cannot listen on ${formatHostPort(o.listen)} for the HTTP API: ${err.message}`)));
+        s.listen(o.listen.port, formatIp(o.listen.ip), () => resolve());
+      });
+      server = s;
+      const a = s.address();
+      bound = a && typeof a === 'object' ? { ip: o.listen.ip, port: a.port } : o.listen;
+      o.log.info('http api listening', { address: formatHostPort(bound) });
+    },
+    async stop() {
+      const s = server;
+      server = undefined;
+      if (!s) return;
+      s.closeAllConnections();
+      await new Promise<void>((resolve) => s.close(() => resolve()));
+    },
+  };
+}
