@@ -27,7 +27,11 @@ export function zoneEntriesOf(e: Endpoint): ZoneEntry[] {
   const addresses = e.addresses.map((a) => parseIp(a)).filter((ip): ip is Ip => ip !== undefined);
   const base = { network: e.network, addresses, ports: e.ports, host: e.host, ...(e.service !== undefined ? { service: e.service } : {}) };
   const names = [...new Set([e.name, ...e.aliases.filter((a) => a !== '')])];
-  return names.map((name) => ({ id: name === e.name ? e.id : aliasId(e.id, name), endpoint: { ...base, name } }));
+  // An alias is one more name for the addresses: the SRV records and the service are the
+  // endpoint's own (under its name), not repeated per alias.
+  return names.map((name) => (name === e.name
+    ? { id: e.id, endpoint: { ...base, name } }
+    : { id: aliasId(e.id, name), endpoint: { network: e.network, addresses, ports: [], host: e.host, name } }));
 }
 
 export type InvalidListener = (id: string, name: string, err: InvalidName) => void;

@@ -18,7 +18,9 @@ t.test('zoneEntriesOf: the name and each alias; addresses parsed; no name, nothi
   const entries = zoneEntriesOf(ep('web', { aliases: ['www', 'web', ''], addresses: ['10.0.0.1', 'fd00::1', 'junk'], service: 'front', ports: [{ port: 80, protocol: 'tcp' }] }));
   t.same(entries.map((e) => [e.id, e.endpoint.name]), [['h/n/web', 'web'], ['h/n/web#alias:www', 'www']], 'one entry per distinct name');
   t.same(entries[0].endpoint.addresses.map(formatIp), ['10.0.0.1', 'fd00::1'], 'unparsable addresses skipped');
-  t.match(entries[1].endpoint, { network: 'n', service: 'front', host: 'h', ports: [{ port: 80 }] });
+  t.match(entries[0].endpoint, { network: 'n', service: 'front', host: 'h', ports: [{ port: 80 }] });
+  t.match(entries[1].endpoint, { network: 'n', host: 'h', ports: [] }, 'an alias: the addresses only (no SRV, no service of its own)');
+  t.notOk('service' in entries[1].endpoint, 'the alias carries no service');
   t.same(zoneEntriesOf(ep('')), [], 'an endpoint with an empty name contributes nothing');
 });
 
