@@ -6,11 +6,11 @@
 // vxt-prefixed.
 import t from 'tap';
 import * as fs from 'node:fs';
-import { join } from 'node:path';
 import { linkExists, testName } from '../helpers/netns';
-import { exec, execSync, type ExecResult } from '../helpers/sh';
-import { CONTAINERS_CONF, ensureBusyboxImage } from '../helpers/podman';
-import { DIST_BIN, REF_CNI, cannotRun, hostVethName, newNet, type TestNet } from './helpers/cni';
+import { execSync } from '../helpers/sh';
+import { ensureBusyboxImage } from '../helpers/podman';
+import { podmanFor } from './helpers/podman-net';
+import { cannotRun, hostVethName, newNet } from './helpers/cni';
 
 const podmanMissing = execSync('podman', ['--version']).code !== 0;
 const reason = cannotRun() ?? (podmanMissing ? 'podman is not installed (apt-get install podman runc)' : undefined);
@@ -19,37 +19,6 @@ if (reason) {
 } else {
   t.setTimeout(180_000);
   main();
-}
-
-interface Podman {
-  run(args: readonly string[]): Promise<ExecResult>;
-  cniDir: string;
-}
-
-/**
- * podman against one test network: a CNI config dir holding the network's conflist, and a copy
- * of deploy/containers.conf (CNI backend, runc, no ulimits) whose network_config_dir is that
- * dir and whose cni_plugin_dirs are dist/bin (vxnet, vxnet-ipam) and Debian's plugins.
- */
-function podmanFor(net: TestNet): Podman {
-  const cniDir = join(net.tmp, 'net.d');
-  fs.mkdirSync(cniDir);
-  const { cniVersion: _v, name: _n, ...plugin } = net.conf('1.0.0');
-  fs.writeFileSync(join(cniDir, `${net.name}.conflist`), JSON.stringify({ cniVersion: '1.0.0', name: net.name, plugins: [plugin] }, null, 2));
-  const base = fs.readFileSync(CONTAINERS_CONF, 'utf8');
-  const conf = base
-    .replace(/^network_config_dir\s*=.*$/m, `network_config_dir = ${JSON.stringify(cniDir)}`)
-    .replace(/^cni_plugin_dirs\s*=\s*\[[^\]]*\]/m, `cni_plugin_dirs = [${JSON.stringify(DIST_BIN)}, ${JSON.stringify(REF_CNI)}]`);
-  if (!conf.includes(JSON.stringify(DIST_BIN)) || !conf.includes(JSON.stringify(cniDir))) {
-    throw new Error(`${CONTAINERS_CONF}: cannot set network_config_dir and cni_plugin_dirs`);
-  }
-  const confFile = join(net.tmp, 'containers.conf');
-  fs.writeFileSync(confFile, conf);
-  const env = { ...process.env, CONTAINERS_CONF: confFile };
-  return {
-    cniDir,
-    run: (args) => exec('podman', ['--network-config-dir', cniDir, ...args], { env, timeoutMs: 120_000 }),
-  };
 }
 
 function main(): void {

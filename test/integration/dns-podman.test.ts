@@ -1,0 +1,85 @@
+// Service discovery with a real runtime: two podman containers on one vxnet network (CNI
+// backend, the built plugins) find each other by name through the built vxnetd's DNS. podman
+// writes the containers' resolv.conf from the CNI result's `dns` (vxnetd's servers and search
+// list, through dns.json); busybox nslookup asks it; a removed container stops resolving.
+// vxnetd listens on one 198.51.100.2xx address on a vxt bridge of the test's own (host-global:
+// it goes with the link). Root only; vxt-prefixed everything, removed by teardowns.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exec, execSync } from '../helpers/sh';
+import { pollUntil, testName } from '../helpers/netns';
+import { ensureBusyboxImage } from '../helpers/podman';
+import { DIST_BIN, cannotRun, newNet } from './helpers/cni';
+import { podmanFor } from './helpers/podman-net';
+
+const podmanMissing = execSync('podman', ['--version']).code !== 0;
+const reason = cannotRun() ?? (podmanMissing ? 'podman is not installed (apt-get install podman runc)' : undefined);
+if (reason) t.plan(0, reason);
+else { t.setTimeout(240_000); main(); }
+
+async function must(cmd: string, args: string[]): Promise<void> {
+  const r = await exec(cmd, args);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
+}
+
+function main(): void {
+  t.test('two podman containers resolve each other by name through vxnetd', async (t) => {
+    const image = await ensureBusyboxImage();
+    const dir = fs.mkdtempSync(join(tmpdir(), 'vxt-dnspm-'));
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const link = `vxt-pd${randomBytes(2).toString('hex')}`;
+    const server = `198.51.100.${200 + Math.floor(Math.random() * 50)}`;
+    t.teardown(async () => { await exec('ip', ['link', 'del', link]); });
+    await must('ip', ['link', 'add', link, 'type', 'bridge']);
+    await must('ip', ['addr', 'add', `${server}/32`, 'dev', link]);
+    await must('ip', ['link', 'set', link, 'up']);
+
+    const stateFile = join(dir, 'dns.json');
+    const net = await newNet(t, { extra: { dnsState: stateFile } });
+    const cniSocket = join(dir, 'cni.sock');
+    const vxnetd = spawn(join(DIST_BIN, 'vxnetd'), ['--no-docker', '--socket', join(dir, 'vxt.sock'), '--cni-socket', cniSocket,
+      '--data-dir', net.dataDir, '--overlay-dir', join(dir, 'ov'), '--dns-state', stateFile, '--dns-listen', `${server}:53`,
+      '--dns-upstream', '127.0.0.1:9', '--http-listen', '', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    vxnetd.stderr!.on('data', (b: Buffer) => { log += b.toString(); });
+    const exited = new Promise<void>((resolve) => vxnetd.once('exit', () => resolve()));
+    t.teardown(async () => { if (vxnetd.exitCode === null && vxnetd.signalCode === null) { vxnetd.kill('SIGTERM'); await exited; } });
+    await pollUntil(async () => {
+      if (vxnetd.exitCode !== null) throw new Error(`vxnetd exited: ${log}`);
+      return fs.existsSync(stateFile);
+    }, { timeoutMs: 20_000, intervalMs: 20, what: 'vxnetd to write dns.json' });
+
+    const pm = podmanFor(net, { ...process.env, VXNET_CNI_SOCKET: cniSocket });
+    const names = [testName(), testName()];
+    t.teardown(async () => { await pm.run(['rm', '-f', '--ignore', '-t', '0', ...names]); });
+    const ips: string[] = [];
+    for (const name of names) {
+      const r = await pm.run(['run', '-d', '--pull', 'never', '--name', name, '--network', net.name, image, 'sleep', '3600']);
+      t.equal(r.code, 0, `podman run ${name}`, { stderr: r.stderr });
+      if (r.code !== 0) return;
+      const i = await pm.run(['inspect', '--format', '{{json .NetworkSettings.Networks}}', name]);
+      ips.push((JSON.parse(i.stdout || '{}') as Record<string, { IPAddress?: string }>)[net.name]?.IPAddress ?? '');
+    }
+
+    const resolv = await pm.run(['exec', names[0]!, 'cat', '/etc/resolv.conf']);
+    t.match(resolv.stdout, new RegExp(`nameserver ${server.replace(/\./g, '\\.')}`), 'podman wrote vxnetd\'s server from the CNI result');
+    t.match(resolv.stdout, new RegExp(`search ${net.name}\\.vxnet vxnet`), 'and the search list NETWORK.vxnet vxnet');
+
+    const lookup = async (from: string, name: string): Promise<string> => (await pm.run(['exec', from, 'nslookup', name, server])).stdout;
+    // Bounded: the network's subnet joins the allow-list within vxnetd's 5 s refresh after its first ADD.
+    const seen = await pollUntil(async () => { const o = await lookup(names[0]!, `${names[1]}.vxnet`); return o.includes(ips[1]!) && o; },
+      { timeoutMs: 20_000, intervalMs: 250, what: `${names[0]} resolving ${names[1]}` });
+    t.ok(seen, `${names[0]} resolves ${names[1]}.vxnet to ${ips[1]} with busybox nslookup`);
+    t.match(await lookup(names[1]!, `${names[0]}.${net.name}.vxnet`), ips[0]!, `${names[1]} resolves ${names[0]}.NETWORK.vxnet`);
+
+    const rm = await pm.run(['rm', '-f', '-t', '0', names[1]!]);
+    t.equal(rm.code, 0, `podman rm ${names[1]}`, { stderr: rm.stderr });
+    const gone = await pollUntil(async () => { const o = await lookup(names[0]!, `${names[1]}.vxnet`); return !o.includes(ips[1]!) && o; },
+      { timeoutMs: 10_000, intervalMs: 100, what: `${names[1]} to stop resolving` });
+    t.match(gone, /NXDOMAIN|can't find/i, `${names[1]} no longer resolves after podman rm`);
+  });
+}
