@@ -188,7 +188,9 @@ export async function startVxnetd(t: TestLike, o: VxnetdOptions = {}): Promise<V
   const start = async (): Promise<void> => {
     if (child && child.exitCode === null && child.signalCode === null) throw new Error('vxnetd is running already');
     const log = fs.openSync(logFile, 'a');
-    const c = spawn(VXNETD, ['--no-dns', '--socket', socket, '--cni-socket', '', '--data-dir', dir, '--log-level', 'debug', ...(o.extraArgs ?? [])], { stdio: ['ignore', log, log], env: daemonEnv() });
+    const dnsArgs = (o.extraArgs ?? []).some((a) => a.startsWith('--dns') || a.startsWith('--http'));
+    // No DNS unless the test asks for it: the default addresses and dns.json are host-global.
+    const c = spawn(VXNETD, [...(dnsArgs ? [] : ['--no-dns']), '--socket', socket, '--cni-socket', '', '--data-dir', dir, '--log-level', 'debug', ...(o.extraArgs ?? [])], { stdio: ['ignore', log, log], env: daemonEnv() });
     fs.closeSync(log);
     child = c;
     exit = new Promise((r) => c.once('exit', () => r()));

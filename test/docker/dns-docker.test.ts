@@ -1,0 +1,72 @@
+// Service discovery with Docker: containers on a vxnet Docker network are in vxnetd's DNS by
+// their Docker names as soon as `docker run` returns (the container start event refreshes the
+// catalog; the name and labels come from the Docker API), with their labels' service and
+// exposed ports (SRV); a container started with `--dns` finds another through Docker's embedded
+// resolver, which forwards to vxnetd from the container's namespace; `docker rm` removes the
+// name. vxnetd listens on one 198.51.100.25x address on a vxt bridge of the test's own
+// (host-global: it goes with the link). Root only; vxt-prefixed everything.
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { query } from '../../dns/client';
+import { parseIp } from '../../ipam/addr';
+import { exec, pollUntil } from '../helpers/sh';
+import { cannotRunDocker, containerIp, createDockerNet, docker, ensureDockerImage, mustDocker, runContainer, startVxnetd } from '../helpers/docker';
+
+const reason = cannotRunDocker();
+if (reason) t.plan(0, reason);
+else { t.setTimeout(600_000); main(); }
+
+async function must(cmd: string, args: string[]): Promise<void> {
+  const r = await exec(cmd, args);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
+}
+
+function main(): void {
+  t.test('Docker containers by name in vxnetd\'s DNS, from the host and from another container', async (t) => {
+    await ensureDockerImage();
+    const dir = fs.mkdtempSync(join(tmpdir(), 'vxt-dnsdk-'));
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const link = `vxt-dd${randomBytes(2).toString('hex')}`;
+    const addr = `198.51.100.${250 + Math.floor(Math.random() * 5)}`;
+    t.teardown(async () => { await exec('ip', ['link', 'del', link]); });
+    await must('ip', ['link', 'add', link, 'type', 'bridge']);
+    await must('ip', ['addr', 'add', `${addr}/32`, 'dev', link]);
+    await must('ip', ['link', 'set', link, 'up']);
+    const server = { ip: parseIp(addr)!, port: 53 };
+    const a = async (name: string): Promise<{ rcode: string; addresses: string[] }> => {
+      const r = await query(server, name, 'A', { timeoutMs: 1000 });
+      return { rcode: r.rcode, addresses: r.answers.map((x) => String((x as { data?: unknown }).data)).sort() };
+    };
+
+    const vx = await startVxnetd(t, { extraArgs: ['--dns-listen', `${addr}:53`, '--dns-state', join(dir, 'dns.json'), '--http-listen', '', '--dns-upstream', '127.0.0.1:9'] });
+    const net = await createDockerNet(t, vx);
+
+    const web = `vxt-web${randomBytes(3).toString('hex')}`;
+    const t0 = performance.now();
+    await runContainer(t, { network: net.name, name: web, args: ['--dns', addr, '--label', 'vxnet.service=shop', '--expose', '8080'] });
+    const ran = performance.now();
+    const ip = await containerIp(web, net.name);
+    await pollUntil(async () => (await a(`${web}.vxnet`)).addresses[0] === ip, { timeoutMs: 10_000, intervalMs: 5, what: `${web}.vxnet to resolve` });
+    t.comment(`docker run took ${(ran - t0).toFixed(0)} ms; ${web}.vxnet resolved ${(performance.now() - ran).toFixed(1)} ms after it returned (the inspect for its IP included)`);
+    t.pass(`${web}.vxnet resolves to ${ip} from the host`);
+    t.same((await a(`${web}.${net.name}.vxnet`)).addresses, [ip], 'NAME.NETWORK.vxnet (the Docker network\'s name)');
+    t.same((await a('shop.vxnet')).addresses, [ip], 'the service from the container\'s label vxnet.service');
+    const srv = await query(server, '_shop._tcp.vxnet', 'SRV', { timeoutMs: 1000 });
+    t.same(srv.answers.map((x) => (x as { data?: unknown }).data), [{ priority: 0, weight: 1, port: 8080, target: `${web}.vxnet` }], 'SRV from the exposed port');
+
+    const client = await runContainer(t, { network: net.name, args: ['--dns', addr] });
+    // Bounded: the Docker network's subnet is in the allow-list within vxnetd's 5 s refresh.
+    const out = await pollUntil(async () => {
+      const r = await docker(['exec', client, 'nslookup', `${web}.vxnet`]);
+      return r.stdout.includes(ip) && r.stdout;
+    }, { timeoutMs: 20_000, intervalMs: 250, what: `${client} resolving ${web}.vxnet` });
+    t.match(out, ip, `${client} resolves ${web}.vxnet through Docker's resolver and vxnetd`);
+
+    await mustDocker(['rm', '-f', web]);
+    await pollUntil(async () => (await a(`${web}.vxnet`)).rcode === 'NXDOMAIN', { timeoutMs: 10_000, intervalMs: 10, what: `${web}.vxnet gone after docker rm` });
+    t.pass(`${web}.vxnet is NXDOMAIN after docker rm`);
+  });
+}
