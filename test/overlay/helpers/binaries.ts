@@ -40,7 +40,7 @@ export interface BinaryCluster {
   /** Host i (a namespace on the underlay, default route via it) running `vxnetd` with the common flags and `flags`. */
   startVxnetd(i: number, id: string, flags: string[]): Promise<VxnetdNode>;
   /** A CNI ADD of a new container (a netns of its own) on n through the built plugin, in overlay mode. */
-  add(n: VxnetdNode, extra?: Record<string, unknown>): Promise<{ call: CniCall; ns: Netns; outcome: CniOutcome }>;
+  add(n: VxnetdNode, extra?: Record<string, unknown>, args?: string): Promise<{ call: CniCall; ns: Netns; outcome: CniOutcome }>;
 }
 
 const ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
@@ -65,8 +65,10 @@ export async function binaryCluster(t: Test, network: string, defineArgs: string
     const dir = path.join(tmp, id);
     const socket = `/run/docker/plugins/vxt${randomBytes(4).toString('hex')}.sock`;
     t.teardown(() => rmSync(socket, { force: true }));
+    // No DNS unless asked for (dns.json's default path is host-global).
+    const dns = flags.some((f) => f.startsWith('--dns'));
     // `ip netns exec` execs vxnetd in place: the pid held is vxnetd's.
-    const vxnetd = spawn('ip', ['netns', 'exec', host.ns.name, BIN('vxnetd'), '--no-docker', '--no-dns', '--socket', socket, '--data-dir', path.join(dir, 'data'),
+    const vxnetd = spawn('ip', ['netns', 'exec', host.ns.name, BIN('vxnetd'), '--no-docker', ...(dns ? [] : ['--no-dns']), '--socket', socket, '--data-dir', path.join(dir, 'data'),
       '--store', etcd.storeUrl, '--host-id', id, '--overlay-dir', path.join(dir, 'overlay'), '--cni-socket', path.join(dir, 'cni.sock'), ...flags],
     { stdio: ['ignore', 'ignore', 'pipe'], env: ENV });
     t.teardown(() => { if (vxnetd.exitCode === null && vxnetd.signalCode === null) vxnetd.kill('SIGKILL'); });
@@ -75,13 +77,13 @@ export async function binaryCluster(t: Test, network: string, defineArgs: string
     return { id, host, dir, vxnetd, log: () => log };
   };
 
-  const add = async (n: VxnetdNode, extra: Record<string, unknown> = {}): Promise<{ call: CniCall; ns: Netns; outcome: CniOutcome }> => {
+  const add = async (n: VxnetdNode, extra: Record<string, unknown> = {}, args?: string): Promise<{ call: CniCall; ns: Netns; outcome: CniOutcome }> => {
     const conf = {
       cniVersion: '1.1.0', name: network, type: 'vxnet', mode: 'overlay', natTable: 'vxtnat',
       overlayStateDir: path.join(n.dir, 'overlay'), ipam: { dataDir: path.join(n.dir, 'data') }, ...extra,
     };
     const ns = await newNetns(t);
-    const call: CniCall = { command: 'ADD', containerId: newContainerId(), ifname: 'eth0', netns: ns.path };
+    const call: CniCall = { command: 'ADD', containerId: newContainerId(), ifname: 'eth0', netns: ns.path, ...(args !== undefined ? { args } : {}) };
     // The plugin hands the call to its host's vxnetd (same namespace, same build).
     const outcome = await runIn(n.host.ns, BIN('vxnet'), [], cniEnv({ ...call, env: { VXNET_CNI_SOCKET: path.join(n.dir, 'cni.sock') } }), conf);
     return { call, ns, outcome };
