@@ -14,10 +14,10 @@
 # Env:   BENCH_N=200 BENCH_ONLY=cni|ipam|docker|overlay|dns BENCH_DOCKER_N=20 BENCH_ROUNDS=2 BENCH_CONC=1,8 BENCH_NODE_N=N
 #        BENCH_VERIFY_EVERY=1 BENCH_IPAM_SUBNET=10.125.0.0/16 BENCH_DIST=(build now)
 #        BENCH_OVERLAY_SECONDS=10 BENCH_OVERLAY_ROUNDS=6 BENCH_OVERLAY_PEERS=1000
-#        BENCH_DNS_SECONDS=10 BENCH_DNS_ROUNDS=2 BENCH_DNS_WORKERS=2 BENCH_DNS_NAMES=1000
+#        BENCH_DNS_SECONDS=10 BENCH_DNS_ROUNDS=2 BENCH_DNS_WORKERS=2 BENCH_DNS_NAMES=1000 BENCH_FRESH_N=100
 # Only names starting with "bn" are created: netns bnvx-*/bnvd-*/bnrf-*, bridges bnvx0/bn-cni0,
 # the vxnetd it starts for the hand-off (plugin socket /run/docker/plugins/bnvxd.sock),
-# netns bnov<pid>-* (overlay bench), nft table bnvx (plus the veths the plugins name, the iptables rules they add for them).
+# netns bnov<pid>-* (overlay bench), netns bnfr-* / bridge bnfr0 / nft table bnfr (DNS freshness), nft table bnvx (plus the veths the plugins name, the iptables rules they add for them).
 set -euo pipefail
 exec </dev/null
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -99,6 +99,10 @@ if [ "$rc" -eq 0 ] && { [ "$only" = all ] || [ "$only" = dns ]; }; then
   fi
   echo "== DNS: vxnet's authoritative server vs dnsmasq, 1000 names, dnsperf =="
   run_node bench/dns.mjs || rc=$?
+  # Freshness: CNI ADD/DEL returned -> the name resolves / NXDOMAIN, through the built vxnetd.
+  [ -x dist/bin/vxnetd ] || npm run build 9>&-
+  echo "== DNS freshness: CNI ADD/DEL through vxnetd -> name in DNS =="
+  [ "$rc" -eq 0 ] && { run_node bench/dns-freshness.mjs || rc=$?; }
 fi
 echo "# log: $LOG"
 exec >&- 2>&-
