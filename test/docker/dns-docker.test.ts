@@ -5,7 +5,7 @@
 // resolver, which forwards to vxnetd from the container's namespace; `docker rm` removes the
 // name. vxnetd listens on one 198.51.100.25x address on a vxt bridge of the test's own
 // (host-global: it goes with the link). Root only; vxt-prefixed everything.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { query } from '../../dns/client';
 import { parseIp } from '../../ipam/addr';
 import { exec, pollUntil } from '../helpers/sh';
-import { cannotRunDocker, containerIp, createDockerNet, docker, ensureDockerImage, mustDocker, runContainer, startVxnetd } from '../helpers/docker';
+import { cannotRunDocker, containerIp, createDockerNet, createDockerNetNamed, docker, ensureDockerImage, freeSubnetOctet, mustDocker, runContainer, startVxnetd } from '../helpers/docker';
+import { CONTAINERS_CONF, ensureBusyboxImage, newCniConfigDir } from '../helpers/podman';
 
 const reason = cannotRunDocker();
 if (reason) t.plan(0, reason);
@@ -24,17 +25,23 @@ async function must(cmd: string, args: string[]): Promise<void> {
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
 }
 
+/** One 198.51.100.25x address on a vxt bridge of the test's own (host-global: it goes with the link). */
+async function dnsAddress(t: Test): Promise<string> {
+  const link = `vxt-dd${randomBytes(2).toString('hex')}`;
+  const addr = `198.51.100.${250 + Math.floor(Math.random() * 5)}`;
+  t.teardown(async () => { await exec('ip', ['link', 'del', link]); });
+  await must('ip', ['link', 'add', link, 'type', 'bridge']);
+  await must('ip', ['addr', 'add', `${addr}/32`, 'dev', link]);
+  await must('ip', ['link', 'set', link, 'up']);
+  return addr;
+}
+
 function main(): void {
   t.test('Docker containers by name in vxnetd\'s DNS, from the host and from another container', async (t) => {
     await ensureDockerImage();
     const dir = fs.mkdtempSync(join(tmpdir(), 'vxt-dnsdk-'));
     t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const link = `vxt-dd${randomBytes(2).toString('hex')}`;
-    const addr = `198.51.100.${250 + Math.floor(Math.random() * 5)}`;
-    t.teardown(async () => { await exec('ip', ['link', 'del', link]); });
-    await must('ip', ['link', 'add', link, 'type', 'bridge']);
-    await must('ip', ['addr', 'add', `${addr}/32`, 'dev', link]);
-    await must('ip', ['link', 'set', link, 'up']);
+    const addr = await dnsAddress(t);
     const server = { ip: parseIp(addr)!, port: 53 };
     const a = async (name: string): Promise<{ rcode: string; addresses: string[] }> => {
       const r = await query(server, name, 'A', { timeoutMs: 1000 });
@@ -68,5 +75,48 @@ function main(): void {
     await mustDocker(['rm', '-f', web]);
     await pollUntil(async () => (await a(`${web}.vxnet`)).rcode === 'NXDOMAIN', { timeoutMs: 10_000, intervalMs: 10, what: `${web}.vxnet gone after docker rm` });
     t.pass(`${web}.vxnet is NXDOMAIN after docker rm`);
+  });
+
+  t.test('one network, two runtimes: a podman container and a Docker container resolve each other by name', async (t) => {
+    await ensureDockerImage();
+    const dir = fs.mkdtempSync(join(tmpdir(), 'vxt-dnsdk-'));
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const addr = await dnsAddress(t);
+    const stateFile = join(dir, 'dns.json');
+    const vx = await startVxnetd(t, { extraArgs: ['--dns-listen', `${addr}:53`, '--dns-state', stateFile, '--http-listen', '', '--dns-upstream', '127.0.0.1:9'] });
+    const hex = randomBytes(4).toString('hex');
+    const name = `vxt-${hex}`;
+    const subnet = `10.232.${freeSubnetOctet()}.0/24`;
+    const bridge = `vxtb${hex}`;
+    const natTable = `vxtn${hex}`;
+    const cniDir = newCniConfigDir(t);
+    fs.writeFileSync(join(cniDir, `${name}.conflist`), JSON.stringify({
+      cniVersion: '1.0.0', name,
+      plugins: [{ type: 'vxnet', bridge, natTable, ipMasq: true, dnsState: stateFile, ipam: { type: 'vxnet-ipam', subnet, dataDir: vx.dataDir } }],
+    }));
+    const conf = join(dir, 'containers.conf');
+    fs.writeFileSync(conf, fs.readFileSync(CONTAINERS_CONF, 'utf8')
+      .replace(/^cni_plugin_dirs\s*=\s*\[[^\]]*\]/m, `cni_plugin_dirs = [${JSON.stringify(join(__dirname, '..', '..', 'dist', 'bin'))}, "/usr/lib/cni"]`)
+      .replace(/^network_config_dir\s*=.*$/m, `network_config_dir = ${JSON.stringify(cniDir)}`));
+    const pm = (args: readonly string[]): ReturnType<typeof exec> =>
+      exec('podman', ['--network-config-dir', cniDir, ...args], { env: { ...process.env, CONTAINERS_CONF: conf }, timeoutMs: 120_000 });
+    const image = await ensureBusyboxImage();
+    await createDockerNetNamed(t, vx, { name, subnet, bridge, natTable });
+    const d = `vxt-d${hex}`;
+    await runContainer(t, { network: name, name: d, args: ['--dns', addr] });
+    const p = `vxt-p${hex}`;
+    t.teardown(async () => { await pm(['rm', '-f', '--ignore', '-t', '0', p]); });
+    const run = await pm(['run', '-d', '--pull', 'never', '--name', p, '--network', name, image, 'sleep', '3600']);
+    t.equal(run.code, 0, `podman run on the CNI network ${name}: ${run.stderr.trim()}`);
+    const pip = (JSON.parse((await pm(['inspect', '--format', '{{json .NetworkSettings.Networks}}', p])).stdout || '{}') as Record<string, { IPAddress?: string }>)[name]?.IPAddress ?? '';
+    const dip = await containerIp(d, name);
+
+    // Bounded: without the hand-off socket the podman container enters the catalog on the 2 s rescan; the subnet joins the allow-list within 5 s.
+    const fromDocker = await pollUntil(async () => { const r = await docker(['exec', d, 'nslookup', `${p}.vxnet`]); return r.stdout.includes(pip) && r.stdout; },
+      { timeoutMs: 20_000, intervalMs: 250, what: `the Docker container resolving ${p}.vxnet` });
+    t.match(fromDocker, pip, `the Docker container resolves the podman container ${p}.vxnet to ${pip}`);
+    const fromPodman = await pollUntil(async () => { const r = await pm(['exec', p, 'nslookup', `${d}.vxnet`]); return r.stdout.includes(dip) && r.stdout; },
+      { timeoutMs: 20_000, intervalMs: 250, what: `the podman container resolving ${d}.vxnet` });
+    t.match(fromPodman, dip, `the podman container resolves the Docker container ${d}.vxnet to ${dip} (its resolv.conf from the CNI result)`);
   });
 }
