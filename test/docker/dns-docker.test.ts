@@ -5,13 +5,14 @@
 // resolver, which forwards to vxnetd from the container's namespace; `docker rm` removes the
 // name. vxnetd listens on one 198.51.100.25x address on a vxt bridge of the test's own
 // (host-global: it goes with the link). Root only; vxt-prefixed everything.
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { query } from '../../dns/client';
 import { parseIp } from '../../ipam/addr';
+import { dnsTestAddress } from '../helpers/dns-address';
 import { exec, pollUntil } from '../helpers/sh';
 import { cannotRunDocker, containerIp, createDockerNet, createDockerNetNamed, docker, ensureDockerImage, freeSubnetOctet, mustDocker, runContainer, startVxnetd } from '../helpers/docker';
 import { CONTAINERS_CONF, ensureBusyboxImage, newCniConfigDir } from '../helpers/podman';
@@ -20,28 +21,13 @@ const reason = cannotRunDocker();
 if (reason) t.plan(0, reason);
 else { t.setTimeout(600_000); main(); }
 
-async function must(cmd: string, args: string[]): Promise<void> {
-  const r = await exec(cmd, args);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
-}
-
-/** One 198.51.100.25x address on a vxt bridge of the test's own (host-global: it goes with the link). */
-async function dnsAddress(t: Test): Promise<string> {
-  const link = `vxt-dd${randomBytes(2).toString('hex')}`;
-  const addr = `198.51.100.${250 + Math.floor(Math.random() * 5)}`;
-  t.teardown(async () => { await exec('ip', ['link', 'del', link]); });
-  await must('ip', ['link', 'add', link, 'type', 'bridge']);
-  await must('ip', ['addr', 'add', `${addr}/32`, 'dev', link]);
-  await must('ip', ['link', 'set', link, 'up']);
-  return addr;
-}
 
 function main(): void {
   t.test('Docker containers by name in vxnetd\'s DNS, from the host and from another container', async (t) => {
     await ensureDockerImage();
     const dir = fs.mkdtempSync(join(tmpdir(), 'vxt-dnsdk-'));
     t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const addr = await dnsAddress(t);
+    const addr = await dnsTestAddress(t, 250, 5);
     const server = { ip: parseIp(addr)!, port: 53 };
     const a = async (name: string): Promise<{ rcode: string; addresses: string[] }> => {
       const r = await query(server, name, 'A', { timeoutMs: 1000 });
@@ -81,7 +67,7 @@ function main(): void {
     await ensureDockerImage();
     const dir = fs.mkdtempSync(join(tmpdir(), 'vxt-dnsdk-'));
     t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const addr = await dnsAddress(t);
+    const addr = await dnsTestAddress(t, 250, 5);
     const stateFile = join(dir, 'dns.json');
     const vx = await startVxnetd(t, { extraArgs: ['--dns-listen', `${addr}:53`, '--dns-state', stateFile, '--http-listen', '', '--dns-upstream', '127.0.0.1:9'] });
     const hex = randomBytes(4).toString('hex');

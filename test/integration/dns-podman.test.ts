@@ -6,12 +6,12 @@
 // it goes with the link). Root only; vxt-prefixed everything, removed by teardowns.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exec, execSync } from '../helpers/sh';
+import { execSync } from '../helpers/sh';
 import { pollUntil, testName } from '../helpers/netns';
+import { dnsTestAddress } from '../helpers/dns-address';
 import { ensureBusyboxImage } from '../helpers/podman';
 import { DIST_BIN, cannotRun, newNet } from './helpers/cni';
 import { podmanFor } from './helpers/podman-net';
@@ -21,23 +21,13 @@ const reason = cannotRun() ?? (podmanMissing ? 'podman is not installed (apt-get
 if (reason) t.plan(0, reason);
 else { t.setTimeout(240_000); main(); }
 
-async function must(cmd: string, args: string[]): Promise<void> {
-  const r = await exec(cmd, args);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
-}
 
 function main(): void {
   t.test('two podman containers resolve each other by name through vxnetd', async (t) => {
     const image = await ensureBusyboxImage();
     const dir = fs.mkdtempSync(join(tmpdir(), 'vxt-dnspm-'));
     t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const link = `vxt-pd${randomBytes(2).toString('hex')}`;
-    const server = `198.51.100.${200 + Math.floor(Math.random() * 50)}`;
-    t.teardown(async () => { await exec('ip', ['link', 'del', link]); });
-    await must('ip', ['link', 'add', link, 'type', 'bridge']);
-    await must('ip', ['addr', 'add', `${server}/32`, 'dev', link]);
-    await must('ip', ['link', 'set', link, 'up']);
-
+    const server = await dnsTestAddress(t, 200, 50);
     const stateFile = join(dir, 'dns.json');
     const net = await newNet(t, { extra: { dnsState: stateFile } });
     const cniSocket = join(dir, 'cni.sock');
