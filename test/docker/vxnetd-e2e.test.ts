@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { openStore } from '../../ipam/store';
-import { CONTAINERS_CONF, ensureBusyboxImage, newCniConfigDir } from '../helpers/podman';
+import { ensureBusyboxImage, newCniConfigDir, podmanWithBuiltPlugins } from '../helpers/podman';
 import { exec, pollUntil } from '../helpers/sh';
 import {
   allocations, cannotRunDocker, containerIp, createDockerNet, createDockerNetNamed, docker, endpointOf, ensureDockerImage, freeSubnetOctet, mustDocker,
@@ -227,13 +227,7 @@ function main(): void {
       cniVersion: '1.0.0', name,
       plugins: [{ type: 'vxnet', bridge, natTable, ipMasq: true, ipam: { type: 'vxnet-ipam', subnet, dataDir: vx.dataDir } }],
     }));
-    // podman with the built plugins first in its CNI path (deploy/containers.conf looks in /opt/cni/bin).
-    const conf = join(vx.dataDir, 'containers.conf');
-    fs.writeFileSync(conf, fs.readFileSync(CONTAINERS_CONF, 'utf8')
-      .replace(/^cni_plugin_dirs\s*=\s*\[[^\]]*\]/m, `cni_plugin_dirs = [${JSON.stringify(join(__dirname, '..', '..', 'dist', 'bin'))}, "/usr/lib/cni"]`)
-      .replace(/^network_config_dir\s*=.*$/m, `network_config_dir = ${JSON.stringify(cniDir)}`));
-    const pm = (args: readonly string[]): ReturnType<typeof exec> =>
-      exec('podman', ['--network-config-dir', cniDir, ...args], { env: { ...process.env, CONTAINERS_CONF: conf }, timeoutMs: 120_000 });
+    const pm = podmanWithBuiltPlugins(cniDir, join(vx.dataDir, 'containers.conf'));
     const image = await ensureBusyboxImage();
     const net = await createDockerNetNamed(t, vx, { name, subnet, bridge, natTable });
     const d = await runContainer(t, { network: net });

@@ -20,6 +20,26 @@ const repoRoot = resolve(typeof __dirname === 'string' ? join(__dirname, '..', '
 /** deploy/containers.conf: CNI backend, /opt/cni/bin + /usr/lib/cni, host ulimits. */
 export const CONTAINERS_CONF = join(repoRoot, 'deploy', 'containers.conf');
 
+/** The built plugins (vxnet, vxnet-ipam) and Debian's reference plugins, in that order. */
+export const BUILT_PLUGIN_DIRS: readonly string[] = [join(repoRoot, 'dist', 'bin'), '/usr/lib/cni'];
+
+/**
+ * deploy/containers.conf with network_config_dir set to `cniConfigDir` and, when given,
+ * cni_plugin_dirs replaced by `pluginDirs` (deploy's looks in /opt/cni/bin, where no test
+ * installs anything).
+ */
+export function containersConfText(cniConfigDir: string, pluginDirs?: readonly string[]): string {
+  const dir = JSON.stringify(resolve(cniConfigDir));
+  let text = readFileSync(CONTAINERS_CONF, 'utf8').replace(/^network_config_dir\s*=.*$/m, `network_config_dir = ${dir}`);
+  if (!text.includes(`network_config_dir = ${dir}`)) throw new Error(`${CONTAINERS_CONF} has no network_config_dir line`);
+  if (pluginDirs) {
+    const dirs = `cni_plugin_dirs = [${pluginDirs.map((d) => JSON.stringify(d)).join(', ')}]`;
+    text = text.replace(/^cni_plugin_dirs\s*=\s*\[[^\]]*\]/m, dirs);
+    if (!text.includes(dirs)) throw new Error(`${CONTAINERS_CONF} has no cni_plugin_dirs list`);
+  }
+  return text;
+}
+
 /**
  * Environment for running podman with vxnet's containers.conf and conflists read from
  * `cniConfigDir`. CONTAINERS_CONF points at a generated copy of deploy/containers.conf whose
@@ -27,9 +47,7 @@ export const CONTAINERS_CONF = join(repoRoot, 'deploy', 'containers.conf');
  */
 export function podmanEnv(cniConfigDir: string, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const dir = resolve(cniConfigDir);
-  const text = readFileSync(CONTAINERS_CONF, 'utf8').replace(
-    /^network_config_dir\s*=.*$/m, `network_config_dir = ${JSON.stringify(dir)}`);
-  if (!text.includes(`network_config_dir = ${JSON.stringify(dir)}`)) throw new Error(`${CONTAINERS_CONF} has no network_config_dir line`);
+  const text = containersConfText(dir);
   const file = generatedConfPath(dir);
   let current = '';
   try { current = readFileSync(file, 'utf8'); } catch { /* first use */ }
@@ -44,6 +62,20 @@ export function podmanEnv(cniConfigDir: string, base: NodeJS.ProcessEnv = proces
 /** Where podmanEnv(dir) writes its containers.conf copy. */
 function generatedConfPath(cniConfigDir: string): string {
   return join(tmpdir(), `vxt-containers-${createHash('sha256').update(resolve(cniConfigDir)).digest('hex').slice(0, 12)}.conf`);
+}
+
+export type PodmanRun = (args: readonly string[]) => Promise<ExecResult>;
+
+/**
+ * podman with the conflists of `cniConfigDir` and the built plugins first in its CNI path:
+ * writes that containers.conf to `confFile` (outside `cniConfigDir`, which CNI scans; removed
+ * with whatever directory the caller tears down) and returns a runner for `podman args...`.
+ */
+export function podmanWithBuiltPlugins(cniConfigDir: string, confFile: string, env: NodeJS.ProcessEnv = process.env): PodmanRun {
+  writeFileSync(confFile, containersConfText(cniConfigDir, BUILT_PLUGIN_DIRS));
+  const runEnv = { ...env, CONTAINERS_CONF: confFile };
+  const dir = resolve(cniConfigDir);
+  return (args) => exec('podman', ['--network-config-dir', dir, ...args], { env: runEnv, timeoutMs: 120_000 });
 }
 
 /** Runs `podman args...` against the conflists in `cniConfigDir`. */

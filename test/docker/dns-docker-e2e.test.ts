@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import { query } from '../../dns/client';
 import { parseIp } from '../../ipam/addr';
 import { dnsTestAddress } from '../helpers/dns-address';
-import { exec, pollUntil } from '../helpers/sh';
+import { pollUntil } from '../helpers/sh';
 import { cannotRunDocker, containerIp, createDockerNet, createDockerNetNamed, docker, ensureDockerImage, freeSubnetOctet, mustDocker, runContainer, startVxnetd } from '../helpers/docker';
-import { CONTAINERS_CONF, ensureBusyboxImage, newCniConfigDir } from '../helpers/podman';
+import { ensureBusyboxImage, newCniConfigDir, podmanWithBuiltPlugins } from '../helpers/podman';
 
 const reason = cannotRunDocker();
 if (reason) t.plan(0, reason);
@@ -80,12 +80,7 @@ function main(): void {
       cniVersion: '1.0.0', name,
       plugins: [{ type: 'vxnet', bridge, natTable, ipMasq: true, dnsState: stateFile, ipam: { type: 'vxnet-ipam', subnet, dataDir: vx.dataDir } }],
     }));
-    const conf = join(dir, 'containers.conf');
-    fs.writeFileSync(conf, fs.readFileSync(CONTAINERS_CONF, 'utf8')
-      .replace(/^cni_plugin_dirs\s*=\s*\[[^\]]*\]/m, `cni_plugin_dirs = [${JSON.stringify(join(__dirname, '..', '..', 'dist', 'bin'))}, "/usr/lib/cni"]`)
-      .replace(/^network_config_dir\s*=.*$/m, `network_config_dir = ${JSON.stringify(cniDir)}`));
-    const pm = (args: readonly string[]): ReturnType<typeof exec> =>
-      exec('podman', ['--network-config-dir', cniDir, ...args], { env: { ...process.env, CONTAINERS_CONF: conf }, timeoutMs: 120_000 });
+    const pm = podmanWithBuiltPlugins(cniDir, join(dir, 'containers.conf'));
     const image = await ensureBusyboxImage();
     await createDockerNetNamed(t, vx, { name, subnet, bridge, natTable });
     const d = `vxt-d${hex}`;
