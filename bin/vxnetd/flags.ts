@@ -32,8 +32,10 @@ const MAX_DNS_TTL = 86_400;
 const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
 
 export const HELP = `vxnetd ${VERSION}: the vxnet host daemon: Docker's remote network and IPAM driver, the
-CNI plugin's hand-off, and with --store the host's overlay agent (VXLAN across hosts, etcd as
-the cluster store).
+CNI plugin's hand-off, DNS for every container of this host (and with --store of the cluster) by
+name, service and SRV, forwarding other names upstream (unless --no-dns), the HTTP API
+(Mesos-DNS's /v1 routes, --http-listen), and with --store the host's overlay agent (VXLAN
+across hosts, etcd as the cluster store).
 
 Usage: vxnetd [options]
 

@@ -53,6 +53,8 @@ t.test('vxnetd command line', async (t) => {
   for (const flag of ['--socket', '--cni-socket', '--data-dir', '--docker-socket', '--no-docker', '--reconcile-interval', '--reconcile-grace', '--log-level', '--overlay-dir', '--version', '--help']) {
     t.match(HELP, flag, `--help documents ${flag}`);
   }
+  const opening = HELP.slice(0, HELP.indexOf('Usage:'));
+  for (const job of ['Docker', 'CNI', 'DNS', 'HTTP API', 'overlay']) t.match(opening, job, `--help's opening paragraph names ${job}`);
 });
 
 t.test('vxnetd command line: the overlay flags, typed', async (t) => {
