@@ -8,12 +8,11 @@
 // Run by scripts/bench.sh (BENCH_ONLY=dns runs it after the throughput bench).
 // Env: BENCH_FRESH_N=100. Creates only bn-named things: netns bnfr-*, bridge bnfr0, nft table bnfr.
 import { spawn } from 'node:child_process';
-import * as dgram from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { f1, intEnv, run, say, table } from './lib.mjs';
+import { askA, f1, freshnessRow, intEnv, msUntilDns, run, say, summarize, table } from './lib.mjs';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const BIN = join(root, 'dist', 'bin');
@@ -21,36 +20,8 @@ const N = intEnv('BENCH_FRESH_N', 100);
 const DNS = { addr: '127.0.0.64', port: 5364 };
 const TARGET_MS = 100;
 
-/** One A question over UDP: { rcode, address } or undefined after ms. */
-function ask(name, ms = 200) {
-  return new Promise((resolve) => {
-    const s = dgram.createSocket('udp4');
-    const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
-    const id = Math.floor(Math.random() * 65536);
-    const q = Buffer.concat([Buffer.from([id >> 8, id & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
-    const timer = setTimeout(() => { s.close(); resolve(undefined); }, ms);
-    s.on('message', (m) => {
-      if (m.readUInt16BE(0) !== id) return;
-      clearTimeout(timer);
-      s.close();
-      const rcode = m.readUInt16BE(2) & 0xf;
-      resolve({ rcode, address: rcode === 0 && m.readUInt16BE(6) > 0 ? [...m.subarray(m.length - 4)].join('.') : undefined });
-    });
-    s.send(q, DNS.port, DNS.addr);
-  });
-}
-
-/** Milliseconds from t0 until check(answer) holds (asked every ~1 ms, bounded by 10 s). */
-async function until(t0, name, check) {
-  for (;;) {
-    const r = await ask(name);
-    if (r && check(r)) return performance.now() - t0;
-    if (performance.now() - t0 > 10_000) throw new Error(`${name}: no change within 10 s`);
-    await new Promise((res) => setTimeout(res, 1));
-  }
-}
-
-const pctOf = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
+const ask = (name, ms) => askA(DNS, name, ms);
+const until = (t0, name, check) => msUntilDns(DNS, t0, name, check);
 
 async function main() {
   const tmp = mkdtempSync(join(tmpdir(), 'bn-fresh-'));
@@ -95,10 +66,10 @@ async function main() {
   }
   if (failed) { say(`dns freshness: FAILED: ${failed.message}`); return 1; }
   say(table(['after the call returned', 'n', 'p50 ms', 'p99 ms', 'max ms', `target p99 < ${TARGET_MS} ms`], [
-    ['CNI ADD -> name resolves', up.length, f1(pctOf(up, 0.5)), f1(pctOf(up, 0.99)), f1(Math.max(...up)), pctOf(up, 0.99) < TARGET_MS ? 'PASS' : 'MISS'],
-    ['CNI DEL -> NXDOMAIN', down.length, f1(pctOf(down, 0.5)), f1(pctOf(down, 0.99)), f1(Math.max(...down)), pctOf(down, 0.99) < TARGET_MS ? 'PASS' : 'MISS'],
+    freshnessRow('CNI ADD -> name resolves', up, TARGET_MS),
+    freshnessRow('CNI DEL -> NXDOMAIN', down, TARGET_MS),
   ]));
-  say(`SUMMARY vxnet-dns-freshness add_p99_ms=${f1(pctOf(up, 0.99))} del_p99_ms=${f1(pctOf(down, 0.99))} (Mesos-DNS: 30000-60000)`);
+  say(`SUMMARY vxnet-dns-freshness add_p99_ms=${f1(summarize(up).p99)} del_p99_ms=${f1(summarize(down).p99)} (Mesos-DNS: 30000-60000)`);
   return 0;
 }
 

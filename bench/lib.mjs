@@ -1,6 +1,7 @@
 // Helpers shared by the bench runners: statistics, formatting, running commands, output that
 // goes both to stdout and to the run's log file, and the interrupt flag.
 import { spawn } from 'node:child_process';
+import * as dgram from 'node:dgram';
 import { appendFileSync } from 'node:fs';
 
 // ---- output --------------------------------------------------------------------------------
@@ -119,3 +120,47 @@ export const intEnv = (name, def) => {
   if (!/^[1-9][0-9]*$/.test(v)) throw new Error(`${name}=${v}: must be a positive integer`);
   return Number(v);
 };
+
+// ---- DNS -----------------------------------------------------------------------------------
+
+/**
+ * One A question for `name` over UDP to server {addr, port}: { rcode, address } (address: the
+ * last 4 bytes of an answer with records, which is the A of a one-record answer), or undefined
+ * after ms. A fresh socket and a random id per question, so a late answer is never taken for a new one.
+ */
+export function askA(server, name, ms = 200) {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
+    const id = Math.floor(Math.random() * 65536);
+    const q = Buffer.concat([Buffer.from([id >> 8, id & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+    const timer = setTimeout(() => { s.close(); resolve(undefined); }, ms);
+    s.on('message', (m) => {
+      if (m.length < 12 || m.readUInt16BE(0) !== id) return;
+      clearTimeout(timer);
+      s.close();
+      const rcode = m.readUInt16BE(2) & 0xf;
+      resolve({ rcode, address: rcode === 0 && m.readUInt16BE(6) > 0 ? [...m.subarray(m.length - 4)].join('.') : undefined });
+    });
+    s.send(q, server.port, server.addr);
+  });
+}
+
+/**
+ * Milliseconds from t0 (performance.now()) until check(answer) holds for `name`, asking
+ * about every millisecond; throws after boundMs.
+ */
+export async function msUntilDns(server, t0, name, check, boundMs = 10_000) {
+  for (;;) {
+    const r = await askA(server, name);
+    if (r && check(r)) return performance.now() - t0;
+    if (performance.now() - t0 > boundMs) throw new Error(`${name}: no change within ${boundMs} ms`);
+    await new Promise((res) => setTimeout(res, 1));
+  }
+}
+
+/** One row of a freshness table: label, n, p50, p99, max, PASS/MISS against p99 < targetMs. */
+export function freshnessRow(label, samples, targetMs) {
+  const s = summarize(samples);
+  return [label, s.n, f1(s.p50), f1(s.p99), f1(s.max), s.p99 < targetMs ? 'PASS' : 'MISS'];
+}

@@ -15,9 +15,11 @@
 #        BENCH_VERIFY_EVERY=1 BENCH_IPAM_SUBNET=10.125.0.0/16 BENCH_DIST=(build now)
 #        BENCH_OVERLAY_SECONDS=10 BENCH_OVERLAY_ROUNDS=6 BENCH_OVERLAY_PEERS=1000
 #        BENCH_DNS_SECONDS=10 BENCH_DNS_ROUNDS=2 BENCH_DNS_WORKERS=2 BENCH_DNS_NAMES=1000 BENCH_FRESH_N=100
+#        BENCH_FRESH_CLUSTER_N=30 BENCH_FRESH_DOCKER_N=30
 # Only names starting with "bn" are created: netns bnvx-*/bnvd-*/bnrf-*, bridges bnvx0/bn-cni0,
 # the vxnetd it starts for the hand-off (plugin socket /run/docker/plugins/bnvxd.sock),
-# netns bnov<pid>-* (overlay bench), netns bnfr-* / bridge bnfr0 / nft table bnfr (DNS freshness), nft table bnvx (plus the veths the plugins name, the iptables rules they add for them).
+# netns bnov<pid>-* (overlay bench), netns bnfr-* / bridge bnfr0 / nft table bnfr (DNS freshness),
+# netns bnfx-* (DNS freshness across hosts), nft table bnvx (plus the veths the plugins name, the iptables rules they add for them).
 set -euo pipefail
 exec </dev/null
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -103,6 +105,16 @@ if [ "$rc" -eq 0 ] && { [ "$only" = all ] || [ "$only" = dns ]; }; then
   [ -x dist/bin/vxnetd ] || npm run build 9>&-
   echo "== DNS freshness: CNI ADD/DEL through vxnetd -> name in DNS =="
   [ "$rc" -eq 0 ] && { run_node bench/dns-freshness.mjs || rc=$?; }
+  # Across hosts: two vxnetd in host namespaces with etcd; ADD/DEL on one -> DNS of the other.
+  echo "== DNS freshness across hosts: CNI ADD/DEL on host B -> name in host A's DNS (etcd) =="
+  [ "$rc" -eq 0 ] && { run_node bench/dns-freshness-cluster.mjs || rc=$?; }
+  # Docker: docker run / docker rm -f -> name in vxnetd's DNS (a real dockerd; started when none answers).
+  if [ -x /usr/sbin/dockerd ]; then
+    echo "== DNS freshness: docker run / rm -f on a vxnet network -> name in vxnetd's DNS =="
+    [ "$rc" -eq 0 ] && { run_node bench/docker-run.mjs --dns "${BENCH_FRESH_DOCKER_N:-30}" || rc=$?; }
+  else
+    echo "# docker DNS freshness skipped: dockerd is not installed (apt-get install docker.io)"
+  fi
 fi
 echo "# log: $LOG"
 exec >&- 2>&-
