@@ -2,10 +2,11 @@
 // (addresses 10.210.x.y, as /work/shared/bench/dns-dnsmasq-baseline.sh gives dnsmasq), served by
 // dns/server.ts on ADDR:PORT, in one process or in WORKERS `cluster` workers sharing the
 // sockets (Node 20 has no SO_REUSEPORT). Prints "ready" once every worker listens; SIGTERM
-// stops it. With UPSTREAM (ADDR:PORT), the zone is `vxnet` and every name of DOMAIN goes to
-// the forwarder (with its cache) instead: the cached-forwarding measurement.
+// stops it. With UPSTREAM (ADDR:PORT[,ADDR:PORT...]), the zone is `vxnet` and every name of
+// DOMAIN goes to the forwarder (with its cache) instead: the cached-forwarding measurement, and
+// with two upstreams (one mute) the racing one.
 //
-//   node dns-server.cjs ADDR PORT DOMAIN NAMES WORKERS [UPSTREAM]
+//   node dns-server.cjs ADDR PORT DOMAIN NAMES WORKERS [UPSTREAM[,UPSTREAM]]
 import cluster from 'node:cluster';
 import { Forwarder } from '../dns/forwarder';
 import { createHandler } from '../dns/handler';
@@ -37,7 +38,7 @@ if (workers > 1 && cluster.isPrimary) {
   for (let i = 1; i <= names; i++) {
     zone.set(`e${i}`, { name: `host-${i}`, network: 'bench', addresses: [{ family: 4, value: (10n << 24n) | (210n << 16n) | (BigInt(Math.floor(i / 250)) << 8n) | BigInt((i % 250) + 1) }], ports: [] });
   }
-  const forwarder = upstreamText ? new Forwarder({ upstreams: [hostPort(upstreamText, 'upstream')] }) : undefined;
+  const forwarder = upstreamText ? new Forwarder({ upstreams: upstreamText.split(',').map((u) => hostPort(u, 'upstream')) }) : undefined;
   const server = new DnsServer({ listen: [listen], handler: createHandler({ zone, forwarder }), shared: workers > 1 });
   (forwarder ? forwarder.start() : Promise.resolve()).then(() => server.start()).then(() => {
     if (process.send) process.send('ready');

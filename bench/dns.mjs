@@ -16,15 +16,23 @@
 // Checks (a failed one exits 1): every answer NOERROR, an A lookup answers the address
 // dnsmasq has for it. Target (reported PASS/MISS, not a failure): vxnet >= 0.5x dnsmasq qps
 // with no lost queries.
+// - One upstream mute: forwarders with two upstreams, a socket of this process on
+//   127.0.0.63:5363 that reads and never answers, and the dnsmasq above (authoritative for
+//   the names). Distinct names asked one after the other (no cache hit), each by a client that
+//   resends every second (a stub resolver's `options timeout:1`), bounded at 5 s; latency to
+//   the first answer. vxnet's forwarder (1 process) against dnsmasq as a forwarder with
+//   --strict-order (sequential: the first upstream, then the next) and with its default (all
+//   upstreams at first, then the fastest). Target: vxnet's p99 < 50 ms.
 //
 // Env: BENCH_DNS_SECONDS=10 BENCH_DNS_ROUNDS=2 BENCH_DNS_WORKERS=2 BENCH_DNS_NAMES=1000
+//      BENCH_DNS_MUTE_N=300 (names per forwarder; dnsmasq --strict-order gets at most 60)
 import { spawn, spawnSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { f2, interrupt, intEnv, ratio, say, table } from './lib.mjs';
+import { f1, f2, interrupt, intEnv, ratio, say, summarize, table } from './lib.mjs';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const SECONDS = intEnv('BENCH_DNS_SECONDS', 10);
@@ -34,6 +42,10 @@ const NAMES = intEnv('BENCH_DNS_NAMES', 1000);
 const ZONE = 'bn.test';
 const DNSMASQ = { addr: '127.0.0.61', port: 5361 };
 const VXNET = { addr: '127.0.0.62', port: 5362 };
+const MUTE = { addr: '127.0.0.63', port: 5363 };
+const FWD_DNSMASQ = { addr: '127.0.0.67', port: 5367 };
+const MUTE_N = intEnv('BENCH_DNS_MUTE_N', 300);
+const MUTE_TARGET_MS = 50;
 
 const children = new Set();
 for (const sig of ['SIGINT', 'SIGTERM']) {
@@ -134,6 +146,82 @@ async function measure(system, tmp, queryFile, bundle) {
   }
 }
 
+/**
+ * Milliseconds until `name` is answered at `at`, the question resent every resendMs like a
+ * stub resolver; undefined when nothing came within boundMs.
+ */
+function timedAsk(at, name, resendMs = 1000, boundMs = 5000) {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
+    const id = Math.floor(Math.random() * 65536);
+    const q = Buffer.concat([Buffer.from([id >> 8, id & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+    const t0 = performance.now();
+    const resend = setInterval(() => s.send(q, at.port, at.addr), resendMs);
+    const done = (v) => { clearInterval(resend); clearTimeout(bound); s.close(); resolve(v); };
+    const bound = setTimeout(() => done(undefined), boundMs);
+    s.on('message', (m) => { if (m.readUInt16BE(0) === id && (m.readUInt16BE(2) & 0xf) === 0 && m.readUInt16BE(6) > 0) done(performance.now() - t0); });
+    s.send(q, at.port, at.addr);
+  });
+}
+
+/** Forwarders with one of two upstreams mute: latency of uncached forwarded queries. */
+async function muteUpstream(tmp, bundle) {
+  const mute = dgram.createSocket('udp4');
+  let swallowed = 0;
+  mute.on('message', () => { swallowed++; });
+  await new Promise((r) => mute.bind(MUTE.port, MUTE.addr, r));
+  const upstream = startDnsmasq(tmp);
+  const rows = [];
+  let vxP99;
+  try {
+    await waitAnswering(DNSMASQ.addr, DNSMASQ.port, upstream.child);
+    const forwarders = [
+      { label: 'vxnet forwarder (races two)', at: VXNET, n: MUTE_N,
+        start: () => start(process.execPath, [bundle, VXNET.addr, String(VXNET.port), ZONE, '1', '1', `${MUTE.addr}:${MUTE.port},${DNSMASQ.addr}:${DNSMASQ.port}`]) },
+      ...[['dnsmasq --strict-order (sequential)', ['--strict-order'], Math.min(MUTE_N, 60)], ['dnsmasq default (all, then fastest)', [], MUTE_N]].map(([label, extra, n]) => ({
+        label, at: FWD_DNSMASQ, n,
+        start: () => start('dnsmasq', ['--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--no-poll', '--bind-interfaces',
+          `--listen-address=${FWD_DNSMASQ.addr}`, `--port=${FWD_DNSMASQ.port}`, '--cache-size=0', '--user=root', `--pid-file=${join(tmp, 'fwd.pid')}`,
+          `--server=${MUTE.addr}#${MUTE.port}`, `--server=${DNSMASQ.addr}#${DNSMASQ.port}`, ...extra]),
+      })),
+    ];
+    let offset = 1;
+    for (const f of forwarders) {
+      if (interrupt.signal) break;
+      const server = f.start();
+      try {
+        // Ready: a name of the zone answers (through whichever upstream), then a fresh range of names.
+        let ready = false;
+        for (let i = 0; i < 20 && !ready; i++) ready = (await timedAsk(f.at, `host-${NAMES}.${ZONE}`, 250, 1000)) !== undefined || server.child.exitCode !== null;
+        if (server.child.exitCode !== null) throw new Error(`${f.label} exited: ${server.stderr()}`);
+        const times = [];
+        let lost = 0;
+        for (let i = 0; i < f.n && !interrupt.signal; i++) {
+          const ms = await timedAsk(f.at, `host-${((offset + i) % (NAMES - 1)) + 1}.${ZONE}`);
+          if (ms === undefined) lost++; else times.push(ms);
+        }
+        offset += f.n;
+        const st = summarize(times);
+        // An unanswered query counts as the bound (5 s) in the percentiles.
+        const all = summarize([...times, ...Array(lost).fill(5000)]);
+        if (f.at === VXNET) vxP99 = all.p99;
+        rows.push([f.label, f.n, f1(st.p50), f1(all.p99), f1(all.max), lost]);
+        say(`#   ${f.label}: ${f.n} queries, p50 ${f1(st.p50)} ms, p99 ${f1(all.p99)} ms, unanswered in 5 s ${lost}`);
+      } finally {
+        await stop(server);
+      }
+    }
+  } finally {
+    await stop(upstream);
+    mute.close();
+  }
+  if (interrupt.signal) return;
+  say(table(['forwarder, upstreams: mute + dnsmasq', 'queries', 'p50 ms', 'p99 ms', 'max ms', 'unanswered'], rows));
+  say(`vxnet forwarder with one of two upstreams mute: p99 ${f1(vxP99)} ms; target < ${MUTE_TARGET_MS} ms: ${vxP99 < MUTE_TARGET_MS ? 'PASS' : 'MISS'} (the mute upstream swallowed ${swallowed} queries)`);
+  say(`SUMMARY dns-mute-upstream vxnet_p99_ms=${f1(vxP99)} ${rows.slice(1).map((r) => `${r[0].split(' (')[0].replace(/[^a-z]+/g, '_')}_p99_ms=${r[3]}`).join(' ')} target=${vxP99 < MUTE_TARGET_MS ? 'PASS' : 'MISS'}`);
+}
+
 async function main() {
   for (const tool of ['dnsperf', 'dnsmasq']) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) throw new Error(`${tool} is missing (apt-get install dnsperf dnsmasq-base)`);
@@ -188,6 +276,9 @@ async function main() {
     const cx = ratio(qps(cached), qps(vx));
     say(`${cached}: ${Math.round(qps(cached))} qps = ${f2(cx)}x the authoritative rate; lost ${lost(cached)}; target >= 0.90x: ${cx >= 0.9 ? 'PASS' : 'MISS'}`);
     say(`SUMMARY dns-bench dnsmasq_qps=${Math.round(dnsmasqQps)} vxnet_qps=${Math.round(qps(vx))} workers=${WORKERS} ratio=${f2(x)} vxnet_lost=${lost(vx)} cached_qps=${Math.round(qps(cached))} cached_ratio=${f2(cx)} all_noerror=${allNoerror} target=${met ? 'PASS' : 'MISS'}`);
+    say('== DNS forwarder: one of two upstreams mute ==');
+    await muteUpstream(tmp, bundle);
+    if (interrupt.signal) return 130;
     return allNoerror ? 0 : 1;
   } finally {
     for (const c of children) c.kill('SIGTERM');
