@@ -28,7 +28,7 @@
 //      BENCH_DNS_MUTE_N=300 (names per forwarder; dnsmasq --strict-order gets at most 60)
 import { spawn, spawnSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -110,7 +110,7 @@ function dnsperf(addr, port, queryFile, seconds = SECONDS) {
       if (code !== 0) return reject(new Error(`dnsperf exited ${code}:\n${out}`));
       const num = (re) => Number(re.exec(out)?.[1]);
       resolve({
-        qps: num(/Queries per second:\s+([\d.]+)/), sent: num(/Queries sent:\s+(\d+)/), lost: num(/Queries lost:\s+(\d+)/),
+        qps: num(/Queries per second:\s+([\d.]+)/), sent: num(/Queries sent:\s+(\d+)/), completed: num(/Queries completed:\s+(\d+)/), lost: num(/Queries lost:\s+(\d+)/),
         avgMs: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000, noerror: num(/NOERROR \d+ \(([\d.]+)%\)/),
       });
     });
@@ -120,6 +120,27 @@ function dnsperf(addr, port, queryFile, seconds = SECONDS) {
 const startDnsmasq = (tmp) => start('dnsmasq', ['--keep-in-foreground', `--conf-file=${join(tmp, 'dnsmasq.conf')}`, '--no-resolv', '--no-hosts', '--no-poll',
   '--bind-interfaces', `--listen-address=${DNSMASQ.addr}`, `--port=${DNSMASQ.port}`, `--local=/${ZONE}/`, '--local-ttl=300', '--user=root',
   `--pid-file=${join(tmp, 'dnsmasq.pid')}`, `--log-facility=${join(tmp, 'dnsmasq.log')}`]);
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/**
+ * CPU seconds (user + system) of process pid and its children (the `cluster` workers), from
+ * /proc: what an answer costs the server, whatever else the shared CPUs are doing.
+ */
+function cpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    let ticks = Number(f[11]) + Number(f[12]);
+    let children = '';
+    try { children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8'); } catch { /* none */ }
+    let s = ticks / CLK_TCK;
+    for (const c of children.trim().split(/\s+/).filter(Boolean)) s += cpuSeconds(Number(c));
+    return s;
+  } catch {
+    return 0;
+  }
+}
 
 async function measure(system, tmp, queryFile, bundle) {
   const upstream = system.name === 'cached' ? startDnsmasq(tmp) : undefined;
@@ -137,7 +158,9 @@ async function measure(system, tmp, queryFile, bundle) {
     const probe = Math.max(1, Math.floor(NAMES / 3));
     const got = await ask(at.addr, at.port, `host-${probe}.${ZONE}`);
     if (got !== addressOf(probe)) throw new Error(`${system.label}: host-${probe}.${ZONE} answered ${got}, expected ${addressOf(probe)}`);
-    return await dnsperf(at.addr, at.port, queryFile);
+    const cpu0 = cpuSeconds(server.child.pid);
+    const r = await dnsperf(at.addr, at.port, queryFile);
+    return { ...r, cpuUs: ((cpuSeconds(server.child.pid) - cpu0) * 1e6) / r.completed };
   } catch (err) {
     throw new Error(`${err.message}\n${server.stderr()}`);
   } finally {
@@ -256,12 +279,12 @@ async function main() {
         if (interrupt.signal) break;
         const r = await measure(system, tmp, queryFile, bundle);
         results.get(system.label).push(r);
-        rows.push([system.label, round + 1, Math.round(r.qps), f2(r.avgMs), r.sent, r.lost, `${r.noerror}%`]);
-        say(`#   round ${round + 1} ${system.label}: ${Math.round(r.qps)} qps, avg ${f2(r.avgMs)} ms, lost ${r.lost}`);
+        rows.push([system.label, round + 1, Math.round(r.qps), f2(r.avgMs), r.sent, r.lost, `${r.noerror}%`, f2(r.cpuUs)]);
+        say(`#   round ${round + 1} ${system.label}: ${Math.round(r.qps)} qps, avg ${f2(r.avgMs)} ms, lost ${r.lost}, server CPU ${f2(r.cpuUs)} us/answer`);
       }
     }
     if (interrupt.signal) return 130;
-    say(table(['system', 'round', 'qps', 'avg ms', 'sent', 'lost', 'NOERROR'], rows));
+    say(table(['system', 'round', 'qps', 'avg ms', 'sent', 'lost', 'NOERROR', 'server CPU us/answer'], rows));
     const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
     const qps = (label) => median(results.get(label).map((r) => r.qps));
     const lost = (label) => results.get(label).reduce((s, r) => s + r.lost, 0);
@@ -275,7 +298,10 @@ async function main() {
     const cached = systems[systems.length - 1].label;
     const cx = ratio(qps(cached), qps(vx));
     say(`${cached}: ${Math.round(qps(cached))} qps = ${f2(cx)}x the authoritative rate; lost ${lost(cached)}; target >= 0.90x: ${cx >= 0.9 ? 'PASS' : 'MISS'}`);
-    say(`SUMMARY dns-bench dnsmasq_qps=${Math.round(dnsmasqQps)} vxnet_qps=${Math.round(qps(vx))} workers=${WORKERS} ratio=${f2(x)} vxnet_lost=${lost(vx)} cached_qps=${Math.round(qps(cached))} cached_ratio=${f2(cx)} all_noerror=${allNoerror} target=${met ? 'PASS' : 'MISS'}`);
+    // qps moves with whatever else runs on the shared CPUs; the server's CPU per answer does not.
+    const cpu = (label) => median(results.get(label).map((r) => r.cpuUs));
+    say(`server CPU per answer (median): ${systems.map((x) => `${x.label} ${f2(cpu(x.label))} us`).join(', ')}; cached / authoritative ${f2(ratio(cpu(cached), cpu(vx)))}`);
+    say(`SUMMARY dns-bench dnsmasq_qps=${Math.round(dnsmasqQps)} vxnet_qps=${Math.round(qps(vx))} workers=${WORKERS} ratio=${f2(x)} vxnet_lost=${lost(vx)} cached_qps=${Math.round(qps(cached))} cached_ratio=${f2(cx)} cpu_us_vxnet=${f2(cpu(vx))} cpu_us_cached=${f2(cpu(cached))} cpu_us_dnsmasq=${f2(cpu(systems[0].label))} all_noerror=${allNoerror} target=${met ? 'PASS' : 'MISS'}`);
     say('== DNS forwarder: one of two upstreams mute ==');
     await muteUpstream(tmp, bundle);
     if (interrupt.signal) return 130;

@@ -229,3 +229,38 @@ function headerReply(buf: Buffer, rcode: number, questionBytes: Buffer | undefin
   if (opt) record.encode(opt, out, 12 + (questionBytes?.length ?? 0));
   return out;
 }
+
+/**
+ * Byte offsets of the TTL field of every record of an encoded message except OPT (whose "TTL"
+ * holds flags), so that a kept copy's TTLs can be counted down in place; undefined when the
+ * message does not parse (then it is not kept). Names are skipped label by label or at their
+ * compression pointer; nothing is decoded.
+ */
+export function recordTtlOffsets(msg: Buffer): number[] | undefined {
+  if (msg.length < 12) return undefined;
+  const skipName = (at: number): number => {
+    for (let i = at; i < msg.length;) {
+      const len = msg[i]!;
+      if (len === 0) return i + 1;
+      if ((len & 0xc0) === 0xc0) return i + 2;
+      if (len & 0xc0) return -1;
+      i += 1 + len;
+    }
+    return -1;
+  };
+  let at = 12;
+  for (let q = msg.readUInt16BE(4); q > 0; q--) {
+    at = skipName(at);
+    if (at < 0) return undefined;
+    at += 4;
+  }
+  const records = msg.readUInt16BE(6) + msg.readUInt16BE(8) + msg.readUInt16BE(10);
+  const offsets: number[] = [];
+  for (let r = 0; r < records; r++) {
+    at = skipName(at);
+    if (at < 0 || at + 10 > msg.length) return undefined;
+    if (msg.readUInt16BE(at) !== 41) offsets.push(at + 4);
+    at += 10 + msg.readUInt16BE(at + 8);
+  }
+  return at <= msg.length ? offsets : undefined;
+}

@@ -91,7 +91,7 @@ t.test('a cached forwarded answer comes back synchronously, without the forwarde
   t.equal(resolved, 1);
 });
 
-t.test('a cached forwarded answer is reused for at most a second, never near its expiry, per CD', async (t) => {
+t.test('a cached forwarded answer is reused with its TTLs counted down, until a second before it expires, per CD', async (t) => {
   let clock = 1_000_000;
   let data = '192.0.2.1';
   let ttl = 30;
@@ -105,7 +105,7 @@ t.test('a cached forwarded answer is reused for at most a second, never near its
   };
   const h = createHandler({ zone: new Zone(), forwarder, now: () => clock });
   const ask = (id: number, flags = 0): dnsPacket.DecodedPacket => decode(h.handle(query('r.example', id, flags), LO, 'udp') as Buffer);
-  t.match(ask(1).answers, [{ data: '192.0.2.1' }]);
+  t.match(ask(1).answers, [{ data: '192.0.2.1', ttl: 30 }]);
   data = '192.0.2.2';
   clock += 999;
   const again = ask(2, dnsPacket.RECURSION_DESIRED);
@@ -114,12 +114,39 @@ t.test('a cached forwarded answer is reused for at most a second, never near its
   t.equal(asked, 1, 'the cache was not asked again');
   t.match(ask(3, dnsPacket.CHECKING_DISABLED).answers, [{ data: '192.0.2.2' }], 'CD set: another key');
   clock += 1;
-  t.match(ask(4).answers, [{ data: '192.0.2.2' }], 'a second later: asked again');
+  t.match(ask(4).answers, [{ data: '192.0.2.1', ttl: 29 }], 'a second later: the same answer, its TTL one less');
+  clock += 27_999;
+  t.match(ask(5).answers, [{ data: '192.0.2.1', ttl: 2 }], '28.999 s later: TTL 2');
+  t.equal(asked, 2, 'reused all along');
+  clock += 1;
+  t.match(ask(6).answers, [{ data: '192.0.2.2', ttl: 30 }], 'a second before the TTL runs out: asked again');
   ttl = 1;
   data = '192.0.2.3';
-  clock += 1000;
-  t.match(ask(5).answers, [{ data: '192.0.2.3', ttl: 1 }]);
+  clock += 30_000;
+  t.match(ask(7).answers, [{ data: '192.0.2.3', ttl: 1 }]);
   data = '192.0.2.4';
-  t.match(ask(6).answers, [{ data: '192.0.2.4' }], 'one second left: not reused');
-  t.equal(h.stats.forwarded, 6);
+  t.match(ask(8).answers, [{ data: '192.0.2.4' }], 'one second left: not reused');
+  t.equal(h.stats.forwarded, 8);
+});
+
+t.test('a reused forwarded answer counts down every record but OPT', async (t) => {
+  let clock = 0;
+  const forwarder = {
+    cached: (): Reply => ({
+      rcode: 'NOERROR', aa: false, authorities: [],
+      answers: [{ name: 'm.example', type: 'CNAME', class: 'IN', ttl: 100, data: 'n.example' }, { name: 'n.example', type: 'A', class: 'IN', ttl: 60, data: '192.0.2.9' }],
+      additionals: [{ name: 'n.example', type: 'AAAA', class: 'IN', ttl: 50, data: '2001:db8::9' }],
+    }),
+    resolve: (): Promise<Reply> => Promise.reject(new Error('not cached')),
+  };
+  const h = createHandler({ zone: new Zone(), forwarder, now: () => clock });
+  const msg = dnsPacket.encode({ type: 'query', id: 1, flags: 0, questions: [{ name: 'm.example', type: 'A', class: 'IN' }],
+    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: dnsPacket.DNSSEC_OK } as dnsPacket.Answer] });
+  const first = decode(h.handle(msg, LO, 'udp') as Buffer);
+  clock += 10_500;
+  const later = decode(h.handle(msg, LO, 'udp') as Buffer);
+  t.same(later.answers!.map((a) => (a as { ttl: number }).ttl), [90, 50], 'answers: 10 s less');
+  const opt = (p: dnsPacket.DecodedPacket): unknown => p.additionals!.find((a) => a.type === 'OPT');
+  t.same(later.additionals!.filter((a) => a.type !== 'OPT').map((a) => (a as { ttl: number }).ttl), [40], 'additionals: 10 s less');
+  t.same(opt(later), opt(first), 'OPT (its flags in the TTL field) as it was');
 });
