@@ -58,8 +58,8 @@ const CONTAINER_REF = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 export interface RuntimeMetadataOptions {
   /** Docker's API socket, for runtime "docker"; none: Docker containers are not looked up. */
   readonly docker?: string;
-  /** podman's Docker-compatible API socket, for runtime "cni" (default /run/podman/podman.sock, used when it exists). */
-  readonly podman?: string;
+  /** podman's Docker-compatible API socket, for runtime "cni" (default /run/podman/podman.sock, used when it exists); false: none. */
+  readonly podman?: string | false;
   /** Per call (default 5 s). */
   readonly timeoutMs?: number;
   readonly log: Logger;
@@ -89,7 +89,7 @@ export function runtimeMetadata(o: RuntimeMetadataOptions): MetadataSource {
   };
   const socketFor = (runtime: string): { socket: string; what: string } | undefined => {
     if (runtime === 'docker') return o.docker ? { socket: o.docker, what: 'Docker' } : undefined;
-    if (runtime === 'cni') return { socket: o.podman ?? DEFAULT_PODMAN_SOCKET, what: 'podman' };
+    if (runtime === 'cni') return o.podman === false ? undefined : { socket: o.podman ?? DEFAULT_PODMAN_SOCKET, what: 'podman' };
     return undefined;
   };
   const fail = (err: unknown, where: string, socket: string, what: string, t0: number): never => {

@@ -139,7 +139,7 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
   const operatorLabels = new OperatorLabelsFile({ dataDir: config.dataDir, log: log.child({ component: 'labels' }) });
   const local = new LocalEndpoints({
     store, catalog, host, operatorLabels, log: log.child({ component: 'endpoints' }),
-    metadata: runtimeMetadata({ ...(config.dockerSocket ? { docker: config.dockerSocket } : {}), log: log.child({ component: 'metadata' }) }),
+    metadata: runtimeMetadata({ ...(config.dockerSocket ? { docker: config.dockerSocket } : {}), podman: config.podmanSocket ?? false, log: log.child({ component: 'metadata' }) }),
   });
   // Not awaited: a runtime may hold the container's lock while it waits for the call that asked.
   const refreshCatalog = (): void => { void local.refresh().catch((err: unknown) => log.warn('endpoint refresh failed', { error: asVxnetError(err).message })); };

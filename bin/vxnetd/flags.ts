@@ -4,6 +4,7 @@
 // services vxnetd starts take these values and parse nothing again. Pure: the environment is
 // an argument.
 import { parseArgs } from 'node:util';
+import { DEFAULT_PODMAN_SOCKET } from '../../catalog/runtime-metadata';
 import { DEFAULT_CNI_SOCKET } from '../../handoff/protocol';
 import { type Cidr, type Ip, networkOf, parseCidr, parseIp } from '../../ipam/addr';
 import { checkName } from '../../dns/names';
@@ -57,6 +58,11 @@ Options:
                             release addresses of containers Docker removed without telling.
   --no-docker               Do not use the Docker API: networks then need -o network=NAME, names of
                             containers are not recorded, and nothing is reconciled.
+  --podman-socket PATH      podman's Docker-compatible API socket (default ${DEFAULT_PODMAN_SOCKET},
+                            what "systemctl start podman.socket" or "podman system service" opens;
+                            "" for none): where the names, labels and exposed ports of CNI
+                            containers (podman passes no labels to CNI) are read for DNS, when the
+                            socket exists (checked at each lookup).
   --reconcile-interval SEC  Also reconcile with Docker every SEC seconds (default 60, at most
                             ${MAX_TIMER_SECONDS}; 0: only at start, on Docker events and after
                             reconnecting to Docker).
@@ -156,6 +162,8 @@ export interface VxnetdConfig {
   readonly dataDir: string;
   /** Undefined: --no-docker. */
   readonly dockerSocket: string | undefined;
+  /** podman's API socket for CNI containers' metadata; undefined: --podman-socket "". */
+  readonly podmanSocket: string | undefined;
   readonly reconcileIntervalMs: number;
   readonly reconcileGraceMs: number;
   /** The overlay agent's local state: it writes it, the Docker driver reads it. */
@@ -192,7 +200,7 @@ export type Invocation =
 const LEVELS: readonly Level[] = ['debug', 'info', 'warn', 'error'];
 
 const OPTIONS = {
-  socket: { type: 'string' }, 'cni-socket': { type: 'string' }, 'data-dir': { type: 'string' }, 'docker-socket': { type: 'string' },
+  socket: { type: 'string' }, 'cni-socket': { type: 'string' }, 'data-dir': { type: 'string' }, 'docker-socket': { type: 'string' }, 'podman-socket': { type: 'string' },
   'no-docker': { type: 'boolean' }, 'reconcile-interval': { type: 'string' }, 'reconcile-grace': { type: 'string' }, 'log-level': { type: 'string' },
   store: { type: 'string' }, 'overlay-network': { type: 'string', multiple: true }, 'host-id': { type: 'string' }, underlay: { type: 'string' },
   'lease-ttl': { type: 'string' }, 'block-grace': { type: 'string' }, 'overlay-dir': { type: 'string' },
@@ -241,6 +249,8 @@ export function parseVxnetdArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
   } else if (v['docker-socket'] !== undefined) {
     throw new UsageError('--docker-socket and --no-docker exclude each other');
   }
+  const podmanSocket = v['podman-socket'] ?? DEFAULT_PODMAN_SOCKET;
+  if (podmanSocket !== '') absolutePath('--podman-socket', podmanSocket, 'must be an absolute path (or "" for none)');
   return {
     action: 'run',
     config: {
@@ -248,6 +258,7 @@ export function parseVxnetdArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
       cniSocket: cniSocket === '' ? undefined : cniSocket,
       dataDir: absolutePath('--data-dir', v['data-dir'] ?? (env.VXNET_DATA_DIR || DEFAULT_DATA_DIR)),
       dockerSocket,
+      podmanSocket: podmanSocket === '' ? undefined : podmanSocket,
       reconcileIntervalMs: wholeSeconds('--reconcile-interval', v['reconcile-interval'] ?? '60', 0, MAX_TIMER_SECONDS) * 1000,
       reconcileGraceMs: wholeSeconds('--reconcile-grace', v['reconcile-grace'] ?? '60', 0) * 1000,
       overlayDir: absolutePath('--overlay-dir', v['overlay-dir'] ?? DEFAULT_OVERLAY_DIR),

@@ -13,7 +13,7 @@ function run(argv: string[], env: NodeJS.ProcessEnv = {}): VxnetdConfig {
 
 t.test('vxnetd command line', async (t) => {
   t.same(run([]), {
-    socket: '/run/docker/plugins/vxnet.sock', cniSocket: '/run/vxnet/cni.sock', dataDir: '/var/lib/vxnet', dockerSocket: '/var/run/docker.sock',
+    socket: '/run/docker/plugins/vxnet.sock', cniSocket: '/run/vxnet/cni.sock', dataDir: '/var/lib/vxnet', dockerSocket: '/var/run/docker.sock', podmanSocket: '/run/podman/podman.sock',
     reconcileIntervalMs: 60_000, reconcileGraceMs: 60_000, overlayDir: '/run/vxnet/overlay', overlay: undefined, logLevel: 'info',
     dns: {
       domain: 'vxnet', listen: ['198.51.100.1', '198.51.100.2', '198.51.100.3'].map((a) => ({ ip: parseIp(a), port: 53 })), link: 'vxnet-dns',
@@ -30,6 +30,9 @@ t.test('vxnetd command line', async (t) => {
   t.match(run(['--docker-socket', '/a.sock'], { DOCKER_HOST: 'unix:///tmp/d.sock' }), { dockerSocket: '/a.sock' }, '--docker-socket wins over $DOCKER_HOST');
   t.match(run([], { DOCKER_HOST: 'tcp://h:2375' }), { dockerSocket: '/var/run/docker.sock' }, 'a $DOCKER_HOST that is not unix:// is not ours to use');
   t.equal(run(['--no-docker']).dockerSocket, undefined);
+  t.equal(run(['--podman-socket', '/tmp/p.sock']).podmanSocket, '/tmp/p.sock');
+  t.equal(run(['--podman-socket', '']).podmanSocket, undefined, '--podman-socket "": none');
+  t.throws(() => run(['--podman-socket', 'p.sock']), { name: 'UsageError', message: /^--podman-socket "p.sock": must be an absolute path/ });
   t.equal(run(['--cni-socket', '/tmp/c.sock']).cniSocket, '/tmp/c.sock');
   t.equal(run(['--cni-socket', '']).cniSocket, undefined, '--cni-socket "": none');
   t.equal(run(['--reconcile-interval', '2147483']).reconcileIntervalMs, 2_147_483_000, 'the longest interval a timer takes');
@@ -50,7 +53,7 @@ t.test('vxnetd command line', async (t) => {
     [['--overlay-dir', 'rel'], /^--overlay-dir "rel"/],
   ];
   for (const [argv, message] of bad) t.throws(() => parseVxnetdArgs(argv, {}), { name: 'UsageError', message }, argv.join(' '));
-  for (const flag of ['--socket', '--cni-socket', '--data-dir', '--docker-socket', '--no-docker', '--reconcile-interval', '--reconcile-grace', '--log-level', '--overlay-dir', '--version', '--help']) {
+  for (const flag of ['--socket', '--cni-socket', '--data-dir', '--docker-socket', '--podman-socket', '--no-docker', '--reconcile-interval', '--reconcile-grace', '--log-level', '--overlay-dir', '--version', '--help']) {
     t.match(HELP, flag, `--help documents ${flag}`);
   }
   const opening = HELP.slice(0, HELP.indexOf('Usage:'));
