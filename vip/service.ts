@@ -15,6 +15,7 @@
 // Listeners (DNS) hear the model after the kernel has it: a name never resolves to a VIP the
 // kernel does not balance yet (DC/OS's order: IPVS first, then DNS).
 import type { EndpointCatalog } from '../catalog/catalog';
+import { formatIp } from '../ipam/addr';
 import { asVxnetError } from '../lib/errors';
 import type { Logger } from '../lib/log';
 import type { Service } from '../lib/service';
@@ -198,7 +199,7 @@ export class VipService implements Service {
       this.claimsInFlight++;
       this.o.addresses.assign(name).then((a) => {
         this.claimFailed.delete(name);
-        this.o.log.debug('vip address claimed', { name, ...a });
+        this.o.log.debug('vip address claimed', { name, v4: formatIp(a.v4), v6: a.v6 ? formatIp(a.v6) : null });
         this.claiming.delete(name);
         this.schedule();
       }, (err: unknown) => {
