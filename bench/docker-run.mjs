@@ -123,7 +123,7 @@ async function main() {
   ensureImage();
 
   const log = fs.openSync(join(dataDir, 'vxnetd.log'), 'a');
-  vxnetd = spawn(VXNETD, ['--no-dns', '--socket', socket, '--cni-socket', '', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', log, log], env: env() });
+  vxnetd = spawn(VXNETD, ['--no-dns', '--no-vip', '--socket', socket, '--cni-socket', '', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', log, log], env: env() });
   cleanups.push(() => {
     if (vxnetd.exitCode === null) vxnetd.kill('SIGTERM');
     spawnSync('sh', ['-c', `for i in $(seq 1 150); do kill -0 ${vxnetd.pid} 2>/dev/null || exit 0; sleep 0.1; done`]);
