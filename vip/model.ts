@@ -78,47 +78,109 @@ interface Building {
 
 const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
+const V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+/**
+ * A catalog address (canonical text) as an Ip. IPv4 by hand: ip-num's parser costs tens of
+ * microseconds and ipam/addr.ts's memo holds 4,096, so 10,000 backends per pass took ~150 ms.
+ */
+const ipMemo = new Map<string, Ip | undefined>();
+
+/** The text of a VIP's address (IPv4 by hand, for the same reason). */
+function textOf(ip: Ip): string {
+  if (ip.family === 6) return formatIp(ip);
+  const v = Number(ip.value);
+  return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+}
+
+function ipOf(text: string): Ip | undefined {
+  let ip = ipMemo.get(text);
+  if (ip === undefined && !ipMemo.has(text)) {
+    if (ipMemo.size >= 65_536) ipMemo.clear();
+    ipMemo.set(text, (ip = parseText(text)));
+  }
+  return ip;
+}
+
+function parseText(text: string): Ip | undefined {
+  const m = V4.exec(text);
+  if (!m) return text.includes(':') ? parseIp(text) : undefined;
+  let v = 0n;
+  for (let i = 1; i <= 4; i++) {
+    const o = Number(m[i]);
+    if (o > 255) return undefined;
+    v = (v << 8n) | BigInt(o);
+  }
+  return { family: 4, value: v };
+}
+
+const familyOfText = (text: string): Family | undefined => (V4.test(text) ? 4 : text.includes(':') ? 6 : undefined);
+
+/** What one endpoint contributes: its problems and, per VIP it backs, the VIP and its backends. */
+interface Contribution {
+  readonly problems: VipProblem[];
+  readonly items: Array<{ key: string; vip: Omit<Building, 'backends'>; backends: Array<[string, VipBackendView]> }>;
+}
+
+/**
+ * Per endpoint object and IPv6 setting: the catalog keeps an unchanged endpoint's object, so a
+ * pass over 10,000 endpoints re-reads only the labels of those that changed.
+ */
+const contributions: Record<'v4' | 'v46', WeakMap<Endpoint, Contribution>> = { v4: new WeakMap(), v46: new WeakMap() };
+
+function contributionOf(e: Endpoint, ipv6: boolean): Contribution {
+  const memo = contributions[ipv6 ? 'v46' : 'v4'];
+  const known = memo.get(e);
+  if (known) return known;
+  const c: Contribution = { problems: [], items: [] };
+  memo.set(e, c);
+  const { refs, problems: labelProblems } = vipRefsOf(e);
+  for (const [label, problem] of labelProblems) c.problems.push({ endpoint: e.id, label, problem });
+  if (refs.length === 0) return c;
+  const { weight, problem } = weightOf(e);
+  if (problem) c.problems.push({ endpoint: e.id, label: WEIGHT_LABEL, problem });
+  const state = stateOf(e);
+  // Catalog addresses are canonical text already: kept as text, only their family looked at.
+  const addresses = e.addresses.flatMap((a) => { const f = familyOfText(a); return f ? [{ text: a, family: f }] : []; });
+  for (const ref of refs) {
+    const families: Family[] = ref.ip ? [ref.ip.family] : ipv6 ? [4, 6] : [4];
+    const mine = addresses.filter((a) => families.includes(a.family));
+    if (mine.length === 0) {
+      c.problems.push({ endpoint: e.id, label: ref.key, problem: `${ref.key}: the endpoint has no IPv${families.join('/IPv')} address to back ${vipKey(ref)}` });
+      continue;
+    }
+    c.items.push({
+      key: vipKey(ref),
+      vip: { ...(ref.name !== undefined ? { name: ref.name } : {}), ...(ref.ip ? { ip: ref.ip } : {}), protocol: ref.protocol, port: ref.port },
+      // One endpoint asking twice for one VIP (two labels) is one backend per address and port.
+      backends: mine.map(({ text }) => [`${e.id}\0${text}\0${ref.targetPort}`, { endpoint: e.id, name: e.name, host: e.host, ip: text, port: ref.targetPort, weight, state }]),
+    });
+  }
+  return c;
+}
+
 /** The VIPs the endpoints' labels define, sorted by their key text. */
 export function buildVips(endpoints: Iterable<Endpoint>, addressesOf: (name: string) => VipAddressesOf | undefined, ipv6 = true): VipModel {
   const vips = new Map<string, Building>();
   const problems: VipProblem[] = [];
   for (const e of endpoints) {
-    const { refs, problems: labelProblems } = vipRefsOf(e);
-    for (const [label, problem] of labelProblems) problems.push({ endpoint: e.id, label, problem });
-    if (refs.length === 0) continue;
-    const { weight, problem } = weightOf(e);
-    if (problem) problems.push({ endpoint: e.id, label: WEIGHT_LABEL, problem });
-    const state = stateOf(e);
-    const addresses = e.addresses.map((a) => parseIp(a)).filter((ip): ip is Ip => ip !== undefined);
-    for (const ref of refs) {
-      const families: Family[] = ref.ip ? [ref.ip.family] : ipv6 ? [4, 6] : [4];
-      const mine = addresses.filter((a) => families.includes(a.family));
-      if (mine.length === 0) {
-        problems.push({ endpoint: e.id, label: ref.key, problem: `${ref.key}: the endpoint has no IPv${families.join('/IPv')} address to back ${vipKey(ref)}` });
-        continue;
-      }
-      const key = vipKey(ref);
-      let v = vips.get(key);
-      if (!v) {
-        v = { ...(ref.name !== undefined ? { name: ref.name } : {}), ...(ref.ip ? { ip: ref.ip } : {}), protocol: ref.protocol, port: ref.port, backends: new Map() };
-        vips.set(key, v);
-      }
-      for (const ip of mine) {
-        const text = formatIp(ip);
-        // One endpoint asking twice for one VIP (two labels) is one backend per address and port.
-        v.backends.set(`${e.id}\0${text}\0${ref.targetPort}`, { endpoint: e.id, name: e.name, host: e.host, ip: text, port: ref.targetPort, weight, state });
-      }
+    const c = contributionOf(e, ipv6);
+    for (const p of c.problems) problems.push(p);
+    for (const item of c.items) {
+      let v = vips.get(item.key);
+      if (!v) vips.set(item.key, (v = { ...item.vip, backends: new Map() }));
+      for (const [k, b] of item.backends) v.backends.set(k, b);
     }
   }
   const unplaced = new Set<string>();
   const out: VipView[] = [];
   for (const [key, v] of [...vips].sort(([a], [b]) => byText(a, b))) {
     let addresses: string[];
-    if (v.ip) addresses = [formatIp(v.ip)];
+    if (v.ip) addresses = [textOf(v.ip)];
     else {
       const placed = addressesOf(v.name as string);
       if (!placed) unplaced.add(v.name as string);
-      addresses = placed ? [formatIp(placed.v4), ...(placed.v6 && ipv6 ? [formatIp(placed.v6)] : [])] : [];
+      addresses = placed ? [textOf(placed.v4), ...(placed.v6 && ipv6 ? [textOf(placed.v6)] : [])] : [];
     }
     const backends = [...v.backends.values()].sort((a, b) => byText(a.endpoint, b.endpoint) || byText(a.ip, b.ip) || a.port - b.port);
     out.push({ vip: key, ...(v.name !== undefined ? { name: v.name } : {}), addresses, protocol: v.protocol, port: v.port, backends });
@@ -135,13 +197,13 @@ export function entriesOf(vips: readonly VipView[]): VipEntry[] {
   const entries = new Map<string, { ip: Ip; protocol: VipProtocol; port: number; backends: Map<string, { ip: Ip; port: number; weight: number }> }>();
   for (const v of vips) {
     for (const text of v.addresses) {
-      const ip = parseIp(text);
+      const ip = ipOf(text);
       if (!ip) continue;
       const key = `${text}\0${v.protocol}\0${v.port}`;
       let entry = entries.get(key);
       if (!entry) entries.set(key, (entry = { ip, protocol: v.protocol, port: v.port, backends: new Map() }));
       for (const b of v.backends) {
-        const bip = parseIp(b.ip);
+        const bip = ipOf(b.ip);
         if (!bip || bip.family !== ip.family || b.state !== 'up') continue;
         const bkey = `${b.ip}\0${b.port}`;
         const prev = entry.backends.get(bkey);
