@@ -1,18 +1,9 @@
 // What the VIP service hands the kernel: the desired VIP table, whole, as datapath/vip-table.ts's
-// VipTable.sync takes it (that class diffs and sends element changes). Declared here as the
-// interface the service needs, so the service is tested with an in-memory table.
-import type { Ip } from '../ipam/addr';
-import type { VipProtocol } from './labels';
+// VipTable.sync takes it (that class diffs and sends element changes). The service needs only
+// start, sync and stop, so it is tested over an in-memory table.
+import type { VipEntry, VipSyncStats } from '../datapath/vip-table';
 
-export interface VipBackend { readonly ip: Ip; readonly port: number; /** >= 1 */ readonly weight: number }
-export interface VipEntry {
-  readonly ip: Ip;
-  readonly protocol: VipProtocol;
-  readonly port: number;
-  /** Same family as ip; empty: new connections are rejected. */
-  readonly backends: readonly VipBackend[];
-}
-export interface VipSyncStats { readonly elementsAdded: number; readonly elementsRemoved: number; readonly ms: number; readonly full: boolean }
+export type { VipBackend, VipEntry, VipSyncStats } from '../datapath/vip-table';
 
 /** The part of VipTable the service uses. */
 export interface VipKernel {

@@ -11,6 +11,7 @@
 // the link are left at stop, like the table: VIPs keep working while vxnetd is away.
 import type { EndpointCatalog } from '../../catalog/catalog';
 import { EtcdClient } from '../../etcd/client';
+import { VipTable } from '../../datapath/vip-table';
 import { type Cidr, formatCidr } from '../../ipam/addr';
 import { asVxnetError, DatapathFailure } from '../../lib/errors';
 import type { Logger } from '../../lib/log';
@@ -30,9 +31,7 @@ export interface VipServiceHandle extends Service {
 /** The kernel's VIP table; a parameter so that tests run the service over a table of their own. */
 export type VipKernelFactory = (o: { table: string; log: Logger }) => VipKernel;
 
-export const kernelVipTable: VipKernelFactory = () => {
-  throw new DatapathFailure('the VIP datapath (datapath/vip-table.ts) is not in this build');
-};
+export const kernelVipTable: VipKernelFactory = ({ table, log }) => new VipTable({ table, log: (msg) => log.warn(msg) });
 
 /** Routes each range to `link` (created as a portless bridge when missing); idempotent. */
 export async function routeVipRanges(link: string, ranges: readonly Cidr[]): Promise<void> {
