@@ -97,7 +97,7 @@ async function main() {
     for (const [k, h] of Object.entries(HOSTS)) {
       const dir = join(tmp, k);
       // `ip netns exec` execs vxnetd in place: the pid held is vxnetd's.
-      const d = daemon('ip', ['netns', 'exec', h.ns, join(BIN, 'vxnetd'), '--no-docker', '--socket', join(dir, 'plugin.sock'), '--cni-socket', join(dir, 'cni.sock'),
+      const d = daemon('ip', ['netns', 'exec', h.ns, join(BIN, 'vxnetd'), '--no-docker', '--no-vip', '--socket', join(dir, 'plugin.sock'), '--cni-socket', join(dir, 'cni.sock'),
         '--data-dir', join(dir, 'data'), '--overlay-dir', join(dir, 'ov'), '--store', `etcd://${h.here}:${etcdPort}`, '--host-id', h.ns, '--underlay', h.there,
         '--dns-listen', `${h.there}:${PORT}`, '--dns-allow', '10.128.255.0/24', '--dns-state', join(dir, 'dns.json'), '--http-listen', '',
         '--dns-upstream', '127.0.0.1:9', '--log-level', 'warn']);

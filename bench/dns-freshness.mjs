@@ -29,7 +29,7 @@ async function main() {
     cniVersion: '1.0.0', name: 'bnfr', type: 'vxnet', bridge: 'bnfr0', isGateway: true, ipMasq: false, natTable: 'bnfr',
     ipam: { type: 'vxnet-ipam', dataDir: join(tmp, 'data'), ranges: [[{ subnet: '10.127.0.0/16' }]] },
   });
-  const vxnetd = spawn(join(BIN, 'vxnetd'), ['--no-docker', '--socket', join(tmp, 'bn.sock'), '--cni-socket', join(tmp, 'cni.sock'),
+  const vxnetd = spawn(join(BIN, 'vxnetd'), ['--no-docker', '--no-vip', '--socket', join(tmp, 'bn.sock'), '--cni-socket', join(tmp, 'cni.sock'),
     '--data-dir', join(tmp, 'data'), '--overlay-dir', join(tmp, 'ov'), '--dns-listen', `${DNS.addr}:${DNS.port}`, '--dns-state', join(tmp, 'dns.json'),
     '--http-listen', '', '--dns-upstream', '127.0.0.1:9', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
   const cni = (command, i) => run(join(BIN, 'vxnet'), [], {

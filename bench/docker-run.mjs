@@ -139,7 +139,7 @@ async function main() {
   const dnsFlags = DNS_MODE
     ? ['--dns-listen', `${DNS.addr}:${DNS.port}`, '--dns-state', join(dataDir, 'dns.json'), '--http-listen', '', '--dns-upstream', '127.0.0.1:9']
     : ['--no-dns'];
-  vxnetd = spawn(VXNETD, [...dnsFlags, '--socket', socket, '--cni-socket', '', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', log, log], env: env() });
+  vxnetd = spawn(VXNETD, [...dnsFlags, '--no-vip', '--socket', socket, '--cni-socket', '', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', log, log], env: env() });
   cleanups.push(() => {
     if (vxnetd.exitCode === null) vxnetd.kill('SIGTERM');
     spawnSync('sh', ['-c', `for i in $(seq 1 150); do kill -0 ${vxnetd.pid} 2>/dev/null || exit 0; sleep 0.1; done`]);

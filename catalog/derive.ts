@@ -9,7 +9,7 @@
 //   name     lowercased; a name that is not one DNS label is left out (the endpoint is still
 //            catalogued, by id, but not named).
 import { InvalidName } from '../lib/errors';
-import type { Endpoint, EndpointPort } from './endpoint';
+import type { Endpoint, EndpointHealth, EndpointPort } from './endpoint';
 
 export const PORTS_LABEL = 'vxnet.ports';
 export const SERVICE_LABEL = 'vxnet.service';
@@ -30,6 +30,8 @@ export interface EndpointFacts {
   readonly operatorLabels?: Readonly<Record<string, string>>;
   /** Docker's exposed ports or CNI portMappings' container ports, any order. */
   readonly exposedPorts?: readonly EndpointPort[];
+  /** The runtime's health check state, when the container has one. */
+  readonly health?: EndpointHealth;
 }
 
 const LABEL_RE = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
@@ -90,6 +92,7 @@ export function deriveEndpoint(f: EndpointFacts): { endpoint: Endpoint; problem?
     addresses: [...f.addresses].sort(),
     labels, ports,
     ...(service ? { service } : {}),
+    ...(f.health ? { health: f.health } : {}),
   };
   return problem ? { endpoint, problem } : { endpoint };
 }

@@ -32,7 +32,11 @@ export interface Endpoint {
   readonly ports: readonly EndpointPort[];
   /** `vxnet.service`, else `com.docker.compose.service`, else none. */
   readonly service?: string;
+  /** Docker's health check state (inspect's State.Health.Status); none without a health check. VIPs leave out all but healthy. */
+  readonly health?: EndpointHealth;
 }
+
+export type EndpointHealth = 'starting' | 'healthy' | 'unhealthy';
 
 /** One change to the catalog; `before` and `after` undefined for an add and a removal respectively. */
 export interface EndpointChange {

@@ -108,6 +108,7 @@ export function localEndpointsFrom(allocations: readonly Allocation[], host: str
       ...(rt?.labels ? { runtimeLabels: rt.labels } : {}),
       ...(operator ? { operatorLabels: operator } : {}),
       ...(exposed ? { exposedPorts: exposed } : {}),
+      ...(rt?.health ? { health: rt.health } : {}),
     });
     endpoints.push(endpoint);
     if (problem !== undefined) problems.set(endpoint.id, problem);
@@ -157,6 +158,19 @@ export class LocalEndpoints implements Service {
       return this.refresh();
     });
     return this.queued;
+  }
+
+  /**
+   * Drops what the runtime said of a container (by the store's id or the runtime's own), so the
+   * next refresh asks again: a container's health changes while it runs (Docker's health_status
+   * event), its name and labels do not.
+   */
+  forget(containerId: string): boolean {
+    let found = false;
+    for (const [id, facts] of this.facts) {
+      if (id === containerId || facts?.containerId === containerId) { this.facts.delete(id); found = true; }
+    }
+    return found;
   }
 
   /** Resolves after the first refresh has filled the catalog (DNS opens only after), then rescans every intervalMs. */

@@ -2,7 +2,9 @@
 // endpoint id URI-escaped (an id holds slashes: HOST/NETWORK/CONTAINERID), the value the
 // Endpoint as JSON. Pure. What is read back is validated field by field: a value another
 // version or a hand-edit wrote must be skipped, never reach the DNS zone half-formed.
-import type { Endpoint, EndpointPort } from './endpoint';
+import type { Endpoint, EndpointHealth, EndpointPort } from './endpoint';
+
+const HEALTH: readonly EndpointHealth[] = ['starting', 'healthy', 'unhealthy'];
 
 export const DEFAULT_PREFIX = '/vxnet/endpoints/';
 
@@ -46,6 +48,7 @@ function normalise(e: Endpoint): Endpoint {
     aliases: [...e.aliases], addresses: [...e.addresses], labels: { ...e.labels },
     ports: e.ports.map((p) => ({ port: p.port, protocol: p.protocol, ...(p.name !== undefined ? { name: p.name } : {}) })),
     ...(e.service !== undefined ? { service: e.service } : {}),
+    ...(e.health !== undefined ? { health: e.health } : {}),
   };
 }
 
@@ -81,11 +84,13 @@ export function decodeEndpoint(prefix: string, key: string, value: string): { en
     ports.push(ok);
   }
   if (raw.service !== undefined && typeof raw.service !== 'string') return { error: 'service: not a string' };
+  if (raw.health !== undefined && !HEALTH.includes(raw.health as EndpointHealth)) return { error: `health: not one of ${HEALTH.join(', ')}` };
   return {
     endpoint: normalise({
       id: raw.id as string, host: raw.host as string, runtime: raw.runtime as string, containerId: raw.containerId as string,
       network: raw.network as string, name: raw.name as string, aliases: raw.aliases, addresses: raw.addresses,
       labels: raw.labels as Record<string, string>, ports, ...(raw.service !== undefined ? { service: raw.service as string } : {}),
+      ...(raw.health !== undefined ? { health: raw.health as EndpointHealth } : {}),
     }),
   };
 }

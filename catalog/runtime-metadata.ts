@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import type Dockerode from 'dockerode';
 import { IoFailure, TryAgainLater, VxnetError } from '../lib/errors';
 import type { Logger } from '../lib/log';
-import type { EndpointPort } from './endpoint';
+import type { EndpointHealth, EndpointPort } from './endpoint';
 import type { MetadataSource, RuntimeFacts } from './sources';
 
 export const DEFAULT_PODMAN_SOCKET = '/run/podman/podman.sock';
@@ -24,7 +24,9 @@ const DEFAULT_TIMEOUT_MS = 5000;
 
 /** The part of a container inspect (Docker's, or podman's compat API) the catalog reads. */
 export interface ContainerInspect {
+  readonly Id?: string;
   readonly Name?: string;
+  readonly State?: { readonly Health?: { readonly Status?: string } | null } | null;
   readonly Config?: {
     readonly Labels?: Readonly<Record<string, string>> | null;
     readonly ExposedPorts?: Readonly<Record<string, unknown>> | null;
@@ -43,12 +45,19 @@ export function exposedPortsOf(exposed: Readonly<Record<string, unknown>> | null
   return out;
 }
 
-/** The facts an inspect gives: Name without its leading "/", Config.Labels, Config.ExposedPorts. */
+const HEALTH: ReadonlySet<string> = new Set(['starting', 'healthy', 'unhealthy']);
+
+/** The facts an inspect gives: Name without its leading "/", Config.Labels, Config.ExposedPorts, Id, State.Health.Status. */
 export function factsOfInspect(info: ContainerInspect): RuntimeFacts {
   const name = (info.Name ?? '').replace(/^\//, '');
   const labels: Record<string, string> = {};
   for (const [k, v] of Object.entries(info.Config?.Labels ?? {})) if (typeof v === 'string') labels[k] = v;
-  return { ...(name ? { name } : {}), labels, exposedPorts: exposedPortsOf(info.Config?.ExposedPorts) };
+  const health = info.State?.Health?.Status;
+  return {
+    ...(name ? { name } : {}), labels, exposedPorts: exposedPortsOf(info.Config?.ExposedPorts),
+    ...(info.Id ? { containerId: info.Id } : {}),
+    ...(health !== undefined && HEALTH.has(health) ? { health: health as EndpointHealth } : {}),
+  };
 }
 
 // Container ids and names as the runtimes make them; anything else (a "/" or "..") would

@@ -26,16 +26,19 @@ export interface WatcherOptions {
   /** How long stop() waits for a reconcile in progress (default 5 s; Docker calls time out after 10). */
   readonly stopWaitMs?: number;
   /**
-   * Called at once (before the coalesced reconcile) for container start, die, destroy and
-   * rename and network connect and disconnect, of any driver: vxnetd refreshes the endpoint
+   * Called at once (before the coalesced reconcile) for container start, die, destroy, rename
+   * and health_status (a health check changing state) and network connect and disconnect, of any driver: vxnetd refreshes the endpoint
    * catalog from it so a name resolves right after `docker run` returns. Runs outside any
    * driver call, so it may inspect containers; it must not throw (errors are logged).
    */
   readonly onContainerEvent?: (e: DockerEvent) => void;
 }
 
-/** The events that change which containers are attached, or their names. */
+/** The events that change which containers are attached, their names, or their health (VIP backends follow it). */
 const CONTAINER_EVENTS: ReadonlySet<string> = new Set(['container start', 'container die', 'container destroy', 'container rename', 'network connect', 'network disconnect']);
+
+/** Docker's health events: action "health_status: healthy" (the state after the colon; Docker 25+ may send it bare). */
+export const isHealthEvent = (e: { type: string; action: string }): boolean => e.type === 'container' && /^health_status(:|$)/.test(e.action);
 
 const FIRST_BACKOFF_MS = 500;
 
@@ -102,7 +105,7 @@ export class DockerWatcher implements Service {
   private onEvent(e: DockerEvent): void {
     const ours = e.attributes.type === this.o.plugin;
     const { driver, log } = this.o;
-    if (this.o.onContainerEvent && CONTAINER_EVENTS.has(`${e.type} ${e.action}`)) {
+    if (this.o.onContainerEvent && (CONTAINER_EVENTS.has(`${e.type} ${e.action}`) || isHealthEvent(e))) {
       try {
         this.o.onContainerEvent(e);
       } catch (err) {

@@ -77,7 +77,7 @@ export interface Values {
 
 const GLOBAL_OPTIONS: readonly OptionName[] = ['data-dir', 'json', 'help', 'version'];
 
-export type CommandName = 'ipam pools' | 'ipam ls' | 'ipam show' | 'ipam release' | 'ipam gc' | 'hosts' | 'network create' | 'network ls' | 'network rm' | 'install' | 'endpoint label' | 'endpoint labels' | 'dns ls' | 'dns query';
+export type CommandName = 'ipam pools' | 'ipam ls' | 'ipam show' | 'ipam release' | 'ipam gc' | 'hosts' | 'network create' | 'network ls' | 'network rm' | 'install' | 'endpoint label' | 'endpoint labels' | 'dns ls' | 'dns query' | 'vip ls' | 'vip show';
 
 interface CommandSpec {
   readonly name: CommandName;
@@ -380,12 +380,46 @@ of TYPE; NXDOMAIN, SERVFAIL, REFUSED or no answer within 2 s (two tries) exit 1.
 JSON: {"server", "transport", "truncatedOverUdp", "name", "type", "rcode", "flags",
 "answers": [{"name", "ttl", "type", "data"}], "authorities", "additionals", "elapsedMs"}.`,
   },
+  {
+    name: 'vip ls',
+    synopsis: 'vip ls [--api URL]',
+    summary: 'VIPs: address, protocol, port, backends with host and state',
+    options: ['api'],
+    maxPositionals: 0,
+    help: `Lists the VIPs vxnetd balances, as it gave them to the kernel, from its HTTP API (/v1/vips):
+one row per backend under its VIP. A VIP comes from endpoint labels VIP_<n>=/NAME:PORT (named:
+its address derived from the name, NAME.l4lb.DOMAIN in DNS) or VIP_<n>=IP:PORT, optionally
+prefixed tcp:// or udp://; its backends are the labelled endpoints' addresses at their port n.
+STATE is "up", "unhealthy" or "starting" (Docker's health check): only "up" backends get new
+connections. WEIGHT comes from the endpoint's label vxnet.weight (1-100, default 1).
+ADDRESSES "(pending)": the named VIP's address is not claimed yet (etcd unreachable?).
+
+Options:
+  --api URL   vxnetd's HTTP API (default $VXNET_API, else http://127.0.0.1:8123)
+
+JSON: {"api", "vips": [{"vip", "name", "addresses", "protocol", "port", "backends": [{"endpoint",
+"name", "host", "ip", "port", "weight", "state"}]}]}; name is absent for an IP VIP.`,
+  },
+  {
+    name: 'vip show',
+    synopsis: 'vip show NAME|ADDRESS [--api URL]',
+    summary: 'the VIPs of one name (every port), or at one address',
+    options: ['api'],
+    maxPositionals: 1,
+    help: `Shows the VIPs named NAME (a leading "/" is allowed: /web), one per protocol and port, or
+those at ADDRESS, with their backends, as "vip ls" does. None: exit 1 (code 106).
+
+Options:
+  --api URL   vxnetd's HTTP API (default $VXNET_API, else http://127.0.0.1:8123)
+
+JSON: {"api", "vips": [...]} as "vip ls".`,
+  },
 ];
 
 export const USAGE = `Usage: vxnetctl [--data-dir DIR] [--json] COMMAND [ARGS]
 
 Operates vxnet on this host: IPAM state and history, overlay hosts, operator labels on
-endpoints, DNS, installation.
+endpoints, DNS, VIPs, installation.
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(16)}${c.summary}`).join('\n')}
@@ -412,7 +446,7 @@ Run "vxnetctl ${group} COMMAND --help" for a command's options.
 `;
 
 /** Commands of two words: the group's usage. */
-const GROUPS: Readonly<Record<string, string>> = { ipam: groupUsage('ipam'), network: groupUsage('network'), endpoint: groupUsage('endpoint'), dns: groupUsage('dns') };
+const GROUPS: Readonly<Record<string, string>> = { ipam: groupUsage('ipam'), network: groupUsage('network'), endpoint: groupUsage('endpoint'), dns: groupUsage('dns'), vip: groupUsage('vip') };
 
 export function commandHelp(name: CommandName): string {
   const spec = COMMANDS.find((c) => c.name === name) as CommandSpec;

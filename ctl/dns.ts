@@ -186,6 +186,16 @@ export function parseEndpoints(body: unknown, url: string): EndpointView[] {
 
 async function fetchEndpoints(base: string): Promise<EndpointView[]> {
   const url = `${base}/v1/endpoints`;
+  return parseEndpoints((await apiGet(base, '/v1/endpoints')).body, url);
+}
+
+/**
+ * GET base + path from vxnetd's HTTP API: the JSON body and the status. Unreachable, not JSON,
+ * or an error status other than those in `accept` (the caller's to interpret): IoFailure /
+ * DecodingFailure naming the URL.
+ */
+export async function apiGet(base: string, path: string, accept: readonly number[] = []): Promise<{ status: number; body: unknown }> {
+  const url = `${base}${path}`;
   let res: Response;
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(API_TIMEOUT_MS), headers: { accept: 'application/json' } });
@@ -201,11 +211,11 @@ async function fetchEndpoints(base: string): Promise<EndpointView[]> {
   } catch {
     throw new DecodingFailure(`${url}: HTTP ${res.status}, not JSON (is this vxnetd's HTTP API?)`);
   }
-  if (!res.ok) {
+  if (!res.ok && !accept.includes(res.status)) {
     const error = (body as { error?: unknown } | null)?.error;
     throw new IoFailure(`${url}: HTTP ${res.status}${typeof error === 'string' ? `: ${error}` : ''}`);
   }
-  return parseEndpoints(body, url);
+  return { status: res.status, body };
 }
 
 function readDnsJson(env: Env): DnsJson | undefined {

@@ -41,6 +41,11 @@ async function dispatch(inv: Extract<Invocation, { kind: 'run' }>, io: Io): Prom
     const { runDns } = require('./dns') as typeof import('./dns');
     return runDns(inv.command, inv.values, inv.positionals, ctx);
   }
+  if (inv.command === 'vip ls' || inv.command === 'vip show') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { runVip } = require('./vip') as typeof import('./vip');
+    return runVip(inv.command, inv.values, inv.positionals, ctx);
+  }
   if (inv.command === 'install') {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { runInstall } = require('./install') as typeof import('./install');

@@ -8,6 +8,10 @@
 //   the reverse name of each address                     PTR NAME.DOMAIN
 //   DOMAIN                                                SOA, NS ns.DOMAIN
 //   ns.DOMAIN                                             A / AAAA of the server (if given)
+// and of a named VIP NAME (vip/, set with setVip):
+//   NAME.l4lb.DOMAIN                                      A / AAAA of the VIP's addresses
+//   _NAME._tcp.l4lb.DOMAIN / _NAME._udp.l4lb.DOMAIN       SRV per VIP port: 0 1 PORT NAME.l4lb.DOMAIN
+// (`l4lb` is therefore refused as an endpoint, network or service name.)
 //
 // Design: each endpoint id owns the records it contributed, grouped by owner name; an owner
 // name's node holds the contributions of every id (so two endpoints with one name, or a
@@ -39,6 +43,17 @@ export interface Endpoint {
   /** The host the endpoint runs on; not served in DNS (the catalog and the HTTP API show it). */
   readonly host?: string;
 }
+
+/** A named VIP's records: its addresses, and each (port, protocol) it serves. */
+export interface VipRecords {
+  readonly name: string;
+  readonly addresses: readonly Ip[];
+  readonly ports: readonly { readonly port: number; readonly protocol: 'tcp' | 'udp' }[];
+}
+
+/** The label under DOMAIN holding the VIPs' names (DC/OS: NAME.FRAMEWORK.l4lb.thisdcos.directory). */
+export const VIP_LABEL = 'l4lb';
+const VIP_ID = '\0vip:';
 
 export interface ZoneOptions {
   /** Default `vxnet`. */
@@ -100,24 +115,48 @@ export class Zone {
   /** Bumped on every change (the SOA serial; RFC 1982 arithmetic, so it wraps). */
   get serial(): number { return this.serialNumber; }
 
-  /** Number of endpoints in the zone. */
-  get size(): number { return this.owners.size - 1; }
+  /** Number of endpoints in the zone (named VIPs not counted). */
+  get size(): number { return this.owners.size - 1 - this.vipCount(); }
+
+  private vipCount(): number {
+    let n = 0;
+    for (const id of this.owners.keys()) if (id.startsWith(VIP_ID)) n++;
+    return n;
+  }
 
   /**
    * Adds or replaces endpoint `id`. Throws InvalidName (naming the field and the reason) for a
    * name that cannot be served; the zone is then left as it was.
    */
   set(id: string, endpoint: Endpoint): void {
-    if (id === ZONE_ID) throw new InvalidName('endpoint id is reserved');
+    if (id === ZONE_ID || id.startsWith(VIP_ID)) throw new InvalidName('endpoint id is reserved');
     const records = this.recordsOf(endpoint);
     this.remove(id);
     this.add(id, records);
     this.bump();
   }
 
+  /** Adds or replaces named VIP `vip.name`'s records; throws InvalidName (the zone is then left as it was). */
+  setVip(vip: VipRecords): void {
+    const records = this.recordsOfVip(vip);
+    const id = VIP_ID + vip.name;
+    this.remove(id);
+    this.add(id, records);
+    this.bump();
+  }
+
+  /** Removes named VIP `name`'s records; false when there were none. */
+  deleteVip(name: string): boolean {
+    const id = VIP_ID + name;
+    if (!this.owners.has(id)) return false;
+    this.remove(id);
+    this.bump();
+    return true;
+  }
+
   /** Removes endpoint `id`; false when it was not there. */
   delete(id: string): boolean {
-    if (id === ZONE_ID || !this.owners.has(id)) return false;
+    if (id === ZONE_ID || id.startsWith(VIP_ID) || !this.owners.has(id)) return false;
     this.remove(id);
     this.bump();
     return true;
@@ -207,6 +246,9 @@ export class Zone {
       if (label.startsWith('_')) throw new InvalidName(`${what} "${label}" must not start with "_" (reserved for SRV names)`);
     }
     if (name === 'ns') throw new InvalidName(`endpoint name "ns" is reserved for the zone's name server (${this.nameserver})`);
+    for (const [what, label] of [['endpoint name', name], ['network name', network], ['service name', service]]) {
+      if (label === VIP_LABEL) throw new InvalidName(`${what} "${VIP_LABEL}" is reserved for VIP names (NAME.${VIP_LABEL}.${this.domain})`);
+    }
     const d = this.domain;
     const target = fits(`${name}.${d}`);
     const out: Array<[string, Rr]> = [];
@@ -228,6 +270,22 @@ export class Zone {
         const named = fits(`_${portName}._${p.protocol}.${service}.${d}`);
         out.push([named, rr(named, 'SRV', this.ttl, srv)]);
       }
+    }
+    return out;
+  }
+
+  /** A named VIP's records, validated; throws InvalidName. */
+  private recordsOfVip(v: VipRecords): Array<[string, Rr]> {
+    const name = checkLabel(String(v.name ?? ''), 'VIP name');
+    if (name.startsWith('_')) throw new InvalidName(`VIP name "${name}" must not start with "_" (reserved for SRV names)`);
+    const d = `${VIP_LABEL}.${this.domain}`;
+    const target = fits(`${name}.${d}`);
+    const out: Array<[string, Rr]> = v.addresses.map((ip) => [target, addressRr(target, ip, this.ttl)]);
+    for (const p of v.ports) {
+      if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535) throw new InvalidName(`VIP /${name}: ${p.port} is not a port number (1-65535)`);
+      if (p.protocol !== 'tcp' && p.protocol !== 'udp') throw new InvalidName(`VIP /${name}: protocol "${String(p.protocol)}" is neither tcp nor udp`);
+      const owner = fits(`_${name}._${p.protocol}.${d}`);
+      out.push([owner, rr(owner, 'SRV', this.ttl, { priority: 0, weight: 1, port: p.port, target })]);
     }
     return out;
   }

@@ -121,6 +121,12 @@ export class InvalidName extends VxnetError {
   constructor(message: string, details?: string) { super(108, message, details); }
 }
 
+/** vxnet code 109: a VIP label (`VIP_<n>`), range or weight that cannot be used; the message says why. */
+export class InvalidVip extends VxnetError {
+  static override readonly name = 'InvalidVip';
+  constructor(message: string, details?: string) { super(109, message, details); }
+}
+
 /** Anything not already a VxnetError becomes code 999 with its message kept. */
 export function asVxnetError(err: unknown): VxnetError {
   if (err instanceof VxnetError) return err;

@@ -3,10 +3,12 @@
 // --store the overlay agent (overlay/runner.ts, retried in the background while etcd is away),
 // the Docker watcher (cnm/watcher.ts), the endpoint catalog's sources (catalog/: operator
 // labels, this host's IPAM store completed by the runtimes' metadata, and with --store the
-// cluster's endpoints through etcd), and unless --no-dns the DNS service (./dns.ts: the zone
-// fed from that catalog, on the addresses of --dns-listen) and the HTTP API (./http-api.ts);
-// the IPAM store they share closes after them all. The catalog's sources go before DNS in the
-// list, so the zone is full before its sockets open. A handed-off CNI call and a Docker
+// cluster's endpoints through etcd), unless --no-vip the VIP service (./vip.ts: the catalog's
+// VIP labels into the kernel's VIP table), unless --no-dns the DNS service (./dns.ts: the zone
+// fed from that catalog and the named VIPs, on the addresses of --dns-listen) and the HTTP API
+// (./http-api.ts); the IPAM store they share closes after them all. The catalog's sources go
+// before the VIPs and DNS in the list, so the table and the zone are full before DNS's sockets
+// open; the VIPs go before DNS, so a VIP's name resolves only once the kernel balances it. A handed-off CNI call and a Docker
 // container event refresh this host's endpoints at once (a 2 s rescan is the safety net).
 // A signal, or a service that cannot start, stops the started ones in reverse. All state is in
 // the IPAM store, vxnetd's network records and the kernel, so a restart (or kill -9) loses
@@ -33,7 +35,7 @@ import { dockerApi, type DockerApi } from '../../cnm/docker';
 import { Driver } from '../../cnm/driver';
 import { pluginNameOf } from '../../cnm/server';
 import { NetworkRecords } from '../../cnm/state';
-import { DockerWatcher } from '../../cnm/watcher';
+import { DockerWatcher, isHealthEvent } from '../../cnm/watcher';
 import { OverlayRunner } from '../../overlay/runner';
 import { defaultHostId } from '../../overlay/service';
 import { HELP, type VxnetdConfig, parseVxnetdArgs } from './flags';
@@ -41,6 +43,8 @@ import { dockerPluginServer } from './docker-plugin';
 import { type DnsService, dnsService } from './dns';
 import { ensureDnsLink } from './dns-link';
 import { httpApiService } from './http-api';
+import { type VipKernelFactory, vipService } from './vip';
+import type { VipService } from '../../vip/service';
 
 /** How long vxnetd keeps a CNI network's IPAM database open after a handed-off call. */
 const STORE_IDLE_MS = 5 * 60_000;
@@ -53,6 +57,8 @@ export interface Vxnetd {
   readonly catalog: EndpointCatalog;
   /** Undefined with --no-dns. */
   readonly dns: DnsService | undefined;
+  /** Undefined with --no-vip. */
+  readonly vips: VipService | undefined;
   /** Stops every service in reverse order; once, whoever calls it. */
   stop(): Promise<void>;
 }
@@ -121,7 +127,7 @@ function cniHandoff(socketPath: string, log: Logger, afterCall: () => void): Ser
 }
 
 /** Starts vxnetd's services in order; resolves once all have started (the overlay agent may still be retrying). */
-export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datapath?: Datapath; docker?: DockerApi } = {}): Promise<Vxnetd> {
+export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datapath?: Datapath; docker?: DockerApi; vipKernel?: VipKernelFactory } = {}): Promise<Vxnetd> {
   const log = o.log ?? createLogger('vxnetd', config.logLevel);
   const plugin = pluginNameOf(config.socket);
   const store = openStore({ dataDir: config.dataDir });
@@ -150,9 +156,13 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
     const endpoints = new ClusterEndpoints({ client, catalog, host, log: log.child({ component: 'catalog' }) });
     cluster = { name: endpoints.name, start: () => endpoints.start(), stop: async () => { try { await endpoints.stop(); } finally { client.close(); } } };
   }
+  const vip = config.vip ? vipService({
+    config: config.vip, catalog, etcd: ov?.endpoints, log: log.child({ component: 'vip' }), ...(o.vipKernel ? { kernel: o.vipKernel } : {}),
+  }) : undefined;
   const dns = config.dns ? dnsService({
     config: config.dns, catalog, log: log.child({ component: 'dns' }),
     networks: () => vxnetSubnets(store, records, config), hostAddresses, ensureLink: dnsLink,
+    ...(vip ? { vips: vip.vips } : {}),
   }) : undefined;
   const services: Service[] = [
     // Opened above (the driver holds it); listed first so that it closes last.
@@ -160,13 +170,21 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
     dockerPluginServer({ socket: config.socket, methods: driver.methods, log }),
     ...(config.cniSocket !== undefined ? [cniHandoff(config.cniSocket, log, refreshCatalog)] : []),
     ...(overlay ? [overlay] : []),
-    ...(docker ? [new DockerWatcher({ docker, driver, plugin, log, intervalMs: config.reconcileIntervalMs, onContainerEvent: refreshCatalog })] : []),
+    ...(docker ? [new DockerWatcher({ docker, driver, plugin, log, intervalMs: config.reconcileIntervalMs, onContainerEvent: (e) => {
+      // A health change is the one fact of a running container the catalog must ask again (VIP backends follow it).
+      if (isHealthEvent(e)) local.forget(e.id);
+      refreshCatalog();
+    } })] : []),
     // The catalog: operator labels, this host's endpoints (filled before start() resolves), the cluster's.
     operatorLabels, local,
     ...(cluster ? [cluster] : []),
-    // After the catalog's sources: it serves the catalog as they filled it.
+    // After the catalog's sources: they serve the catalog as they filled it; VIPs before DNS.
+    ...(vip ? [vip] : []),
     ...(dns ? [dns] : []),
-    ...(dns && config.dns && config.httpListen ? [httpApiService({ listen: config.httpListen, dns, dnsConfig: config.dns, catalog, log: log.child({ component: 'http' }) })] : []),
+    ...((dns || vip) && config.httpListen ? [httpApiService({
+      listen: config.httpListen, catalog, log: log.child({ component: 'http' }),
+      ...(dns && config.dns ? { dns: { service: dns, config: config.dns } } : {}), ...(vip ? { vips: vip.vips } : {}),
+    })] : []),
   ];
   const running = await startServices(services, log.child({ component: 'services' }));
   log.info('vxnetd listening', {
@@ -175,7 +193,7 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
   });
   let stopping: Promise<void> | undefined;
   return {
-    driver, overlay, catalog, dns,
+    driver, overlay, catalog, dns, vips: vip?.vips,
     stop: () => (stopping ??= running.stop().then(() => log.info('vxnetd stopped'))),
   };
 }

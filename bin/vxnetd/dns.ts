@@ -17,6 +17,7 @@ import type { Logger } from '../../lib/log';
 import type { Service } from '../../lib/service';
 import type { EndpointCatalog } from '../../catalog/catalog';
 import { ZoneFeed } from '../../dns/feed';
+import { type NamedVip, VipZoneFeed } from '../../dns/vip-feed';
 import { Forwarder, hostUpstreams } from '../../dns/forwarder';
 import { allowSources, createHandler } from '../../dns/handler';
 import { DnsServer } from '../../dns/server';
@@ -35,6 +36,8 @@ export interface DnsServiceOptions {
   /** Puts the listen addresses on config.link (bin/vxnetd/dns-link.ts); called only when config.link is set. */
   readonly ensureLink?: (name: string, addresses: readonly Ip[]) => Promise<void>;
   readonly log: Logger;
+  /** The named VIPs (vip/service.ts), served as NAME.l4lb.DOMAIN; their changes follow. */
+  readonly vips?: { vips(): readonly NamedVip[]; subscribe(listener: (vips: readonly NamedVip[]) => void): () => void };
   /** How often the allow-list is recomputed; default 5000 ms. */
   readonly refreshMs?: number;
   /** Default /etc/resolv.conf. */
@@ -66,6 +69,8 @@ export function dnsService(o: DnsServiceOptions): DnsService {
   let allowed: readonly Cidr[] = config.allow;
   let allow = allowSources(allowed);
   const feed = new ZoneFeed(zone, (id, name, err) => log.warn('endpoint name not served in DNS', { endpoint: id, name, error: err.message }));
+  const vipFeed = new VipZoneFeed(zone, (name, err) => log.warn('VIP name not served in DNS', { vip: name, error: err.message }));
+  let unfollowVips: (() => void) | undefined;
   let forwarder: Forwarder | undefined;
   let server: DnsServer | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -99,6 +104,10 @@ export function dnsService(o: DnsServiceOptions): DnsService {
       if (config.link !== undefined) await o.ensureLink?.(config.link, config.listen.map((l) => l.ip));
       await refreshAllowList();
       const endpoints = feed.follow(o.catalog);
+      if (o.vips) {
+        vipFeed.replace(o.vips.vips());
+        unfollowVips = o.vips.subscribe((vips) => vipFeed.replace(vips));
+      }
       const upstreams = config.upstreams ?? hostUpstreams(config.listen, o.resolvConf);
       forwarder = new Forwarder({ upstreams, log });
       const handler = createHandler({ zone, forwarder, allow: (ip) => allow(ip), log });
@@ -115,19 +124,21 @@ export function dnsService(o: DnsServiceOptions): DnsService {
         await server.stop();
         await forwarder.stop();
         feed.stop();
+        unfollowVips?.();
         throw err;
       }
       timer = setInterval(() => void refreshAllowList(), o.refreshMs ?? 5000);
       timer.unref();
       log.info('dns serving', {
         domain: config.domain, listen: server.addresses().map(formatHostPort), upstreams: upstreams.map(formatHostPort),
-        allow: ['loopback', ...allowed.map(formatCidr)], endpoints, ttl: config.ttl, link: config.link ?? null, state: stateFile,
+        allow: ['loopback', ...allowed.map(formatCidr)], endpoints, vips: vipFeed.names().length, ttl: config.ttl, link: config.link ?? null, state: stateFile,
       });
     },
     async stop() {
       if (timer) clearInterval(timer);
       timer = undefined;
       feed.stop();
+      unfollowVips?.();
       // First: a runtime must not be told of servers that are going away.
       removeDnsState(stateFile);
       await server?.stop();

@@ -18,6 +18,10 @@ import { VERSION } from '../../lib/version';
 import { DEFAULT_LOCAL_DIR } from '../../overlay/local';
 import { type OverlayNetwork, parseOverlayNetwork } from '../../overlay/plan';
 import { DEFAULT_BLOCK_GRACE_SECONDS } from '../../overlay/records';
+import { DEFAULT_VIP_RANGE, DEFAULT_VIP_RANGE6, parseVipRange } from '../../vip/address';
+
+/** The nftables table of the VIPs (datapath/vip-table.ts's default). */
+export const DEFAULT_VIP_TABLE = 'vxnet-vip';
 
 export const DEFAULT_SOCKET = '/run/docker/plugins/vxnet.sock';
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
@@ -117,9 +121,22 @@ Options:
                             written at start, removed at stop; the CNI plugin's result carries
                             its nameservers and search list when the network config has no "dns".
   --no-dns                  Do not serve DNS.
-  --http-listen ADDR:PORT   vxnetd's HTTP API: Mesos-DNS's /v1/... routes and /v1/endpoints (what
-                            \`vxnetctl dns ls\` reads). Default 127.0.0.1:8123 (Mesos-DNS's port);
-                            "" for none. Served only with DNS.
+  --vip-range CIDR          Where named VIPs (label VIP_<n>=/NAME:PORT) get their IPv4 address
+                            (default ${DEFAULT_VIP_RANGE}, RFC 2544's block: not routed on the
+                            internet, rarely a site's own space). The address is derived from
+                            the name, the same on every host; collisions are settled by the first
+                            claim (in etcd with --store, else in memory). Use the same range on
+                            every host. Label VIP_<n>=IP:PORT (or [IPV6]:PORT) takes IP as it is.
+  --vip-range6 CIDR         The same for IPv6 (default ${DEFAULT_VIP_RANGE6}, a ULA /64); "" for
+                            none (named VIPs are then IPv4 only).
+  --vip-table NAME          The nftables table (family inet) holding the VIPs (default ${DEFAULT_VIP_TABLE}).
+                            Left in the kernel when vxnetd stops: connections keep being balanced.
+  --vip-link NAME           The link the VIP ranges are routed to, so this host's own processes
+                            reach VIPs (default: --dns-link's, ${DEFAULT_DNS_LINK}; created when missing).
+  --no-vip                  Do not serve VIPs (labels VIP_<n> are then ignored).
+  --http-listen ADDR:PORT   vxnetd's HTTP API: Mesos-DNS's /v1/... routes, /v1/endpoints (what
+                            \`vxnetctl dns ls\` reads) and /v1/vips (\`vxnetctl vip ls\`). Default
+                            127.0.0.1:8123 (Mesos-DNS's port); "" for none. Served with DNS or VIPs.
   --log-level LEVEL         debug, info, warn or error (default info, or $VXNET_LOG_LEVEL). Logs are
                             JSON lines on stderr; debug logs every call and reply.
   -h, --help                Show this help.
@@ -172,8 +189,10 @@ export interface VxnetdConfig {
   readonly overlay: OverlayFlags | undefined;
   /** Undefined: --no-dns. */
   readonly dns: DnsFlags | undefined;
-  /** vxnetd's HTTP API (with DNS): undefined for none. */
+  /** vxnetd's HTTP API (with DNS or VIPs): undefined for none. */
   readonly httpListen: HostPort | undefined;
+  /** Undefined: --no-vip. */
+  readonly vip: VipFlags | undefined;
   readonly logLevel: Level;
 }
 
@@ -189,6 +208,16 @@ export interface DnsFlags {
   /** Sources answered besides loopback, the host's addresses and vxnet's networks. */
   readonly allow: readonly Cidr[];
   readonly stateFile: string;
+}
+
+/** vxnetd's VIP service settings (bin/vxnetd/vip.ts). */
+export interface VipFlags {
+  readonly range: Cidr;
+  /** Undefined: --vip-range6 "" (named VIPs IPv4 only). */
+  readonly range6: Cidr | undefined;
+  readonly table: string;
+  /** The link the ranges are routed to. */
+  readonly link: string;
 }
 
 /** What the command line asks for. */
@@ -207,6 +236,7 @@ const OPTIONS = {
   'dns-domain': { type: 'string' }, 'dns-listen': { type: 'string', multiple: true }, 'dns-link': { type: 'string' },
   'dns-upstream': { type: 'string', multiple: true }, 'dns-ttl': { type: 'string' }, 'dns-allow': { type: 'string', multiple: true },
   'dns-state': { type: 'string' }, 'no-dns': { type: 'boolean' }, 'http-listen': { type: 'string' },
+  'vip-range': { type: 'string' }, 'vip-range6': { type: 'string' }, 'vip-table': { type: 'string' }, 'vip-link': { type: 'string' }, 'no-vip': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
 } as const;
 
@@ -265,6 +295,7 @@ export function parseVxnetdArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
       overlay: parseOverlayFlags(v, env),
       dns: parseDnsFlags(v),
       httpListen: parseHttpListen(v['http-listen']),
+      vip: parseVipFlags(v),
       logLevel: level,
     },
   };
@@ -278,6 +309,35 @@ function parseHttpListen(text: string | undefined): HostPort | undefined {
   const hp = parseHostPort(t, 0);
   if (!hp || hp.port === 0 && !/:0$/.test(t)) throw new UsageError(`--http-listen ${JSON.stringify(t)}: expected ADDRESS:PORT (or "" for none)`);
   return hp;
+}
+
+/** nftables table names: what nft accepts unquoted. */
+const NFT_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+
+function parseVipFlags(v: Values): VipFlags | undefined {
+  const names = ['vip-range', 'vip-range6', 'vip-table', 'vip-link'] as const;
+  if (v['no-vip']) {
+    const given = names.find((k) => v[k] !== undefined);
+    if (given) throw new UsageError(`--${given} and --no-vip exclude each other`);
+    return undefined;
+  }
+  const range = (flag: string, text: string, family: 4 | 6): Cidr => {
+    try {
+      return parseVipRange(text, family, flag);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  };
+  const table = v['vip-table'] ?? DEFAULT_VIP_TABLE;
+  if (!NFT_NAME.test(table)) throw new UsageError(`--vip-table ${JSON.stringify(table)}: not an nftables table name (a letter, then letters, digits, "_", "-")`);
+  const link = v['vip-link'] ?? v['dns-link'] ?? DEFAULT_DNS_LINK;
+  if (!IFNAME.test(link)) throw new UsageError(`--vip-link ${JSON.stringify(link)}: not a link name (1-15 of letters, digits, "_", ".", "-")`);
+  const text6 = v['vip-range6'] ?? DEFAULT_VIP_RANGE6;
+  return {
+    range: range('--vip-range', v['vip-range'] ?? DEFAULT_VIP_RANGE, 4),
+    range6: text6 === '' ? undefined : range('--vip-range6', text6, 6),
+    table, link,
+  };
 }
 
 /** Linux's IFNAMSIZ minus the terminating NUL. */

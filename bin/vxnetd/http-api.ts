@@ -1,6 +1,7 @@
 // vxnetd's HTTP API (--http-listen, default 127.0.0.1:8123): Mesos-DNS's /v1/... routes and
-// /v1/endpoints from dns/mesos-api.ts, over the live zone and the endpoint catalog. Started
-// after the DNS service, whose zone and listen addresses it shows.
+// /v1/endpoints from dns/mesos-api.ts, over the live zone and the endpoint catalog (with DNS),
+// and /v1/vips from vip/api.ts (with VIPs). Started after the DNS and VIP services, whose
+// zone, listen addresses and VIPs it shows.
 import * as http from 'node:http';
 import type { EndpointCatalog } from '../../catalog/catalog';
 import { hostUpstreams } from '../../dns/forwarder';
@@ -11,6 +12,7 @@ import { IoFailure } from '../../lib/errors';
 import type { Logger } from '../../lib/log';
 import type { Service } from '../../lib/service';
 import { VERSION } from '../../lib/version';
+import { type VipSource, vipApi } from '../../vip/api';
 import type { DnsService } from './dns';
 import type { DnsFlags } from './flags';
 
@@ -19,7 +21,7 @@ export interface HttpApiService extends Service {
   address(): HostPort | undefined;
 }
 
-export function httpApiService(o: { listen: HostPort; dns: DnsService; dnsConfig: DnsFlags; catalog: EndpointCatalog; log: Logger }): HttpApiService {
+export function httpApiService(o: { listen: HostPort; dns?: { service: DnsService; config: DnsFlags }; vips?: VipSource; catalog: EndpointCatalog; log: Logger }): HttpApiService {
   let server: http.Server | undefined;
   let bound: HostPort | undefined;
   return {
@@ -29,12 +31,16 @@ export function httpApiService(o: { listen: HostPort; dns: DnsService; dnsConfig
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const express = require('express') as typeof import('express');
       const app = express();
-      const upstreams = o.dnsConfig.upstreams ?? hostUpstreams(o.dnsConfig.listen);
-      app.use(mesosDnsApi({
-        catalog: o.catalog, zone: o.dns.zone, version: VERSION,
-        config: { domain: o.dnsConfig.domain, ttl: o.dnsConfig.ttl, listen: o.dns.addresses().map(formatHostPort),
-          upstreams: upstreams.map(formatHostPort), httpListen: formatHostPort(o.listen) },
-      }));
+      if (o.dns) {
+        const { service, config } = o.dns;
+        const upstreams = config.upstreams ?? hostUpstreams(config.listen);
+        app.use(mesosDnsApi({
+          catalog: o.catalog, zone: service.zone, version: VERSION,
+          config: { domain: config.domain, ttl: config.ttl, listen: service.addresses().map(formatHostPort),
+            upstreams: upstreams.map(formatHostPort), httpListen: formatHostPort(o.listen) },
+        }));
+      }
+      if (o.vips) app.use(vipApi(o.vips));
       app.use(...apiFallback());
       const s = http.createServer(app);
       await new Promise<void>((resolve, reject) => {

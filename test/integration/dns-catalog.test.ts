@@ -29,7 +29,7 @@ interface Daemon { stop(): Promise<void> }
 
 /** The built vxnetd (the plugin hands off only to a vxnetd of its own build), answering once its HTTP API does. */
 async function vxnetd(t: Test, dir: string, net: TestNet): Promise<Daemon> {
-  const child = spawn(join(DIST_BIN, 'vxnetd'), ['--no-docker', '--socket', join(dir, 'vxt.sock'), '--cni-socket', join(dir, 'cni.sock'),
+  const child = spawn(join(DIST_BIN, 'vxnetd'), ['--no-docker', '--no-vip', '--socket', join(dir, 'vxt.sock'), '--cni-socket', join(dir, 'cni.sock'),
     '--data-dir', net.dataDir, '--overlay-dir', join(dir, 'ov'), '--dns-state', join(dir, 'dns.json'), '--dns-listen', `127.0.0.1:${DNS_PORT}`,
     '--dns-upstream', '127.0.0.1:9', '--http-listen', `127.0.0.1:${HTTP_PORT}`, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';

@@ -44,7 +44,7 @@ async function withVxnetd(t: Test, args: (dir: string) => readonly string[] = ()
   const stateFile = join(dir, 'dns.json');
   const net = await newNet(t, { extra: { dnsState: stateFile } });
   const cniSocket = join(dir, 'cni.sock');
-  const vxnetd = spawn(join(DIST_BIN, 'vxnetd'), ['--no-docker', '--socket', join(dir, 'vxt.sock'), '--cni-socket', cniSocket,
+  const vxnetd = spawn(join(DIST_BIN, 'vxnetd'), ['--no-docker', '--no-vip', '--socket', join(dir, 'vxt.sock'), '--cni-socket', cniSocket,
     '--data-dir', net.dataDir, '--overlay-dir', join(dir, 'ov'), '--dns-state', stateFile, '--dns-listen', `${server}:53`,
     '--dns-upstream', '127.0.0.1:9', '--http-listen', '', '--log-level', 'warn', ...args(dir)], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';

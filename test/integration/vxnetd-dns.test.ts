@@ -53,7 +53,7 @@ async function vxnetd(t: Test, args: string[]): Promise<{ vx: Vxnetd; dir: strin
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const lines: Array<Record<string, unknown>> = [];
   const log = createLogger('vxnetd', 'info', (l) => { lines.push(JSON.parse(l) as Record<string, unknown>); });
-  const inv = parseVxnetdArgs(['--no-docker', '--socket', join(dir, 'vxt.sock'), '--cni-socket', '', '--data-dir', join(dir, 'data'),
+  const inv = parseVxnetdArgs(['--no-docker', '--no-vip', '--socket', join(dir, 'vxt.sock'), '--cni-socket', '', '--data-dir', join(dir, 'data'),
     '--overlay-dir', join(dir, 'ov'), '--dns-state', join(dir, 'dns.json'), ...args], {});
   if (inv.action !== 'run') throw new Error(inv.action);
   const vx = await startVxnetd(inv.config, { log });

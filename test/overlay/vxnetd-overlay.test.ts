@@ -54,7 +54,7 @@ async function main(t: Test): Promise<void> {
 
   // etcd down when vxnetd starts.
   await etcd.kill(0);
-  const child = spawn('ip', ['netns', 'exec', host.ns.name, VXNETD, '--no-docker', '--no-dns', '--socket', socket, '--cni-socket', '', '--data-dir', path.join(dir, 'data'),
+  const child = spawn('ip', ['netns', 'exec', host.ns.name, VXNETD, '--no-docker', '--no-dns', '--no-vip', '--socket', socket, '--cni-socket', '', '--data-dir', path.join(dir, 'data'),
     '--store', etcd.storeUrl, '--overlay-network', `vxt-ovd,vni=${VNI},subnet=10.232.0.0/16,block=24`, '--host-id', 'vxt-d1',
     '--lease-ttl', '5', '--overlay-dir', overlayDir, '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'pipe'] });
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });

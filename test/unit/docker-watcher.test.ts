@@ -110,7 +110,7 @@ t.test('stop() waits for a reconcile in progress (the store closes after it)', a
   t.ok(s.streams[0].closed, 'the event stream closed');
 });
 
-t.test('onContainerEvent: called at once for start, die, destroy, rename, connect and disconnect of any driver, before the reconcile', async (t) => {
+t.test('onContainerEvent: called at once for start, die, destroy, rename, connect, disconnect and health changes of any driver, before the reconcile', async (t) => {
   const s = script();
   const seen: string[] = [];
   const w = new DockerWatcher({
@@ -127,11 +127,13 @@ t.test('onContainerEvent: called at once for start, die, destroy, rename, connec
   s.emit(event('network', 'connect', 'n1', { type: 'bridge', container: 'c1' }));
   s.emit(event('network', 'create', 'n2', { type: 'vxt1', name: 'blue' }));
   s.emit(event('container', 'rename', 'c1', { oldName: '/web', name: 'web2' }));
+  s.emit(event('container', 'health_status: unhealthy', 'c1'));
+  s.emit(event('container', 'exec_die', 'c1'));
   s.emit(event('container', 'die', 'c1'));
   s.emit(event('network', 'disconnect', 'n1', { type: 'vxt1', container: 'c1' }));
   s.emit(event('container', 'destroy', 'c1'));
-  t.same(seen, ['container start c1', 'network connect n1', 'container rename c1', 'container die c1', 'network disconnect n1', 'container destroy c1'],
-    'synchronously, in order, only the six that change attachments or names');
+  t.same(seen, ['container start c1', 'network connect n1', 'container rename c1', 'container health_status: unhealthy c1', 'container die c1', 'network disconnect n1', 'container destroy c1'],
+    'synchronously, in order, only those that change attachments, names or health');
   await pollUntil(() => s.calls.includes('reconcile'), { timeoutMs: 2000, what: 'the coalesced reconcile' });
   const first = s.calls.indexOf('reconcile');
   t.ok(s.calls.slice(first).every((c) => !c.startsWith('event ')), 'every callback came before the reconcile');

@@ -7,7 +7,7 @@ import { ipamAdd, ipamCheck } from '../../ipam/core';
 import { openStore } from '../../ipam/store';
 import {
   AddressUnavailable, AttachmentDrifted, DatapathFailure, DecodingFailure, DelegateFailed, IncompatibleVersion, InvalidEnvironment,
-  InvalidName, InvalidNetns, InvalidNetworkConfig, IoFailure, NetworkConflict, NotFound, PluginNotAvailable, PoolExhausted, TryAgainLater,
+  InvalidName, InvalidNetns, InvalidVip, InvalidNetworkConfig, IoFailure, NetworkConflict, NotFound, PluginNotAvailable, PoolExhausted, TryAgainLater,
   UnsupportedField, VxnetError, asVxnetError,
 } from '../../lib/errors';
 import { ip, owner, tmpDir, tmpStore } from '../ipam/helpers/embedded';
@@ -34,6 +34,7 @@ t.test('each error class has its code and its own name', async (t) => {
     [NetworkConflict, 'NetworkConflict', 105],
     [NotFound, 'NotFound', 106],
     [InvalidName, 'InvalidName', 108],
+    [InvalidVip, 'InvalidVip', 109],
   ];
   const codes = new Set<number>();
   for (const [Cls, name, code] of table) {

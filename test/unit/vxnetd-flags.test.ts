@@ -1,7 +1,7 @@
 // bin/vxnetd/flags.ts: vxnetd's command line and environment, parsed once into typed values (the
 // services take them as they are), every mistake a UsageError naming the flag.
 import t from 'tap';
-import { formatCidr, formatIp, parseIp } from '../../ipam/addr';
+import { formatCidr, formatIp, parseCidr, parseIp } from '../../ipam/addr';
 import { HELP, type VxnetdConfig, parseOverlayNetworkFlag, parseVxnetdArgs } from '../../bin/vxnetd/flags';
 
 /** The config the arguments give; fails the test when they ask for help or the version. */
@@ -20,6 +20,7 @@ t.test('vxnetd command line', async (t) => {
       upstreams: undefined, ttl: 5, allow: [], stateFile: '/run/vxnet/dns.json',
     },
     httpListen: { ip: parseIp('127.0.0.1'), port: 8123 },
+    vip: { range: parseCidr('198.18.0.0/15'), range6: parseCidr('fd76:786e:6574::/64'), table: 'vxnet-vip', link: 'vxnet-dns' },
   }, 'the defaults');
   t.equal(run(['--http-listen', '']).httpListen, undefined, '--http-listen "" serves no HTTP API');
   t.same(run(['--http-listen', '127.0.0.1:0']).httpListen, { ip: parseIp('127.0.0.1'), port: 0 }, 'port 0: the kernel chooses');
@@ -143,6 +144,29 @@ t.test('vxnetd command line: the DNS flags, typed', async (t) => {
   ];
   for (const [argv, message] of bad) t.throws(() => parseVxnetdArgs(argv, {}), { name: 'UsageError', message }, argv.join(' '));
   for (const flag of ['--dns-domain', '--dns-listen', '--dns-link', '--dns-upstream', '--dns-ttl', '--dns-allow', '--dns-state', '--no-dns', '198.51.100.1']) {
+    t.match(HELP, flag, `--help documents ${flag}`);
+  }
+});
+
+t.test('VIP flags', async (t) => {
+  const v = run(['--vip-range', '10.250.7.1/24', '--vip-range6', 'fd00:1::/64', '--vip-table', 'vxt-vip1', '--vip-link', 'vxt-l1']).vip;
+  t.equal(v && formatCidr(v.range), '10.250.7.0/24', 'host bits dropped');
+  t.equal(v?.range6 && formatCidr(v.range6), 'fd00:1::/64');
+  t.match(v, { table: 'vxt-vip1', link: 'vxt-l1' });
+  t.equal(run(['--vip-range6', '']).vip?.range6, undefined, '--vip-range6 "": IPv4 only');
+  t.equal(run(['--dns-link', 'vxt-d']).vip?.link, 'vxt-d', 'the VIP link defaults to the DNS link');
+  t.equal(run(['--no-vip']).vip, undefined, '--no-vip: no VIP service');
+  const bad: Array<[string[], RegExp]> = [
+    [['--vip-range', '198.18.0.0'], /^--vip-range "198.18.0.0": not a CIDR/],
+    [['--vip-range', 'fd00::/64'], /^--vip-range "fd00::\/64": expected an IPv4 range$/],
+    [['--vip-range6', '10.0.0.0/8'], /^--vip-range6 "10.0.0.0\/8": expected an IPv6 range$/],
+    [['--vip-range', '10.0.0.0/31'], /too small/],
+    [['--vip-table', 'a b'], /^--vip-table "a b": not an nftables table name/],
+    [['--vip-link', 'much-too-long-link-name'], /^--vip-link "much-too-long-link-name": not a link name/],
+    [['--no-vip', '--vip-range', '10.0.0.0/24'], /^--vip-range and --no-vip exclude each other$/],
+  ];
+  for (const [argv, message] of bad) t.throws(() => parseVxnetdArgs(argv, {}), { name: 'UsageError', message }, argv.join(' '));
+  for (const flag of ['--vip-range', '--vip-range6', '--vip-table', '--vip-link', '--no-vip', '198.18.0.0/15', 'fd76:786e:6574::/64', '/v1/vips']) {
     t.match(HELP, flag, `--help documents ${flag}`);
   }
 });

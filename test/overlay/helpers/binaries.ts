@@ -68,7 +68,7 @@ export async function binaryCluster(t: Test, network: string, defineArgs: string
     // No DNS unless asked for (dns.json's default path is host-global).
     const dns = flags.some((f) => f.startsWith('--dns'));
     // `ip netns exec` execs vxnetd in place: the pid held is vxnetd's.
-    const vxnetd = spawn('ip', ['netns', 'exec', host.ns.name, BIN('vxnetd'), '--no-docker', ...(dns ? [] : ['--no-dns']), '--socket', socket, '--data-dir', path.join(dir, 'data'),
+    const vxnetd = spawn('ip', ['netns', 'exec', host.ns.name, BIN('vxnetd'), '--no-docker', '--no-vip', ...(dns ? [] : ['--no-dns']), '--socket', socket, '--data-dir', path.join(dir, 'data'),
       '--store', etcd.storeUrl, '--host-id', id, '--overlay-dir', path.join(dir, 'overlay'), '--cni-socket', path.join(dir, 'cni.sock'), ...flags],
     { stdio: ['ignore', 'ignore', 'pipe'], env: ENV });
     t.teardown(() => { if (vxnetd.exitCode === null && vxnetd.signalCode === null) vxnetd.kill('SIGKILL'); });
