@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import { DatapathFailure } from '../lib/errors';
 import { Cidr, formatCidr } from '../ipam/addr';
-import { ensureForwardAccept, ensureMasquerade } from '../net/nat';
+import { enableBridgeNetfilter, ensureForwardAccept, ensureMasquerade } from '../net/nat';
 import { enableForwarding } from '../net/sysctl';
 import { LinkInfo, Rtnl } from '../net/rtnl';
 import { bridgeMac, setupAlias } from './names';
@@ -32,6 +32,9 @@ export function applyHostSetup(spec: BridgeSpec): void {
   if (spec.gateways.length > 0) enableForwarding(families);
   if (spec.ipMasq) ensureMasquerade(spec.natTable, spec.network, spec.subnets);
   ensureForwardAccept(spec.name, families);
+  // VIP clients and backends on this one bridge: replies bridged between them must meet
+  // conntrack to be un-DNATed, whatever the global bridge-nf-call-* sysctls say.
+  enableBridgeNetfilter(spec.name);
 }
 
 /**

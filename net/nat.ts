@@ -158,3 +158,17 @@ export function forwardRulesPresent(family: 4 | 6, rules: readonly string[][]): 
 export function forwardAcceptPresent(bridge: string, family: 4 | 6): boolean {
   return forwardRulesPresent(family, forwardRules(bridge));
 }
+
+/**
+ * Sends a bridge's own bridged IPv4/IPv6 traffic through netfilter (the bridge's
+ * nf_call_iptables / nf_call_ip6tables; br_netfilter ORs them with the global
+ * net.bridge.bridge-nf-call-* sysctls). A VIP client and its chosen backend on one bridge need
+ * it: the backend answers straight over the bridge, and only conntrack there turns the source
+ * back into the VIP. `netns`: a namespace name under /run/netns (tests).
+ */
+export function enableBridgeNetfilter(bridge: string, netns?: string): void {
+  const ip = findTool('ip');
+  if (!ip) throw new DatapathFailure(`cannot enable netfilter on bridge ${bridge}: the ip command is not installed (apt-get install iproute2)`);
+  const r = spawnSync(ip, [...(netns ? ['-n', netns] : []), 'link', 'set', 'dev', bridge, 'type', 'bridge', 'nf_call_iptables', '1', 'nf_call_ip6tables', '1'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new DatapathFailure(`cannot enable netfilter on bridge ${bridge}: ${(r.stderr || r.error?.message || '').trim()}`);
+}
