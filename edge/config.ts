@@ -27,10 +27,11 @@ export interface ConfigOptions {
   readonly statsListen?: string;
   /** How long an old worker may finish its requests after a reload (hard-stop-after), seconds. */
   readonly hardStopAfterS: number;
-  readonly maxconn: number;
+  /** global maxconn; HAProxy derives it from the file limit when absent (systemd's LimitNOFILE). */
+  readonly maxconn?: number;
 }
 
-export const DEFAULT_CONFIG: Omit<ConfigOptions, 'statsSocket'> = { httpPort: 80, httpBind: '*', hardStopAfterS: 30, maxconn: 20000 };
+export const DEFAULT_CONFIG: Omit<ConfigOptions, 'statsSocket'> = { httpPort: 80, httpBind: '*', hardStopAfterS: 30 };
 
 const bindOf = (addr: string, port: number): string => (addr === '*' ? `*:${port}` : addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
 export const serverAddr = (s: Pick<Server, 'address' | 'port'>): string => (s.address.includes(':') ? `[${s.address}]:${s.port}` : `${s.address}:${s.port}`);
@@ -95,7 +96,7 @@ export function renderConfig(model: PlacedModel, o: ConfigOptions): string {
     'global',
     `  stats socket ${o.statsSocket} mode 600 level admin expose-fd listeners`,
     '  stats timeout 2m',
-    `  maxconn ${o.maxconn}`,
+    ...(o.maxconn ? [`  maxconn ${o.maxconn}`] : []),
     `  hard-stop-after ${o.hardStopAfterS}s`,
     '',
     'defaults',
@@ -121,3 +122,29 @@ export function renderConfig(model: PlacedModel, o: ConfigOptions): string {
   for (const b of model.backends) lines.push(...backendLines(b), '');
   return lines.join('\n');
 }
+
+/**
+ * The backends a refusal of `text` points at: HAProxy names `[FILE:LINE]`; the line's section
+ * (a backend, its `NAME_port` frontend, or its rules on http_in) gives the backend. Pure.
+ */
+export function blame(text: string, haproxyOutput: string): string[] {
+  const lines = text.split('\n');
+  const out = new Set<string>();
+  for (const m of haproxyOutput.matchAll(/\[[^\]\n]*:(\d+)\]/g)) {
+    const n = Number(m[1]);
+    const line = lines[n - 1] ?? '';
+    let section = '';
+    for (let i = n - 1; i >= 0; i--) {
+      if (/^\S/.test(lines[i] ?? '')) { section = lines[i] as string; break; }
+    }
+    const backend = /^backend (\S+)/.exec(section)?.[1]
+      ?? /^frontend (\S+)_port$/.exec(section)?.[1]
+      ?? (section === 'frontend http_in' ? /(?:host|path)_(\S+)|use_backend (\S+)/.exec(line)?.slice(1).find(Boolean) : undefined);
+    if (backend) out.add(backend);
+  }
+  return [...out].sort();
+}
+
+/** HAProxy's ALERT and WARNING lines, without its NOTICE chatter. */
+export const haproxyWords = (output: string): string =>
+  output.split('\n').filter((l) => /\[(ALERT|WARNING)\]/.test(l)).map((l) => l.replace(/^\[(ALERT|WARNING)\]\s+\(\d+\) : /, '$1: ')).join('\n') || output.trim();

@@ -1,8 +1,9 @@
 // vxnetd's HTTP API (--http-listen, default 127.0.0.1:8123): Mesos-DNS's /v1/... routes and
-// /v1/endpoints from dns/mesos-api.ts, over the live zone and the endpoint catalog. Started
+// /v1/endpoints from dns/mesos-api.ts (and its change stream, ?watch=1, catalog/stream.ts), over the live zone and the endpoint catalog. Started
 // after the DNS service, whose zone and listen addresses it shows.
 import * as http from 'node:http';
 import type { EndpointCatalog } from '../../catalog/catalog';
+import { watchHandler } from '../../catalog/stream';
 import { hostUpstreams } from '../../dns/forwarder';
 import { apiFallback, mesosDnsApi } from '../../dns/mesos-api';
 import { type HostPort, formatHostPort } from '../../dns/upstreams';
@@ -29,6 +30,8 @@ export function httpApiService(o: { listen: HostPort; dns: DnsService; dnsConfig
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const express = require('express') as typeof import('express');
       const app = express();
+      // GET /v1/endpoints?watch=1: the catalog's changes as server-sent events (vxnet-lb follows them).
+      app.get('/v1/endpoints', watchHandler(o.catalog));
       const upstreams = o.dnsConfig.upstreams ?? hostUpstreams(o.dnsConfig.listen);
       app.use(mesosDnsApi({
         catalog: o.catalog, zone: o.dns.zone, version: VERSION,
