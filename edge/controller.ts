@@ -81,7 +81,8 @@ export class EdgeController {
     let placed = this.desired(undefined);
     const adopted = await this.o.haproxy.findRunning();
     const saved = adopted ? this.loadState() : undefined;
-    if (saved && existsSync(this.file) && readFileSync(this.file, 'utf8') === this.render(saved)) {
+    const trusted = saved !== undefined && existsSync(this.file) && readFileSync(this.file, 'utf8') === this.render(saved);
+    if (saved && trusted) {
       this.running = saved;
       this.o.log.info('took over the running HAProxy and its config', { pid: adopted });
     } else {
@@ -98,8 +99,9 @@ export class EdgeController {
       this.saveState();
     }
     await this.o.haproxy.start(() => { void this.restartHaproxy(); });
-    if (this.o.haproxy.adopted && !saved) {
-      // A live HAProxy without a state we trust: make it run the file just written.
+    if (this.o.haproxy.adopted && !trusted) {
+      // A live HAProxy without a state we trust (none, or vxnet-lb died between writing a
+      // config and recording it as running): make it run the file just written.
       await this.o.haproxy.reload();
       this.stats.reloads++;
     }
