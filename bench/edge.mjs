@@ -12,7 +12,7 @@
 //   4. requests/s through vxnet-lb's HAProxy vs the same HAProxy with a hand-written config
 //      for the same two backends (one wrk run each, same duration) -- target >= 0.95x.
 // Run by scripts/bench.sh (BENCH_ONLY=edge). Env: BENCH_EDGE_SECONDS=10 (the rps runs),
-// BENCH_EDGE_CYCLES=10. Creates only bn-named things: netns bned-*, bridge bned0, nft table bned.
+// BENCH_EDGE_CYCLES=10, BENCH_EDGE_DEBUG=1 (HAProxy's show stat around the requests/s runs). Creates only bn-named things: netns bned-*, bridge bned0, nft table bned.
 import { spawn } from 'node:child_process';
 import * as net from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
