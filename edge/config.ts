@@ -27,6 +27,8 @@ export interface ConfigOptions {
   readonly statsListen?: string;
   /** How long an old worker may finish its requests after a reload (hard-stop-after), seconds. */
   readonly hardStopAfterS: number;
+  /** `timeout connect`, default 1000 ms. */
+  readonly connectTimeoutMs?: number;
   /** global maxconn; HAProxy derives it from the file limit when absent (systemd's LimitNOFILE). */
   readonly maxconn?: number;
 }
@@ -76,7 +78,10 @@ function ruleOrder(a: PlacedBackend, b: PlacedBackend): number {
 
 function httpFrontend(model: PlacedModel, o: ConfigOptions): string[] {
   const vhosted = model.backends.filter((b) => b.vhosts.length).sort(ruleOrder);
-  const out = ['frontend http_in', `  bind ${bindOf(o.httpBind, o.httpPort)}`, '  mode http', '  option forwardfor',
+  // idle-close-on-response: after a reload the old worker closes a keep-alive connection only
+  // after answering its next request (Connection: close), not while a client sends on it
+  // (measured: ~2.6 read errors per reload under wrk without it). HTTP frontends only.
+  const out = ['frontend http_in', `  bind ${bindOf(o.httpBind, o.httpPort)}`, '  mode http', '  option forwardfor', '  option idle-close-on-response',
     // The Host header without its port, lowercase: what the vhost ACLs compare.
     '  http-request set-var(txn.vxlb_host) req.hdr(host),field(1,:),lower'];
   for (const b of vhosted) {
@@ -101,7 +106,11 @@ export function renderConfig(model: PlacedModel, o: ConfigOptions): string {
     '',
     'defaults',
     '  mode http',
-    '  timeout connect 5s',
+    // A container gone without a drain (killed, then its interface deleted) leaves connects to
+    // its address hanging (SYNs to a MAC that is gone) until the catalog takes it out; a short
+    // connect timeout sends those requests to another server (retry-on + redispatch) within a
+    // second. Backends are in the cluster: a connect takes microseconds to milliseconds.
+    `  timeout connect ${o.connectTimeoutMs ?? 1000}ms`,
     '  timeout client 60s',
     '  timeout server 60s',
     '  timeout http-keep-alive 10s',
@@ -116,7 +125,7 @@ export function renderConfig(model: PlacedModel, o: ConfigOptions): string {
   for (const b of model.backends) {
     if (b.servicePort === undefined) continue;
     lines.push(`frontend ${b.name}_port`, `  bind ${bindOf(b.bindAddr, b.servicePort)}`, `  mode ${b.mode}`);
-    if (b.mode === 'http') lines.push('  option forwardfor');
+    if (b.mode === 'http') lines.push('  option forwardfor', '  option idle-close-on-response');
     lines.push(`  default_backend ${b.name}`, '');
   }
   for (const b of model.backends) lines.push(...backendLines(b), '');
