@@ -325,13 +325,14 @@ to it, and links vxnetctl and vxnetd into the bin directory.
 Options:
   --prefix DIR        where vxnet lives (default ${DEFAULTS.prefix})
   --cni-bin-dir DIR   the runtimes' CNI plugin directory (default ${DEFAULTS.cniBinDir})
-  --bin-dir DIR       where vxnetctl and vxnetd are linked (default ${DEFAULTS.binDir})
+  --bin-dir DIR       where vxnetctl, vxnetd and vxnet-lb are linked (default ${DEFAULTS.binDir})
   --conflist          also write CONF_DIR/10-NAME.conflist, unless it exists
   --conf-dir DIR      the CNI config directory (default ${DEFAULTS.confDir})
   --network NAME      the network's name (default ${DEFAULTS.network})
   --subnet CIDR       its subnet (default ${DEFAULTS.subnet}); repeat for dual stack
-  --systemd           also write SYSTEMD_DIR/vxnetd.service (vxnetd from the bin directory);
-                      then: systemctl daemon-reload && systemctl enable --now vxnetd
+  --systemd           also write SYSTEMD_DIR/vxnetd.service and vxnet-lb.service (from the bin
+                      directory); then: systemctl daemon-reload && systemctl enable --now vxnetd
+                      (and on edge hosts vxnet-lb)
   --systemd-dir DIR   where the unit goes (default ${DEFAULTS.systemdDir})
   --docker-dns        also set "dns": [198.51.100.1, .2, .3] (vxnetd's DNS) in Docker's daemon.json,
                       keeping its other keys (a malformed file is an error, left as it is);

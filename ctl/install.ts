@@ -17,7 +17,7 @@ import { type Ctx, writeJson } from './context';
 
 /** What dist/bin must hold; each is linked from the CNI or the bin directory. */
 const CNI_PLUGINS = ['vxnet', 'vxnet-ipam'] as const;
-const COMMANDS = ['vxnetctl', 'vxnetd'] as const;
+const COMMANDS = ['vxnetctl', 'vxnetd', 'vxnet-lb'] as const;
 
 export interface ConflistRequest {
   readonly confDir: string;
@@ -258,6 +258,12 @@ export function installFiles(req: InstallRequest): InstallReport {
       fs.writeFileSync(file, unit, { mode: 0o644 });
     });
     systemdUnit = file;
+    // The edge balancer's unit beside it, not enabled: only edge hosts run vxnet-lb.
+    const lbFile = path.join(path.resolve(req.systemdDir), 'vxnet-lb.service');
+    io(`write ${lbFile}`, () => {
+      const unit = fs.readFileSync(path.join(prefix, 'deploy', 'vxnet-lb.service'), 'utf8').replace(/\/usr\/local\/bin\/vxnet-lb/g, path.join(path.resolve(req.binDir), 'vxnet-lb'));
+      fs.writeFileSync(lbFile, unit, { mode: 0o644 });
+    });
   }
   return { source, prefix, replaced, relocated, links, conflist: conflistReport, systemdUnit };
 }
@@ -337,6 +343,6 @@ export async function runInstall(values: Values, ctx: Ctx): Promise<void> {
       : `kept the existing ${c.path} (not overwritten; remove it to have install write a new one)`);
   }
   if (dockerConfig !== undefined) lines.push(`set "dns": [${DOCKER_DNS.join(', ')}] in ${dockerConfig} (restart dockerd for it to apply)`);
-  if (report.systemdUnit) lines.push(`wrote ${report.systemdUnit} (then: systemctl daemon-reload && systemctl enable --now vxnetd)`);
+  if (report.systemdUnit) lines.push(`wrote ${report.systemdUnit} (then: systemctl daemon-reload && systemctl enable --now vxnetd)`, `wrote ${path.join(path.dirname(report.systemdUnit), 'vxnet-lb.service')} (edge hosts: systemctl enable --now vxnet-lb)`);
   ctx.stdout(lines.join('\n') + '\n');
 }

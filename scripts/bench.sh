@@ -11,15 +11,16 @@
 #
 # Usage: bash scripts/bench.sh              # or: npm run bench
 #        bash scripts/bench.sh --cleanup    # remove leftovers of a killed run (bench names only)
-# Env:   BENCH_N=200 BENCH_ONLY=cni|ipam|docker|overlay|dns BENCH_DOCKER_N=20 BENCH_ROUNDS=2 BENCH_CONC=1,8 BENCH_NODE_N=N
+# Env:   BENCH_N=200 BENCH_ONLY=cni|ipam|docker|overlay|dns|edge BENCH_DOCKER_N=20 BENCH_ROUNDS=2 BENCH_CONC=1,8 BENCH_NODE_N=N
 #        BENCH_VERIFY_EVERY=1 BENCH_IPAM_SUBNET=10.125.0.0/16 BENCH_DIST=(build now)
 #        BENCH_OVERLAY_SECONDS=10 BENCH_OVERLAY_ROUNDS=6 BENCH_OVERLAY_PEERS=1000
 #        BENCH_DNS_SECONDS=10 BENCH_DNS_ROUNDS=2 BENCH_DNS_WORKERS=2 BENCH_DNS_NAMES=1000 BENCH_FRESH_N=100
-#        BENCH_FRESH_CLUSTER_N=30 BENCH_FRESH_DOCKER_N=30
+#        BENCH_FRESH_CLUSTER_N=30 BENCH_FRESH_DOCKER_N=30 BENCH_EDGE_SECONDS=10 BENCH_EDGE_CYCLES=10
 # Only names starting with "bn" are created: netns bnvx-*/bnvd-*/bnrf-*, bridges bnvx0/bn-cni0,
 # the vxnetd it starts for the hand-off (plugin socket /run/docker/plugins/bnvxd.sock),
 # netns bnov<pid>-* (overlay bench), netns bnfr-* / bridge bnfr0 / nft table bnfr (DNS freshness),
-# netns bnfx-* (DNS freshness across hosts), nft table bnvx (plus the veths the plugins name, the iptables rules they add for them).
+# netns bnfx-* (DNS freshness across hosts), netns bned-* / bridge bned0 / nft table bned (edge),
+# nft table bnvx (plus the veths the plugins name, the iptables rules they add for them).
 set -euo pipefail
 exec </dev/null
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -67,7 +68,7 @@ run_node() {
 
 rc=0
 only=${BENCH_ONLY:-all}
-if [ "$only" != docker ] && [ "$only" != overlay ] && [ "$only" != dns ]; then
+if [ "$only" != docker ] && [ "$only" != overlay ] && [ "$only" != dns ] && [ "$only" != edge ]; then
   run_node bench/bench.mjs || rc=$?
 fi
 # Docker: `docker run --rm` on a vxnet network against the built-in bridge (issue 3). It needs
@@ -115,6 +116,18 @@ if [ "$rc" -eq 0 ] && { [ "$only" = all ] || [ "$only" = dns ]; }; then
   else
     echo "# docker DNS freshness skipped: dockerd is not installed (apt-get install docker.io)"
   fi
+fi
+# Edge (issue 14): vxnet-lb + HAProxy in front of CNI containers, wrk at constant load while a
+# backend scales and while the config reloads; first request of a new container; requests/s vs
+# the same HAProxy with a hand-written config. Needs haproxy and wrk (installed here when missing).
+if [ "$rc" -eq 0 ] && { [ "$only" = all ] || [ "$only" = edge ]; }; then
+  if ! command -v haproxy >/dev/null || ! command -v wrk >/dev/null; then
+    echo "# installing haproxy wrk for the edge bench"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y haproxy wrk >/dev/null 9>&- || echo "# apt-get install haproxy wrk failed"
+  fi
+  [ -x dist/bin/vxnet-lb ] || npm run build 9>&-
+  echo "== edge: vxnet-lb + HAProxy under wrk: scaling, reloads, first request, requests/s vs a hand-written config =="
+  run_node bench/edge.mjs || rc=$?
 fi
 echo "# log: $LOG"
 exec >&- 2>&-

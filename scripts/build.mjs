@@ -6,7 +6,7 @@
 //
 // dist/bin/NAME is what runtimes exec:
 //   vxnet, vxnet-ipam  a /bin/sh launcher: exec node --snapshot-blob dist/snap/NAME.blob
-//   vxnetctl, vxnetd   the bundle itself, with a node shebang
+//   vxnetctl, vxnetd, vxnet-lb   the bundle itself, with a node shebang
 // Paths are absolute (runtimes exec plugins with a minimal PATH and cwd); `vxnetctl install`
 // rewrites the launchers for the directory it installs to.
 import { build } from 'esbuild';
@@ -23,7 +23,7 @@ const require = createRequire(join(root, 'package.json'));
 const dist = process.env.VXNET_BUILD_OUT || join(root, 'dist');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const snapshotted = new Set(process.env.VXNET_NO_SNAPSHOT ? [] : ['vxnet', 'vxnet-ipam']);
-const entries = ['vxnet', 'vxnet-ipam', 'vxnetctl', 'vxnetd'];
+const entries = ['vxnet', 'vxnet-ipam', 'vxnetctl', 'vxnetd', 'vxnet-lb'];
 
 rmSync(dist, { recursive: true, force: true });
 for (const d of ['bin', 'lib', 'native', 'snap', 'deploy']) mkdirSync(join(dist, d), { recursive: true });
@@ -116,5 +116,5 @@ const netlinkDir = dirname(require.resolve('netlink/package.json'));
 copyFileSync(join(netlinkDir, 'prebuilds', `linux-${process.arch}`, 'node.napi.node'), join(dist, 'native', 'netlink.node'));
 copyFileSync(join(dirname(require.resolve('better-sqlite3/package.json')), 'build', 'Release', 'better_sqlite3.node'), join(dist, 'native', 'better_sqlite3.node'));
 copyFileSync(join(root, 'build', 'Release', 'vxnet_netns.node'), join(dist, 'native', 'vxnet_netns.node'));
-copyFileSync(join(root, 'deploy', 'vxnetd.service'), join(dist, 'deploy', 'vxnetd.service'));
+for (const unit of ['vxnetd.service', 'vxnet-lb.service']) copyFileSync(join(root, 'deploy', unit), join(dist, 'deploy', unit));
 console.log(`built ${entries.map((e) => `dist/bin/${e}`).join(' ')}${snapshotted.size ? ` (snapshots: ${[...snapshotted].join(', ')})` : ''}`);

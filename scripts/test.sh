@@ -61,7 +61,9 @@ fi
 # docker.io: the Docker driver's end-to-end tests (test/helpers/docker.ts starts its own dockerd
 # when none runs, and stops it by pid afterwards).
 # bind9-dnsutils: dig, the real client the DNS server's tests ask (test/dns/server.test.ts).
-PKGS=(build-essential python3 iproute2 nftables iptables iputils-ping podman runc containernetworking-plugins busybox-static docker.io etcd-server bind9-dnsutils)
+# haproxy, wrk: the edge balancer's tests and bench (test/edge/, bench/edge.mjs; Debian's haproxy
+# service is left alone: the tests start their own HAProxy through vxnet-lb).
+PKGS=(build-essential python3 iproute2 nftables iptables iputils-ping podman runc containernetworking-plugins busybox-static docker.io etcd-server bind9-dnsutils haproxy wrk)
 mapfile -t missing < <(missing_debs "${PKGS[@]}")
 if [ "${#missing[@]}" -gt 0 ]; then
   [ "$is_root" -eq 1 ] || die "missing Debian packages (${missing[*]}); run as root or apt-get install them"

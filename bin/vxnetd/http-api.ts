@@ -1,9 +1,11 @@
 // vxnetd's HTTP API (--http-listen, default 127.0.0.1:8123): Mesos-DNS's /v1/... routes and
 // /v1/endpoints from dns/mesos-api.ts, over the live zone and the endpoint catalog (with DNS),
-// and /v1/vips from vip/api.ts (with VIPs). Started after the DNS and VIP services, whose
-// zone, listen addresses and VIPs it shows.
+// the catalog's change stream (GET /v1/endpoints?watch=1, catalog/stream.ts, which vxnet-lb
+// follows), and /v1/vips from vip/api.ts (with VIPs). Started after the DNS and VIP services,
+// whose zone, listen addresses and VIPs it shows.
 import * as http from 'node:http';
 import type { EndpointCatalog } from '../../catalog/catalog';
+import { watchHandler } from '../../catalog/stream';
 import { hostUpstreams } from '../../dns/forwarder';
 import { apiFallback, mesosDnsApi } from '../../dns/mesos-api';
 import { type HostPort, formatHostPort } from '../../dns/upstreams';
@@ -31,6 +33,8 @@ export function httpApiService(o: { listen: HostPort; dns?: { service: DnsServic
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const express = require('express') as typeof import('express');
       const app = express();
+      // GET /v1/endpoints?watch=1: the catalog's changes as server-sent events (vxnet-lb follows them).
+      app.get('/v1/endpoints', watchHandler(o.catalog));
       if (o.dns) {
         const { service, config } = o.dns;
         const upstreams = config.upstreams ?? hostUpstreams(config.listen);

@@ -81,12 +81,13 @@ t.test('install into temp directories', async (t) => {
     `linked ${cniBin}/vxnet-ipam -> ${prefix}/bin/vxnet-ipam`,
     `linked ${binDir}/vxnetctl -> ${prefix}/bin/vxnetctl`,
     `linked ${binDir}/vxnetd -> ${prefix}/bin/vxnetd`,
+    `linked ${binDir}/vxnet-lb -> ${prefix}/bin/vxnet-lb`,
     `wrote ${confDir}/10-testnet.conflist (network testnet, subnet 10.240.0.0/16, bridge vx-testnet)`,
     '',
   ].join('\n'));
   t.same(readdirSync(prefix).sort(), readdirSync(dist).sort(), 'the whole dist/ is copied');
   t.same(readdirSync(path.dirname(prefix)), ['vxnet'], 'no .new or .old left behind');
-  for (const [link, target] of [[`${cniBin}/vxnet`, 'vxnet'], [`${cniBin}/vxnet-ipam`, 'vxnet-ipam'], [`${binDir}/vxnetctl`, 'vxnetctl'], [`${binDir}/vxnetd`, 'vxnetd']]) {
+  for (const [link, target] of [[`${cniBin}/vxnet`, 'vxnet'], [`${cniBin}/vxnet-ipam`, 'vxnet-ipam'], [`${binDir}/vxnetctl`, 'vxnetctl'], [`${binDir}/vxnetd`, 'vxnetd'], [`${binDir}/vxnet-lb`, 'vxnet-lb']]) {
     t.ok(lstatSync(link).isSymbolicLink(), `${link} is a link`);
     t.equal(readlinkSync(link), `${prefix}/bin/${target}`);
   }
@@ -144,6 +145,7 @@ t.test('install into temp directories', async (t) => {
   const unit = readFileSync(path.join(systemdDir, 'vxnetd.service'), 'utf8');
   t.match(unit, new RegExp(`^ExecStart=${binDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/vxnetd `, 'm'), 'the unit starts the installed vxnetd');
   t.match(r.stdout, 'systemctl daemon-reload && systemctl enable --now vxnetd');
+  t.match(readFileSync(path.join(systemdDir, 'vxnet-lb.service'), 'utf8'), new RegExp(`^ExecStart=${binDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/vxnet-lb `, 'm'), 'and vxnet-lb.service the installed vxnet-lb');
   r = await run(installedCtl, ['install', ...dirs, '--systemd-dir', systemdDir]);
   t.equal(r.code, 2, '--systemd-dir without --systemd is a usage error');
 });

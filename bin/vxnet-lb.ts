@@ -1,0 +1,82 @@
+// vxnet-lb: the edge balancer (edge/README.md). Flags: edge/flags.ts and `vxnet-lb --help`.
+// Composition only: the catalog feed (vxnetd's stream), HAProxy, and the controller between.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { EndpointCatalog } from '../catalog/catalog';
+import { DEFAULT_CONFIG, renderConfig, type ConfigOptions } from '../edge/config';
+import { EdgeController } from '../edge/controller';
+import { CatalogFeed } from '../edge/feed';
+import { HELP, parseFlags, type LbFlags } from '../edge/flags';
+import { Haproxy } from '../edge/haproxy';
+import { edgeModel } from '../edge/labels';
+import { formatNote } from '../edge/model';
+import { place } from '../edge/slots';
+import { asVxnetError } from '../lib/errors';
+import { createLogger } from '../lib/log';
+import { UsageError } from '../lib/usage';
+
+async function printConfig(f: LbFlags, config: ConfigOptions): Promise<number> {
+  const catalog = new EndpointCatalog();
+  const feed = new CatalogFeed({ api: f.api, catalog, log: createLogger('vxnet-lb', 'error') });
+  let got = false;
+  const off = catalog.subscribe(() => { got = true; });
+  await feed.start(3000);
+  feed.stop();
+  off();
+  if (!got && catalog.size === 0) {
+    // An empty catalog and an unreachable vxnetd look alike from here; ask once more to tell.
+    const ok = await fetch(`${f.api}/v1/version`).then((r) => r.ok, () => false);
+    if (!ok) throw new UsageError(`cannot reach vxnetd's HTTP API at ${f.api} (--api)`);
+  }
+  const { model, notes } = edgeModel(catalog.list(), { group: f.group, strictMode: f.strictMode });
+  const placed = place(undefined, model, f.minSlots);
+  if (f.json) process.stdout.write(`${JSON.stringify({ backends: placed.backends, notes: notes.map((n) => ({ ...n, text: formatNote(n) })) }, null, 2)}\n`);
+  else {
+    for (const n of notes) process.stderr.write(`vxnet-lb: ${formatNote(n)}\n`);
+    process.stdout.write(renderConfig(placed, config));
+  }
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, process.env);
+  if (f.help) { process.stdout.write(HELP); return 0; }
+  const paths = {
+    binary: f.haproxy, config: join(f.dir, 'haproxy.cfg'), masterSocket: join(f.dir, 'master.sock'),
+    statsSocket: join(f.dir, 'admin.sock'), pidFile: join(f.dir, 'haproxy.pid'),
+  };
+  const config: ConfigOptions = {
+    ...DEFAULT_CONFIG, statsSocket: paths.statsSocket, httpPort: f.httpPort, httpBind: f.httpBind, hardStopAfterS: f.hardStopAfterS,
+    ...(f.statsListen ? { statsListen: f.statsListen } : {}),
+  };
+  if (f.printConfig) return printConfig(f, config);
+
+  const log = createLogger('vxnet-lb', f.logLevel);
+  mkdirSync(f.dir, { recursive: true, mode: 0o700 });
+  const catalog = new EndpointCatalog();
+  const feed = new CatalogFeed({ api: f.api, catalog, log });
+  const haproxy = new Haproxy(paths, log);
+  const controller = new EdgeController({
+    catalog, labels: { group: f.group, strictMode: f.strictMode }, config, dir: f.dir, haproxy, log,
+    drainTimeoutMs: f.drainTimeoutMs, minSlots: f.minSlots, keep: f.keep,
+  });
+  await feed.start();
+  await controller.start();
+  log.info('vxnet-lb running', { api: f.api, dir: f.dir, group: f.group, haproxy: haproxy.masterPid() });
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', () => resolve());
+    process.once('SIGINT', () => resolve());
+  });
+  feed.stop();
+  await controller.stop();
+  if (f.keepHaproxy) { haproxy.detach(); log.info('stopped; HAProxy left serving', { pid: haproxy.masterPid() }); }
+  else { await haproxy.stop(); log.info('stopped, and HAProxy with it'); }
+  return 0;
+}
+
+main(process.argv.slice(2)).then((code) => { process.exit(code); }, (err: unknown) => {
+  if (err instanceof UsageError) { process.stderr.write(`vxnet-lb: ${err.message}\n`); process.exit(2); }
+  const e = asVxnetError(err);
+  process.stderr.write(`vxnet-lb: ${e.message}${e.details ? `\n${e.details}` : ''}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,159 @@
+// The placed edge model -> haproxy.cfg text. Pure; the same model always gives the same text
+// (vxnet-lb writes the file only when the text changed).
+//
+// Shape (run as `haproxy -W -S MASTER_SOCKET -f FILE`, master-worker, so a reload hands the
+// listening sockets to the new worker and the old one finishes its requests):
+//   global     stats socket (admin level: the Runtime API), hard-stop-after for old workers
+//   defaults   timeouts; retries with redispatch and `retry-on` so a request that met a server
+//              going away is retried on another (a container killed before it was drained)
+//   frontend http_in      every vhost backend: host (and path) ACLs, ordered by ACL weight,
+//                         then longest path first, then name
+//   frontend NAME_port    a backend with HAPROXY_n_PORT
+//   backend NAME          server slots s1..sN (./slots.ts): filled ones as `server`, free runs
+//                         as `server-template` disabled (sticky backends write each free slot
+//                         as a `server` line of its own, since its cookie is its name)
+import type { PlacedBackend, PlacedModel } from './slots';
+import { slotName } from './slots';
+import type { Server } from './model';
+
+export interface ConfigOptions {
+  /** The Runtime API socket (`stats socket ... level admin`). */
+  readonly statsSocket: string;
+  /** The shared HTTP frontend's port (vhosts), default 80. */
+  readonly httpPort: number;
+  /** Address it binds, `*` for all. */
+  readonly httpBind: string;
+  /** HAProxy's stats page, `ADDR:PORT`; none when undefined. */
+  readonly statsListen?: string;
+  /** How long an old worker may finish its requests after a reload (hard-stop-after), seconds. */
+  readonly hardStopAfterS: number;
+  /** `timeout connect`, default 1000 ms. */
+  readonly connectTimeoutMs?: number;
+  /** global maxconn; HAProxy derives it from the file limit when absent (systemd's LimitNOFILE). */
+  readonly maxconn?: number;
+}
+
+export const DEFAULT_CONFIG: Omit<ConfigOptions, 'statsSocket'> = { httpPort: 80, httpBind: '*', hardStopAfterS: 30 };
+
+const bindOf = (addr: string, port: number): string => (addr === '*' ? `*:${port}` : addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
+export const serverAddr = (s: Pick<Server, 'address' | 'port'>): string => (s.address.includes(':') ? `[${s.address}]:${s.port}` : `${s.address}:${s.port}`);
+const seconds = (ms: number): string => (ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
+
+/** The options every slot of a backend shares (checks, cookie), after the address. */
+function slotOptions(b: PlacedBackend, i: number): string {
+  const parts: string[] = [];
+  if (b.health) parts.push(`check inter ${seconds(b.health.intervalMs)} rise ${b.health.rise} fall ${b.health.fall}`);
+  if (b.sticky) parts.push(`cookie ${slotName(i)}`);
+  return parts.length ? ` ${parts.join(' ')}` : '';
+}
+
+function backendLines(b: PlacedBackend): string[] {
+  const out = [`backend ${b.name}`, `  mode ${b.mode}`, `  balance ${b.balance}`];
+  if (b.health?.path) out.push(`  option httpchk GET ${b.health.path}`);
+  if (b.sticky) out.push('  cookie VXLB_SERVER insert indirect nocache');
+  const free: number[] = [];
+  const flush = (): void => {
+    if (!free.length) return;
+    const [a, z] = [free[0] as number, free[free.length - 1] as number];
+    out.push(`  server-template s ${a + 1}-${z + 1} 0.0.0.0:0 disabled${slotOptions(b, a)}`);
+    free.length = 0;
+  };
+  b.slots.forEach((s, i) => {
+    if (!s) {
+      if (b.sticky) out.push(`  server ${slotName(i)} 0.0.0.0:0 disabled${slotOptions(b, i)}`);
+      else free.push(i);
+      return;
+    }
+    flush();
+    out.push(`  server ${slotName(i)} ${serverAddr(s)} weight ${s.weight}${slotOptions(b, i)}`);
+  });
+  flush();
+  return out;
+}
+
+/** Rule order on the shared frontend: ACL weight (higher first), then the longer path, then the name. */
+function ruleOrder(a: PlacedBackend, b: PlacedBackend): number {
+  return b.aclWeight - a.aclWeight || (b.path?.length ?? 0) - (a.path?.length ?? 0) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+}
+
+function httpFrontend(model: PlacedModel, o: ConfigOptions): string[] {
+  const vhosted = model.backends.filter((b) => b.vhosts.length).sort(ruleOrder);
+  // idle-close-on-response: after a reload the old worker closes a keep-alive connection only
+  // after answering its next request (Connection: close), not while a client sends on it
+  // (measured: ~2.6 read errors per reload under wrk without it). HTTP frontends only.
+  const out = ['frontend http_in', `  bind ${bindOf(o.httpBind, o.httpPort)}`, '  mode http', '  option forwardfor', '  option idle-close-on-response',
+    // The Host header without its port, lowercase: what the vhost ACLs compare.
+    '  http-request set-var(txn.vxlb_host) req.hdr(host),field(1,:),lower'];
+  for (const b of vhosted) {
+    out.push(`  acl host_${b.name} var(txn.vxlb_host) -m str ${b.vhosts.join(' ')}`);
+    if (b.path) out.push(`  acl path_${b.name} path_beg ${b.path}`);
+  }
+  for (const b of vhosted) {
+    if (b.redirectToHttps) out.push(`  redirect scheme https code 301 if !{ ssl_fc } host_${b.name}${b.path ? ` path_${b.name}` : ''}`);
+  }
+  for (const b of vhosted) out.push(`  use_backend ${b.name} if host_${b.name}${b.path ? ` path_${b.name}` : ''}`);
+  return out;
+}
+
+export function renderConfig(model: PlacedModel, o: ConfigOptions): string {
+  const lines = [
+    '# Written by vxnet-lb from the endpoint catalog; edits are overwritten.',
+    'global',
+    `  stats socket ${o.statsSocket} mode 600 level admin expose-fd listeners`,
+    '  stats timeout 2m',
+    ...(o.maxconn ? [`  maxconn ${o.maxconn}`] : []),
+    `  hard-stop-after ${o.hardStopAfterS}s`,
+    '',
+    'defaults',
+    '  mode http',
+    // A container gone without a drain (killed, then its interface deleted) leaves connects to
+    // its address hanging (SYNs to a MAC that is gone) until the catalog takes it out; a short
+    // connect timeout sends those requests to another server (retry-on + redispatch) within a
+    // second. Backends are in the cluster: a connect takes microseconds to milliseconds.
+    `  timeout connect ${o.connectTimeoutMs ?? 1000}ms`,
+    '  timeout client 60s',
+    '  timeout server 60s',
+    '  timeout http-keep-alive 10s',
+    '  timeout check 5s',
+    '  retries 3',
+    '  option redispatch 1',
+    '  retry-on conn-failure empty-response response-timeout',
+    '',
+  ];
+  if (o.statsListen) lines.push('frontend stats', `  bind ${o.statsListen}`, '  mode http', '  stats enable', '  stats uri /haproxy?stats', '  stats refresh 5s', '');
+  lines.push(...httpFrontend(model, o), '');
+  for (const b of model.backends) {
+    if (b.servicePort === undefined) continue;
+    lines.push(`frontend ${b.name}_port`, `  bind ${bindOf(b.bindAddr, b.servicePort)}`, `  mode ${b.mode}`);
+    if (b.mode === 'http') lines.push('  option forwardfor', '  option idle-close-on-response');
+    lines.push(`  default_backend ${b.name}`, '');
+  }
+  for (const b of model.backends) lines.push(...backendLines(b), '');
+  return lines.join('\n');
+}
+
+/**
+ * The backends a refusal of `text` points at: HAProxy names `[FILE:LINE]`; the line's section
+ * (a backend, its `NAME_port` frontend, or its rules on http_in) gives the backend. Pure.
+ */
+export function blame(text: string, haproxyOutput: string): string[] {
+  const lines = text.split('\n');
+  const out = new Set<string>();
+  for (const m of haproxyOutput.matchAll(/\[[^\]\n]*:(\d+)\]/g)) {
+    const n = Number(m[1]);
+    const line = lines[n - 1] ?? '';
+    let section = '';
+    for (let i = n - 1; i >= 0; i--) {
+      if (/^\S/.test(lines[i] ?? '')) { section = lines[i] as string; break; }
+    }
+    const backend = /^backend (\S+)/.exec(section)?.[1]
+      ?? /^frontend (\S+)_port$/.exec(section)?.[1]
+      ?? (section === 'frontend http_in' ? /(?:host|path)_(\S+)|use_backend (\S+)/.exec(line)?.slice(1).find(Boolean) : undefined);
+    if (backend) out.add(backend);
+  }
+  return [...out].sort();
+}
+
+/** HAProxy's ALERT and WARNING lines, without its NOTICE chatter. */
+export const haproxyWords = (output: string): string =>
+  output.split('\n').filter((l) => /\[(ALERT|WARNING)\]/.test(l)).map((l) => l.replace(/^\[(ALERT|WARNING)\]\s+\(\d+\) : /, '$1: ')).join('\n') || output.trim();
