@@ -8,6 +8,7 @@ import { Cidr, Ip, formatCidr, sameIp } from '../ipam/addr';
 import type { NetnsHandle } from '../net/netns';
 import { CreatedVeth, LinkInfo, Rtnl, macFromBytes, macToBytes } from '../net/rtnl';
 import { programHostEnd } from './routed';
+import { enableHairpin } from '../net/nat';
 
 /** A container address with the gateway its routes go through. */
 export interface AttachedIp {
@@ -42,8 +43,11 @@ export const normalizeMac = (mac: string): string => macFromBytes(macToBytes(mac
  */
 export function createPair(host: Rtnl, pair: VethPair, master: number | undefined, offThread = false): Promise<CreatedVeth | false> {
   const mtu = pair.mtu ? { mtu: pair.mtu } : {};
-  return host.createVeth(pair.host, { name: pair.container, ns: pair.ns, mac: pair.mac, ...mtu },
+  const created = host.createVeth(pair.host, { name: pair.container, ns: pair.ns, mac: pair.mac, ...mtu },
     { ...mtu, ...(master === undefined ? {} : { master }), up: true }, { offThread });
+  if (master === undefined) return created;
+  // A container reaching itself through a VIP needs its port in hairpin mode (net/nat.ts).
+  return created.then((c) => { if (c) enableHairpin(pair.host); return c; });
 }
 
 /** Both ends of a pair as they are now. */

@@ -166,6 +166,28 @@ export function forwardAcceptPresent(bridge: string, family: 4 | 6): boolean {
  * it: the backend answers straight over the bridge, and only conntrack there turns the source
  * back into the VIP. `netns`: a namespace name under /run/netns (tests).
  */
+/**
+ * Turns on hairpin mode on a bridge port: with netfilter on the bridge, a container's packet to a
+ * VIP that is DNATed to the container itself is bridged back out the port it came in by, which a
+ * bridge drops unless the port's hairpin mode is on (what kubelet's hairpin-veth and Docker do).
+ * In this namespace through sysfs (a file write, cheap on the ADD path), in another through `ip`.
+ * Best effort: false when it could not be set; only a container reaching itself through its own
+ * VIP depends on it, so it never fails an attachment.
+ */
+export function enableHairpin(port: string, netns?: string): boolean {
+  if (netns === undefined) {
+    try {
+      fs.writeFileSync(`/sys/class/net/${port}/brport/hairpin_mode`, '1');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  const ip = findTool('ip');
+  if (!ip) return false;
+  return spawnSync(ip, ['-n', netns, 'link', 'set', 'dev', port, 'type', 'bridge_slave', 'hairpin', 'on']).status === 0;
+}
+
 export function enableBridgeNetfilter(bridge: string, netns?: string): void {
   const ip = findTool('ip');
   if (!ip) throw new DatapathFailure(`cannot enable netfilter on bridge ${bridge}: the ip command is not installed (apt-get install iproute2)`);

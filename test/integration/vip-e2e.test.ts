@@ -1,6 +1,6 @@
 // VIPs end to end through the built vxnetd: three containers ADDed through the real vxnet CNI
 // plugin (handed off to vxnetd) with args.cni.labels VIP_0=/web:80 and vxnet.ports=8080, each
-// serving its own name on 8080; a client container and the host resolve web.l4lb.vxnet with dig
+// serving its own name on 8080; a client container, the host and a backend (hairpin) resolve web.l4lb.vxnet with dig
 // against the test's DNS address, connect to the VIP on port 80 and hear every backend; a DEL
 // takes that backend out of the VIP (the API, vxnetctl and the traffic agree). The VIP table, its
 // link and the VIP range are the test's own (--vip-table vxt..., --vip-link vxt..., a /24 of
@@ -138,6 +138,10 @@ function main(): void {
     t.same([...fromClient.seen].sort(), names, `the client container reached every backend (${fromClient.tries} connections)`);
     const fromHost = await heard(() => hostGet(vipIp, 80), names, 90);
     t.same([...fromHost.seen].sort(), names, `the host reached every backend (${fromHost.tries} connections)`);
+    // Hairpin: a backend reaching the VIP is sometimes sent to itself (its bridge port in
+    // hairpin mode, masqueraded so its reply comes back through the host).
+    const fromBackend = await heard(() => nsGet(backends[0]!, vipIp, 80), names, 90);
+    t.same([...fromBackend.seen].sort(), names, `a backend reached every backend, itself included (${fromBackend.tries} connections)`);
 
     // vxnetctl vip ls / show against the same vxnetd.
     const ls = await exec(join(DIST_BIN, 'vxnetctl'), ['vip', 'ls', '--api', `http://127.0.0.1:${HTTP_PORT}`]);
