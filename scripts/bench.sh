@@ -11,7 +11,7 @@
 #
 # Usage: bash scripts/bench.sh              # or: npm run bench
 #        bash scripts/bench.sh --cleanup    # remove leftovers of a killed run (bench names only)
-# Env:   BENCH_N=200 BENCH_ONLY=cni|ipam|docker|overlay|dns|edge BENCH_DOCKER_N=20 BENCH_ROUNDS=2 BENCH_CONC=1,8 BENCH_NODE_N=N
+# Env:   BENCH_N=200 BENCH_ONLY=cni|ipam|docker|overlay|dns|edge|vip BENCH_DOCKER_N=20 BENCH_ROUNDS=2 BENCH_CONC=1,8 BENCH_NODE_N=N
 #        BENCH_VERIFY_EVERY=1 BENCH_IPAM_SUBNET=10.125.0.0/16 BENCH_DIST=(build now)
 #        BENCH_OVERLAY_SECONDS=10 BENCH_OVERLAY_ROUNDS=6 BENCH_OVERLAY_PEERS=1000
 #        BENCH_DNS_SECONDS=10 BENCH_DNS_ROUNDS=2 BENCH_DNS_WORKERS=2 BENCH_DNS_NAMES=1000 BENCH_FRESH_N=100
@@ -20,6 +20,7 @@
 # the vxnetd it starts for the hand-off (plugin socket /run/docker/plugins/bnvxd.sock),
 # netns bnov<pid>-* (overlay bench), netns bnfr-* / bridge bnfr0 / nft table bnfr (DNS freshness),
 # netns bnfx-* (DNS freshness across hosts), netns bned-* / bridge bned0 / nft table bned (edge),
+# netns bnvip-<pid>-* with bridge bnvipbr0 and nft table bnvip inside it (VIP bench, WIP),
 # nft table bnvx (plus the veths the plugins name, the iptables rules they add for them).
 set -euo pipefail
 exec </dev/null
@@ -68,7 +69,7 @@ run_node() {
 
 rc=0
 only=${BENCH_ONLY:-all}
-if [ "$only" != docker ] && [ "$only" != overlay ] && [ "$only" != dns ] && [ "$only" != edge ]; then
+if [ "$only" != docker ] && [ "$only" != overlay ] && [ "$only" != dns ] && [ "$only" != edge ] && [ "$only" != vip ]; then
   run_node bench/bench.mjs || rc=$?
 fi
 # Docker: `docker run --rm` on a vxnet network against the built-in bridge (issue 3). It needs
@@ -120,6 +121,12 @@ fi
 # Edge (issue 14): vxnet-lb + HAProxy in front of CNI containers, wrk at constant load while a
 # backend scales and while the config reloads; first request of a new container; requests/s vs
 # the same HAProxy with a hand-written config. Needs haproxy and wrk (installed here when missing).
+# VIP datapath (issue 13): VipTable in a bench namespace; programming 10k VIPs, connect p50,
+# iperf3 through a VIP, distribution. Run only when asked (BENCH_ONLY=vip): not finished.
+if [ "$rc" -eq 0 ] && [ "$only" = vip ]; then
+  echo "== VIP datapath: programming, first-packet cost, iperf3, distribution =="
+  run_node bench/vip.mjs || rc=$?
+fi
 if [ "$rc" -eq 0 ] && { [ "$only" = all ] || [ "$only" = edge ]; }; then
   if ! command -v haproxy >/dev/null || ! command -v wrk >/dev/null; then
     echo "# installing haproxy wrk for the edge bench"

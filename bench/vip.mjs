@@ -1,0 +1,212 @@
+// The VIP datapath bench (issue 13): VipTable (datapath/vip-table.ts, bundled here with
+// esbuild) programming a table inside a bench namespace, and traffic through it.
+// Setup as test/integration/vip-table.test.ts: netns bnvip-<pid>-h is the "host" (bridge
+// bnvipbr0, the nft table bnvip, routes), bnvip-<pid>-b1..b3 are backends on the bridge,
+// bnvip-<pid>-c a client routed through the host. Everything is removed at the end, also on
+// error and SIGINT/SIGTERM. Prints each figure beside its reference and PASS/FAIL.
+//   1. programming: 10,000 VIPs x 3 backends from empty; one VIP added / one backend changed
+//      with 10,000 present (kube-proxy nftables: 141 ms for one service next to 10k, PR #126013)
+//   2. TCP connect p50 through a VIP with 10 VIPs present vs 10,000 present (ratio <= 1.1)
+//   3. iperf3 through a VIP vs straight to the backend (>= 0.95x)
+//   4. distribution: 3,000 connections over 3 equal backends (30-37% each), weights 1:2
+// Env: BENCH_VIP_CONNECTS=300 BENCH_VIP_IPERF_SECONDS=3
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { f1, f2, intEnv, pct, run, say, table } from './lib.mjs';
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const CONNECTS = intEnv('BENCH_VIP_CONNECTS', 300);
+const IPERF_S = intEnv('BENCH_VIP_IPERF_SECONDS', 3);
+const P = `bnvip-${process.pid}`;
+const H = `${P}-h`;
+const NS = [H, `${P}-b1`, `${P}-b2`, `${P}-b3`, `${P}-c`];
+const TABLE = 'bnvip';
+const tmp = mkdtempSync(join(tmpdir(), 'bnvip-'));
+const children = new Set();
+
+async function sh(script) {
+  const r = await run('bash', ['-euo', 'pipefail', '-c', script], { timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`${script}\n${r.stderr}`);
+  return r.stdout;
+}
+
+let cleaned = false;
+async function cleanup() {
+  if (cleaned) return;
+  cleaned = true;
+  for (const c of children) if (c.exitCode === null && c.pid !== undefined) { try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ } }
+  // Deleting the host namespace takes its nft table, bridge and veths with it.
+  for (const ns of NS) await run('ip', ['netns', 'del', ns]);
+  rmSync(tmp, { recursive: true, force: true });
+}
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => { void cleanup().then(() => process.exit(sig === 'SIGINT' ? 130 : 143)); });
+}
+
+// A small client run inside a namespace: N sequential connects, prints JSON
+// { who: [first line per connect], ms: [connect-to-first-byte ms] }.
+const CLIENT = `
+import net from 'node:net';
+const [host, port, n] = process.argv.slice(2);
+const who = [], ms = [];
+for (let i = 0; i < Number(n); i++) {
+  const t0 = process.hrtime.bigint();
+  await new Promise((resolve) => {
+    const s = net.connect({ host, port: Number(port) });
+    let buf = '';
+    const timer = setTimeout(() => { s.destroy(); who.push('ERR:TIMEOUT'); resolve(); }, 3000);
+    s.on('connect', () => ms.push(Number(process.hrtime.bigint() - t0) / 1e6));
+    s.on('data', (d) => { buf += d; if (buf.includes('\\n')) { clearTimeout(timer); who.push(buf.split('\\n')[0]); s.end(); resolve(); } });
+    s.on('error', (e) => { clearTimeout(timer); who.push('ERR:' + e.code); resolve(); });
+  });
+}
+console.log(JSON.stringify({ who, ms }));
+`;
+
+async function client(host, port, n) {
+  const r = await run('ip', ['netns', 'exec', NS[4], process.execPath, join(tmp, 'client.mjs'), host, String(port), String(n)], { timeoutMs: 300_000 });
+  if (r.code !== 0) throw new Error(`client: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+function spawnIn(ns, args, ready) {
+  const c = spawn('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(c);
+  return new Promise((resolve, reject) => {
+    c.once('exit', (code) => reject(new Error(`${args[0]} in ${ns} exited ${code}`)));
+    createInterface({ input: c.stdout }).on('line', (l) => { if (ready.test(l)) resolve(c); });
+  });
+}
+
+async function iperf(host, port) {
+  const r = await run('ip', ['netns', 'exec', NS[4], 'iperf3', '-c', host, '-p', String(port), '-t', String(IPERF_S), '-J'], { timeoutMs: (IPERF_S + 30) * 1000 });
+  if (r.code !== 0) throw new Error(`iperf3 -c ${host}:${port}: ${r.stdout}${r.stderr}`);
+  return JSON.parse(r.stdout).end.sum_received.bits_per_second / 1e9;
+}
+
+const verdict = (ok) => (ok ? 'PASS' : 'FAIL');
+
+async function main() {
+  const { build } = await import('esbuild');
+  const bundle = join(tmp, 'vip.cjs');
+  await build({
+    stdin: { contents: "export { VipTable } from './datapath/vip-table';\nexport { enableBridgeNetfilter, enableHairpin } from './net/nat';\nexport { parseIp } from './ipam/addr';\n", resolveDir: root, loader: 'ts' },
+    outfile: bundle, bundle: true, platform: 'node', target: 'node20', format: 'cjs', logLevel: 'warning',
+  });
+  const { VipTable, enableBridgeNetfilter, enableHairpin, parseIp } = createRequire(import.meta.url)(bundle);
+  writeFileSync(join(tmp, 'client.mjs'), CLIENT);
+  const ip = (s) => parseIp(s);
+
+  for (const ns of NS) await sh(`ip netns add ${ns}; ip -n ${ns} link set lo up`);
+  await sh(`
+    ip netns exec ${H} sysctl -qw net.ipv4.ip_forward=1
+    ip -n ${H} link add bnvipbr0 type bridge
+    ip -n ${H} addr add 10.77.0.1/24 dev bnvipbr0
+    ip -n ${H} link set bnvipbr0 up
+    ip -n ${H} link add bnvipr0 type veth peer name eth0 netns ${NS[4]}
+    ip -n ${H} addr add 10.78.0.1/24 dev bnvipr0
+    ip -n ${H} link set bnvipr0 up
+    ip -n ${NS[4]} addr add 10.78.0.2/24 dev eth0
+    ip -n ${NS[4]} link set eth0 up
+    ip -n ${NS[4]} route add default via 10.78.0.1
+    ip -n ${H} route add 10.96.0.0/12 dev bnvipbr0
+  `);
+  enableBridgeNetfilter('bnvipbr0', H);
+  for (let i = 1; i <= 3; i++) {
+    await sh(`
+      ip -n ${H} link add bnvipv${i} type veth peer name eth0 netns ${NS[i]}
+      ip -n ${H} link set bnvipv${i} master bnvipbr0 up
+      ip -n ${NS[i]} addr add 10.77.0.${10 + i}/24 dev eth0
+      ip -n ${NS[i]} link set eth0 up
+      ip -n ${NS[i]} route add default via 10.77.0.1
+    `);
+    enableHairpin(`bnvipv${i}`, H);
+    await spawnIn(NS[i], [process.execPath, join(root, 'test', 'integration', 'helpers', 'vip-peer.mjs'), 'serve', `b${i}`, '8080', '5353'], /ready/);
+  }
+  await spawnIn(NS[1], ['iperf3', '-s', '-p', '5201'], /listening/i);
+
+  const B = (n, port = 8080, weight = 1) => ({ ip: ip(`10.77.0.${10 + n}`), port, weight });
+  const base = [
+    { ip: ip('10.96.0.1'), protocol: 'tcp', port: 80, backends: [B(1), B(2), B(3)] },
+    { ip: ip('10.96.0.2'), protocol: 'tcp', port: 80, backends: [B(1)] },
+    { ip: ip('10.96.0.3'), protocol: 'tcp', port: 80, backends: [B(1, 8080, 1), B(2, 8080, 2)] },
+    { ip: ip('10.96.0.4'), protocol: 'tcp', port: 5201, backends: [B(1, 5201)] },
+  ];
+  for (let i = base.length; i < 10; i++) base.push({ ip: ip(`10.96.0.${10 + i}`), protocol: 'tcp', port: 80, backends: [B(1), B(2), B(3)] });
+  const many = [...base];
+  for (let i = 0; i < 10_000; i++) many.push({ ip: ip(`10.97.${i >> 8}.${i & 255}`), protocol: 'tcp', port: 80, backends: [B(1), B(2), B(3)] });
+
+  const vips = new VipTable({ table: TABLE, netns: H, guard: false });
+  try {
+    say('# setup done'); await vips.start(); say('# table started');
+    // ---- 1. programming ----
+    const t0 = performance.now();
+    const s0 = await vips.sync(many);
+    const full = performance.now() - t0;
+    const plusOne = [...many, { ip: ip('10.96.1.1'), protocol: 'tcp', port: 8000, backends: [B(3)] }];
+    const s1 = await vips.sync(plusOne);
+    const changed = plusOne.map((e) => (e.ip.value === ip('10.97.20.20').value ? { ...e, backends: [B(1), B(2), B(3, 8081)] } : e));
+    const s2 = await vips.sync(changed);
+    say('== VIP programming (nftables table in a bench namespace) ==');
+    say(table(['what', 'vxnet ms', 'reference ms', 'ratio', 'target', 'result'], [
+      [`10,000 VIPs x 3 backends, empty -> kernel (${s0.elementsAdded} elements)`, f1(full), 'n/a', '', '< 1000 ms', verdict(full < 1000)],
+      ['one VIP added next to 10,000', f1(s1.ms), '141 (kube-proxy nft, PR #126013)', f2(s1.ms / 141), '< 50 ms', verdict(s1.ms < 50)],
+      ['one backend changed next to 10,000', f1(s2.ms), '141 (kube-proxy nft, PR #126013)', f2(s2.ms / 141), '< 50 ms', verdict(s2.ms < 50)],
+    ]));
+    await vips.sync(many);
+
+    say('# programming measured');
+    // ---- 2. first-packet cost ----
+    await vips.sync(base);
+    await client('10.96.0.1', 80, 20); // warm-up
+    const few = (await client('10.96.0.1', 80, CONNECTS)).ms.sort((a, b) => a - b);
+    await vips.sync(many);
+    await client('10.96.0.1', 80, 20);
+    const lots = (await client('10.96.0.1', 80, CONNECTS)).ms.sort((a, b) => a - b);
+    const direct = (await client('10.77.0.11', 8080, CONNECTS)).ms.sort((a, b) => a - b);
+    const r2 = pct(lots, 50) / pct(few, 50);
+    say(`== VIP first-packet cost: TCP connect latency, ${CONNECTS} sequential connects from a routed client ==`);
+    say(table(['what', 'p50 ms', 'p99 ms', 'reference p50 ms', 'ratio', 'target', 'result'], [
+      ['through a VIP, 10,000 VIPs present', f2(pct(lots, 50)), f2(pct(lots, 99)), `${f2(pct(few, 50))} (10 VIPs)`, f2(r2), '<= 1.10', verdict(r2 <= 1.1)],
+      ['straight to the backend (for scale)', f2(pct(direct, 50)), f2(pct(direct, 99)), '', '', '', ''],
+    ]));
+
+    say('# connect latency measured');
+    // ---- 3. throughput ----
+    const viaVip = await iperf('10.96.0.4', 5201);
+    const straight = await iperf('10.77.0.11', 5201);
+    const r3 = viaVip / straight;
+    say(`== VIP throughput: iperf3 -t ${IPERF_S}, server in a backend namespace, 10,000 VIPs present ==`);
+    say(table(['what', 'vxnet Gbit/s', 'reference Gbit/s', 'ratio', 'target', 'result'], [
+      ['through a VIP vs straight to the backend', f2(viaVip), f2(straight), f2(r3), '>= 0.95', verdict(r3 >= 0.95)],
+    ]));
+
+    // ---- 4. distribution ----
+    const tally = (xs) => xs.reduce((m, x) => { m[x] = (m[x] ?? 0) + 1; return m; }, {});
+    const eq = tally((await client('10.96.0.1', 80, 3000)).who);
+    const shares = ['b1', 'b2', 'b3'].map((b) => (eq[b] ?? 0) / 3000);
+    const eqOk = shares.every((s) => s >= 0.30 && s <= 0.37);
+    const w = tally((await client('10.96.0.3', 80, 3000)).who);
+    const w2 = (w.b2 ?? 0) / 3000;
+    const wOk = w2 >= 0.63 && w2 <= 0.70;
+    say('== VIP distribution: 3,000 sequential connections ==');
+    say(table(['what', 'vxnet', 'reference', 'ratio', 'target', 'result'], [
+      ['3 equal backends', shares.map((s) => `${(s * 100).toFixed(1)}%`).join(' / '), '33.3% each', f2(Math.max(...shares) / Math.min(...shares)), 'each 30-37%', verdict(eqOk)],
+      ['weights 1:2 (share of weight 2)', `${(w2 * 100).toFixed(1)}%`, '66.7%', f2(w2 / (2 / 3)), '63-70%', verdict(wOk)],
+    ]));
+    const bad = Object.keys({ ...eq, ...w }).filter((k) => k.startsWith('ERR'));
+    if (bad.length) say(`# errors: ${JSON.stringify({ ...eq, ...w })}`);
+  } finally {
+    await vips.remove().catch(() => undefined);
+  }
+}
+
+let rc = 0;
+try { await main(); } catch (err) { say(`vip bench: ${err instanceof Error ? err.stack : err}`); rc = 1; }
+await cleanup();
+process.exit(rc);
