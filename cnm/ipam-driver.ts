@@ -3,11 +3,11 @@
 // for, so it is reserved under a pending owner (ipam/docker.ts), which CreateEndpoint claims.
 import { Ip, contains, formatCidr, formatIp, networkOf } from '../ipam/addr';
 import { releaseDockerAddress, reservePending } from '../ipam/docker';
-import { AddressUnavailable, DecodingFailure, NetworkConflict } from '../lib/errors';
+import { AddressUnavailable, DecodingFailure, NetworkConflict, NotFound } from '../lib/errors';
 import type { Body, DriverContext, Handlers, Reply } from './context';
 import {
-  GATEWAY_REQUEST, GLOBAL_ADDRESS_SPACE, LOCAL_ADDRESS_SPACE, PoolSpec, bareIp, defaultGateway, optStr, parsePoolId, poolId,
-  requestPoolSpec, shortId, str, strMap,
+  GATEWAY_REQUEST, GLOBAL_ADDRESS_SPACE, LOCAL_ADDRESS_SPACE, PoolSpec, bareIp, defaultGateway, optStr, parsePoolId, parsePoolRequest, poolId,
+  setsOfFamily, shortId, str, strMap,
 } from './model';
 import { overlayGateway } from './networks';
 
@@ -24,9 +24,11 @@ export function ipamHandlers(ctx: DriverContext): Handlers {
   };
 }
 
-function requestPool(ctx: DriverContext, b: Body): Reply {
-  const spec = requestPoolSpec(b);
-  ctx.log.debug('pool requested', { pool: formatCidr(spec.pool), subPool: spec.subPool && formatCidr(spec.subPool) });
+async function requestPool(ctx: DriverContext, b: Body): Promise<Reply> {
+  const request = parsePoolRequest(b);
+  const spec: PoolSpec = request.kind === 'spec' ? request.spec
+    : { pool: await ctx.networks.subnetOfNetwork(request.network, request.family), subPool: undefined };
+  ctx.log.debug('pool requested', { pool: formatCidr(spec.pool), subPool: spec.subPool && formatCidr(spec.subPool), ...(request.kind === 'network' ? { network: request.network } : {}) });
   return { PoolID: poolId(spec), Pool: formatCidr(spec.pool), Data: {} };
 }
 
@@ -35,8 +37,9 @@ async function requestAddress(ctx: DriverContext, b: Body): Promise<Reply> {
   const spec = parsePoolId(str(b, 'PoolID', m), m);
   const address = optStr(b, 'Address', m);
   const options = strMap(b, 'Options', m);
+  const family = spec.pool.ip.family;
   const requested = address === '' ? undefined : bareIp(address);
-  if (address !== '' && (!requested || requested.family !== 4)) throw new DecodingFailure(`${m}: "Address" ${JSON.stringify(address)} is not an IPv4 address`);
+  if (address !== '' && (!requested || requested.family !== family)) throw new DecodingFailure(`${m}: "Address" ${JSON.stringify(address)} is not an IPv${family} address (pool ${formatCidr(spec.pool)})`);
   if (requested && !contains(networkOf(spec.pool), requested)) {
     throw new AddressUnavailable(`${address} is not in the network's subnet ${formatCidr(spec.pool)}`);
   }
@@ -44,10 +47,16 @@ async function requestAddress(ctx: DriverContext, b: Body): Promise<Reply> {
   const rec = await ctx.networks.forPool(spec);
   try {
     const conf = ctx.networks.conf(rec, spec);
-    // Overlay: IPv4 only (Docker networks here are IPv4), from this host's block.
-    const sets = ctx.networks.isOverlay(rec) ? conf.rangeSets.flatMap((set, i) => (set[0]?.subnet.ip.family === 4 ? [i] : [])) : undefined;
-    const ip = await reservePending(ctx.store, conf, { ...(requested ? { requested } : {}), ...(sets ? { sets } : {}) });
-    const address = formatCidr(ip.cidr);
+    // One address of the pool's family (Docker asks once per family), from this host's block(s) on an overlay.
+    const sets = setsOfFamily(conf, family);
+    if (sets.length === 0) throw new NotFound(`vxnet network "${rec.name}" has no IPv${family} subnet on this host; pool ${formatCidr(spec.pool)} is not one of its`);
+    const routed = ctx.networks.isOverlay(rec);
+    const ip = await reservePending(ctx.store, conf, { ...(requested ? { requested } : {}), sets });
+    // A routed IPv6 endpoint has its address alone, no on-link prefix: everything goes through
+    // its gateway (Join gives the route to it), which the host veth answers by proxy NDP. With
+    // the block's prefix the container would ask NDP for neighbours on this host, which no one
+    // answers (IPv4 has proxy_arp for that; IPv6 proxies only listed addresses).
+    const address = routed && family === 6 ? `${formatIp(ip.cidr.ip)}/128` : formatCidr(ip.cidr);
     ctx.log.debug('address reserved', { network: rec.name, address, pending: ip.allocation.containerId });
     return { Address: address, Data: {} };
   } catch (err) {
@@ -65,7 +74,7 @@ async function requestAddress(ctx: DriverContext, b: Body): Promise<Reply> {
 function gatewayAddress(ctx: DriverContext, spec: PoolSpec, requested: Ip | undefined): Reply {
   const ov = ctx.networks.overlayForPool(spec.pool);
   if (ov) {
-    const gw = overlayGateway(ov);
+    const gw = overlayGateway(ov, spec.pool.ip.family);
     if (requested && requested.value !== gw.ip.value) {
       throw new AddressUnavailable(`on overlay network "${ov.network}" this host's gateway is ${formatIp(gw.ip)} (its block ${formatCidr(networkOf(gw))}); drop --gateway`);
     }

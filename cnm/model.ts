@@ -3,7 +3,7 @@
 // the checks on Docker's request bodies. No I/O here; the driver's modules (cnm/README.md) do
 // the work.
 import { createHash } from 'node:crypto';
-import { Cidr, Ip, contains, defaultGatewayOf, formatCidr, lastOf, networkOf, offsetIp, parseCidr, parseIp } from '../ipam/addr';
+import { Cidr, Family, Ip, contains, defaultGatewayOf, familyBits, formatCidr, lastOf, networkOf, offsetIp, parseCidr, parseIp } from '../ipam/addr';
 import { IpamConf, ipamConfOf } from '../ipam/config';
 import { IpRange, hostRange } from '../ipam/range';
 import type { LocalOverlayState } from '../overlay/local';
@@ -78,81 +78,120 @@ export const shortId = (id: string): string => id.slice(0, 12);
 
 /** What RequestPool asked for; PoolID encodes it, so pools need no state of their own. */
 export interface PoolSpec {
+  /** The subnet, IPv4 or IPv6 (RequestPool's V6 says which Docker wants). */
   readonly pool: Cidr;
-  /** --ip-range, when given. */
+  /** --ip-range (--ip-range of the IPv6 --subnet for an IPv6 pool), when given. */
   readonly subPool: Cidr | undefined;
 }
 
 const POOL_PREFIX = 'vxnet:';
 
+/**
+ * vxnet:POOL[:SUBPOOL]. IPv6 CIDRs hold colons too; a CIDR always ends in /digits, so the
+ * split is still unambiguous (the address before "/" has no "/", the prefix has no ":").
+ */
 export const poolId = (spec: PoolSpec): string =>
   `${POOL_PREFIX}${formatCidr(spec.pool)}${spec.subPool ? `:${formatCidr(spec.subPool)}` : ''}`;
+
+const POOL_ID_RE = /^([0-9a-fA-F.:]+\/\d{1,3})(?::([0-9a-fA-F.:]+\/\d{1,3}))?$/;
 
 /** A PoolID back into its spec, checked as RequestPool checked it (Docker hands back what we gave). */
 export function parsePoolId(id: string, method: string): PoolSpec {
   const bad = (why: string): DecodingFailure => new DecodingFailure(`${method}: PoolID ${JSON.stringify(id)} is not a vxnet pool id (vxnet:CIDR[:CIDR]): ${why}`);
   if (!id.startsWith(POOL_PREFIX)) throw bad(`no "${POOL_PREFIX}" prefix`);
-  const [poolText, subText, ...rest] = id.slice(POOL_PREFIX.length).split(':');
-  const pool = parseCidr(poolText ?? '');
-  const subPool = subText === undefined ? undefined : parseCidr(subText);
-  if (!pool || rest.length > 0 || (subText !== undefined && !subPool)) throw bad('not CIDRs');
-  const why = poolSpecProblem(pool, subPool);
+  const m = POOL_ID_RE.exec(id.slice(POOL_PREFIX.length));
+  const pool = m ? parseCidr(m[1] ?? '') : undefined;
+  const subPool = m?.[2] === undefined ? undefined : parseCidr(m[2]);
+  if (!m || !pool || (m[2] !== undefined && !subPool)) throw bad('not CIDRs');
+  const why = poolSpecProblem(pool, subPool, pool.ip.family);
   if (why) throw bad(why);
   return { pool, subPool };
 }
 
-/** What is wrong with a pool and its --ip-range, in the flags' words; undefined when nothing. */
-function poolSpecProblem(pool: Cidr, subPool: Cidr | undefined): string | undefined {
+const familyName = (family: Family): string => (family === 4 ? 'IPv4' : 'IPv6');
+const exampleOf = (family: Family): string => (family === 4 ? '10.232.0.0/24' : 'fd00:232::/64');
+/** The flag a pool of the family comes from, in the words of `docker network create`. */
+const subnetFlag = (family: Family): string => (family === 4 ? '--subnet' : '--subnet (IPv6, with --ipv6)');
+
+/** What is wrong with a pool of `family` and its --ip-range, in the flags' words; undefined when nothing. */
+function poolSpecProblem(pool: Cidr, subPool: Cidr | undefined, family: Family): string | undefined {
   const text = formatCidr(pool);
-  if (pool.ip.family !== 4) return `--subnet ${text} is not an IPv4 CIDR such as 10.232.0.0/24`;
+  if (pool.ip.family !== family) return `${subnetFlag(family)} ${text} is not an ${familyName(family)} CIDR such as ${exampleOf(family)}`;
   const net = networkOf(pool);
   if (net.ip.value !== pool.ip.value) return `--subnet ${text} has host bits set; the network is ${formatCidr(net)}`;
-  if (pool.prefix > 30) return `--subnet ${text} is too small to allocate from (at most /30)`;
+  const most = familyBits(family) - 2;
+  if (pool.prefix > most) return `--subnet ${text} is too small to allocate from (at most /${most})`;
   if (!subPool) return undefined;
   const sub = formatCidr(subPool);
-  if (subPool.ip.family !== 4) return `--ip-range ${sub} is not an IPv4 CIDR`;
+  if (subPool.ip.family !== family) return `--ip-range ${sub} is not an ${familyName(family)} CIDR`;
   if (subPool.prefix < pool.prefix || !contains(pool, subPool.ip)) return `--ip-range ${sub} is not inside --subnet ${text}`;
   const { first, last } = hostBounds({ pool, subPool });
   if (first > last) return `--ip-range ${sub} holds no host address of --subnet ${text}`;
   return undefined;
 }
 
-/** Checks a RequestPool body; IPv4 pools given with --subnet only. */
-export function requestPoolSpec(body: Record<string, unknown>): PoolSpec {
+/** What RequestPool asks for: a pool spec, or (no --subnet) the vxnet network whose subnet of that family it is. */
+export type PoolRequest =
+  | { readonly kind: 'spec'; readonly spec: PoolSpec }
+  | { readonly kind: 'network'; readonly network: string; readonly family: Family };
+
+/** The --ipam-opt key that ties a pool without --subnet to a vxnet network. */
+export const IPAM_NETWORK_OPTION = 'network';
+
+/**
+ * Checks a RequestPool body: a pool given with --subnet (IPv6 when V6), or none with
+ * `--ipam-opt network=NAME`, which the driver answers with that vxnet network's subnet.
+ */
+export function parsePoolRequest(body: Record<string, unknown>): PoolRequest {
   const m = 'RequestPool';
   const space = optStr(body, 'AddressSpace', m);
   const pool = optStr(body, 'Pool', m);
   const sub = optStr(body, 'SubPool', m);
-  strMap(body, 'Options', m);
-  if (body.V6 !== undefined && typeof body.V6 !== 'boolean') throw new DecodingFailure(`${m}: "V6" must be true or false`);
-  if (body.V6 === true) throw new UnsupportedField('vxnet\'s Docker driver supports IPv4 pools only: create the network without --ipv6');
+  const options = strMap(body, 'Options', m);
+  if (body.V6 !== undefined && body.V6 !== null && typeof body.V6 !== 'boolean') throw new DecodingFailure(`${m}: "V6" must be true or false`);
+  const family: Family = body.V6 === true ? 6 : 4;
   if (space !== '' && space !== LOCAL_ADDRESS_SPACE) {
     throw new UnsupportedField(`address space ${JSON.stringify(space)} is not supported: vxnet networks are local (address space "${LOCAL_ADDRESS_SPACE}")`);
   }
+  const named = options[IPAM_NETWORK_OPTION];
+  if (named !== undefined && !NETWORK_NAME_RE.test(named)) {
+    throw new InvalidNetworkConfig(`--ipam-opt ${IPAM_NETWORK_OPTION}=${named}: not a valid network name (letters, digits, "_", ".", "-"; starting with a letter or digit)`);
+  }
   if (pool === '') {
     if (sub !== '') throw new InvalidNetworkConfig('--ip-range needs --subnet');
-    throw new InvalidNetworkConfig('vxnet needs the subnet of the network: docker network create --subnet CIDR ...');
+    if (named !== undefined) return { kind: 'network', network: named, family };
+    throw new InvalidNetworkConfig(family === 4
+      ? 'vxnet needs the subnet of the network: docker network create --subnet CIDR ... (or --ipam-opt network=NAME for an existing vxnet network)'
+      : 'vxnet needs the IPv6 subnet of the network: docker network create --ipv6 --subnet CIDR --subnet IPV6-CIDR ... (or --ipam-opt network=NAME for an existing dual-stack vxnet network)');
   }
   const cidr = parseCidr(pool);
-  if (!cidr) throw new InvalidNetworkConfig(`--subnet ${JSON.stringify(pool)} is not an IPv4 CIDR such as 10.232.0.0/24`);
+  if (!cidr) throw new InvalidNetworkConfig(`${subnetFlag(family)} ${JSON.stringify(pool)} is not an ${familyName(family)} CIDR such as ${exampleOf(family)}`);
   let subPool: Cidr | undefined;
   if (sub !== '') {
     const parsed = parseCidr(sub);
-    if (!parsed) throw new InvalidNetworkConfig(`--ip-range ${JSON.stringify(sub)} is not an IPv4 CIDR`);
+    if (!parsed) throw new InvalidNetworkConfig(`--ip-range ${JSON.stringify(sub)} is not an ${familyName(family)} CIDR`);
     subPool = networkOf(parsed);
   }
-  const why = poolSpecProblem(cidr, subPool);
+  const why = poolSpecProblem(cidr, subPool, family);
   if (why) throw new InvalidNetworkConfig(why);
-  return { pool: cidr, subPool };
+  return { kind: 'spec', spec: { pool: cidr, subPool } };
+}
+
+/** Checks a RequestPool body that gives --subnet (the IPv4 and IPv6 pools alike). */
+export function requestPoolSpec(body: Record<string, unknown>): PoolSpec {
+  const r = parsePoolRequest(body);
+  if (r.kind !== 'spec') throw new InvalidNetworkConfig('vxnet needs the subnet of the network: docker network create --subnet CIDR ...');
+  return r.spec;
 }
 
 /** The gateway a network gets when --gateway is not given: the first address, as CNI's default. Pure. */
 export const defaultGateway = (pool: Cidr): Ip => defaultGatewayOf(pool);
 
-/** The host addresses a pool hands out: the subnet's, cut to --ip-range when given. */
+/** The host addresses a pool hands out: the subnet's (IPv4: less the broadcast), cut to --ip-range when given. */
 function hostBounds(spec: PoolSpec): { first: bigint; last: bigint } {
   const first = offsetIp(networkOf(spec.pool).ip, 1n).value;
-  const last = offsetIp(lastOf(spec.pool), -1n).value;
+  const end = lastOf(spec.pool);
+  const last = spec.pool.ip.family === 4 ? offsetIp(end, -1n).value : end.value;
   if (!spec.subPool) return { first, last };
   const from = networkOf(spec.subPool).ip.value;
   const to = lastOf(spec.subPool).value;
@@ -162,13 +201,28 @@ function hostBounds(spec: PoolSpec): { first: bigint; last: bigint } {
 /** The host-local style range of a pool: the whole subnet, or --ip-range cut to the subnet's host addresses. */
 export function poolRange(spec: PoolSpec, gateway: Ip): IpRange {
   const { first, last } = hostBounds(spec);
-  return hostRange(networkOf(spec.pool), { gateway, rangeStart: { family: 4, value: first }, rangeEnd: { family: 4, value: last } }, `pool ${poolId(spec)}`);
+  const family = spec.pool.ip.family;
+  return hostRange(networkOf(spec.pool), { gateway, rangeStart: { family, value: first }, rangeEnd: { family, value: last } }, `pool ${poolId(spec)}`);
 }
 
-/** The IPAM config a Docker network stands for: one IPv4 range set, keyed by the vxnet network name. */
-export function ipamConfFor(network: string, spec: PoolSpec, gateway: Ip): IpamConf {
-  return ipamConfOf(network, [[poolRange(spec, gateway)]]);
+/** One family's pool of a Docker network with its gateway. */
+export interface FamilyPool {
+  readonly spec: PoolSpec;
+  readonly gateway: Ip;
 }
+
+/**
+ * The IPAM config a Docker network stands for, keyed by the vxnet network name: one range set
+ * per family, IPv4 first, as a dual-stack CNI config lists them, so both sides register the
+ * same pool definition.
+ */
+export function ipamConfFor(network: string, spec: PoolSpec, gateway: Ip, v6?: FamilyPool): IpamConf {
+  return ipamConfOf(network, [[poolRange(spec, gateway)], ...(v6 ? [[poolRange(v6.spec, v6.gateway)]] : [])]);
+}
+
+/** The range sets of a config that hand out addresses of one family (Docker asks one address per family). */
+export const setsOfFamily = (conf: IpamConf, family: Family): number[] =>
+  conf.rangeSets.flatMap((set, i) => (set[0]?.subnet.ip.family === family ? [i] : []));
 
 /**
  * The IPAM config of an overlay network on this host: one range set per block of this host,
@@ -269,33 +323,47 @@ export function parseNetworkOptions(options: unknown): NetworkOptions {
   return out;
 }
 
-/** One IPv4Data entry of CreateNetwork. */
+/** One IPv4Data or IPv6Data entry of CreateNetwork. */
 export interface PoolData {
   readonly addressSpace: string;
   readonly pool: Cidr;
   readonly gateway: Cidr;
 }
 
-export function parsePoolData(body: Record<string, unknown>): PoolData {
+/** CreateNetwork's pools: the IPv4 one, and the IPv6 one of a network created with --ipv6. */
+export interface NetworkPools {
+  readonly v4: PoolData;
+  readonly v6: PoolData | undefined;
+}
+
+/** The one entry of IPv4Data or IPv6Data; undefined when the list is empty. */
+function familyData(body: Record<string, unknown>, family: Family): PoolData | undefined {
   const m = 'CreateNetwork';
-  const v4 = body.IPv4Data;
-  const v6 = body.IPv6Data;
-  if (v6 !== undefined && v6 !== null && (!Array.isArray(v6))) throw new DecodingFailure(`${m}: "IPv6Data" must be a list`);
-  if (Array.isArray(v6) && v6.length > 0) throw new UnsupportedField('vxnet\'s Docker driver supports IPv4 only: create the network without --ipv6');
-  if (!Array.isArray(v4)) throw new DecodingFailure(`${m}: "IPv4Data" must be a list`);
-  if (v4.length === 0) throw new InvalidNetworkConfig('a vxnet network needs an IPv4 subnet: docker network create --ipam-driver vxnet --subnet CIDR ...');
-  if (v4.length > 1) throw new UnsupportedField(`a vxnet network has one IPv4 subnet; this one has ${v4.length}`);
-  const d = v4[0] as unknown;
-  if (!isObject(d)) throw new DecodingFailure(`${m}: "IPv4Data[0]" must be an object`);
+  const key = family === 4 ? 'IPv4Data' : 'IPv6Data';
+  const list = body[key];
+  if (family === 6 && (list === undefined || list === null)) return undefined;
+  if (!Array.isArray(list)) throw new DecodingFailure(`${m}: "${key}" must be a list`);
+  if (list.length === 0) return undefined;
+  if (list.length > 1) throw new UnsupportedField(`a vxnet network has one ${familyName(family)} subnet; this one has ${list.length}`);
+  const d = list[0] as unknown;
+  if (!isObject(d)) throw new DecodingFailure(`${m}: "${key}[0]" must be an object`);
   const space = optStr(d, 'AddressSpace', m);
   const pool = parseCidr(str(d, 'Pool', m));
-  if (!pool) throw new DecodingFailure(`${m}: "IPv4Data[0].Pool" ${JSON.stringify(d.Pool)} is not a CIDR`);
+  if (!pool || pool.ip.family !== family) throw new DecodingFailure(`${m}: "${key}[0].Pool" ${JSON.stringify(d.Pool)} is not an ${familyName(family)} CIDR`);
   const gwText = optStr(d, 'Gateway', m);
   const gateway = gwText === '' ? { ip: defaultGateway(pool), prefix: pool.prefix } : parseCidr(gwText);
-  if (!gateway || !contains(networkOf(pool), gateway.ip)) throw new DecodingFailure(`${m}: "IPv4Data[0].Gateway" ${JSON.stringify(gwText)} is not an address of ${formatCidr(pool)}`);
+  if (!gateway || !contains(networkOf(pool), gateway.ip)) throw new DecodingFailure(`${m}: "${key}[0].Gateway" ${JSON.stringify(gwText)} is not an address of ${formatCidr(pool)}`);
   const aux = d.AuxAddresses;
   if (isObject(aux) && Object.keys(aux).length > 0) throw new UnsupportedField('--aux-address is not supported by vxnet');
   return { addressSpace: space, pool: networkOf(pool), gateway };
+}
+
+export function parsePoolData(body: Record<string, unknown>): NetworkPools {
+  const v4 = familyData(body, 4);
+  if (!v4) throw new InvalidNetworkConfig('a vxnet network needs an IPv4 subnet: docker network create --ipam-driver vxnet --subnet CIDR ...');
+  const v6 = familyData(body, 6);
+  if (v6 && v6.addressSpace !== v4.addressSpace) throw new UnsupportedField(`the IPv6 pool comes from address space "${v6.addressSpace}", the IPv4 pool from "${v4.addressSpace}": give both to --ipam-driver vxnet`);
+  return { v4, v6 };
 }
 
 // ---- endpoint names ----

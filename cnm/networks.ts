@@ -4,17 +4,17 @@
 // once, when it is created or recovered); and the IPAM config each stands for, built from
 // parsed values. Only an overlay network's config needs a file: this host's blocks, which the
 // agent may change, read from that one network's state file when asked.
-import { Cidr, formatCidr, networkOf, lastOf, parseCidr, sameIp } from '../ipam/addr';
-import type { IpamConf } from '../ipam/config';
+import { Cidr, Family, formatCidr, networkOf, lastOf, parseCidr, sameIp } from '../ipam/addr';
+import { IpamConf, subnetsOf as definitionSubnets } from '../ipam/config';
 import { registerPool } from '../ipam/core';
 import type { IpamStore } from '../ipam/store/types';
 import { InvalidNetworkConfig, NetworkConflict, NotFound, PluginNotAvailable, UnsupportedField } from '../lib/errors';
 import type { Logger } from '../lib/log';
-import { LocalOverlayState, localStateForSubnet, readLocalState } from '../overlay/local';
+import { LocalOverlayState, localStateForSubnet, readLocalState, subnetsOf as overlaySubnets } from '../overlay/local';
 import { gatewayOf, shortageError } from '../overlay/plan';
 import type { DockerApi, DockerNetwork } from './docker';
 import type { KeyedMutex } from '../lib/mutex';
-import { NETWORK_NAME_RE, NetworkOptions, PoolSpec, defaultGateway, ipamConfFor, overlayIpamConf, parseNetworkOptions, shortId } from './model';
+import { FamilyPool, NETWORK_NAME_RE, NetworkOptions, PoolSpec, defaultGateway, ipamConfFor, overlayIpamConf, parseNetworkOptions, shortId } from './model';
 import type { BoundRecord, NetworkRecord, NetworkRecords } from './state';
 
 /** This host's overlay agent's local state (overlay/local.ts), as the driver reads it. */
@@ -39,19 +39,22 @@ function refuseWaiting(ov: LocalOverlayState, now = Date.now()): void {
   if (ov.blocks.length === 0 && ov.noBlock) throw shortageError(ov.network, ov.noBlock, now, ov.hostId);
 }
 
-/** This host's IPv4 block of an overlay network; the shortage, or PluginNotAvailable, when it has none. */
-export function v4Block(ov: LocalOverlayState): Cidr {
-  const block = ov.blocks.find((b) => b.ip.family === 4);
+/** This host's block of an overlay network in one family; the shortage, or PluginNotAvailable, when it has none. */
+export function familyBlock(ov: LocalOverlayState, family: Family = 4): Cidr {
+  const block = ov.blocks.find((b) => b.ip.family === family);
   if (block) return block;
   refuseWaiting(ov);
-  throw new PluginNotAvailable(`overlay network "${ov.network}" has no IPv4 block on this host (yet): is vxnetd's overlay agent running with this network?`);
+  throw new PluginNotAvailable(`overlay network "${ov.network}" has no IPv${family} block on this host (yet): is vxnetd's overlay agent running with this network${family === 6 ? ' and does the network have an IPv6 subnet' : ''}?`);
 }
 
 /** The gateway Docker gives an overlay network's containers: this host's block's, with the block's prefix. */
-export const overlayGateway = (ov: LocalOverlayState): Cidr => {
-  const block = v4Block(ov);
+export const overlayGateway = (ov: LocalOverlayState, family: Family = 4): Cidr => {
+  const block = familyBlock(ov, family);
   return { ip: gatewayOf(block), prefix: block.prefix };
 };
+
+/** A network's subnets, IPv4 first. */
+export const recordSubnets = (rec: NetworkRecord): Cidr[] => [rec.pool, ...(rec.v6 ? [rec.v6.pool] : [])];
 
 export const overlaps = (a: Cidr, b: Cidr): boolean => {
   const na = networkOf(a);
@@ -112,7 +115,7 @@ export class Networks {
 
   /** The record whose subnet is pool, if any. */
   withPool(pool: Cidr): NetworkRecord | undefined {
-    return this.records.all().find((r) => samePool(r.pool, pool));
+    return this.records.all().find((r) => recordSubnets(r).some((p) => samePool(p, pool)));
   }
 
   /**
@@ -158,7 +161,31 @@ export class Networks {
       refuseWaiting(ov);
       return overlayIpamConf(ov);
     }
-    return ipamConfFor(rec.name, spec ?? { pool: rec.pool, subPool: undefined }, rec.gateway.ip);
+    // The pool Docker asks from carries its --ip-range; the other family's is the whole subnet.
+    const v4 = spec?.pool.ip.family === 4 ? spec : { pool: rec.pool, subPool: undefined };
+    const v6: FamilyPool | undefined = rec.v6
+      ? { spec: spec?.pool.ip.family === 6 ? spec : { pool: rec.v6.pool, subPool: undefined }, gateway: rec.v6.gateway.ip }
+      : undefined;
+    return ipamConfFor(rec.name, v4, rec.gateway.ip, v6);
+  }
+
+  /**
+   * The subnet of one family of a vxnet network that exists already (RequestPool without
+   * --subnet, tied to it by --ipam-opt network=NAME): an overlay network's from the agent's
+   * state, else the pool the CNI side (or another Docker network) registered in the store.
+   */
+  async subnetOfNetwork(network: string, family: Family): Promise<Cidr> {
+    const ov = this.overlays.of(network);
+    const subnets = ov ? overlaySubnets(ov)
+      : await this.store.view(async (tx) => {
+        const pool = await tx.getPool(network);
+        return pool ? definitionSubnets(pool.definition).map(parseCidr).filter((c): c is Cidr => c !== undefined) : undefined;
+      });
+    if (!subnets) throw new NotFound(`--ipam-opt network=${network}: no vxnet network "${network}" is known on this host (no pool in the store, no overlay state); give --subnet`);
+    const mine = subnets.filter((c) => c.ip.family === family);
+    if (mine.length === 0) throw new InvalidNetworkConfig(`--ipam-opt network=${network}: vxnet network "${network}" has no IPv${family} subnet (it has ${subnets.map(formatCidr).join(', ')})`);
+    if (mine.length > 1) throw new UnsupportedField(`--ipam-opt network=${network}: vxnet network "${network}" has ${mine.length} IPv${family} subnets (${mine.map(formatCidr).join(', ')}); a Docker network takes one: give --subnet`);
+    return networkOf(mine[0] as Cidr);
   }
 
   // ---- names ----
@@ -246,6 +273,7 @@ export class Networks {
     const subnet = net.subnets.map(parseCidr).find((c): c is Cidr => c !== undefined && c.ip.family === 4);
     if (!subnet) throw new InvalidNetworkConfig(`docker network ${net.name} has no IPv4 subnet`);
     const pool = networkOf(subnet);
+    const subnet6 = net.subnets.map(parseCidr).find((c): c is Cidr => c !== undefined && c.ip.family === 6);
     const ours = net.driver === this.plugin;
     let options: NetworkOptions = parseNetworkOptions(ours ? { 'com.docker.network.generic': net.options } : {});
     const ov = this.overlays.forSubnet(pool);
@@ -257,6 +285,7 @@ export class Networks {
     }
     const rec: NetworkRecord = {
       id: net.id, pool, gateway: ov ? overlayGateway(ov) : { ip: defaultGateway(pool), prefix: pool.prefix },
+      ...(subnet6 ? { v6: { pool: networkOf(subnet6), gateway: ov ? overlayGateway(ov, 6) : { ip: defaultGateway(subnet6), prefix: subnet6.prefix } } } : {}),
       options, mode: ov ? 'overlay' : 'bridge', created: this.now(), ...(ours ? {} : { ipamOnly: true }),
     };
     this.records.put(rec);

@@ -28,6 +28,8 @@ export interface NetworkRecord {
   readonly pool: Cidr;
   /** Gateway address with the prefix Docker gives containers. */
   readonly gateway: Cidr;
+  /** The IPv6 subnet and gateway of a network created with --ipv6 (dual stack); absent: IPv4 only. */
+  readonly v6?: { readonly pool: Cidr; readonly gateway: Cidr };
   readonly options: NetworkOptions;
   /** Undefined only in records written before the field existed (see Networks.isOverlay). */
   readonly mode?: NetworkMode;
@@ -42,7 +44,10 @@ export type BoundRecord = NetworkRecord & { readonly name: string };
 
 /** The file's JSON: the record with its addresses as text. */
 export function encodeRecord(r: NetworkRecord): string {
-  return `${JSON.stringify({ ...r, pool: formatCidr(r.pool), gateway: formatCidr(r.gateway) }, null, 2)}\n`;
+  const { v6, ...rest } = r;
+  return `${JSON.stringify({
+    ...rest, pool: formatCidr(r.pool), gateway: formatCidr(r.gateway), ...(v6 ? { pool6: formatCidr(v6.pool), gateway6: formatCidr(v6.gateway) } : {}),
+  }, null, 2)}\n`;
 }
 
 function decodeOptions(v: unknown): NetworkOptions {
@@ -75,6 +80,14 @@ export function decodeRecord(text: string): NetworkRecord {
   if (!pool || pool.ip.family !== 4) throw new Error(`"pool" ${JSON.stringify(v.pool)} is not an IPv4 CIDR`);
   const gateway = typeof v.gateway === 'string' ? parseCidr(v.gateway) : undefined;
   if (!gateway || gateway.ip.family !== 4) throw new Error(`"gateway" ${JSON.stringify(v.gateway)} is not an IPv4 address/prefix`);
+  let v6: NetworkRecord['v6'];
+  if (v.pool6 !== undefined || v.gateway6 !== undefined) {
+    const pool6 = typeof v.pool6 === 'string' ? parseCidr(v.pool6) : undefined;
+    if (!pool6 || pool6.ip.family !== 6) throw new Error(`"pool6" ${JSON.stringify(v.pool6 ?? null)} is not an IPv6 CIDR`);
+    const gateway6 = typeof v.gateway6 === 'string' ? parseCidr(v.gateway6) : undefined;
+    if (!gateway6 || gateway6.ip.family !== 6) throw new Error(`"gateway6" ${JSON.stringify(v.gateway6 ?? null)} is not an IPv6 address/prefix`);
+    v6 = { pool: pool6, gateway: gateway6 };
+  }
   const optionalText = (key: string): string | undefined => {
     const x = v[key];
     if (x === undefined) return undefined;
@@ -88,7 +101,7 @@ export function decodeRecord(text: string): NetworkRecord {
   if (mode !== undefined && mode !== 'bridge' && mode !== 'overlay') throw new Error(`"mode" ${JSON.stringify(mode)} is neither bridge nor overlay`);
   const created = typeof v.created === 'number' ? v.created : 0;
   return {
-    id: v.id, pool, gateway, options: decodeOptions(v.options), created,
+    id: v.id, pool, gateway, ...(v6 ? { v6 } : {}), options: decodeOptions(v.options), created,
     ...(name !== undefined ? { name } : {}), ...(dockerName !== undefined ? { dockerName } : {}),
     ...(mode !== undefined ? { mode } : {}), ...(v.ipamOnly === true ? { ipamOnly: true } : {}),
   };

@@ -27,11 +27,14 @@ export interface Datapath {
    */
   createVeth(o: { host: string; container: string; bridge: string | undefined; mtu: number | undefined; mac: string }): Promise<void>;
   /**
-   * A routed endpoint's host end: host routes to its addresses, and proxy ARP, since Docker
-   * gives the container its address with the subnet's prefix (the container asks ARP for
-   * every address of the subnet, and the host answers for what it routes elsewhere).
+   * A routed endpoint's host end: host routes to its addresses and, as the CNI side, a permanent
+   * neighbour entry per address (the container's MAC), so the host never asks. IPv4: proxy ARP,
+   * since Docker gives the container its IPv4 address with the block's prefix (the container
+   * asks ARP for every address of it, and the host answers for what it routes elsewhere).
+   * IPv6: the container has its address alone and routes through its gateway, which the host
+   * end answers by proxy NDP (`gateways6`: a proxy entry each, answered at once).
    */
-  routeToEndpoint(o: { host: string; ips: readonly Ip[] }): Promise<void>;
+  routeToEndpoint(o: { host: string; ips: readonly Ip[]; mac: string; gateways6: readonly Ip[] }): Promise<void>;
   /** Names of the host namespace's links that start with prefix. */
   linksNamed(prefix: string): Promise<string[]>;
   /** Removes a link if it exists (the pair goes with either end). */
@@ -76,7 +79,15 @@ export const kernelDatapath: Datapath = {
     const link = await h.link(o.host);
     if (!link) throw new DatapathFailure(`veth ${o.host} vanished before its routes could be set`);
     if (o.ips.some((ip) => ip.family === 4)) writeSysctl(`net/ipv4/conf/${o.host}/proxy_arp`, '1');
-    await programHostEnd(h, link.index, o.ips);
+    if (o.gateways6.length > 0) {
+      // NDP is proxied only on a forwarding interface.
+      writeSysctl(`net/ipv6/conf/${o.host}/forwarding`, '1');
+      writeSysctl(`net/ipv6/conf/${o.host}/proxy_ndp`, '1');
+      // A proxied answer to a multicast solicitation otherwise waits up to proxy_delay (0.8 s).
+      writeSysctl(`net/ipv6/neigh/${o.host}/proxy_delay`, '0');
+      await Promise.all(o.gateways6.map((gw) => h.addProxyNeighbour(link.index, gw)));
+    }
+    await programHostEnd(h, link.index, o.ips, o.mac);
   }),
 
   linksNamed: (prefix) => withHost(async (h) => (await h.links()).map((l) => l.name).filter((n) => n.startsWith(prefix))),

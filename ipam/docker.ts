@@ -108,11 +108,16 @@ export async function claimForEndpoint(store: IpamStore, conf: IpamConf, endpoin
   });
 }
 
-/** Join: the address the endpoint holds; AttachmentDrifted when it holds none. */
+/** Join: the address the endpoint holds (its first); AttachmentDrifted when it holds none. */
 export async function endpointAllocation(store: IpamStore, network: string, endpointId: string): Promise<Allocation> {
-  const [a] = await store.view((tx) => tx.listByOwner(network, endpointId, DOCKER_IFNAME));
-  if (!a || !held(a)) throw new AttachmentDrifted(`endpoint ${endpointId.slice(0, 12)} holds no address in network "${network}" (was it released?)`);
-  return a;
+  return (await endpointAllocations(store, network, endpointId))[0] as Allocation;
+}
+
+/** Join: the addresses the endpoint holds, one per family on a dual-stack network; AttachmentDrifted when it holds none. */
+export async function endpointAllocations(store: IpamStore, network: string, endpointId: string): Promise<Allocation[]> {
+  const all = (await store.view((tx) => tx.listByOwner(network, endpointId, DOCKER_IFNAME))).filter((a) => held(a) !== undefined);
+  if (all.length === 0) throw new AttachmentDrifted(`endpoint ${endpointId.slice(0, 12)} holds no address in network "${network}" (was it released?)`);
+  return all;
 }
 
 /** Join: records the sandbox on what the endpoint holds; false when it holds nothing any more. */

@@ -31,6 +31,7 @@ const RTA_GATEWAY = 5;
 const NDA_DST = 1;
 const NDA_LLADDR = 2;
 const NUD_PERMANENT = 0x80;
+const NTF_PROXY = 0x08;
 export const RT_TABLE_MAIN = 254;
 /** RTNH_F_ONLINK in rtm_flags: the gateway is on the link even though no address says so. */
 export const RTNH_F_ONLINK = 4;
@@ -161,6 +162,12 @@ export function newRouteBody(route: { family: number; dstLen: number; dst?: Buff
 export function newNeighbourBody(family: number, index: number, dst: Buffer, lladdr: Buffer): Buffer {
   return new Writer().u8(family).u8(0).u16(0).s32(index).u16(NUD_PERMANENT).u8(0).u8(0)
     .attr(NDA_DST, dst).attr(NDA_LLADDR, lladdr).done();
+}
+
+/** A proxy neighbour entry (`ip neigh add proxy DST dev LINK`): the link answers ARP/NDP for dst. */
+export function newProxyNeighbourBody(family: number, index: number, dst: Buffer): Buffer {
+  return new Writer().u8(family).u8(0).u16(0).s32(index).u16(NUD_PERMANENT).u8(NTF_PROXY).u8(0)
+    .attr(NDA_DST, dst).done();
 }
 
 /** What vxnet reads of a link message (RTM_NEWLINK). */

@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { findTool } from './nat';
 import { NetnsHandle, inNetnsSync } from './netns';
 import { NlChannel } from './nl-channel';
-import { LinkFields, RTNH_F_ONLINK, RT_TABLE_MAIN, newAddressBody, newNeighbourBody, newRouteBody, newVethBody, parseLinkBody, setLinkBody } from './rtnl-wire';
+import { LinkFields, RTNH_F_ONLINK, RT_TABLE_MAIN, newAddressBody, newNeighbourBody, newProxyNeighbourBody, newRouteBody, newVethBody, parseLinkBody, setLinkBody } from './rtnl-wire';
 
 const RTM_NEWLINK = 16;
 const RTM_SETLINK = 19;
@@ -477,6 +477,18 @@ export class Rtnl {
       await this.channel.request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, newNeighbourBody(afOf(ip.family), index, ipBytes(ip), macToBytes(mac)));
     } catch (err) {
       throw this.fail(`cannot set neighbour ${formatIp(ip)} lladdr ${mac} on link #${index}`, err);
+    }
+  }
+
+  /**
+   * Adds a proxy neighbour entry: the link answers neighbour solicitations for ip (IPv6 needs
+   * the link's proxy_ndp on). The kernel drops it with the link.
+   */
+  async addProxyNeighbour(index: number, ip: Ip): Promise<void> {
+    try {
+      await this.channel.request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, newProxyNeighbourBody(afOf(ip.family), index, ipBytes(ip)));
+    } catch (err) {
+      throw this.fail(`cannot add proxy neighbour ${formatIp(ip)} on link #${index}`, err);
     }
   }
 

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatIp, parseCidr } from '../../ipam/addr';
+import { formatCidr, formatIp, parseCidr } from '../../ipam/addr';
 import { type LocalOverlayState, writeLocalState } from '../../overlay/local';
 import { ipamAdd } from '../../ipam/core';
 import { parseIpamConf } from '../../ipam/config';
@@ -49,14 +49,17 @@ function fixture(t: Test, o: { docker?: boolean; grace?: number; overlayDir?: st
   const bridges = new Map<string, string>();
   const links = new Set<string>();
   const datapath: Datapath = {
-    async ensureBridge(spec) { calls.push(`bridge ${spec.name} ${spec.network} gw=${spec.gateways.map((g) => g.prefix).join()} masq=${spec.ipMasq} ${spec.natTable}`); bridges.set(spec.network, spec.name); },
+    async ensureBridge(spec) {
+      calls.push(`bridge ${spec.name} ${spec.network} gw=${spec.gateways.map((g) => g.prefix).join()} masq=${spec.ipMasq} ${spec.natTable}${spec.subnets.length > 1 ? ` ${spec.gateways.map(formatCidr).join()} ${spec.subnets.map(formatCidr).join()}` : ''}`);
+      bridges.set(spec.network, spec.name);
+    },
     async findBridgeOf(network) { return bridges.get(network); },
     async ensureRoutedNetwork(spec) { calls.push(`routed ${spec.network} ${spec.device}`); },
     async createVeth(v) { calls.push(`veth ${v.host} ${v.container} ${v.bridge} ${v.mac}`); links.add(v.container); },
-    async routeToEndpoint(v) { calls.push(`route ${v.host} ${v.ips.map(formatIp).join()}`); },
+    async routeToEndpoint(v) { calls.push(`route ${v.host} ${v.ips.map(formatIp).join()}${v.gateways6.length > 0 ? ` proxy6=${v.gateways6.map(formatIp).join()}` : ''}`); },
     async linksNamed(prefix) { return [...links].filter((n) => n.startsWith(prefix)); },
     async removeLink(name) { calls.push(`rm ${name}`); return links.delete(name) || true; },
-    async teardownNetwork(v) { calls.push(`teardown ${v.network} ${v.bridge} ${v.natTable}`); bridges.delete(v.network); return true; },
+    async teardownNetwork(v) { calls.push(`teardown ${v.network} ${v.bridge} ${v.natTable} ${v.subnets.map(formatCidr).join()}`); bridges.delete(v.network); return true; },
     async teardownRoutedNetwork(spec) { calls.push(`teardown-routed ${spec.network} ${spec.device}`); },
   };
   const dockerNets = new Map<string, DockerNetwork>();
@@ -133,7 +136,9 @@ t.test('RequestPool: self-describing ids, identical requests identical answers, 
   t.same(await f.call('IpamDriver.RequestPool', body), a, 'repeatable');
   t.equal((await f.call('IpamDriver.RequestPool', { ...body, SubPool: '10.232.5.128/25' })).PoolID, 'vxnet:10.232.5.0/24:10.232.5.128/25');
   await t.rejects(f.call('IpamDriver.RequestPool', { ...body, Pool: '' }), /--subnet/);
-  await t.rejects(f.call('IpamDriver.RequestPool', { ...body, V6: true, Pool: 'fd00::/64' }), /IPv4/);
+  t.same(await f.call('IpamDriver.RequestPool', { ...body, V6: true, Pool: 'fd00:5::/64' }), { PoolID: 'vxnet:fd00:5::/64', Pool: 'fd00:5::/64', Data: {} }, 'IPv6 (--ipv6)');
+  await t.rejects(f.call('IpamDriver.RequestPool', { ...body, V6: true }), /IPv6 CIDR/);
+  await t.rejects(f.call('IpamDriver.RequestPool', { ...body, V6: false, Pool: 'fd00:5::/64' }), /not an IPv4 CIDR/);
   await t.rejects(f.call('IpamDriver.RequestPool', { ...body, Pool: '10.232.5.1/24' }), /host bits/);
   await t.rejects(f.call('IpamDriver.RequestPool', { ...body, SubPool: '10.9.0.0/25' }), /not inside/);
   await t.rejects(f.call('IpamDriver.RequestPool', { ...body, AddressSpace: 'vxnet-global' }), /local/);
@@ -206,7 +211,7 @@ t.test('network delete: Docker allocations go, the bridge goes only when no runt
   await attach(g, NID2, pool2, EID);
   await g.call('IpamDriver.ReleaseAddress', { PoolID: pool2, Address: '10.232.9.2' });
   await g.call('NetworkDriver.DeleteNetwork', { NetworkID: NID2 });
-  t.ok(g.calls.includes('teardown green vx-green vxtnat'), 'unused bridge torn down');
+  t.ok(g.calls.includes('teardown green vx-green vxtnat 10.232.9.0/24'), 'unused bridge torn down');
   t.equal(await g.store.view((tx) => tx.getPool('green')), undefined, 'pool forgotten');
 });
 
@@ -546,4 +551,140 @@ t.test('a record from before the mode whose overlay state is not written yet (a 
   t.equal(a.address, '10.240.3.2/24', 'served as the overlay network once the agent wrote its state');
   t.equal(JSON.parse(fs.readFileSync(file, 'utf8')).mode, 'overlay', 'and stored so');
   t.ok(f.calls.includes('routed ov1 vxlan.4242'));
+});
+
+// ---- dual stack (issue 16): what Docker 20.10 sends for `docker network create --ipv6` ----
+
+/** `docker network create --ipv6 --subnet V4 --subnet V6`: RequestPool and the gateway per family, then CreateNetwork with both. */
+async function createDualNetwork(f: Fixture, nid: string, name: string, v4: string, v6: string, generic: Record<string, string> = {}): Promise<{ pool4: string; pool6: string }> {
+  const p4 = await f.call('IpamDriver.RequestPool', { AddressSpace: 'vxnet', Pool: v4, SubPool: '', Options: {}, V6: false });
+  const p6 = await f.call('IpamDriver.RequestPool', { AddressSpace: 'vxnet', Pool: v6, SubPool: '', Options: {}, V6: true });
+  const gw4 = await f.call('IpamDriver.RequestAddress', { PoolID: p4.PoolID, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } });
+  const gw6 = await f.call('IpamDriver.RequestAddress', { PoolID: p6.PoolID, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } });
+  await f.call('NetworkDriver.CreateNetwork', {
+    NetworkID: nid, Options: { 'com.docker.network.enable_ipv6': true, 'com.docker.network.generic': generic },
+    IPv4Data: [{ AddressSpace: 'vxnet', Pool: v4, Gateway: gw4.Address }], IPv6Data: [{ AddressSpace: 'vxnet', Pool: v6, Gateway: gw6.Address }],
+  });
+  f.dockerNets.set(nid, { ...dockerNet(nid, name, v4), subnets: [v4, v6] });
+  await f.driver.learnName(nid, name);
+  return { pool4: p4.PoolID, pool6: p6.PoolID };
+}
+
+/** A container start on a dual-stack network: RequestAddress per family, CreateEndpoint with both, Join. */
+async function attachDual(f: Fixture, nid: string, pools: { pool4: string; pool6: string }, eid: string, ip6 = ''): Promise<{ address: string; address6: string; create: any; join: any }> {
+  const a = await f.call('IpamDriver.RequestAddress', { PoolID: pools.pool4, Address: '', Options: null });
+  const a6 = await f.call('IpamDriver.RequestAddress', { PoolID: pools.pool6, Address: ip6, Options: null });
+  const create = await f.call('NetworkDriver.CreateEndpoint', { NetworkID: nid, EndpointID: eid, Interface: { Address: a.Address, AddressIPv6: a6.Address, MacAddress: '' }, Options: {} });
+  const join = await f.call('NetworkDriver.Join', { NetworkID: nid, EndpointID: eid, SandboxKey: '/var/run/docker/netns/abc', Options: {} });
+  return { address: a.Address, address6: a6.Address, create, join };
+}
+
+t.test('dual stack, bridge: one pool per family, both gateways on the bridge, GatewayIPv6; the CNI side\'s dual-stack config is the same network', async (t) => {
+  const f = fixture(t);
+  const pools = await createDualNetwork(f, NID, 'dual', '10.232.30.0/24', 'fd00:232:30::/64');
+  t.equal(pools.pool6, 'vxnet:fd00:232:30::/64');
+  const rec = JSON.parse(fs.readFileSync(join(f.dataDir, 'docker', 'networks', `${NID}.json`), 'utf8'));
+  t.match(rec, { pool: '10.232.30.0/24', gateway: '10.232.30.1/24', pool6: 'fd00:232:30::/64', gateway6: 'fd00:232:30::1/64' }, 'both families recorded');
+  const a = await attachDual(f, NID, pools, EID);
+  t.equal(a.address, '10.232.30.2/24');
+  t.equal(a.address6, 'fd00:232:30::2/64', 'IPv6 address with the subnet\'s prefix (a bridge network: on-link)');
+  t.same(Object.keys(a.create.Interface), ['MacAddress'], 'neither address echoed');
+  t.same(a.join, { InterfaceName: { SrcName: endpointContainerVeth(EID), DstPrefix: 'eth' }, Gateway: '10.232.30.1', GatewayIPv6: 'fd00:232:30::1', StaticRoutes: [], DisableGatewayService: false });
+  t.ok(f.calls.includes('bridge vx-dual dual gw=24,64 masq=true vxnet 10.232.30.1/24,fd00:232:30::1/64 10.232.30.0/24,fd00:232:30::/64'),
+    'the bridge gets both gateways; both subnets masqueraded (ipMasq)', { diag: f.calls });
+  t.match((await list(f)).map((x) => `${x.address} ${x.containerId} ${x.rangeSet}`).sort(), [`10.232.30.2 ${EID} 0`, `fd00:232:30::2 ${EID} 1`], 'one allocation per family, owned by the endpoint');
+
+  // A podman container of the same network: its CNI config lists the same two subnets.
+  const cni = parseIpamConf('dual', { ranges: [[{ subnet: '10.232.30.0/24' }], [{ subnet: 'fd00:232:30::/64' }]] });
+  const added = await ipamAdd(f.store, cni, { network: 'dual', containerId: 'cni-1', ifname: 'eth0', runtime: 'cni' });
+  t.same(added.ips.map((x) => formatCidr(x.cidr)), ['10.232.30.3/24', 'fd00:232:30::3/64'], 'the CNI side allocates from the same two pools, after Docker\'s');
+  const b = await attachDual(f, NID, pools, EID2, 'fd00:232:30::77');
+  t.equal(b.address6, 'fd00:232:30::77/64', '--ip6 honoured');
+  await t.rejects(f.call('IpamDriver.RequestAddress', { PoolID: pools.pool6, Address: 'fd00:232:30::77', Options: null }), /fd00:232:30::77.*(not available|held)/, 'a taken --ip6');
+  await t.rejects(f.call('IpamDriver.RequestAddress', { PoolID: pools.pool6, Address: 'fd00:9::5', Options: null }), /fd00:9::5 is not in the network's subnet fd00:232:30::\/64/, '--ip6 outside the pool');
+  await t.rejects(f.call('IpamDriver.RequestAddress', { PoolID: pools.pool6, Address: '10.232.30.9', Options: null }), /not an IPv6 address/);
+  await t.rejects(f.call('IpamDriver.RequestAddress', { PoolID: pools.pool6, Address: 'fd00:232:30::1', Options: null }), /gateway/, 'the IPv6 gateway is not for containers');
+
+  // Stop and remove B: Docker releases both addresses; network rm releases the rest and tears down both families.
+  await f.call('NetworkDriver.Leave', { NetworkID: NID, EndpointID: EID2 });
+  await f.call('NetworkDriver.DeleteEndpoint', { NetworkID: NID, EndpointID: EID2 });
+  await f.call('IpamDriver.ReleaseAddress', { PoolID: pools.pool4, Address: b.address.split('/')[0] });
+  await f.call('IpamDriver.ReleaseAddress', { PoolID: pools.pool6, Address: 'fd00:232:30::77' });
+  t.notOk((await list(f)).some((x) => x.containerId === EID2), 'both of B\'s addresses released');
+  await f.store.withLock((tx) => tx.releaseByOwner('dual', 'cni-1', 'eth0', 'test'));
+  await f.call('NetworkDriver.DeleteNetwork', { NetworkID: NID });
+  t.ok(f.calls.includes('teardown dual vx-dual vxnet 10.232.30.0/24,fd00:232:30::/64'), 'teardown of both families', { diag: f.calls });
+  t.same(await list(f), [], 'nothing left');
+  t.equal(await f.store.view((tx) => tx.getPool('dual')), undefined, 'pool forgotten');
+});
+
+t.test('dual stack: a v6 subnet conflicting with the CNI side\'s, an exhausted v6 pool, an IPv4-only network given an IPv6 address', async (t) => {
+  const f = fixture(t);
+  await ipamAdd(f.store, parseIpamConf('red', { ranges: [[{ subnet: '10.232.31.0/24' }], [{ subnet: 'fd00:31::/64' }]] }), { network: 'red', containerId: 'cni-1', ifname: 'eth0', runtime: 'cni' });
+  const p4 = await f.call('IpamDriver.RequestPool', { AddressSpace: 'vxnet', Pool: '10.232.31.0/24', V6: false });
+  const p6 = await f.call('IpamDriver.RequestPool', { AddressSpace: 'vxnet', Pool: 'fd00:99::/64', V6: true });
+  const body = {
+    NetworkID: NID, Options: { 'com.docker.network.enable_ipv6': true, 'com.docker.network.generic': { network: 'red' } },
+    IPv4Data: [{ AddressSpace: 'vxnet', Pool: '10.232.31.0/24', Gateway: '10.232.31.1/24' }], IPv6Data: [{ AddressSpace: 'vxnet', Pool: 'fd00:99::/64', Gateway: 'fd00:99::1/64' }],
+  };
+  await t.rejects(f.call('NetworkDriver.CreateNetwork', body), /vxnet network "red".*fd00:31::\/64.*fd00:99::\/64/, 'the conflict names both IPv6 subnets');
+  t.notOk(fs.existsSync(join(f.dataDir, 'docker', 'networks', `${NID}.json`)), 'nothing recorded');
+  t.match((await list(f)).map((x) => x.containerId), ['cni-1', 'cni-1'], 'the CNI container\'s addresses untouched');
+  t.ok(p4.PoolID && p6.PoolID);
+
+  // A /126 has two container addresses after the gateway.
+  const small = await createDualNetwork(f, NID2, 'tiny', '10.232.32.0/24', 'fd00:32::/126');
+  await attachDual(f, NID2, small, EID);
+  await attachDual(f, NID2, small, EID2);
+  const before = await list(f, 'tiny');
+  await t.rejects(f.call('IpamDriver.RequestAddress', { PoolID: small.pool6, Address: '', Options: null }), /no free address in network "tiny" pool fd00:32::1-fd00:32::3: all 2 addresses are in use/, 'an exhausted IPv6 pool, said so');
+  t.same(await list(f, 'tiny'), before, 'nothing reserved by the refused request');
+
+  const v4only = await createNetwork(f, '5'.repeat(64), 'plain', '10.232.33.0/24');
+  const a = await f.call('IpamDriver.RequestAddress', { PoolID: v4only, Address: '', Options: null });
+  await t.rejects(f.call('NetworkDriver.CreateEndpoint', { NetworkID: '5'.repeat(64), EndpointID: EID, Interface: { Address: a.Address, AddressIPv6: 'fd00::5/64', MacAddress: '' } }), /no IPv6 subnet: it was created without --ipv6/);
+  await t.rejects(f.call('IpamDriver.RequestPool', { AddressSpace: 'vxnet', Pool: 'fd00::/127', V6: true }), /too small to allocate from \(at most \/126\)/);
+  await t.rejects(f.call('IpamDriver.RequestPool', { AddressSpace: 'vxnet', Pool: 'fd00::1/64', V6: true }), /host bits set; the network is fd00::\/64/);
+});
+
+t.test('dual stack: --ipam-opt network=NAME ties pools without --subnet to an existing vxnet network, per family', async (t) => {
+  const f = fixture(t);
+  await ipamAdd(f.store, parseIpamConf('shared', { ranges: [[{ subnet: '10.232.34.0/24' }], [{ subnet: 'fd00:34::/64' }]] }), { network: 'shared', containerId: 'cni-1', ifname: 'eth0', runtime: 'cni' });
+  const body = { AddressSpace: 'vxnet', Pool: '', SubPool: '', Options: { network: 'shared' } };
+  t.same(await f.call('IpamDriver.RequestPool', { ...body, V6: false }), { PoolID: 'vxnet:10.232.34.0/24', Pool: '10.232.34.0/24', Data: {} });
+  t.same(await f.call('IpamDriver.RequestPool', { ...body, V6: true }), { PoolID: 'vxnet:fd00:34::/64', Pool: 'fd00:34::/64', Data: {} });
+  await t.rejects(f.call('IpamDriver.RequestPool', { ...body, Options: { network: 'nosuch' }, V6: true }), /no vxnet network "nosuch" is known/);
+  await ipamAdd(f.store, parseIpamConf('four', { subnet: '10.232.35.0/24' }), { network: 'four', containerId: 'cni-2', ifname: 'eth0', runtime: 'cni' });
+  await t.rejects(f.call('IpamDriver.RequestPool', { ...body, Options: { network: 'four' }, V6: true }), /vxnet network "four" has no IPv6 subnet \(it has 10\.232\.35\.0\/24\)/);
+  await t.rejects(f.call('IpamDriver.RequestPool', { ...body, Options: {}, V6: true }), /IPv6 subnet of the network/);
+});
+
+t.test('dual stack, overlay: IPv6 from this host\'s IPv6 block without a prefix, the gateway by a connected route and proxy NDP', async (t) => {
+  const overlayDir = fs.mkdtempSync(join(tmpdir(), 'vxt-cnm-ov-'));
+  t.teardown(() => fs.rmSync(overlayDir, { recursive: true, force: true }));
+  writeLocalState(overlayDir, {
+    network: 'ov6', hostId: 'h1', vni: 4243, device: 'vxlan.4243', mtu: 1400,
+    blocks: [parseCidr('10.241.3.0/24')!, parseCidr('fd41:0:0:3::/64')!], subnets: [parseCidr('10.241.0.0/16')!, parseCidr('fd41::/48')!], updated: Date.now(),
+  });
+  const f = fixture(t, { overlayDir });
+  const nid = 'f'.repeat(64);
+  await t.rejects((async () => {
+    await f.call('NetworkDriver.CreateNetwork', {
+      NetworkID: '6'.repeat(64), Options: { 'com.docker.network.enable_ipv6': true, 'com.docker.network.generic': {} },
+      IPv4Data: [{ AddressSpace: 'vxnet', Pool: '10.241.0.0/16' }], IPv6Data: [{ AddressSpace: 'vxnet', Pool: 'fd99::/48' }],
+    });
+  })(), /IPv6 subnet fd99::\/48 is not overlay network "ov6"'s: its IPv6 subnet is fd41::\/48/);
+  const pools = await createDualNetwork(f, nid, 'ov6', '10.241.0.0/16', 'fd41::/48');
+  const rec = JSON.parse(fs.readFileSync(join(f.dataDir, 'docker', 'networks', `${nid}.json`), 'utf8'));
+  t.match(rec, { gateway: '10.241.3.1/24', gateway6: 'fd41:0:0:3::1/64', mode: 'overlay' }, 'the gateways of this host\'s blocks');
+  const eid = 'e'.repeat(64);
+  const a = await attachDual(f, nid, pools, eid);
+  t.equal(a.address, '10.241.3.2/24');
+  t.equal(a.address6, 'fd41:0:0:3::2/128', 'IPv6: the address alone, so everything goes through the gateway');
+  t.same(a.join, {
+    InterfaceName: { SrcName: endpointContainerVeth(eid), DstPrefix: 'eth' }, Gateway: '10.241.3.1', GatewayIPv6: 'fd41:0:0:3::1',
+    StaticRoutes: [{ Destination: 'fd41:0:0:3::1/128', RouteType: 1 }], DisableGatewayService: false,
+  });
+  t.ok(f.calls.includes(`route ${endpointHostVeth(eid)} 10.241.3.2,fd41:0:0:3::2 proxy6=fd41:0:0:3::1`), 'host routes to both addresses, proxy NDP for the gateway', { diag: f.calls });
+  t.match((await list(f, 'ov6')).map((x) => `${x.address} ${x.containerId}`).sort(), [`10.241.3.2 ${eid}`, `fd41:0:0:3::2 ${eid}`]);
 });

@@ -6,7 +6,7 @@ import t from 'tap';
 import { parseCidr, parseIp } from '../../ipam/addr';
 import { parseIpamConf, poolDefinition } from '../../ipam/config';
 import { blockRanges } from '../../overlay/local';
-import { ipamConfFor, overlayIpamConf, parsePoolId, parseNetworkOptions, poolId, requestPoolSpec } from '../../cnm/model';
+import { ipamConfFor, overlayIpamConf, parsePoolId, parsePoolRequest, parseNetworkOptions, poolId, requestPoolSpec, setsOfFamily } from '../../cnm/model';
 import { decodeRecord, encodeRecord, type NetworkRecord } from '../../cnm/state';
 import { caught } from '../ipam/helpers/errors';
 
@@ -47,12 +47,36 @@ t.test('PoolIDs: round trip, and what RequestPool refuses is refused when Docker
     ['vxnet:10.0.0.0/24:10.0.0.0/25:x', 'not CIDRs'],
     ['vxnet:10.0.0.1/24', '--subnet 10.0.0.1/24 has host bits set; the network is 10.0.0.0/24'],
     ['vxnet:10.0.0.0/31', '--subnet 10.0.0.0/31 is too small to allocate from (at most /30)'],
-    ['vxnet:fd00::/64', 'not CIDRs'], // IPv6 has colons: never a vxnet pool id
+    ['vxnet:fd00::/64:fd00::/64:fd00::/80', 'not CIDRs'],
+    ['vxnet:fd00::1/64', '--subnet fd00::1/64 has host bits set; the network is fd00::/64'],
+    ['vxnet:fd00::/127', '--subnet fd00::/127 is too small to allocate from (at most /126)'],
+    ['vxnet:fd00::/64:10.0.0.0/25', '--ip-range 10.0.0.0/25 is not an IPv6 CIDR'],
     ['vxnet:10.0.0.0/24:10.9.0.0/25', '--ip-range 10.9.0.0/25 is not inside --subnet 10.0.0.0/24'],
     ['vxnet:10.0.0.0/24:10.0.0.0/32', '--ip-range 10.0.0.0/32 holds no host address of --subnet 10.0.0.0/24'],
   ] as const) {
     t.strictSame(caught(() => parsePoolId(id, 'RequestAddress')), bad(id, why), id);
   }
+});
+
+t.test('IPv6 pools: PoolIDs round trip (a CIDR ends in /digits, so the colons split unambiguously)', async (t) => {
+  for (const [Pool, SubPool] of [['fd00:232::/64', ''], ['fd00:232::/64', 'fd00:232::8000:0:0/65'], ['fd00::/126', '']] as const) {
+    const spec = requestPoolSpec({ Pool, SubPool, V6: true });
+    t.same(parsePoolId(poolId(spec), 'RequestAddress'), spec, poolId(spec));
+  }
+  t.equal(poolId(requestPoolSpec({ Pool: 'fd00:232::/64', SubPool: 'fd00:232::/80', V6: true })), 'vxnet:fd00:232::/64:fd00:232::/80');
+  t.strictSame(caught(() => requestPoolSpec({ Pool: '10.0.0.0/24', V6: true })),
+    { name: 'InvalidNetworkConfig', code: 7, message: '--subnet (IPv6, with --ipv6) 10.0.0.0/24 is not an IPv6 CIDR such as fd00:232::/64' });
+  t.strictSame(caught(() => requestPoolSpec({ Pool: 'fd00::/64', V6: false })),
+    { name: 'InvalidNetworkConfig', code: 7, message: '--subnet fd00::/64 is not an IPv4 CIDR such as 10.232.0.0/24' });
+  t.strictSame(parsePoolRequest({ Pool: '', Options: { network: 'blue' }, V6: true }), { kind: 'network', network: 'blue', family: 6 }, 'no --subnet, tied by --ipam-opt network=');
+  t.strictSame(caught(() => parsePoolRequest({ Pool: '', Options: { network: '-x' }, V6: true }))?.name, 'InvalidNetworkConfig');
+});
+
+t.test('a dual-stack pool\'s IPAM config: what the CNI side parses from the same two range sets', async (t) => {
+  const conf = ipamConfFor('dual', { pool: cidr('10.232.5.0/24'), subPool: undefined }, ipOf('10.232.5.1'), { spec: { pool: cidr('fd00:5::/64'), subPool: undefined }, gateway: ipOf('fd00:5::1') });
+  t.equal(poolDefinition(conf), poolDefinition(parseIpamConf('dual', { ranges: [[{ subnet: '10.232.5.0/24' }], [{ subnet: 'fd00:5::/64' }]] })));
+  t.same(setsOfFamily(conf, 6), [1]);
+  t.same(setsOfFamily(conf, 4), [0]);
 });
 
 t.test('RequestPool: an --ip-range without a host address is refused at network create', async (t) => {
@@ -78,6 +102,11 @@ t.test('network records: typed in memory, text in the file, refused precisely wh
   t.equal(wrong({ pool: '10.232.5.0' }), '"pool" "10.232.5.0" is not an IPv4 CIDR');
   t.equal(wrong({ gateway: 'fd00::1/64' }), '"gateway" "fd00::1/64" is not an IPv4 address/prefix');
   t.equal(wrong({ mode: 'vlan' }), '"mode" "vlan" is neither bridge nor overlay');
+  t.equal(wrong({ pool6: '10.0.0.0/24', gateway6: 'fd00::1/64' }), '"pool6" "10.0.0.0/24" is not an IPv6 CIDR');
+  t.equal(wrong({ pool6: 'fd00::/64' }), '"gateway6" null is not an IPv6 address/prefix');
+  const dual: NetworkRecord = { ...record, v6: { pool: cidr('fd00:5::/64'), gateway: cidr('fd00:5::1/64') } };
+  t.same(decodeRecord(encodeRecord(dual)), dual, 'a dual-stack record round trips');
+  t.match(JSON.parse(encodeRecord(dual)), { pool6: 'fd00:5::/64', gateway6: 'fd00:5::1/64' });
   t.equal(wrong({ name: '-x' }), '"name" "-x" is not a network name');
   t.equal(wrong({ options: { mtu: 'big' } }), '"options.mtu" is "big"');
   t.equal(wrong({ options: [] }), '"options" is not an object');
