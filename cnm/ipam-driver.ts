@@ -2,7 +2,7 @@
 // pools need no state. RequestAddress comes before Docker says which endpoint the address is
 // for, so it is reserved under a pending owner (ipam/docker.ts), which CreateEndpoint claims.
 import { Ip, contains, formatCidr, formatIp, networkOf } from '../ipam/addr';
-import { releaseDockerAddress, reservePending } from '../ipam/docker';
+import { releaseDockerAddress, releaseIfStillPending, reservePending } from '../ipam/docker';
 import { AddressUnavailable, DecodingFailure, NetworkConflict, NotFound } from '../lib/errors';
 import type { Body, DriverContext, Handlers, Reply } from './context';
 import {
@@ -58,6 +58,7 @@ async function requestAddress(ctx: DriverContext, b: Body): Promise<Reply> {
     // answers (IPv4 has proxy_arp for that; IPv6 proxies only listed addresses).
     const address = routed && family === 6 ? `${formatIp(ip.cidr.ip)}/128` : formatCidr(ip.cidr);
     ctx.log.debug('address reserved', { network: rec.name, address, pending: ip.allocation.containerId });
+    if (family === 4 && rec.v6) collectIfOrphaned(ctx, rec.name, ip.cidr.ip, ip.allocation.containerId);
     return { Address: address, Data: {} };
   } catch (err) {
     if (err instanceof NetworkConflict) {
@@ -65,6 +66,26 @@ async function requestAddress(ctx: DriverContext, b: Body): Promise<Reply> {
     }
     throw err;
   }
+}
+
+/**
+ * Docker 20.10 asks a dual-stack endpoint's IPv4 address first, then the IPv6 one; when the
+ * IPv6 one fails (the pool is full, or Docker finds --ip6 outside the subnet itself, before
+ * asking us) it never gives the IPv4 one back (libnetwork's assignAddress returns without
+ * releasing it; seen on this dockerd). CreateEndpoint follows RequestAddress within
+ * milliseconds, so a reservation still pending after ORPHAN_MS is such a leftover: released
+ * then, rather than at reconcile's pending grace (minutes). Should Docker claim it later after
+ * all, CreateEndpoint reserves the address again if it is still free.
+ */
+export const ORPHAN_MS = 10_000;
+
+function collectIfOrphaned(ctx: DriverContext, network: string, ip: Ip, pendingId: string): void {
+  const timer = setTimeout(() => {
+    releaseIfStillPending(ctx.store, network, ip, pendingId, 'docker: IPv4 reservation of a dual-stack endpoint never created')
+      .then((a) => { if (a) ctx.log.info('released an IPv4 reservation Docker left behind (its IPv6 request failed)', { network, address: a.address }); })
+      .catch((err: unknown) => ctx.log.debug('orphan check failed; reconcile will collect it', { network, address: formatIp(ip), error: (err as Error).message }));
+  }, ORPHAN_MS);
+  timer.unref();
 }
 
 /**

@@ -80,6 +80,18 @@ export async function reservePending(store: IpamStore, conf: IpamConf, request: 
   return { ...ipamIpFor(conf, allocation), allocation };
 }
 
+/**
+ * Releases ip if the pending owner that reserved it still holds it (no endpoint claimed it);
+ * returns what went. Guarded in one transaction, so a claim made meanwhile is kept.
+ */
+export function releaseIfStillPending(store: IpamStore, network: string, ip: Ip, pendingId: string, reason: string): Promise<Allocation | undefined> {
+  return store.withLock(async (tx) => {
+    const holder = await tx.ownerOf(network, ip);
+    if (holder?.containerId !== pendingId || holder.runtime !== DOCKER_RUNTIME) return undefined;
+    return tx.releaseAddress(network, ip, reason);
+  });
+}
+
 /** What claimForEndpoint found: the address was free, pending, or the endpoint's already. */
 export type Claim = 'reserved' | 'claimed' | 'held';
 

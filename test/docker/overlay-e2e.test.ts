@@ -5,7 +5,8 @@
 // writes it, so no etcd is needed. vxnetd reads that state (--overlay-dir):
 // `docker network create --subnet <the overlay's IPv4 subnet>` is the overlay network, and
 // containers get addresses from host A's block and reach a CNI container on host B both ways,
-// through Docker's FORWARD DROP policy. Both are attached routed (no bridge: a host route per
+// through Docker's FORWARD DROP policy. The overlay is dual stack, and so is the Docker network
+// (`--ipv6 --subnet <the overlay's IPv6 subnet>`, issue 16): the same over IPv6. Both are attached routed (no bridge: a host route per
 // container veth, datapath/routed.ts). A CNI container on host A shares the pool.
 // Root and dockerd only; every object is vxt-prefixed or inside the test's namespaces.
 import t, { type Test } from 'tap';
@@ -22,7 +23,7 @@ import { VtepProgrammer } from '../../overlay/apply';
 import { writeLocalState } from '../../overlay/local';
 import { Peer, vtepMacFor } from '../../overlay/plan';
 import { newNetns } from '../helpers/netns';
-import { exec, mustExec } from '../helpers/sh';
+import { exec, mustExec, pollUntil } from '../helpers/sh';
 import { VXNET, bare, cniEnv, describe, newContainerId, resultAddrs, runInNetns, runPlugin } from '../integration/helpers/cni';
 import { newUnderlay, reachable } from '../overlay/helpers/hosts';
 import {
@@ -85,7 +86,7 @@ async function main(t: Test): Promise<void> {
   const cB = await newNetns(t);
   const addB = await runInNetns(hostB.ns, VXNET, [], cniEnv({ command: 'ADD', containerId: newContainerId(), ifname: 'eth0', netns: cB.path }), confOf(dirB, 'vxtbr0'));
   if (addB.code !== 0) throw new Error(`ADD on host B: ${describe(addB)}`);
-  const [b4] = resultAddrs(addB.json).map(bare);
+  const [b4, b6] = resultAddrs(addB.json).map(bare);
 
   // Host A: vxnetd reads A's overlay state; its store is the one A's CNI config uses.
   fs.mkdirSync(join(dirA, 'store'), { recursive: true });
@@ -98,11 +99,14 @@ async function main(t: Test): Promise<void> {
   // The overlay is dual stack: the IPv6 side of the masquerade table too (registerNetCleanup does IPv4).
   t.teardown(async () => { await exec('nft', ['delete', 'table', 'ip6', natTable]); });
 
-  await t.test('docker network create with the overlay subnet: this host\'s block, its gateway', async (t) => {
-    await mustDocker(['network', 'create', '-d', vx.plugin, '--ipam-driver', vx.plugin, '--subnet', '10.226.0.0/16',
+  await t.test('docker network create with the overlay subnets: this host\'s blocks, their gateways', async (t) => {
+    const wrong6 = await docker(['network', 'create', '-d', vx.plugin, '--ipam-driver', vx.plugin, '--ipv6', '--subnet', '10.226.0.0/16', '--subnet', 'fd99::/48', `vxt-bad6${hex}`]);
+    t.not(wrong6.code, 0, 'another IPv6 subnet is refused');
+    t.match(wrong6.stderr, /IPv6 subnet fd99::\/48 is not overlay network .*its IPv6 subnet is fd26::\/48/, `saying which: ${wrong6.stderr.trim()}`);
+    await mustDocker(['network', 'create', '-d', vx.plugin, '--ipam-driver', vx.plugin, '--ipv6', '--subnet', '10.226.0.0/16', '--subnet', 'fd26::/48',
       '-o', `natTable=${natTable}`, network]);
     const info = JSON.parse(await mustDocker(['network', 'inspect', network]))[0];
-    t.match(info.IPAM.Config, [{ Subnet: '10.226.0.0/16' }], 'the overlay subnet');
+    t.match(info.IPAM.Config, [{ Subnet: '10.226.0.0/16', Gateway: '10.226.1.1' }, { Subnet: 'fd26::/48', Gateway: 'fd26:0:0:1::1' }], 'the overlay subnets, this host\'s blocks\' gateways');
     const bad = await docker(['network', 'create', '-d', vx.plugin, '--ipam-driver', vx.plugin, '--subnet', '10.226.0.0/16', '--gateway', '10.226.0.1', `vxt-bad${hex}`]);
     t.not(bad.code, 0, 'another gateway is refused');
     t.match(bad.stderr, /this host's gateway is 10\.226\.1\.1/);
@@ -127,8 +131,31 @@ async function main(t: Test): Promise<void> {
     const bridges = JSON.parse((await exec('ip', ['-j', 'link', 'show', 'type', 'bridge'])).stdout) as Array<{ ifname: string; ifalias?: string }>;
     t.same(bridges.filter((b) => b.ifalias?.startsWith(`vxnet network=${network} `)).map((b) => b.ifname), [], 'no bridge for the network');
     t.comment(`FORWARD policy here: ${forward.split('\n')[0]} (Docker's is DROP)`);
-    const docker4 = (await allocations(vx.dataDir, network)).filter((a) => a.runtime === 'docker');
-    t.same(docker4.map((a) => a.family), [4], 'Docker holds one IPv4 address, no IPv6');
+    const mine = (await allocations(vx.dataDir, network)).filter((a) => a.runtime === 'docker');
+    t.same(mine.map((a) => a.family).sort(), [4, 6], 'Docker holds one address per family');
+  });
+
+  await t.test('the Docker container over IPv6: an address of this host\'s IPv6 block, reaches host B both ways', async (t) => {
+    const ep = await endpointOf(c1, network) as unknown as Record<string, any>;
+    const a6 = ep.GlobalIPv6Address as string;
+    t.match(a6, /^fd26:0:0:1::/, `address ${a6} in host A's IPv6 block`);
+    t.equal(ep.GlobalIPv6PrefixLen, 128, 'the address alone: everything goes through the gateway');
+    t.equal(ep.IPv6Gateway, 'fd26:0:0:1::1');
+    const routes = (await docker(['exec', c1, 'ip', '-6', 'route'])).stdout;
+    t.match(routes, 'default via fd26:0:0:1::1 dev eth0', `IPv6 default route via the block's gateway:\n${routes}`);
+    let ok = false;
+    await pollUntil(async () => { ok = (await docker(['exec', c1, '/bin/busybox', 'ping', '-6', '-c', '1', '-W', '1', b6 as string])).code === 0; return ok; },
+      { timeoutMs: 10_000, intervalMs: 200, what: 'docker -> host B over IPv6' }).catch(() => undefined);
+    t.ok(ok, `Docker container -> CNI container on host B over IPv6 (${b6})`);
+    t.ok(await reachable(cB, a6, 10_000), `CNI container on host B -> Docker container over IPv6 (${a6})`);
+    const route = JSON.parse((await exec('ip', ['-j', '-6', 'route', 'show', `${a6}/128`])).stdout) as Array<{ dev: string }>;
+    t.equal(route.length, 1, `a host route to ${a6}`);
+    const dev = route[0]?.dev as string;
+    t.match((await exec('ip', ['-6', 'neigh', 'show', 'dev', dev])).stdout, new RegExp(`${a6} lladdr ${ep.MacAddress} PERMANENT`, 'i'), 'a permanent neighbour entry for the container, as the CNI side');
+    t.match((await exec('ip', ['-6', 'neigh', 'show', 'proxy', 'dev', dev])).stdout, 'fd26:0:0:1::1', 'the host veth answers NDP for the gateway');
+    const masq6 = (await exec('nft', ['list', 'set', 'ip6', natTable, 'masq'])).stdout;
+    t.match(masq6, 'fd26::/48', 'the IPv6 subnet masqueraded');
+    t.match((await exec('ip6tables', ['-S', 'FORWARD'])).stdout, new RegExp(`-A FORWARD -s fd26::/48 .*vxnet:${DEV}.* -j ACCEPT`), 'IPv6 traffic accepted by address');
   });
 
   await t.test('a CNI container on host A: the same pool, distinct addresses, reached from the Docker container', async (t) => {
@@ -150,12 +177,16 @@ async function main(t: Test): Promise<void> {
 
   await t.test('docker rm and network rm: every FORWARD rule of the network goes; the agent\'s device stays', async (t) => {
     const veth = JSON.parse((await exec('ip', ['-j', 'route', 'show', `${await containerIp(c1, network)}/32`])).stdout)[0]?.dev as string;
+    const a6 = ((await endpointOf(c1, network)) as unknown as Record<string, any>).GlobalIPv6Address as string;
     await mustDocker(['rm', '-f', c1]);
     t.equal((await exec('ip', ['link', 'show', veth])).code, 1, `the endpoint's veth ${veth} is gone`);
+    t.equal((await exec('ip', ['-6', 'route', 'show', `${a6}/128`])).stdout.trim(), '', 'no IPv6 host route left');
     await mustDocker(['network', 'rm', network]);
     for (const bin of ['iptables', 'ip6tables']) {
       t.notMatch((await exec(bin, ['-S', 'FORWARD'])).stdout, `vxnet:${DEV}`, `${bin}: no rule of the network left`);
     }
+    for (const fam of ['ip', 'ip6']) t.not((await exec('nft', ['list', 'table', fam, natTable])).code, 0, `${fam} masquerade table removed`);
+    t.same(await allocations(vx.dataDir, network), [], 'no allocation left in either family');
     const dev = JSON.parse((await exec('ip', ['-j', 'link', 'show', DEV])).stdout)[0] as { ifalias?: string } | undefined;
     t.ok(dev, 'the VXLAN device stays (the agent\'s)');
     t.notOk(dev?.ifalias, 'without the setup\'s record, so the next attachment sets it up again');

@@ -281,8 +281,8 @@ function main(): void {
       NetworkID: nid, Options: {}, IPv4Data: [{ AddressSpace: 'LocalDefault', Pool: '172.30.0.0/16', Gateway: '172.30.0.1/16' }], IPv6Data: [],
     }));
     t.match(noIpam.json?.Err, /--ipam-driver/, `driver without vxnet IPAM refused: ${noIpam.json?.Err}`);
-    const v6 = await pluginCall(vx.socket, 'IpamDriver.RequestPool', JSON.stringify({ AddressSpace: 'vxnet', Pool: 'fd00::/64', V6: true }));
-    t.match(v6.json?.Err, /IPv4/, `IPv6 refused clearly: ${v6.json?.Err}`);
+    const v6 = await pluginCall(vx.socket, 'IpamDriver.RequestPool', JSON.stringify({ AddressSpace: 'vxnet', Pool: '10.0.0.0/24', V6: true }));
+    t.match(v6.json?.Err, /not an IPv6 CIDR/, `an IPv4 subnet for an IPv6 pool refused clearly: ${v6.json?.Err}`);
     const act = await pluginCall(vx.socket, 'Plugin.Activate');
     t.same(act.json, { Implements: ['NetworkDriver', 'IpamDriver'] }, 'still serving after all that');
     t.ok(vx.pid() !== undefined && (await exec('kill', ['-0', String(vx.pid())])).code === 0, 'the daemon is alive');
