@@ -154,7 +154,9 @@ Docker network options (docker network create -d vxnet --ipam-driver vxnet --sub
   natTable=NAME  nftables table holding the masquerade rule (default vxnet).
   Docker's bridge-driver spellings work too: com.docker.network.bridge.name,
   com.docker.network.driver.mtu, com.docker.network.bridge.enable_ip_masquerade.
-  IPv4 only; --subnet is required; --gateway and --ip-range are honoured; --ip at run time too.
+  --subnet is required (or --ipam-opt network=NAME: the subnets of the existing vxnet network
+  NAME); --gateway and --ip-range are honoured; --ip at run time too. Dual stack: --ipv6 with a
+  second, IPv6 --subnet; containers get an address of each family (--ip6 for a static one).
 `;
 
 /** The overlay agent's settings (overlay/service.ts's config, minus the test-only fields). */
