@@ -120,11 +120,6 @@ export async function claimForEndpoint(store: IpamStore, conf: IpamConf, endpoin
   });
 }
 
-/** Join: the address the endpoint holds (its first); AttachmentDrifted when it holds none. */
-export async function endpointAllocation(store: IpamStore, network: string, endpointId: string): Promise<Allocation> {
-  return (await endpointAllocations(store, network, endpointId))[0] as Allocation;
-}
-
 /** Join: the addresses the endpoint holds, one per family on a dual-stack network; AttachmentDrifted when it holds none. */
 export async function endpointAllocations(store: IpamStore, network: string, endpointId: string): Promise<Allocation[]> {
   const all = (await store.view((tx) => tx.listByOwner(network, endpointId, DOCKER_IFNAME))).filter((a) => held(a) !== undefined);

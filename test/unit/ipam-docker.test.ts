@@ -6,7 +6,7 @@ import { IpamConf, parseIpamConf } from '../../ipam/config';
 import { IpamIp, ipamAdd } from '../../ipam/core';
 import { formatCidr, formatIp } from '../../ipam/addr';
 import {
-  DOCKER_IFNAME, DOCKER_RUNTIME, PENDING_PREFIX, claimForEndpoint, endpointAllocation, nameEndpoints, recordSandbox,
+  DOCKER_IFNAME, DOCKER_RUNTIME, PENDING_PREFIX, claimForEndpoint, endpointAllocations, releaseIfStillPending, reservePending, nameEndpoints, recordSandbox,
   releaseDockerAddress, releaseDockerNetwork, releaseForgotten, reservePending,
 } from '../../ipam/docker';
 import type { IpamStore } from '../../ipam/store/types';
@@ -76,13 +76,13 @@ t.test('claimForEndpoint: the range set holding the address (an overlay pool has
   t.match(await all(store, 'ov'), [{ address: '10.6.2.7', rangeSet: 1 }]);
 });
 
-t.test('endpointAllocation and recordSandbox', async (t) => {
+t.test('endpointAllocations and recordSandbox', async (t) => {
   const { store } = await tmpStore(t);
-  t.same(await rejected(endpointAllocation(store, 'blue', EP)),
+  t.same(await rejected(endpointAllocations(store, 'blue', EP)),
     { name: 'AttachmentDrifted', code: 102, message: `endpoint ${EP.slice(0, 12)} holds no address in network "blue" (was it released?)` });
   t.equal(await recordSandbox(store, 'blue', EP, '/var/run/docker/netns/x'), false, 'nothing held, nothing recorded');
   await claimForEndpoint(store, blue, EP, ip('10.5.0.4'));
-  t.equal((await endpointAllocation(store, 'blue', EP)).address, '10.5.0.4');
+  t.same((await endpointAllocations(store, 'blue', EP)).map((a) => a.address), ['10.5.0.4']);
   t.equal(await recordSandbox(store, 'blue', EP, '/var/run/docker/netns/x'), true);
   t.match(await all(store), [{ containerId: EP, netns: '/var/run/docker/netns/x' }]);
 });
@@ -144,4 +144,20 @@ t.test('releaseForgotten: endpoints Docker does not list after the grace, pendin
   const p = await releaseForgotten(store, live, { ...policy, now: since + 2500 });
   t.match(p, { checked: 2, released: [{ containerId: new RegExp(`^${PENDING_PREFIX}`) }] }, 'the unclaimed reservation after its own grace');
   t.same((await all(store)).map((a) => a.containerId).sort(), ['cni-1', EP], 'the live endpoint and the CNI container stay');
+});
+
+t.test('dual stack: one pending reservation per family, both claimed by the endpoint; an unclaimed one released only while still pending', async (t) => {
+  const { store } = await tmpStore(t);
+  const dual = parseIpamConf('dual', { ranges: [[{ subnet: '10.7.0.0/24' }], [{ subnet: 'fd07::/64' }]] });
+  const v4 = await reservePending(store, dual, { sets: [0] });
+  const v6 = await reservePending(store, dual, { sets: [1], requested: ip('fd07::77') });
+  t.same([formatCidr(v4.cidr), formatCidr(v6.cidr)], ['10.7.0.2/24', 'fd07::77/64']);
+  t.not(v4.allocation.containerId, v6.allocation.containerId, 'two pending owners');
+  t.equal(await claimForEndpoint(store, dual, EP, v4.cidr.ip), 'claimed');
+  t.equal(await claimForEndpoint(store, dual, EP, v6.cidr.ip), 'claimed');
+  t.same((await endpointAllocations(store, 'dual', EP)).map((a) => `${a.address} ${a.rangeSet}`).sort(), ['10.7.0.2 0', 'fd07::77 1'], 'the endpoint holds both, each in its family\'s set');
+  t.equal(await releaseIfStillPending(store, 'dual', v4.cidr.ip, v4.allocation.containerId, 'test'), undefined, 'claimed meanwhile: kept');
+  const orphan = await reservePending(store, dual, { sets: [0] });
+  t.match(await releaseIfStillPending(store, 'dual', orphan.cidr.ip, orphan.allocation.containerId, 'test'), { address: '10.7.0.3' }, 'still pending: released');
+  t.equal((await all(store, 'dual')).length, 2, 'only the endpoint\'s two addresses left');
 });
