@@ -6,7 +6,7 @@ import { IpamConf, parseIpamConf } from '../../ipam/config';
 import { IpamIp, ipamAdd } from '../../ipam/core';
 import { formatCidr, formatIp } from '../../ipam/addr';
 import {
-  DOCKER_IFNAME, DOCKER_RUNTIME, PENDING_PREFIX, claimForEndpoint, endpointAllocations, releaseIfStillPending, reservePending, nameEndpoints, recordSandbox,
+  DOCKER_IFNAME, DOCKER_RUNTIME, PENDING_PREFIX, claimForEndpoint, endpointAllocations, releaseIfStillPending, nameEndpoints, recordSandbox,
   releaseDockerAddress, releaseDockerNetwork, releaseForgotten, reservePending,
 } from '../../ipam/docker';
 import type { IpamStore } from '../../ipam/store/types';
