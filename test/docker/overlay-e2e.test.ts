@@ -35,7 +35,11 @@ const ip = (s: string): Ip => parseIp(s) as Ip;
 
 const reason = cannotRunDocker();
 if (reason) t.plan(0, reason);
-else void t.test('a Docker network on an overlay network: Docker host A, CNI host B', main);
+else {
+  // The whole file: a dockerd may have to start first, and teardown removes Docker objects (tap's default is 60 s).
+  t.setTimeout(300_000);
+  void t.test('a Docker network on an overlay network: Docker host A, CNI host B', main);
+}
 
 async function main(t: Test): Promise<void> {
   t.setTimeout(300_000);

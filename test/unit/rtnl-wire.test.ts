@@ -10,7 +10,7 @@ import {
   formatAddressMessage, formatLinkMessage, formatNeighborMessage, formatRouteMessage,
   parseAddressMessage, parseLinkMessage, parseNeighborMessage, parseRouteMessage,
 } from 'netlink/dist/rt/structs';
-import { newAddressBody, newNeighbourBody, newRouteBody, newVethBody, parseLinkBody, setLinkBody } from '../../net/rtnl-wire';
+import { newAddressBody, newNeighbourBody, newProxyNeighbourBody, newRouteBody, newVethBody, parseLinkBody, setLinkBody } from '../../net/rtnl-wire';
 import { formatRequest, splitReplies } from '../../net/nl-channel';
 
 const bytes = (fill: (s: AttrStream) => void): Buffer => { const s = new AttrStream(); fill(s); return Buffer.concat(s.bufs); };
@@ -87,6 +87,9 @@ t.test('address, route and neighbour requests read as node-netlink\'s', async (t
 
   t.same(parseNeighborMessage(newNeighbourBody(2, 9, gw, mac)),
     parseNeighborMessage(bytes((s) => formatNeighborMessage({ kind: 'neighbor', data: { family: 2, ifindex: 9, state: { permanent: true } }, attrs: { dst: gw, lladdr: mac } }, s))), 'permanent neighbour');
+  const gw6 = Buffer.from('fd260000000000010000000000000001', 'hex');
+  t.same(parseNeighborMessage(newProxyNeighbourBody(10, 9, gw6)),
+    parseNeighborMessage(bytes((s) => formatNeighborMessage({ kind: 'neighbor', data: { family: 10, ifindex: 9, state: { permanent: true }, flags: { proxy: true } }, attrs: { dst: gw6 } }, s))), 'proxy neighbour (ip neigh add proxy)');
 });
 
 t.test('a link reply is read for the fields vxnet uses', async (t) => {
