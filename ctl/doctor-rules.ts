@@ -41,6 +41,8 @@ export interface BelievedOverlay {
 }
 
 export interface Believed {
+  /** False when the data directory has no IPAM store: then no link is deleted as unaccounted for. */
+  readonly storeFound?: boolean;
   readonly allocations: readonly BelievedAllocation[];
   readonly networks: readonly BelievedNetwork[];
   readonly overlays: readonly BelievedOverlay[];
@@ -247,11 +249,14 @@ export function diagnose(b: Believed, o: Observed): Finding[] {
       continue;
     }
     if (attachments.has(link.name)) continue;
+    const storeFound = b.storeFound !== false;
     findings.push({
       kind: 'orphan-veth', subject: `link ${link.name}`,
       what: `a vxnet host veth${link.master !== undefined ? ` on ${byIndex.get(link.master)?.name ?? `link #${link.master}`}` : ''} that no allocation in the IPAM store accounts for`,
-      why: 'its addresses were released (ipam release, gc, a DEL) but the link was not deleted, or the IPAM store was replaced',
-      fix: `ip link del dev ${link.name}`, safe: true, actions: [{ op: 'delete-link', name: link.name }],
+      why: storeFound ? 'its addresses were released (ipam release, gc, a DEL) but the link was not deleted, or the IPAM store was replaced'
+        : 'there is no IPAM store in the data directory: a wrong --data-dir, or the store was removed',
+      fix: `ip link del dev ${link.name}${storeFound ? '' : ' (once sure no container uses it)'}`,
+      safe: storeFound, actions: storeFound ? [{ op: 'delete-link', name: link.name }] : [],
     });
   }
   for (const r of o.hostRoutes) {

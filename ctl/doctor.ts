@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { formatCidr, formatIp, parseIp } from '../ipam/addr';
 import { canonicalRangeSets } from '../ipam/range';
 import type { IpamStore, IpamTx } from '../ipam/store/types';
-import { hostVethName } from '../datapath/names';
+import { hostVethName, isVxnetVethName } from '../datapath/names';
 import { findTool } from '../net/nat';
 import { Rtnl } from '../net/rtnl';
 import { DEFAULT_LOCAL_DIR, listLocalStates, subnetsOf } from '../overlay/local';
@@ -44,7 +44,7 @@ async function readBelieved(ctx: Ctx, values: Values): Promise<BelievedRead> {
   let networks: BelievedNetwork[] = [];
   let store: IpamStore | undefined;
   if ('missing' in opened) {
-    notes.push(`${opened.missing}: every vxnet link counts as unaccounted for, and --fix deletes none (is --data-dir right?)`);
+    notes.push(`${opened.missing}; --fix deletes no link (is --data-dir right?)`);
   } else {
     store = opened.store;
     ({ allocations, networks } = await store.view(async (tx) => ({ allocations: await tx.list({}), networks: networksOf(await tx.listPools(), notes) })));
@@ -66,7 +66,7 @@ async function readBelieved(ctx: Ctx, values: Values): Promise<BelievedRead> {
       notes.push(`vxnetd's API did not answer at ${base}: the VIP table was not checked`);
     }
   }
-  return { believed: { allocations, networks, overlays, ...(vips ? { vips } : {}) }, store, notes };
+  return { believed: { storeFound: store !== undefined, allocations, networks, overlays, ...(vips ? { vips } : {}) }, store, notes };
 }
 
 function networksOf(pools: ReadonlyArray<{ network: string; definition: string }>, notes: string[]): BelievedNetwork[] {
@@ -234,12 +234,12 @@ export async function runDoctor(values: Values, ctx: Ctx): Promise<number> {
     const observed = await observe(believed);
     const findings = diagnose(believed, observed);
     const results = fix ? await applyFixes(findings, store) : undefined;
-    const vxnetLinks = observed.links.filter((l) => /^vx/.test(l.name)).length;
+    const vxnetLinks = observed.links.filter((l) => isVxnetVethName(l.name)).length;
     const counts = {
       allocations: believed.allocations.length, networks: believed.networks.length, overlays: believed.overlays.length, vxnetLinks,
     };
     const checked = `checked ${plural(counts.allocations, 'allocation', 'allocations')}, ${plural(counts.networks, 'network', 'networks')}, `
-      + `${plural(counts.overlays, 'overlay network', 'overlay networks')}, ${plural(vxnetLinks, 'vx* link', 'vx* links')}`;
+      + `${plural(counts.overlays, 'overlay network', 'overlay networks')}, ${plural(vxnetLinks, 'vxnet veth', 'vxnet veths')}`;
     const fixed = results ? [...results.values()].filter((r) => r.fixed).length : 0;
     if (ctx.json) {
       writeJson(ctx, {

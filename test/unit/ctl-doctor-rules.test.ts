@@ -103,6 +103,11 @@ t.test('orphan and retired veths are found and safe to delete; other links are n
   t.ok(found.every((f) => f.safe));
   t.match(found[0].what, /on vx-blue/);
   t.equal(found[0].fix, 'ip link del dev vx0123456789ab');
+  // No store in the data directory: reported, never deleted.
+  const noStore = diagnose({ ...b, storeFound: false, allocations: [] }, { ...o, forward: {}, links: [...o.links, ...extra] });
+  const orphans = noStore.filter((f) => f.kind === 'orphan-veth');
+  t.equal(orphans.length, 3);
+  t.ok(orphans.every((f) => !f.safe && f.actions.length === 0));
 });
 
 t.test('bridge: missing, down, off-bridge veth, gateway', async (t) => {
