@@ -320,9 +320,9 @@ JSON: {"file", "endpoints": {NAME: {KEY: VALUE}}}; with NAME {"file", "name", "l
   },
   {
     name: 'doctor',
-    synopsis: 'doctor [--fix] [--overlay-dir DIR] [--api URL] [--vip-table NAME]',
+    synopsis: 'doctor [--fix] [--overlay-dir DIR] [--store URL] [--api URL] [--vip-table NAME]',
     summary: 'compare what vxnet believes with what the kernel has; --fix repairs the safe part',
-    options: ['fix', 'overlay-dir', 'api', 'vip-table'],
+    options: ['fix', 'overlay-dir', 'store', 'api', 'vip-table'],
     maxPositionals: 0,
     help: `Compares, on this host, what vxnet believes (the IPAM store in the data directory, the
 overlay agent's state files, the VIPs vxnetd's API reports) with what the kernel has (links,
@@ -335,7 +335,8 @@ veth is missing, off its bridge, or (overlay) without its host route; vxnet host
 12 hex) and host routes through them that no allocation accounts for (orphans), veths a DEL
 retired (vxz...) and never deleted; each network's bridge (missing, down, without its gateway
 address) and its FORWARD accept rules (comment vxnet:BRIDGE), FORWARD rules of vxnet for
-links that are gone; each overlay network's VXLAN device and its VTEP and gateway addresses;
+links that are gone; each overlay network's VXLAN device and its VTEP and gateway addresses,
+and with a cluster store its neighbour, FDB and route entries against the peers in etcd;
 the VIP table (nftables inet NAME) while vxnetd balances VIPs. Docker's endpoints are left to
 vxnetd, which reconciles them against the Docker API. The store is taken as this host's only
 one: a vxnet veth it does not account for is an orphan.
@@ -349,6 +350,9 @@ made it (the next ADD, vxnetd): the finding names the command.
 Options:
   --fix              apply the safe fixes
   --overlay-dir DIR  the overlay agent's state files (default /run/vxnet/overlay)
+  --store URL        the cluster store, etcd://HOST:PORT[,HOST:PORT...] (default $VXNET_STORE;
+                     none: the peer entries are not checked; not answering within about 3 s:
+                     a note, the rest is checked)
   --api URL          vxnetd's HTTP API, asked for its VIPs (default $VXNET_API, else
                      http://127.0.0.1:8123; not answering: the VIP table is not checked)
   --vip-table NAME   vxnetd's --vip-table (default vxnet-vip)

@@ -10,6 +10,7 @@
 // component and the command, and --fix leaves it alone.
 import { defaultBridgeName, hostVethName, isVxnetVethName, RETIRED_PREFIX, setupAlias, setupAliasPrefix } from '../datapath/names';
 import { forwardRules } from '../net/nat';
+import { type Entries, describeEntries, diffEntries, isEmptyDiff } from '../overlay/plan';
 
 export type NetnsState = 'alive' | 'gone' | 'unknown';
 
@@ -38,6 +39,10 @@ export interface BelievedOverlay {
   /** What the agent keeps on the device: each block's VTEP and gateway, as /32 or /128. */
   readonly deviceAddresses: readonly string[];
   readonly subnets: readonly string[];
+  /** What the device should hold for the other hosts (from etcd with --store; undefined: not asked). */
+  readonly peerEntries?: Entries;
+  /** How many peers peerEntries is for. */
+  readonly peers?: number;
 }
 
 export interface Believed {
@@ -74,13 +79,15 @@ export interface Observed {
   readonly forward: Partial<Record<4 | 6, ReadonlyArray<readonly string[]>>>;
   /** nftables tables as "family name" ("inet vxnet-vip"); undefined when nft could not list them. */
   readonly nftTables: readonly string[] | undefined;
+  /** Each VXLAN device's permanent neighbour, FDB (with a remote) and gateway route entries, by device name. */
+  readonly overlayEntries?: Readonly<Record<string, Entries>>;
 }
 
 export type FindingKind =
   | 'leaked-allocation' | 'missing-veth' | 'veth-off-bridge' | 'orphan-veth' | 'retired-veth'
   | 'missing-host-route' | 'orphan-host-route'
   | 'bridge-missing' | 'bridge-down' | 'bridge-gateway-missing' | 'forward-rules-missing' | 'orphan-forward-rules'
-  | 'overlay-device-missing' | 'overlay-device-address-missing' | 'vip-table-missing';
+  | 'overlay-device-missing' | 'overlay-device-address-missing' | 'overlay-peer-entries' | 'vip-table-missing';
 
 /** What --fix does for a safe finding. */
 export type FixAction =
@@ -355,6 +362,21 @@ export function diagnose(b: Believed, o: Observed): Finding[] {
         fix: 'start (or restart) vxnetd with --store',
         safe: false, actions: [],
       });
+    }
+    const actual = o.overlayEntries?.[ov.device];
+    if (ov.peerEntries && actual) {
+      const d = diffEntries(ov.peerEntries, actual);
+      if (!isEmptyDiff(d)) {
+        const missing = describeEntries(d.set);
+        const extra = describeEntries(d.del);
+        findings.push({
+          kind: 'overlay-peer-entries', subject: `device ${ov.device} (overlay network ${ov.network}, ${ov.peers ?? 0} peers in etcd)`,
+          what: [missing.length ? `missing or wrong: ${missing.join(', ')}` : '', extra.length ? `not in etcd: ${extra.join(', ')}` : ''].filter(Boolean).join('; '),
+          why: 'vxnetd\'s overlay agent is not running or has lost etcd (it converges the device on every change it sees), or the entries were changed by hand just now',
+          fix: 'start (or restart) vxnetd with --store; vxnetctl hosts shows what etcd holds',
+          safe: false, actions: [],
+        });
+      }
     }
   }
 

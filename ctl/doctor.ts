@@ -6,14 +6,14 @@
 // committed) is never taken for an orphan: its allocation cannot commit until the lock is ours,
 // and one committed before is seen.
 import { spawnSync } from 'node:child_process';
-import { formatCidr, formatIp, parseIp } from '../ipam/addr';
+import { type Ip, formatCidr, formatIp, parseIp } from '../ipam/addr';
 import { canonicalRangeSets } from '../ipam/range';
 import type { IpamStore, IpamTx } from '../ipam/store/types';
 import { hostVethName, isVxnetVethName } from '../datapath/names';
 import { findTool } from '../net/nat';
 import { Rtnl } from '../net/rtnl';
-import { DEFAULT_LOCAL_DIR, listLocalStates, subnetsOf } from '../overlay/local';
-import { gatewayOf, vtepIpOf } from '../overlay/plan';
+import { DEFAULT_LOCAL_DIR, type LocalOverlayState, listLocalStates, subnetsOf } from '../overlay/local';
+import { type Entries, desiredEntries, gatewayOf, vtepIpOf } from '../overlay/plan';
 import type { Values } from './args';
 import { type Ctx, writeJson } from './context';
 import { apiGet, apiUrl } from './dns';
@@ -50,11 +50,17 @@ async function readBelieved(ctx: Ctx, values: Values): Promise<BelievedRead> {
     ({ allocations, networks } = await store.view(async (tx) => ({ allocations: await tx.list({}), networks: networksOf(await tx.listPools(), notes) })));
   }
   const overlayDir = values['overlay-dir'] ?? DEFAULT_LOCAL_DIR;
-  const overlays: BelievedOverlay[] = listLocalStates(overlayDir).map((s) => ({
-    network: s.network, device: s.device, vni: s.vni,
-    deviceAddresses: [...s.blocks.map((b) => hostCidr(vtepIpOf(b))), ...s.blocks.map((b) => hostCidr(gatewayOf(b)))],
-    subnets: subnetsOf(s).map(formatCidr),
-  }));
+  const states = listLocalStates(overlayDir);
+  const peers = await peersOf(values, ctx, states, notes);
+  const overlays: BelievedOverlay[] = states.map((s) => {
+    const p = peers?.get(s.network);
+    return {
+      network: s.network, device: s.device, vni: s.vni,
+      deviceAddresses: [...s.blocks.map((b) => hostCidr(vtepIpOf(b))), ...s.blocks.map((b) => hostCidr(gatewayOf(b)))],
+      subnets: subnetsOf(s).map(formatCidr),
+      ...(p ? { peerEntries: p.entries, peers: p.count } : {}),
+    };
+  });
   let vips: Believed['vips'];
   {
     const base = apiUrl(values, ctx.env);
@@ -67,6 +73,32 @@ async function readBelieved(ctx: Ctx, values: Values): Promise<BelievedRead> {
     }
   }
   return { believed: { storeFound: store !== undefined, allocations, networks, overlays, ...(vips ? { vips } : {}) }, store, notes };
+}
+
+/**
+ * With --store (or $VXNET_STORE): each overlay network's peers in etcd, as the entries this
+ * host's device should hold (what the agent would program). Undefined without a store or when
+ * etcd does not answer (a note says so).
+ */
+async function peersOf(values: Values, ctx: Ctx, states: readonly LocalOverlayState[], notes: string[]): Promise<Map<string, { entries: Entries; count: number }> | undefined> {
+  if (states.length === 0 || (values.store === undefined && !ctx.env.VXNET_STORE)) return undefined;
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { clusterStore, withRegistry, DEFAULT_OVERLAY_PREFIX } = require('./cluster') as typeof import('./cluster');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  const { store, endpoints } = clusterStore(values, ctx.env, 'doctor');
+  try {
+    return await withRegistry(endpoints, DEFAULT_OVERLAY_PREFIX, async (reg) => {
+      const out = new Map<string, { entries: Entries; count: number }>();
+      for (const s of states) {
+        const members = (await reg.members(s.network)).items.filter((m) => m.id !== s.hostId);
+        out.set(s.network, { entries: desiredEntries(members, s.hostId).entries, count: members.length });
+      }
+      return out;
+    });
+  } catch (err) {
+    notes.push(`${err instanceof Error ? err.message : String(err)}: the overlay's peer entries were not checked against ${store}`);
+    return undefined;
+  }
 }
 
 function networksOf(pools: ReadonlyArray<{ network: string; definition: string }>, notes: string[]): BelievedNetwork[] {
@@ -110,11 +142,25 @@ async function observe(believed: Believed): Promise<Observed> {
     const links = (await host.links()).map((l) => ({ index: l.index, name: l.name, kind: l.kind, up: l.up, master: l.master, alias: l.alias }));
     const addresses = (await host.addresses()).map((a) => ({ index: a.index, cidr: formatCidr(a.cidr) }));
     const hostRoutes: Array<{ address: string; family: 4 | 6; oif: number }> = [];
-    for (const family of [4, 6] as const) {
-      for (const r of await host.routes(family)) {
-        if (r.gw !== undefined || r.oif === undefined || r.dst.prefix !== (family === 4 ? 32 : 128)) continue;
-        hostRoutes.push({ address: formatIp(r.dst.ip), family, oif: r.oif });
-      }
+    const routes = [...await host.routes(4), ...await host.routes(6)];
+    for (const r of routes) {
+      const family = r.dst.ip.family;
+      if (r.gw !== undefined || r.oif === undefined || r.dst.prefix !== (family === 4 ? 32 : 128)) continue;
+      hostRoutes.push({ address: formatIp(r.dst.ip), family, oif: r.oif });
+    }
+    // The overlay devices' entries, read as the agent reads them (overlay/apply.ts actual()).
+    const overlayEntries: Record<string, Entries> = {};
+    for (const ov of believed.overlays) {
+      const dev = links.find((l) => l.name === ov.device && l.kind === 'vxlan');
+      if (!dev || !ov.peerEntries) continue;
+      // One dump at a time: the kernel refuses a second dump on a socket while one runs.
+      const neigh = await host.neighbours(dev.index);
+      const fdb = await host.fdb(dev.index);
+      overlayEntries[ov.device] = {
+        neigh: neigh.filter((x) => x.permanent && x.mac !== '').map((x) => ({ ip: x.ip, mac: x.mac })),
+        fdb: fdb.filter((f) => f.dst !== undefined).map((f) => ({ mac: f.mac, dst: f.dst as Ip })),
+        routes: routes.filter((r) => r.oif === dev.index && r.gw !== undefined).map((r) => ({ dst: r.dst, via: r.gw as Ip })),
+      };
     }
     const netns: Record<string, NetnsState> = {};
     for (const a of believed.allocations) if (a.netns !== undefined && !(a.netns in netns)) netns[a.netns] = netnsState(a.netns);
@@ -123,7 +169,7 @@ async function observe(believed: Believed): Promise<Observed> {
       const rules = forwardRulesOf(family);
       if (rules) forward[family] = rules;
     }
-    return { links, addresses, hostRoutes, netns, forward, nftTables: nftTables() };
+    return { links, addresses, hostRoutes, netns, forward, nftTables: nftTables(), overlayEntries };
   } finally {
     host.close();
   }

@@ -8,6 +8,10 @@ import {
 } from '../../ctl/doctor-rules';
 import { hostVethName, setupAlias } from '../../datapath/names';
 import { forwardRules } from '../../net/nat';
+import { type Cidr, type Ip, parseCidr, parseIp } from '../../ipam/addr';
+import { desiredEntries } from '../../overlay/plan';
+
+const ip = (text: string): Ip => parseIp(text) as Ip;
 
 const NET = 'blue';
 const BRIDGE = 'vx-blue';
@@ -183,6 +187,18 @@ t.test('overlay: device, its addresses, host routes both ways', async (t) => {
   t.equal(orphan[0].fix, `ip route del 10.237.3.7/32 dev ${veth}`);
   t.same(kinds(diagnose(b, { ...o, links: o.links.slice(1) })), ['overlay-device-missing']);
   t.same(kinds(diagnose(b, { ...o, addresses: o.addresses.slice(0, 1) })), ['overlay-device-address-missing']);
+
+  // Peer entries from etcd against the device's.
+  const peer = { id: 'h2', underlay: ip('192.0.2.2'), mac: '02:00:00:00:00:02', blocks: [parseCidr('10.237.4.0/24') as Cidr] };
+  const want = desiredEntries([peer], 'h1').entries;
+  const withPeers: Believed = { ...b, overlays: [{ ...b.overlays[0], peerEntries: want, peers: 1 }] };
+  t.same(diagnose(withPeers, { ...o, overlayEntries: { 'vxlan.42': want } }), [], 'the device holds what etcd says');
+  t.same(diagnose(withPeers, o), [], 'entries not read: nothing to compare');
+  const stale = { neigh: [{ ip: ip('10.237.9.0'), mac: '02:00:00:00:00:09' }], fdb: [], routes: [] };
+  const drift = diagnose(withPeers, { ...o, overlayEntries: { 'vxlan.42': { ...stale, fdb: want.fdb, routes: want.routes } } });
+  t.same(kinds(drift), ['overlay-peer-entries']);
+  t.match(drift[0].what, /missing or wrong: neigh 10\.237\.4\.0 lladdr 02:00:00:00:00:02; not in etcd: neigh 10\.237\.9\.0/);
+  t.equal(drift[0].safe, false);
 });
 
 t.test('the VIP table is expected only while vxnetd balances VIPs', async (t) => {
