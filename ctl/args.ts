@@ -40,6 +40,9 @@ const OPTIONS = {
   remove: { type: 'string', multiple: true },
   api: { type: 'string' },
   server: { type: 'string' },
+  fix: { type: 'boolean' },
+  'overlay-dir': { type: 'string' },
+  'vip-table': { type: 'string' },
 } as const;
 
 export type OptionName = keyof typeof OPTIONS;
@@ -73,11 +76,14 @@ export interface Values {
   readonly remove?: readonly string[];
   readonly api?: string;
   readonly server?: string;
+  readonly fix?: boolean;
+  readonly 'overlay-dir'?: string;
+  readonly 'vip-table'?: string;
 }
 
 const GLOBAL_OPTIONS: readonly OptionName[] = ['data-dir', 'json', 'help', 'version'];
 
-export type CommandName = 'ipam pools' | 'ipam ls' | 'ipam show' | 'ipam release' | 'ipam gc' | 'hosts' | 'network create' | 'network ls' | 'network rm' | 'install' | 'endpoint label' | 'endpoint labels' | 'dns ls' | 'dns query' | 'vip ls' | 'vip show';
+export type CommandName = 'ipam pools' | 'ipam ls' | 'ipam show' | 'ipam release' | 'ipam gc' | 'hosts' | 'network create' | 'network ls' | 'network rm' | 'install' | 'endpoint label' | 'endpoint labels' | 'dns ls' | 'dns query' | 'vip ls' | 'vip show' | 'doctor';
 
 interface CommandSpec {
   readonly name: CommandName;
@@ -313,6 +319,52 @@ and label. These win over the runtime's own labels, which win over CNI args labe
 JSON: {"file", "endpoints": {NAME: {KEY: VALUE}}}; with NAME {"file", "name", "labels"}.`,
   },
   {
+    name: 'doctor',
+    synopsis: 'doctor [--fix] [--overlay-dir DIR] [--store URL] [--api URL] [--vip-table NAME]',
+    summary: 'compare what vxnet believes with what the kernel has; --fix repairs the safe part',
+    options: ['fix', 'overlay-dir', 'store', 'api', 'vip-table'],
+    maxPositionals: 0,
+    help: `Compares, on this host, what vxnet believes (the IPAM store in the data directory, the
+overlay agent's state files, the VIPs vxnetd's API reports) with what the kernel has (links,
+addresses, host routes, iptables FORWARD rules, nftables tables, the containers' network
+namespaces), both ways, and prints each problem found: what it is, how it likely happened,
+the command that fixes it, and whether --fix may apply it.
+
+Checked: allocations whose container's network namespace is gone (leaked), or whose host
+veth is missing, off its bridge, or (overlay) without its host route; vxnet host veths (vx +
+12 hex) and host routes through them that no allocation accounts for (orphans), veths a DEL
+retired (vxz...) and never deleted; each network's bridge (missing, down, without its gateway
+address) and its FORWARD accept rules (comment vxnet:BRIDGE), FORWARD rules of vxnet for
+links that are gone; each overlay network's VXLAN device and its VTEP and gateway addresses,
+and with a cluster store its neighbour, FDB and route entries against the peers in etcd;
+the VIP table (nftables inet NAME) while vxnetd balances VIPs. Docker's endpoints are left to
+vxnetd, which reconciles them against the Docker API. The store is taken as this host's only
+one: a vxnet veth it does not account for is an orphan.
+
+Safe, and applied by --fix: releasing a leaked allocation (history reason "vxnetctl doctor")
+and deleting its veth; deleting an orphan or retired veth, an orphan host route, a FORWARD
+rule of a link that is gone. Each is decided again under the store's write lock, so a
+container being attached meanwhile is not touched. The rest is left to the component that
+made it (the next ADD, vxnetd): the finding names the command.
+
+Options:
+  --fix              apply the safe fixes
+  --overlay-dir DIR  the overlay agent's state files (default /run/vxnet/overlay)
+  --store URL        the cluster store, etcd://HOST:PORT[,HOST:PORT...] (default $VXNET_STORE;
+                     none: the peer entries are not checked; not answering within about 3 s:
+                     a note, the rest is checked)
+  --api URL          vxnetd's HTTP API, asked for its VIPs (default $VXNET_API, else
+                     http://127.0.0.1:8123; not answering: the VIP table is not checked)
+  --vip-table NAME   vxnetd's --vip-table (default vxnet-vip)
+
+Exit status: 0 nothing found; 3 problems found (with --fix: some left); 4 problems found and
+all fixed by --fix; 1 the doctor itself failed; 2 usage error.
+
+JSON: {"dataDir", "store", "overlayDir", "fix", "checked": {"allocations", "networks",
+"overlays", "vxnetLinks"}, "notes": [...], "findings": [{"kind", "subject", "what", "why",
+"fix", "safe", "fixed", "error"}], "found", "fixed"}; fixed is null without --fix.`,
+  },
+  {
     name: 'install',
     synopsis: 'install [--prefix DIR] [--cni-bin-dir DIR] [--bin-dir DIR] [--conflist [--conf-dir DIR] [--network NAME] [--subnet CIDR]...] [--systemd [--systemd-dir DIR]]',
     summary: 'install the built binaries and link them into the CNI and bin directories',
@@ -420,7 +472,7 @@ JSON: {"api", "vips": [...]} as "vip ls".`,
 export const USAGE = `Usage: vxnetctl [--data-dir DIR] [--json] COMMAND [ARGS]
 
 Operates vxnet on this host: IPAM state and history, overlay hosts, operator labels on
-endpoints, DNS, VIPs, installation.
+endpoints, DNS, VIPs, the kernel against vxnet's state (doctor), installation.
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(16)}${c.summary}`).join('\n')}
@@ -433,7 +485,7 @@ Global options:
   -h, --help      help, for vxnetctl or for a command
   --version       print the version
 
-Exit status: 0 success, 1 failure, 2 usage error.
+Exit status: 0 success, 1 failure, 2 usage error (doctor also 3 and 4: see its help).
 `;
 
 const GLOBAL_HELP = `Global options: --data-dir DIR, --json, -h/--help (see vxnetctl --help).`;
@@ -533,7 +585,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
   if (positionals.length > spec.maxPositionals) {
     throw new UsageError(`unexpected argument "${positionals[spec.maxPositionals]}" to "vxnetctl ${spec.name}" (${helpHint(spec)})`);
   }
-  for (const name of ['data-dir', 'network', 'container', 'ifname', 'cni-bin-dir', 'conf-dir', 'prefix', 'bin-dir', 'systemd-dir', 'store', 'vni', 'block-prefix', 'block-prefix6', 'mtu', 'port', 'api', 'server'] as const) {
+  for (const name of ['data-dir', 'network', 'container', 'ifname', 'cni-bin-dir', 'conf-dir', 'prefix', 'bin-dir', 'systemd-dir', 'store', 'vni', 'block-prefix', 'block-prefix6', 'mtu', 'port', 'api', 'server', 'overlay-dir', 'vip-table'] as const) {
     if (values[name] === '') throw new UsageError(`option --${name} needs a non-empty value (${helpHint(spec)})`);
   }
   if (values.remove?.includes('')) throw new UsageError(`option --remove needs a non-empty value (${helpHint(spec)})`);

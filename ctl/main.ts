@@ -13,7 +13,7 @@ export const EXIT_USAGE = 2;
 
 const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, ' ').trim();
 
-async function dispatch(inv: Extract<Invocation, { kind: 'run' }>, io: Io): Promise<void> {
+async function dispatch(inv: Extract<Invocation, { kind: 'run' }>, io: Io): Promise<number | void> {
   const ctx: Ctx = {
     ...io,
     json: inv.values.json === true,
@@ -46,6 +46,11 @@ async function dispatch(inv: Extract<Invocation, { kind: 'run' }>, io: Io): Prom
     const { runVip } = require('./vip') as typeof import('./vip');
     return runVip(inv.command, inv.values, inv.positionals, ctx);
   }
+  if (inv.command === 'doctor') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { runDoctor } = require('./doctor') as typeof import('./doctor');
+    return runDoctor(inv.values, ctx);
+  }
   if (inv.command === 'install') {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { runInstall } = require('./install') as typeof import('./install');
@@ -68,8 +73,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         io.stdout(inv.values.json ? JSON.stringify({ version: VERSION }, null, 2) + '\n' : `vxnetctl ${VERSION}\n`);
         return EXIT_OK;
       case 'run':
-        await dispatch(inv, io);
-        return EXIT_OK;
+        // Only doctor answers with a status of its own (findings are not failures).
+        return (await dispatch(inv, io)) ?? EXIT_OK;
     }
   } catch (err) {
     if (err instanceof UsageError) {

@@ -1,0 +1,310 @@
+// vxnetctl doctor: the I/O shell around doctor-rules.ts. It reads what vxnet believes (the IPAM
+// store, the overlay agent's state files, vxnetd's VIPs when its API answers) and what the
+// kernel has (links, addresses, host routes, FORWARD rules, nftables tables, the recorded
+// network namespaces), and with --fix applies the safe fixes. Every fix is decided again inside
+// the store's write lock, so an ADD running meanwhile (its veth made, its address not yet
+// committed) is never taken for an orphan: its allocation cannot commit until the lock is ours,
+// and one committed before is seen.
+import { spawnSync } from 'node:child_process';
+import { type Ip, formatCidr, formatIp, parseIp } from '../ipam/addr';
+import { canonicalRangeSets } from '../ipam/range';
+import type { IpamStore, IpamTx } from '../ipam/store/types';
+import { hostVethName, isVxnetVethName } from '../datapath/names';
+import { findTool } from '../net/nat';
+import { Rtnl } from '../net/rtnl';
+import { DEFAULT_LOCAL_DIR, type LocalOverlayState, listLocalStates, subnetsOf } from '../overlay/local';
+import { type Entries, desiredEntries, gatewayOf, vtepIpOf } from '../overlay/plan';
+import type { Values } from './args';
+import { type Ctx, writeJson } from './context';
+import { apiGet, apiUrl } from './dns';
+import {
+  type Believed, type BelievedAllocation, type BelievedNetwork, type BelievedOverlay, type Finding, type FixAction, type NetnsState, type Observed,
+  diagnose, exitStatus,
+} from './doctor-rules';
+import { netnsState } from './ipam';
+import { openExisting } from './store';
+import { plural } from './table';
+
+const FIX_REASON = 'vxnetctl doctor';
+/** vxnetd's --vip-table default (bin/vxnetd/flags.ts, a layer above this one). */
+const DEFAULT_VIP_TABLE = 'vxnet-vip';
+
+interface BelievedRead {
+  readonly believed: Believed;
+  readonly store: IpamStore | undefined;
+  readonly notes: string[];
+}
+
+const hostCidr = (ip: ReturnType<typeof vtepIpOf>): string => formatCidr({ ip, prefix: ip.family === 4 ? 32 : 128 });
+
+async function readBelieved(ctx: Ctx, values: Values): Promise<BelievedRead> {
+  const notes: string[] = [];
+  const opened = openExisting(ctx.dataDir);
+  let allocations: BelievedAllocation[] = [];
+  let networks: BelievedNetwork[] = [];
+  let store: IpamStore | undefined;
+  if ('missing' in opened) {
+    notes.push(`${opened.missing}; --fix deletes no link (is --data-dir right?)`);
+  } else {
+    store = opened.store;
+    ({ allocations, networks } = await store.view(async (tx) => ({ allocations: await tx.list({}), networks: networksOf(await tx.listPools(), notes) })));
+  }
+  const overlayDir = values['overlay-dir'] ?? DEFAULT_LOCAL_DIR;
+  const states = listLocalStates(overlayDir);
+  const peers = await peersOf(values, ctx, states, notes);
+  const overlays: BelievedOverlay[] = states.map((s) => {
+    const p = peers?.get(s.network);
+    return {
+      network: s.network, device: s.device, vni: s.vni,
+      deviceAddresses: [...s.blocks.map((b) => hostCidr(vtepIpOf(b))), ...s.blocks.map((b) => hostCidr(gatewayOf(b)))],
+      subnets: subnetsOf(s).map(formatCidr),
+      ...(p ? { peerEntries: p.entries, peers: p.count } : {}),
+    };
+  });
+  let vips: Believed['vips'];
+  {
+    const base = apiUrl(values, ctx.env);
+    try {
+      const body = (await apiGet(base, '/v1/vips')).body as { vips?: unknown } | unknown[];
+      const list = Array.isArray(body) ? body : Array.isArray((body as { vips?: unknown }).vips) ? (body as { vips: unknown[] }).vips : [];
+      vips = { count: list.length, table: values['vip-table'] ?? DEFAULT_VIP_TABLE };
+    } catch {
+      notes.push(`vxnetd's API did not answer at ${base}: the VIP table was not checked`);
+    }
+  }
+  return { believed: { storeFound: store !== undefined, allocations, networks, overlays, ...(vips ? { vips } : {}) }, store, notes };
+}
+
+/**
+ * With --store (or $VXNET_STORE): each overlay network's peers in etcd, as the entries this
+ * host's device should hold (what the agent would program). Undefined without a store or when
+ * etcd does not answer (a note says so).
+ */
+async function peersOf(values: Values, ctx: Ctx, states: readonly LocalOverlayState[], notes: string[]): Promise<Map<string, { entries: Entries; count: number }> | undefined> {
+  if (states.length === 0 || (values.store === undefined && !ctx.env.VXNET_STORE)) return undefined;
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { clusterStore, withRegistry, DEFAULT_OVERLAY_PREFIX } = require('./cluster') as typeof import('./cluster');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  const { store, endpoints } = clusterStore(values, ctx.env, 'doctor');
+  try {
+    return await withRegistry(endpoints, DEFAULT_OVERLAY_PREFIX, async (reg) => {
+      const out = new Map<string, { entries: Entries; count: number }>();
+      for (const s of states) {
+        const members = (await reg.members(s.network)).items.filter((m) => m.id !== s.hostId);
+        out.set(s.network, { entries: desiredEntries(members, s.hostId).entries, count: members.length });
+      }
+      return out;
+    });
+  } catch (err) {
+    notes.push(`${err instanceof Error ? err.message : String(err)}: the overlay's peer entries were not checked against ${store}`);
+    return undefined;
+  }
+}
+
+function networksOf(pools: ReadonlyArray<{ network: string; definition: string }>, notes: string[]): BelievedNetwork[] {
+  const out: BelievedNetwork[] = [];
+  for (const p of pools) {
+    try {
+      const sets = canonicalRangeSets(JSON.parse(p.definition) as unknown, `pool "${p.network}"`);
+      out.push({
+        network: p.network,
+        subnets: sets.flat().map((r) => formatCidr(r.subnet)),
+        gateways: sets.map((set) => `${formatIp(set[0].gateway)}/${set[0].subnet.prefix}`),
+      });
+    } catch (err) {
+      notes.push(`network ${p.network}: unreadable pool definition (${(err as Error).message}); its bridge was not checked`);
+    }
+  }
+  return out;
+}
+
+/** `iptables -S FORWARD` as word lists without "-A FORWARD" and quotes; undefined without the tool. */
+function forwardRulesOf(family: 4 | 6): string[][] | undefined {
+  const bin = findTool(family === 4 ? 'iptables' : 'ip6tables');
+  if (!bin) return undefined;
+  const r = spawnSync(bin, ['-w', '-S', 'FORWARD'], { encoding: 'utf8' });
+  if (r.status !== 0) return undefined;
+  return r.stdout.split('\n').map((l) => l.trim().split(/\s+/)).filter((w) => w[0] === '-A' && w[1] === 'FORWARD')
+    .map((w) => w.slice(2).map((x) => x.replace(/^"(.*)"$/, '$1')));
+}
+
+function nftTables(): string[] | undefined {
+  const bin = findTool('nft');
+  if (!bin) return undefined;
+  const r = spawnSync(bin, ['list', 'tables'], { encoding: 'utf8' });
+  if (r.status !== 0) return undefined;
+  return r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('table ')).map((l) => l.slice('table '.length));
+}
+
+async function observe(believed: Believed): Promise<Observed> {
+  const host = Rtnl.open();
+  try {
+    const links = (await host.links()).map((l) => ({ index: l.index, name: l.name, kind: l.kind, up: l.up, master: l.master, alias: l.alias }));
+    const addresses = (await host.addresses()).map((a) => ({ index: a.index, cidr: formatCidr(a.cidr) }));
+    const hostRoutes: Array<{ address: string; family: 4 | 6; oif: number }> = [];
+    const routes = [...await host.routes(4), ...await host.routes(6)];
+    for (const r of routes) {
+      const family = r.dst.ip.family;
+      if (r.gw !== undefined || r.oif === undefined || r.dst.prefix !== (family === 4 ? 32 : 128)) continue;
+      hostRoutes.push({ address: formatIp(r.dst.ip), family, oif: r.oif });
+    }
+    // The overlay devices' entries, read as the agent reads them (overlay/apply.ts actual()).
+    const overlayEntries: Record<string, Entries> = {};
+    for (const ov of believed.overlays) {
+      const dev = links.find((l) => l.name === ov.device && l.kind === 'vxlan');
+      if (!dev || !ov.peerEntries) continue;
+      // One dump at a time: the kernel refuses a second dump on a socket while one runs.
+      const neigh = await host.neighbours(dev.index);
+      const fdb = await host.fdb(dev.index);
+      overlayEntries[ov.device] = {
+        neigh: neigh.filter((x) => x.permanent && x.mac !== '').map((x) => ({ ip: x.ip, mac: x.mac })),
+        fdb: fdb.filter((f) => f.dst !== undefined).map((f) => ({ mac: f.mac, dst: f.dst as Ip })),
+        routes: routes.filter((r) => r.oif === dev.index && r.gw !== undefined).map((r) => ({ dst: r.dst, via: r.gw as Ip })),
+      };
+    }
+    const netns: Record<string, NetnsState> = {};
+    for (const a of believed.allocations) if (a.netns !== undefined && !(a.netns in netns)) netns[a.netns] = netnsState(a.netns);
+    const forward: Observed['forward'] = {};
+    for (const family of [4, 6] as const) {
+      const rules = forwardRulesOf(family);
+      if (rules) forward[family] = rules;
+    }
+    return { links, addresses, hostRoutes, netns, forward, nftTables: nftTables(), overlayEntries };
+  } finally {
+    host.close();
+  }
+}
+
+interface FixResult { readonly fixed: boolean; readonly detail?: string }
+
+/** Applies one safe finding's actions; inside the store's lock when there is a store. */
+async function applyFinding(f: Finding, host: Rtnl, tx: IpamTx | undefined): Promise<FixResult> {
+  const details: string[] = [];
+  for (const a of f.actions) {
+    const r = await applyAction(a, host, tx);
+    if (r !== undefined) details.push(r);
+  }
+  return details.length === 0 ? { fixed: true } : { fixed: false, detail: details.join('; ') };
+}
+
+/** Undefined when done; otherwise why it was not. */
+async function applyAction(a: FixAction, host: Rtnl, tx: IpamTx | undefined): Promise<string | undefined> {
+  switch (a.op) {
+    case 'release': {
+      if (!tx) return 'no IPAM store';
+      if (netnsState(a.netns) !== 'gone') return `network namespace ${a.netns} exists again; kept`;
+      await tx.releaseByOwner(a.network, a.containerId, a.ifname, FIX_REASON);
+      const left = (await tx.list({ containerId: a.containerId })).filter((x) => x.ifname === a.ifname);
+      if (left.length === 0) await host.deleteLink(a.veth);
+      return undefined;
+    }
+    case 'delete-link': {
+      if (!tx) return 'no IPAM store: not deleting a link it might account for';
+      const owned = (await tx.list({})).some((x) => hostVethName(x.containerId, x.ifname) === a.name);
+      if (owned) return `${a.name} has an allocation now; kept`;
+      await host.deleteLink(a.name);
+      return undefined;
+    }
+    case 'delete-route': {
+      const link = await host.link(a.link);
+      if (!link) return undefined;
+      if (tx) {
+        const held = (await tx.list({})).some((x) => x.address === a.address && hostVethName(x.containerId, x.ifname) === a.link);
+        if (held) return `${a.address} is allocated to ${a.link}'s container now; kept`;
+      }
+      const ip = parseIp(a.address);
+      if (!ip) return `not an address: ${a.address}`;
+      await host.deleteRoute({ dst: { ip, prefix: a.family === 4 ? 32 : 128 }, oif: link.index });
+      return undefined;
+    }
+    case 'delete-forward-rule': {
+      const bin = findTool(a.family === 4 ? 'iptables' : 'ip6tables');
+      if (!bin) return 'iptables is not installed';
+      const r = spawnSync(bin, ['-w', '-D', 'FORWARD', ...a.rule], { encoding: 'utf8' });
+      if (r.status !== 0 && !/does a matching rule exist|No chain\/target\/match|Bad rule/i.test(r.stderr)) return `${bin} -D failed: ${r.stderr.trim()}`;
+      return undefined;
+    }
+  }
+}
+
+async function applyFixes(findings: readonly Finding[], store: IpamStore | undefined): Promise<Map<Finding, FixResult>> {
+  const results = new Map<Finding, FixResult>();
+  const safe = findings.filter((f) => f.safe);
+  if (safe.length === 0) return results;
+  const host = Rtnl.open();
+  const run = async (tx: IpamTx | undefined): Promise<void> => {
+    for (const f of safe) {
+      try {
+        results.set(f, await applyFinding(f, host, tx));
+      } catch (err) {
+        results.set(f, { fixed: false, detail: err instanceof Error ? err.message : String(err) });
+      }
+    }
+  };
+  try {
+    if (store) await store.withLock(async (tx) => { await run(tx); });
+    else await run(undefined);
+  } finally {
+    host.close();
+  }
+  return results;
+}
+
+function render(ctx: Ctx, findings: readonly Finding[], results: ReadonlyMap<Finding, FixResult> | undefined, checked: string, notes: readonly string[]): void {
+  const out: string[] = notes.map((n) => `note: ${n}\n`);
+  if (findings.length === 0) {
+    out.push(`no problems found (${checked})\n`);
+    ctx.stdout(out.join(''));
+    return;
+  }
+  const safe = findings.filter((f) => f.safe).length;
+  for (const f of findings) {
+    const r = results?.get(f);
+    const state = !f.safe ? (results ? 'left: not safe to fix automatically' : 'not safe to fix automatically')
+      : !results ? 'safe: vxnetctl doctor --fix applies it'
+        : r?.fixed ? 'FIXED' : `not fixed: ${r?.detail ?? 'not attempted'}`;
+    out.push(`${f.kind}: ${f.subject}\n  what:  ${f.what}\n  why:   ${f.why}\n  fix:   ${f.fix}\n  state: ${state}\n\n`);
+  }
+  const fixed = results ? [...results.values()].filter((r) => r.fixed).length : 0;
+  out.push(results
+    ? `${plural(findings.length, 'problem', 'problems')} found, ${fixed} fixed, ${findings.length - fixed} left (${checked})\n`
+    : `${plural(findings.length, 'problem', 'problems')} found, ${safe} safe to fix (vxnetctl doctor --fix) (${checked})\n`);
+  ctx.stdout(out.join(''));
+}
+
+/** Runs the doctor; resolves to its exit status (doctor-rules.ts exitStatus). */
+export async function runDoctor(values: Values, ctx: Ctx): Promise<number> {
+  const fix = values.fix === true;
+  const { believed, store, notes } = await readBelieved(ctx, values);
+  try {
+    const observed = await observe(believed);
+    const findings = diagnose(believed, observed);
+    const results = fix ? await applyFixes(findings, store) : undefined;
+    const vxnetLinks = observed.links.filter((l) => isVxnetVethName(l.name)).length;
+    const counts = {
+      allocations: believed.allocations.length, networks: believed.networks.length, overlays: believed.overlays.length, vxnetLinks,
+    };
+    const checked = `checked ${plural(counts.allocations, 'allocation', 'allocations')}, ${plural(counts.networks, 'network', 'networks')}, `
+      + `${plural(counts.overlays, 'overlay network', 'overlay networks')}, ${plural(vxnetLinks, 'vxnet veth', 'vxnet veths')}`;
+    const fixed = results ? [...results.values()].filter((r) => r.fixed).length : 0;
+    if (ctx.json) {
+      writeJson(ctx, {
+        dataDir: ctx.dataDir, store: store?.description ?? null, overlayDir: values['overlay-dir'] ?? DEFAULT_LOCAL_DIR,
+        fix, checked: counts, notes,
+        findings: findings.map((f) => {
+          const r = results?.get(f);
+          return {
+            kind: f.kind, subject: f.subject, what: f.what, why: f.why, fix: f.fix, safe: f.safe,
+            fixed: results ? r?.fixed === true : null, error: r && !r.fixed ? r.detail ?? null : null,
+          };
+        }),
+        found: findings.length, fixed,
+      });
+    } else {
+      render(ctx, findings, results, checked, notes);
+    }
+    return exitStatus(findings.length, fixed);
+  } finally {
+    await store?.close();
+  }
+}

@@ -1,0 +1,102 @@
+// vxnetctl doctor against a real kernel: a host made of a vxt namespace (so the doctor sees only
+// the test's links, rules and tables), containers attached there by the built vxnet plugin with a
+// private data dir, then real inconsistencies: a container's netns deleted by hand (a leak), a
+// veth with vxnet's naming nobody accounts for (an orphan), a bridge's gateway address removed
+// (not safe to fix). Clean -> exit 0; found -> 3; --fix -> 4 with the store and kernel repaired.
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import t from 'tap';
+import { openStore } from '../../ipam/store';
+import { deleteNetns, exec, linkExists, newNetns } from '../helpers/netns';
+import { DIST_BIN, VXNET, cannotRun, cniEnv, describe, hostVethName, newContainerId, reserveSubnet, runInNetns, type CniOutcome } from './helpers/cni';
+
+const skip = cannotRun();
+if (skip) {
+  t.plan(0, skip);
+} else {
+  t.test('vxnetctl doctor finds and fixes leaks and orphans in a vxt host namespace', async (t) => {
+    const host = await newNetns(t);
+    const hex = randomBytes(4).toString('hex');
+    const name = `vxt${hex}`;
+    const { n, release } = await reserveSubnet();
+    const tmp = fs.mkdtempSync(join(tmpdir(), 'vxt-doctor-'));
+    t.teardown(() => { fs.rmSync(tmp, { recursive: true, force: true }); release(); });
+    const dataDir = join(tmp, 'store');
+    const overlayDir = join(tmp, 'overlay');
+    const conf = {
+      cniVersion: '1.0.0', name, type: 'vxnet', bridge: name, natTable: name, ipMasq: true,
+      ipam: { type: 'vxnet-ipam', ranges: [[{ subnet: `10.239.${n}.0/24` }]], dataDir },
+    };
+    const add = async (ns: { path: string }, containerId: string): Promise<CniOutcome> => {
+      const r = await runInNetns(host, VXNET, [], cniEnv({ command: 'ADD', containerId, ifname: 'eth0', netns: ns.path }), conf);
+      if (r.code !== 0) throw new Error(`ADD ${containerId}: ${describe(r)}`);
+      return r;
+    };
+    // The API on a port nothing listens on (in the test's namespace): the VIP check is skipped.
+    const doctor = (...args: string[]): Promise<CniOutcome> => runInNetns(host, join(DIST_BIN, 'vxnetctl'),
+      ['doctor', '--data-dir', dataDir, '--overlay-dir', overlayDir, '--api', 'http://127.0.0.1:9', ...args], { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' });
+    const kinds = (r: CniOutcome): string[] => ((r.json?.findings ?? []) as Array<{ kind: string }>).map((f) => f.kind).sort();
+
+    const c1 = await newNetns(t);
+    const c2 = await newNetns(t);
+    const id1 = newContainerId();
+    const id2 = newContainerId();
+    await add(c1, id1);
+    await add(c2, id2);
+
+    const clean = await doctor('--json');
+    t.equal(clean.code, 0, `a consistent host: exit 0 (${describe(clean)})`);
+    t.same(clean.json?.findings, []);
+    t.match(clean.json?.checked, { allocations: 2, networks: 1, vxnetLinks: 2 });
+
+    // The runtime forgets its DEL: the container's namespace is deleted by hand.
+    await deleteNetns(c2.name);
+    // A veth with vxnet's naming that no allocation accounts for, on the network's bridge.
+    const orphan = `vx${randomBytes(6).toString('hex')}`;
+    const peer = `vxt-${randomBytes(4).toString('hex')}`;
+    const made = await exec('ip', ['-n', host.name, 'link', 'add', orphan, 'type', 'veth', 'peer', 'name', peer]);
+    t.equal(made.code, 0, made.stderr);
+    await exec('ip', ['-n', host.name, 'link', 'set', orphan, 'master', name, 'up']);
+
+    const found = await doctor('--json');
+    t.equal(found.code, 3, `findings: exit 3 (${describe(found)})`);
+    t.same(kinds(found), ['leaked-allocation', 'orphan-veth']);
+    const leak = (found.json?.findings as Array<Record<string, unknown>>).find((f) => f.kind === 'leaked-allocation');
+    t.match(leak, { safe: true, fixed: null, fix: `vxnetctl ipam release --container ${id2} --ifname eth0 --network ${name}` });
+    t.match(String(leak?.what), c2.path);
+
+    const text = await doctor();
+    t.equal(text.code, 3);
+    t.match(text.stdout, /leaked-allocation: container /);
+    t.match(text.stdout, new RegExp(`orphan-veth: link ${orphan}\\n  what: .*\\n  why: .*\\n  fix:   ip link del dev ${orphan}\\n  state: safe`));
+    t.match(text.stdout, /2 problems found, 2 safe to fix/);
+
+    const fixed = await doctor('--fix', '--json');
+    t.equal(fixed.code, 4, `all fixed: exit 4 (${describe(fixed)})`);
+    t.match(fixed.json, { found: 2, fixed: 2 });
+    t.notOk(await linkExists(orphan, host.name), 'the orphan veth is deleted');
+    t.ok(await linkExists(hostVethName(id1, 'eth0'), host.name), 'the live container\'s veth is kept');
+    const store = openStore({ dataDir, mustExist: true });
+    try {
+      const left = await store.view((tx) => tx.list({ network: name }));
+      t.same(left.map((a) => a.containerId), [id1], 'the leaked allocation is released, the live one kept');
+      const history = await store.view((tx) => tx.history(name));
+      t.ok(history.some((h) => h.containerId === id2 && h.reason === 'vxnetctl doctor'), 'released with reason "vxnetctl doctor"');
+    } finally {
+      await store.close();
+    }
+
+    const again = await doctor('--json');
+    t.equal(again.code, 0, `clean again: exit 0 (${describe(again)})`);
+
+    // Not safe: the bridge's gateway address removed by hand is reported with its command and left.
+    const gw = `10.239.${n}.1/24`;
+    t.equal((await exec('ip', ['-n', host.name, 'addr', 'del', gw, 'dev', name])).code, 0);
+    const unsafe = await doctor('--fix', '--json');
+    t.equal(unsafe.code, 3, `an unsafe finding is left: exit 3 (${describe(unsafe)})`);
+    t.same(kinds(unsafe), ['bridge-gateway-missing']);
+    t.match(unsafe.json?.findings[0], { safe: false, fixed: false, fix: `ip addr add ${gw} dev ${name}` });
+  });
+}
