@@ -35,10 +35,14 @@ async function sh(script) {
   return r.stdout;
 }
 
-let cleaned = false;
-async function cleanup() {
-  if (cleaned) return;
-  cleaned = true;
+// One cleanup, however many callers: a signal's handler and main's own unwinding both await
+// the same run (an early return let main exit while the handler was half-way through).
+let cleaning;
+function cleanup() {
+  cleaning ??= doCleanup();
+  return cleaning;
+}
+async function doCleanup() {
   for (const c of children) if (c.exitCode === null && c.pid !== undefined) { try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ } }
   // Deleting the host namespace takes its nft table, bridge and veths with it.
   for (const ns of NS) await run('ip', ['netns', 'del', ns]);
@@ -128,7 +132,9 @@ async function main() {
     enableHairpin(`bnvipv${i}`, H);
     await spawnIn(NS[i], [process.execPath, join(root, 'test', 'integration', 'helpers', 'vip-peer.mjs'), 'serve', `b${i}`, '8080', '5353'], /ready/);
   }
-  await spawnIn(NS[1], ['iperf3', '-s', '-p', '5201'], /listening/i);
+  // --forceflush: iperf3 block-buffers its stdout into a pipe, so without it the "listening"
+  // line never arrives (what hung this bench in its first version, not VipTable.start()).
+  await spawnIn(NS[1], ['iperf3', '-s', '-p', '5201', '--forceflush'], /listening/i);
 
   const B = (n, port = 8080, weight = 1) => ({ ip: ip(`10.77.0.${10 + n}`), port, weight });
   const base = [

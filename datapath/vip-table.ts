@@ -6,6 +6,8 @@
 //   sends the element deletes and adds as one `nft -f` transaction. The table is never listed.
 //   Calls are serialised. A transaction that fails (someone removed an element we meant to
 //   delete) is followed by a full replace.
+// - apply: the same for a few VIPs put or removed (the others untouched), so a change costs
+//   the changed VIPs' elements, not the table's (vip-plan.ts VipIndex keeps the state per VIP).
 // - full replace: `delete table` and rebuild, with every element, in one transaction. Used for
 //   the first sync after start (what an earlier vxnetd left is unknown), after a failure and
 //   when the guard fires. Established connections keep their NAT binding: conntrack holds it.
@@ -19,9 +21,9 @@
 import { DatapathFailure, VxnetError } from '../lib/errors';
 import { NftRunner, type NftMonitor } from '../net/nft';
 import type { Ip } from '../ipam/addr';
-import { desiredState, diffStates, renderDiff, renderFull, renderSkeleton, stateSize, type VipState } from './vip-plan';
+import { VipIndex, renderDiff, renderFull, renderSkeleton, stateSize, validateVips, type VipDiff, type VipRef, type VipState } from './vip-plan';
 
-export type { VipProtocol, VipBackend, VipEntry } from './vip-plan';
+export type { VipProtocol, VipBackend, VipEntry, VipRef } from './vip-plan';
 export { MAX_SLOTS } from './vip-plan';
 import type { VipEntry } from './vip-plan';
 
@@ -38,6 +40,9 @@ export interface VipTableOptions {
 
 export interface VipSyncStats { readonly elementsAdded: number; readonly elementsRemoved: number; readonly ms: number; readonly full: boolean }
 
+/** Some VIPs put (added or replaced, by address, protocol and port) and some removed. */
+export interface VipChanges { readonly put: readonly VipEntry[]; readonly remove: readonly VipRef[] }
+
 /** Batches with more element changes than this run with the guard's monitor paused. */
 const PAUSE_ABOVE = 2000;
 /** How long start() waits for the monitor to see its probe transaction. */
@@ -48,10 +53,12 @@ export class VipTable {
   private readonly log: (msg: string) => void;
   private readonly guardOn: boolean;
   private readonly nft: NftRunner;
-  /** What the kernel holds as far as this process knows; undefined: unknown (replace in full). */
-  private applied: VipState | undefined;
-  /** The last state asked for; undefined before the first sync. */
-  private desired: VipState | undefined;
+  /** The state asked for, per VIP. */
+  private readonly desired = new VipIndex();
+  /** Whether the kernel holds `desired` as far as this process knows; false: unknown (replace in full). */
+  private inSync = false;
+  /** Whether anything was asked for yet (a restore before the first sync puts the skeleton back only). */
+  private everSynced = false;
   private queue: Promise<unknown> = Promise.resolve();
   private monitor: NftMonitor | undefined;
   private guarding = false;
@@ -78,7 +85,7 @@ export class VipTable {
         this.log(`VIP table ${this.table}: existing table not adoptable (${(err as Error).message}); replacing it`);
         await this.nft.run(renderFull(this.table, new Map()), `cannot create VIP table ${this.table}`);
       }
-      this.applied = undefined;
+      this.inSync = false;
       if (this.guardOn) {
         this.guarding = true;
         await this.startMonitor();
@@ -88,23 +95,29 @@ export class VipTable {
 
   /** The whole desired state; diffs against what it last applied and sends one batch. Serialised: concurrent calls queue. */
   sync(entries: readonly VipEntry[]): Promise<VipSyncStats> {
-    let next: VipState;
-    try { next = desiredState(entries); } catch (err) { return Promise.reject(err); }
-    return this.enqueue(async () => {
-      this.desired = next;
-      const t0 = performance.now();
-      if (this.applied === undefined) return this.replace(next, t0);
-      const diff = diffStates(this.applied, next);
-      if (diff.added + diff.removed === 0) return { elementsAdded: 0, elementsRemoved: 0, ms: performance.now() - t0, full: false };
-      try {
-        await this.paused(diff.added + diff.removed, () => this.nft.run(renderDiff(this.table, diff), `cannot update VIP table ${this.table}`));
-      } catch (err) {
-        this.log(`VIP table ${this.table}: update failed (${(err as Error).message}); replacing the table`);
-        return this.replace(next, t0);
-      }
-      this.applied = next;
-      return { elementsAdded: diff.added, elementsRemoved: diff.removed, ms: performance.now() - t0, full: false };
-    });
+    try { validateVips(entries); } catch (err) { return Promise.reject(err); }
+    return this.enqueue(() => this.send(() => this.desired.replaceAll(entries), performance.now()));
+  }
+
+  /** Puts and removes some VIPs, the others left as they are; one batch of their elements' changes. Serialised with sync. */
+  apply(changes: VipChanges): Promise<VipSyncStats> {
+    try { validateVips(changes.put); } catch (err) { return Promise.reject(err); }
+    return this.enqueue(() => this.send(() => this.desired.change(changes.put, changes.remove), performance.now()));
+  }
+
+  /** Changes `desired` and sends the diff (or the whole table when the kernel's state is unknown or the diff fails). */
+  private async send(change: () => VipDiff, t0: number): Promise<VipSyncStats> {
+    const diff = change();
+    this.everSynced = true;
+    if (!this.inSync) return this.replace(this.desired.state(), t0);
+    if (diff.added + diff.removed === 0) return { elementsAdded: 0, elementsRemoved: 0, ms: performance.now() - t0, full: false };
+    try {
+      await this.paused(diff.added + diff.removed, () => this.nft.run(renderDiff(this.table, diff), `cannot update VIP table ${this.table}`));
+    } catch (err) {
+      this.log(`VIP table ${this.table}: update failed (${(err as Error).message}); replacing the table`);
+      return this.replace(this.desired.state(), t0);
+    }
+    return { elementsAdded: diff.added, elementsRemoved: diff.removed, ms: performance.now() - t0, full: false };
   }
 
   /** Stops the guard; the table stays in the kernel (the kernel keeps balancing while vxnetd is down). */
@@ -118,7 +131,7 @@ export class VipTable {
   async remove(): Promise<void> {
     await this.stop();
     await this.enqueue(() => this.nft.run(`add table inet ${this.table}\ndelete table inet ${this.table}\n`, `cannot delete VIP table ${this.table}`));
-    this.applied = undefined;
+    this.inSync = false;
   }
 
   /**
@@ -133,8 +146,9 @@ export class VipTable {
 
   private async replace(state: VipState, t0: number): Promise<VipSyncStats> {
     const n = stateSize(state);
+    this.inSync = false;
     await this.paused(n, () => this.nft.run(renderFull(this.table, state), `cannot replace VIP table ${this.table}`));
-    this.applied = state;
+    this.inSync = true;
     return { elementsAdded: n, elementsRemoved: 0, ms: performance.now() - t0, full: true };
   }
 
@@ -209,15 +223,16 @@ export class VipTable {
       this.restorePending = false;
       if (!this.guarding) return;
       const t0 = performance.now();
-      if (this.desired === undefined) {
+      if (!this.everSynced) {
         await this.nft.run(renderSkeleton(this.table), `cannot restore VIP table ${this.table}`);
       } else {
-        await this.replace(this.desired, t0);
+        await this.replace(this.desired.state(), t0);
       }
       this.log(`VIP table ${this.table}: edited by hand (${why}); restored in ${Math.round(performance.now() - t0)} ms`);
     }).catch((err: unknown) => {
-      this.applied = undefined;
+      this.inSync = false;
       this.log(`VIP table ${this.table}: restore failed: ${err instanceof VxnetError ? err.message : String(err)}`);
     });
   }
 }
+
