@@ -172,12 +172,18 @@ export class VipIndex {
     for (const [key, next] of touched) {
       const old = this.vips.get(key);
       if (old === undefined && next === undefined) continue;
-      const was = new Map<string, string>();
-      for (const [map, k, v] of old?.own ?? []) was.set(`${map}\0${k}`, v);
-      const now = new Map<string, string>();
-      for (const [map, k, v] of next?.own ?? []) now.set(`${map}\0${k}`, v);
-      for (const [mk, v] of was) if (now.get(mk) !== v) { const [map, k] = mk.split('\0') as [string, string]; push(deletes, map, k); removed++; }
-      for (const [mk, v] of now) if (was.get(mk) !== v) { const [map, k] = mk.split('\0') as [string, string]; push(adds, map, [k, v] as const); added++; }
+      if (old === undefined || next === undefined) {
+        // A VIP added or removed (the bulk of a start): its elements as they are, no pairing.
+        if (old) for (const [map, k] of old.own) { push(deletes, map, k); removed++; }
+        if (next) for (const [map, k, v] of next.own) { push(adds, map, [k, v] as const); added++; }
+      } else {
+        const was = new Map<string, readonly [string, string, string]>();
+        for (const el of old.own) was.set(`${el[0]}\0${el[1]}`, el);
+        const now = new Map<string, readonly [string, string, string]>();
+        for (const el of next.own) now.set(`${el[0]}\0${el[1]}`, el);
+        for (const [mk, [map, k, v]] of was) if (now.get(mk)?.[2] !== v) { push(deletes, map, k); removed++; }
+        for (const [mk, [map, k, v]] of now) if (was.get(mk)?.[2] !== v) { push(adds, map, [k, v] as const); added++; }
+      }
       for (const h of old?.hairpins ?? []) refDelta.set(h, (refDelta.get(h) ?? 0) - 1);
       for (const h of next?.hairpins ?? []) refDelta.set(h, (refDelta.get(h) ?? 0) + 1);
       if (next) this.vips.set(key, next); else this.vips.delete(key);

@@ -8,6 +8,8 @@
 //   delete) is followed by a full replace.
 // - apply: the same for a few VIPs put or removed (the others untouched), so a change costs
 //   the changed VIPs' elements, not the table's (vip-plan.ts VipIndex keeps the state per VIP).
+//   Small diffs go to a long-running `nft -i` (net/nft.ts NftSession): ~1 ms instead of the
+//   20-100 ms a new nft process costs on a loaded host; large ones and full replaces to `nft -f`.
 // - full replace: `delete table` and rebuild, with every element, in one transaction. Used for
 //   the first sync after start (what an earlier vxnetd left is unknown), after a failure and
 //   when the guard fires. Established connections keep their NAT binding: conntrack holds it.
@@ -19,7 +21,7 @@
 //   nft processes makes the table be replaced in full. Our own large batches pause the monitor
 //   (it would print every element: 70,000 lines for 10,000 VIPs, a second of its CPU).
 import { DatapathFailure, VxnetError } from '../lib/errors';
-import { NftRunner, type NftMonitor } from '../net/nft';
+import { NftRunner, type NftMonitor, type NftSession } from '../net/nft';
 import type { Ip } from '../ipam/addr';
 import { VipIndex, renderDiff, renderFull, renderSkeleton, stateSize, validateVips, type VipDiff, type VipRef, type VipState } from './vip-plan';
 
@@ -45,6 +47,8 @@ export interface VipChanges { readonly put: readonly VipEntry[]; readonly remove
 
 /** Batches with more element changes than this run with the guard's monitor paused. */
 const PAUSE_ABOVE = 2000;
+/** Diffs up to this many element changes go through the nft -i session (one line each); larger ones through `nft -f`. */
+const SESSION_MAX = 500;
 /** How long start() waits for the monitor to see its probe transaction. */
 const MONITOR_READY_MS = 3000;
 
@@ -53,6 +57,8 @@ export class VipTable {
   private readonly log: (msg: string) => void;
   private readonly guardOn: boolean;
   private readonly nft: NftRunner;
+  /** A long-running `nft -i` for small diffs (~1 ms each instead of a process start); started on first use. */
+  private session: NftSession | undefined;
   /** The state asked for, per VIP. */
   private readonly desired = new VipIndex();
   /** Whether the kernel holds `desired` as far as this process knows; false: unknown (replace in full). */
@@ -112,7 +118,10 @@ export class VipTable {
     if (!this.inSync) return this.replace(this.desired.state(), t0);
     if (diff.added + diff.removed === 0) return { elementsAdded: 0, elementsRemoved: 0, ms: performance.now() - t0, full: false };
     try {
-      await this.paused(diff.added + diff.removed, () => this.nft.run(renderDiff(this.table, diff), `cannot update VIP table ${this.table}`));
+      const script = renderDiff(this.table, diff);
+      const what = `cannot update VIP table ${this.table}`;
+      if (diff.added + diff.removed <= SESSION_MAX) await (this.session ??= this.nft.session()).run(script, what);
+      else await this.paused(diff.added + diff.removed, () => this.nft.run(script, what));
     } catch (err) {
       this.log(`VIP table ${this.table}: update failed (${(err as Error).message}); replacing the table`);
       return this.replace(this.desired.state(), t0);
@@ -124,7 +133,12 @@ export class VipTable {
   stop(): Promise<void> {
     this.guarding = false;
     if (this.restartTimer) clearTimeout(this.restartTimer);
-    return this.enqueue(() => this.stopMonitor());
+    return this.enqueue(async () => {
+      await this.stopMonitor();
+      const session = this.session;
+      this.session = undefined;
+      await session?.close();
+    });
   }
 
   /** Deletes the table (operator's uninstall, tests). */
