@@ -178,10 +178,18 @@ async function main() {
     const table2 = new VipTable({ table: `${TABLE}s`, netns: H, guard: false });
     let waiter;
     let applyStart = 0;
+    let syncMs = NaN;
+    let syncNftMs = NaN;
     const kernel = {
       start: () => table2.start(),
       stop: () => table2.stop(),
-      sync: (e) => table2.sync(e),
+      sync: async (e) => {
+        const t = performance.now();
+        const st = await table2.sync(e);
+        syncMs = performance.now() - t;
+        syncNftMs = st.nftMs;
+        return st;
+      },
       apply: async (c) => {
         applyStart = performance.now();
         const st = await table2.apply(c);
@@ -211,7 +219,7 @@ async function main() {
       const m = (xs, f) => med(xs.map((x) => x[f]));
       say(`== VIP programming end to end: catalog change -> VipService -> kernel done (30,000 endpoints, 10,000 named VIPs; medians of ${ROUNDS}) ==`);
       say(table(['what', 'vxnet ms', 'model ms', 'kernel ms', 'reference ms', 'ratio', 'target', 'result'], [
-        ['10,000 VIPs x 3 from the catalog: VipService.start() (claims, skeleton, whole table)', f1(startMs), '', '', 'n/a', '', '< 1000 ms', verdict(startMs < 1000)],
+        [`10,000 VIPs x 3 from the catalog: VipService.start() (claims, skeleton, whole table; of the kernel's part nft ${f1(syncNftMs)} ms)`, f1(startMs), f1(startMs - syncMs), f1(syncMs), 'n/a', '', '< 1000 ms', verdict(startMs < 1000)],
         ['one VIP added (an endpoint with a new VIP label)', f1(m(adds, 'ms')), f1(m(adds, 'model')), f1(m(adds, 'kernel')), '141 (kube-proxy nft)', f2(m(adds, 'ms') / 141), '< 50 ms', verdict(m(adds, 'ms') < 50)],
         ['one backend changed (an endpoint turning unhealthy / healthy)', f1(m(changes, 'ms')), f1(m(changes, 'model')), f1(m(changes, 'kernel')), '141 (kube-proxy nft)', f2(m(changes, 'ms') / 141), '< 50 ms', verdict(m(changes, 'ms') < 50)],
       ]));
@@ -242,7 +250,7 @@ async function main() {
     await vips.sync(many);
     say(`== VIP programming, kernel step alone (VipTable in a bench namespace; medians of ${ROUNDS}) ==`);
     say(table(['what', 'vxnet ms', 'reference ms', 'ratio', 'target', 'result'], [
-      [`10,000 VIPs x 3 backends, empty -> kernel (${s0.elementsAdded} elements)`, f1(full), 'n/a', '', '< 1000 ms', verdict(full < 1000)],
+      [`10,000 VIPs x 3 backends, empty -> kernel (${s0.elementsAdded} elements; of it nft ${f1(s0.nftMs)} ms)`, f1(full), 'n/a', '', '< 1000 ms', verdict(full < 1000)],
       ['one VIP added next to 10,000 (VipTable.apply)', f1(med(addMs)), '141 (kube-proxy nft, PR #126013)', f2(med(addMs) / 141), '< 50 ms', verdict(med(addMs) < 50)],
       ['one backend changed next to 10,000 (VipTable.apply)', f1(med(changeMs)), '141 (kube-proxy nft, PR #126013)', f2(med(changeMs) / 141), '< 50 ms', verdict(med(changeMs) < 50)],
       ['one VIP added, whole table handed over (VipTable.sync; for scale)', f1(med(wholeMs)), '141 (kube-proxy nft, PR #126013)', f2(med(wholeMs) / 141), '', ''],

@@ -40,7 +40,14 @@ export interface VipTableOptions {
   readonly netns?: string;
 }
 
-export interface VipSyncStats { readonly elementsAdded: number; readonly elementsRemoved: number; readonly ms: number; readonly full: boolean }
+export interface VipSyncStats {
+  readonly elementsAdded: number;
+  readonly elementsRemoved: number;
+  /** The whole call, and of it the time nft took (its process or session, the kernel's transaction). */
+  readonly ms: number;
+  readonly nftMs?: number;
+  readonly full: boolean;
+}
 
 /** Some VIPs put (added or replaced, by address, protocol and port) and some removed. */
 export interface VipChanges { readonly put: readonly VipEntry[]; readonly remove: readonly VipRef[] }
@@ -117,16 +124,19 @@ export class VipTable {
     this.everSynced = true;
     if (!this.inSync) return this.replace(this.desired.state(), t0);
     if (diff.added + diff.removed === 0) return { elementsAdded: 0, elementsRemoved: 0, ms: performance.now() - t0, full: false };
+    let t1 = performance.now();
     try {
       const script = renderDiff(this.table, diff);
       const what = `cannot update VIP table ${this.table}`;
+      t1 = performance.now();
       if (diff.added + diff.removed <= SESSION_MAX) await (this.session ??= this.nft.session()).run(script, what);
       else await this.paused(diff.added + diff.removed, () => this.nft.run(script, what));
     } catch (err) {
       this.log(`VIP table ${this.table}: update failed (${(err as Error).message}); replacing the table`);
       return this.replace(this.desired.state(), t0);
     }
-    return { elementsAdded: diff.added, elementsRemoved: diff.removed, ms: performance.now() - t0, full: false };
+    const t2 = performance.now();
+    return { elementsAdded: diff.added, elementsRemoved: diff.removed, ms: t2 - t0, nftMs: t2 - t1, full: false };
   }
 
   /** Stops the guard; the table stays in the kernel (the kernel keeps balancing while vxnetd is down). */
@@ -161,9 +171,12 @@ export class VipTable {
   private async replace(state: VipState, t0: number): Promise<VipSyncStats> {
     const n = stateSize(state);
     this.inSync = false;
-    await this.paused(n, () => this.nft.run(renderFull(this.table, state), `cannot replace VIP table ${this.table}`));
+    const script = renderFull(this.table, state);
+    const t1 = performance.now();
+    await this.paused(n, () => this.nft.run(script, `cannot replace VIP table ${this.table}`));
+    const t2 = performance.now();
     this.inSync = true;
-    return { elementsAdded: n, elementsRemoved: 0, ms: performance.now() - t0, full: true };
+    return { elementsAdded: n, elementsRemoved: 0, ms: t2 - t0, nftMs: t2 - t1, full: true };
   }
 
   private enqueue<T>(job: () => Promise<T>): Promise<T> {

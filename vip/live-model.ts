@@ -72,14 +72,14 @@ export class LiveVipModel {
     this.entries.clear();
     this.dirty.clear();
     const appeared: VipProblem[] = [];
-    for (const e of endpoints) appeared.push(...this.set(e.id, e).appeared);
+    for (const e of endpoints) { const a = this.set(e.id, e).appeared; if (a.length) appeared.push(...a); }
     return { appeared };
   }
 
   /** Applies a batch of catalog changes; the VIPs they touch are recomputed by the next flush. */
   apply(changes: readonly EndpointChange[]): LiveProblems {
     const appeared: VipProblem[] = [];
-    for (const c of changes) appeared.push(...this.set(c.id, c.after).appeared);
+    for (const c of changes) { const a = this.set(c.id, c.after).appeared; if (a.length) appeared.push(...a); }
     return { appeared };
   }
 
@@ -171,7 +171,7 @@ export class LiveVipModel {
   private set(id: string, e: Endpoint | undefined): LiveProblems {
     const old = this.contributions.get(id);
     const next = e ? contributionOf(e, this.ipv6) : undefined;
-    if (old === next) return { appeared: [] };
+    if (old === next) return NOTHING;
     for (const item of old?.items ?? []) {
       const b = this.backends.get(item.key);
       if (b) {
@@ -201,8 +201,9 @@ export class LiveVipModel {
       this.dirty.add(item.key);
     }
     if (next) this.contributions.set(id, next); else this.contributions.delete(id);
+    if (!next?.problems.length) return NOTHING;
     const seen = new Set((old?.problems ?? []).map(problemKey));
-    return { appeared: (next?.problems ?? []).filter((p) => !seen.has(problemKey(p))) };
+    return { appeared: next.problems.filter((p) => !seen.has(problemKey(p))) };
   }
 
   /** A VIP's view from its backend set (as buildVips makes it), or undefined when no endpoint asks for it. */
@@ -232,6 +233,8 @@ export class LiveVipModel {
     return entriesOf(vs).find((e) => entryKeyOf(textOf(e.ip), e.protocol, e.port) === ek);
   }
 }
+
+const NOTHING: LiveProblems = { appeared: [] };
 
 const problemKey = (p: VipProblem): string => `${p.endpoint}\0${p.label}\0${p.problem}`;
 

@@ -62,6 +62,8 @@ export class VipService implements Service {
   /** Send the whole table next (start, after a rebuild). */
   private fullSync = true;
   private built = false;
+  /** start() has run its first pass: passes may run on their own from now on. */
+  private started = false;
   private verifyDue = false;
   private verifyTimer: NodeJS.Timeout | undefined;
   private readonly listeners = new Set<VipListener>();
@@ -126,6 +128,7 @@ export class VipService implements Service {
       ]);
       clearTimeout(timer);
     }
+    this.started = true;
     this.dirty = true;
     await this.pass();
     const verifyMs = this.o.verifyMs ?? 300_000;
@@ -151,7 +154,8 @@ export class VipService implements Service {
   /** Recomputes on the next turn of the event loop (many batches, one pass). */
   schedule(): void {
     this.dirty = true;
-    if (this.scheduled || this.stopped) return;
+    // Until start() runs its first pass (it waits for claims first), changes only mark the model dirty.
+    if (this.scheduled || this.stopped || !this.started) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
