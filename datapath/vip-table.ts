@@ -23,7 +23,7 @@
 import { DatapathFailure, VxnetError } from '../lib/errors';
 import { NftRunner, type NftMonitor, type NftSession } from '../net/nft';
 import type { Ip } from '../ipam/addr';
-import { VipIndex, renderDiff, renderFull, renderSkeleton, stateSize, validateVips, type VipDiff, type VipRef, type VipState } from './vip-plan';
+import { VipIndex, renderDiff, renderFull, renderSkeleton, stateSize, type VipDiff, type VipRef, type VipState } from './vip-plan';
 
 export type { VipProtocol, VipBackend, VipEntry, VipRef } from './vip-plan';
 export { MAX_SLOTS } from './vip-plan';
@@ -108,13 +108,12 @@ export class VipTable {
 
   /** The whole desired state; diffs against what it last applied and sends one batch. Serialised: concurrent calls queue. */
   sync(entries: readonly VipEntry[]): Promise<VipSyncStats> {
-    try { validateVips(entries); } catch (err) { return Promise.reject(err); }
+    // Bad entries reject the call (VipIndex validates before it changes anything).
     return this.enqueue(() => this.send(() => this.desired.replaceAll(entries), performance.now()));
   }
 
   /** Puts and removes some VIPs, the others left as they are; one batch of their elements' changes. Serialised with sync. */
   apply(changes: VipChanges): Promise<VipSyncStats> {
-    try { validateVips(changes.put); } catch (err) { return Promise.reject(err); }
     return this.enqueue(() => this.send(() => this.desired.change(changes.put, changes.remove), performance.now()));
   }
 
