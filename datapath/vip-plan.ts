@@ -148,17 +148,18 @@ export class VipIndex {
    * Removes the VIPs of `remove` (unknown ones are ignored), then puts those of `put` (a VIP
    * already there is replaced). Validates `put` first and changes nothing when it throws.
    */
-  change(put: readonly VipEntry[], remove: readonly VipRef[]): VipDiff {
-    return this.changeKeys(put, remove.map(vipKeyOf));
+  change(put: readonly VipEntry[], remove: readonly VipRef[], wantDiff = true): VipDiff {
+    return this.changeKeys(put, remove.map(vipKeyOf), wantDiff);
   }
 
   /** Makes `entries` the whole state: the VIPs not among them are removed. */
-  replaceAll(entries: readonly VipEntry[]): VipDiff {
+  replaceAll(entries: readonly VipEntry[], wantDiff = true): VipDiff {
     const keep = new Set(entries.map(vipKeyOf));
-    return this.changeKeys(entries, [...this.vips.keys()].filter((k) => !keep.has(k)));
+    return this.changeKeys(entries, [...this.vips.keys()].filter((k) => !keep.has(k)), wantDiff);
   }
 
-  private changeKeys(put: readonly VipEntry[], remove: readonly string[]): VipDiff {
+  /** wantDiff false: the state changes, the diff is not worked out (a full replace follows; at a start that is 40,000 elements). */
+  private changeKeys(put: readonly VipEntry[], remove: readonly string[], wantDiff: boolean): VipDiff {
     validateVips(put);
     const touched = new Map<string, VipElements | undefined>();
     for (const k of remove) touched.set(k, undefined);
@@ -172,7 +173,9 @@ export class VipIndex {
     for (const [key, next] of touched) {
       const old = this.vips.get(key);
       if (old === undefined && next === undefined) continue;
-      if (old === undefined || next === undefined) {
+      if (!wantDiff) {
+        // The state only: no element pairing.
+      } else if (old === undefined || next === undefined) {
         // A VIP added or removed (the bulk of a start): its elements as they are, no pairing.
         if (old) for (const [map, k] of old.own) { push(deletes, map, k); removed++; }
         if (next) for (const [map, k, v] of next.own) { push(adds, map, [k, v] as const); added++; }
@@ -194,10 +197,28 @@ export class VipIndex {
       const after = before + d;
       const [map, k] = h.split('\0') as [string, string];
       if (after > 0) this.hairpinRefs.set(h, after); else this.hairpinRefs.delete(h);
-      if (before === 0 && after > 0) { push(adds, map, [k, ''] as const); added++; }
-      if (before > 0 && after === 0) { push(deletes, map, k); removed++; }
+      if (wantDiff && before === 0 && after > 0) { push(adds, map, [k, ''] as const); added++; }
+      if (wantDiff && before > 0 && after === 0) { push(deletes, map, k); removed++; }
     }
     return { deletes, adds, added, removed };
+  }
+
+  /** Number of elements. */
+  get elements(): number {
+    let n = this.hairpinRefs.size;
+    for (const v of this.vips.values()) n += v.own.length;
+    return n;
+  }
+
+  /** renderFull of this state, straight from the index (no intermediate state or diff: 10,000 VIPs are 40,000 elements). */
+  renderFull(table: string): string {
+    const byMap = new Map<string, string[]>();
+    const add = (map: string, el: string): void => { let a = byMap.get(map); if (!a) byMap.set(map, (a = [])); a.push(el); };
+    for (const v of this.vips.values()) for (const [map, k, val] of v.own) add(map, val === '' ? k : `${k} : ${val}`);
+    for (const h of this.hairpinRefs.keys()) { const i = h.indexOf('\0'); add(h.slice(0, i), h.slice(i + 1)); }
+    const lines = [`add table inet ${table}`, `delete table inet ${table}`];
+    for (const [map, els] of byMap) lines.push(`add element inet ${table} ${map} { ${els.join(', ')} }`);
+    return `${lines[0]}\n${lines[1]}\n${renderSkeleton(table)}${lines.slice(2).join('\n')}${lines.length > 2 ? '\n' : ''}`;
   }
 
   /** Every element, per map or set. */

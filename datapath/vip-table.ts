@@ -23,7 +23,7 @@
 import { DatapathFailure, VxnetError } from '../lib/errors';
 import { NftRunner, type NftMonitor, type NftSession } from '../net/nft';
 import type { Ip } from '../ipam/addr';
-import { VipIndex, renderDiff, renderFull, renderSkeleton, stateSize, type VipDiff, type VipRef, type VipState } from './vip-plan';
+import { VipIndex, renderDiff, renderFull, renderSkeleton, type VipDiff, type VipRef } from './vip-plan';
 
 export type { VipProtocol, VipBackend, VipEntry, VipRef } from './vip-plan';
 export { MAX_SLOTS } from './vip-plan';
@@ -109,19 +109,19 @@ export class VipTable {
   /** The whole desired state; diffs against what it last applied and sends one batch. Serialised: concurrent calls queue. */
   sync(entries: readonly VipEntry[]): Promise<VipSyncStats> {
     // Bad entries reject the call (VipIndex validates before it changes anything).
-    return this.enqueue(() => this.send(() => this.desired.replaceAll(entries), performance.now()));
+    return this.enqueue(() => this.send((wantDiff) => this.desired.replaceAll(entries, wantDiff), performance.now()));
   }
 
   /** Puts and removes some VIPs, the others left as they are; one batch of their elements' changes. Serialised with sync. */
   apply(changes: VipChanges): Promise<VipSyncStats> {
-    return this.enqueue(() => this.send(() => this.desired.change(changes.put, changes.remove), performance.now()));
+    return this.enqueue(() => this.send((wantDiff) => this.desired.change(changes.put, changes.remove, wantDiff), performance.now()));
   }
 
   /** Changes `desired` and sends the diff (or the whole table when the kernel's state is unknown or the diff fails). */
-  private async send(change: () => VipDiff, t0: number): Promise<VipSyncStats> {
-    const diff = change();
+  private async send(change: (wantDiff: boolean) => VipDiff, t0: number): Promise<VipSyncStats> {
+    const diff = change(this.inSync);
     this.everSynced = true;
-    if (!this.inSync) return this.replace(this.desired.state(), t0);
+    if (!this.inSync) return this.replace(t0);
     if (diff.added + diff.removed === 0) return { elementsAdded: 0, elementsRemoved: 0, ms: performance.now() - t0, full: false };
     let t1 = performance.now();
     try {
@@ -132,7 +132,7 @@ export class VipTable {
       else await this.paused(diff.added + diff.removed, () => this.nft.run(script, what));
     } catch (err) {
       this.log(`VIP table ${this.table}: update failed (${(err as Error).message}); replacing the table`);
-      return this.replace(this.desired.state(), t0);
+      return this.replace(t0);
     }
     const t2 = performance.now();
     return { elementsAdded: diff.added, elementsRemoved: diff.removed, ms: t2 - t0, nftMs: t2 - t1, full: false };
@@ -167,10 +167,11 @@ export class VipTable {
     return Promise.reject(new DatapathFailure('forgetBackend is not implemented: the conntrack tool is not installed on this host'));
   }
 
-  private async replace(state: VipState, t0: number): Promise<VipSyncStats> {
-    const n = stateSize(state);
+  /** The whole desired state in one transaction (the table deleted and rebuilt). */
+  private async replace(t0: number): Promise<VipSyncStats> {
+    const n = this.desired.elements;
     this.inSync = false;
-    const script = renderFull(this.table, state);
+    const script = this.desired.renderFull(this.table);
     const t1 = performance.now();
     await this.paused(n, () => this.nft.run(script, `cannot replace VIP table ${this.table}`));
     const t2 = performance.now();
@@ -252,7 +253,7 @@ export class VipTable {
       if (!this.everSynced) {
         await this.nft.run(renderSkeleton(this.table), `cannot restore VIP table ${this.table}`);
       } else {
-        await this.replace(this.desired.state(), t0);
+        await this.replace(t0);
       }
       this.log(`VIP table ${this.table}: edited by hand (${why}); restored in ${Math.round(performance.now() - t0)} ms`);
     }).catch((err: unknown) => {

@@ -129,6 +129,13 @@ t.test('VipIndex: random puts and removals give the state of a fresh build, and 
     }
     const norm = (s: ReturnType<typeof desiredState>): string => JSON.stringify([...s].filter(([, m]) => m.size).map(([k, m]) => [k, [...m].sort()]).sort());
     if (norm(applied) !== norm(next) || norm(index.state()) !== norm(next)) { t.fail(`step ${step}: differs from a fresh build`); break; }
+    if (step % 100 === 0) {
+      const norm = (text: string): string => text.split('\n').map((l) => {
+        const m = /^(add element \S+ \S+ \S+ \S+) \{ (.*) \}$/.exec(l);
+        return m ? `${m[1]} { ${(m[2] as string).split(', ').sort().join(', ')} }` : l;
+      }).sort().join('\n');
+      if (norm(index.renderFull('vxt')) !== norm(renderFull('vxt', index.state()))) { t.fail(`step ${step}: renderFull from the index differs`); break; }
+    }
     state = next;
   }
   t.pass('1500 steps');
