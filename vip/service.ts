@@ -58,6 +58,8 @@ export class VipService implements Service {
   private readonly pendingPut = new Map<string, VipEntry>();
   private readonly pendingRemove = new Map<string, VipRef>();
   private pendingLines: string[] = [];
+  /** All lines held, also those past the first 1,000 kept. */
+  private pendingLineCount = 0;
   private pendingViews = false;
   /** Send the whole table next (start, after a rebuild). */
   private fullSync = true;
@@ -212,11 +214,13 @@ export class VipService implements Service {
       }
     }
     const lines = this.pendingLines;
+    const count = this.pendingLineCount;
     const changed = this.pendingViews;
     this.pendingLines = [];
+    this.pendingLineCount = 0;
     this.pendingViews = false;
     for (const line of lines.slice(0, 50)) log.info(line);
-    if (lines.length > 50) log.info(`... and ${lines.length - 50} more VIP changes`);
+    if (count > 50) log.info(`... and ${count - 50} more VIP changes`);
     if (changed) {
       this.currentStale = true;
       if (this.listeners.size) {
@@ -237,7 +241,8 @@ export class VipService implements Service {
   private hold(out: ReturnType<LiveVipModel['flush']>): void {
     for (const r of out.remove) { const k = refKey(r); this.pendingPut.delete(k); this.pendingRemove.set(k, r); }
     for (const e of out.put) { const k = refKey(e); this.pendingRemove.delete(k); this.pendingPut.set(k, e); }
-    if (this.pendingLines.length < 1000) this.pendingLines.push(...out.lines);
+    if (this.pendingLines.length < 1000) this.pendingLines.push(...out.lines.slice(0, 1000));
+    this.pendingLineCount += out.lines.length;
     if (out.viewsChanged) this.pendingViews = true;
   }
 
