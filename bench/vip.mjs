@@ -54,6 +54,8 @@ async function doCleanup() {
   for (const ns of NS) await run('ip', ['netns', 'del', ns]);
   rmSync(tmp, { recursive: true, force: true });
 }
+// A reader that went away (`| head`) must not end the run before its cleanup.
+process.stdout.on('error', () => undefined);
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => { void cleanup().then(() => process.exit(sig === 'SIGINT' ? 130 : 143)); });
 }
