@@ -6,6 +6,10 @@
 //   sends the element deletes and adds as one `nft -f` transaction. The table is never listed.
 //   Calls are serialised. A transaction that fails (someone removed an element we meant to
 //   delete) is followed by a full replace.
+// - apply: the same for a few VIPs put or removed (the others untouched), so a change costs
+//   the changed VIPs' elements, not the table's (vip-plan.ts VipIndex keeps the state per VIP).
+//   Small diffs go to a long-running `nft -i` (net/nft.ts NftSession): ~1 ms instead of the
+//   20-100 ms a new nft process costs on a loaded host; large ones and full replaces to `nft -f`.
 // - full replace: `delete table` and rebuild, with every element, in one transaction. Used for
 //   the first sync after start (what an earlier vxnetd left is unknown), after a failure and
 //   when the guard fires. Established connections keep their NAT binding: conntrack holds it.
@@ -17,11 +21,11 @@
 //   nft processes makes the table be replaced in full. Our own large batches pause the monitor
 //   (it would print every element: 70,000 lines for 10,000 VIPs, a second of its CPU).
 import { DatapathFailure, VxnetError } from '../lib/errors';
-import { NftRunner, type NftMonitor } from '../net/nft';
+import { NftRunner, type NftMonitor, type NftSession } from '../net/nft';
 import type { Ip } from '../ipam/addr';
-import { desiredState, diffStates, renderDiff, renderFull, renderSkeleton, stateSize, type VipState } from './vip-plan';
+import { VipIndex, renderDiff, renderFull, renderSkeleton, type VipDiff, type VipRef } from './vip-plan';
 
-export type { VipProtocol, VipBackend, VipEntry } from './vip-plan';
+export type { VipProtocol, VipBackend, VipEntry, VipRef } from './vip-plan';
 export { MAX_SLOTS } from './vip-plan';
 import type { VipEntry } from './vip-plan';
 
@@ -36,10 +40,22 @@ export interface VipTableOptions {
   readonly netns?: string;
 }
 
-export interface VipSyncStats { readonly elementsAdded: number; readonly elementsRemoved: number; readonly ms: number; readonly full: boolean }
+export interface VipSyncStats {
+  readonly elementsAdded: number;
+  readonly elementsRemoved: number;
+  /** The whole call, and of it the time nft took (its process or session, the kernel's transaction). */
+  readonly ms: number;
+  readonly nftMs?: number;
+  readonly full: boolean;
+}
+
+/** Some VIPs put (added or replaced, by address, protocol and port) and some removed. */
+export interface VipChanges { readonly put: readonly VipEntry[]; readonly remove: readonly VipRef[] }
 
 /** Batches with more element changes than this run with the guard's monitor paused. */
 const PAUSE_ABOVE = 2000;
+/** Diffs up to this many element changes go through the nft -i session (one line each); larger ones through `nft -f`. */
+const SESSION_MAX = 500;
 /** How long start() waits for the monitor to see its probe transaction. */
 const MONITOR_READY_MS = 3000;
 
@@ -48,10 +64,14 @@ export class VipTable {
   private readonly log: (msg: string) => void;
   private readonly guardOn: boolean;
   private readonly nft: NftRunner;
-  /** What the kernel holds as far as this process knows; undefined: unknown (replace in full). */
-  private applied: VipState | undefined;
-  /** The last state asked for; undefined before the first sync. */
-  private desired: VipState | undefined;
+  /** A long-running `nft -i` for small diffs (~1 ms each instead of a process start); started on first use. */
+  private session: NftSession | undefined;
+  /** The state asked for, per VIP. */
+  private readonly desired = new VipIndex();
+  /** Whether the kernel holds `desired` as far as this process knows; false: unknown (replace in full). */
+  private inSync = false;
+  /** Whether anything was asked for yet (a restore before the first sync puts the skeleton back only). */
+  private everSynced = false;
   private queue: Promise<unknown> = Promise.resolve();
   private monitor: NftMonitor | undefined;
   private guarding = false;
@@ -78,7 +98,7 @@ export class VipTable {
         this.log(`VIP table ${this.table}: existing table not adoptable (${(err as Error).message}); replacing it`);
         await this.nft.run(renderFull(this.table, new Map()), `cannot create VIP table ${this.table}`);
       }
-      this.applied = undefined;
+      this.inSync = false;
       if (this.guardOn) {
         this.guarding = true;
         await this.startMonitor();
@@ -88,37 +108,53 @@ export class VipTable {
 
   /** The whole desired state; diffs against what it last applied and sends one batch. Serialised: concurrent calls queue. */
   sync(entries: readonly VipEntry[]): Promise<VipSyncStats> {
-    let next: VipState;
-    try { next = desiredState(entries); } catch (err) { return Promise.reject(err); }
-    return this.enqueue(async () => {
-      this.desired = next;
-      const t0 = performance.now();
-      if (this.applied === undefined) return this.replace(next, t0);
-      const diff = diffStates(this.applied, next);
-      if (diff.added + diff.removed === 0) return { elementsAdded: 0, elementsRemoved: 0, ms: performance.now() - t0, full: false };
-      try {
-        await this.paused(diff.added + diff.removed, () => this.nft.run(renderDiff(this.table, diff), `cannot update VIP table ${this.table}`));
-      } catch (err) {
-        this.log(`VIP table ${this.table}: update failed (${(err as Error).message}); replacing the table`);
-        return this.replace(next, t0);
-      }
-      this.applied = next;
-      return { elementsAdded: diff.added, elementsRemoved: diff.removed, ms: performance.now() - t0, full: false };
-    });
+    // Bad entries reject the call (VipIndex validates before it changes anything).
+    return this.enqueue(() => this.send((wantDiff) => this.desired.replaceAll(entries, wantDiff), performance.now()));
+  }
+
+  /** Puts and removes some VIPs, the others left as they are; one batch of their elements' changes. Serialised with sync. */
+  apply(changes: VipChanges): Promise<VipSyncStats> {
+    return this.enqueue(() => this.send((wantDiff) => this.desired.change(changes.put, changes.remove, wantDiff), performance.now()));
+  }
+
+  /** Changes `desired` and sends the diff (or the whole table when the kernel's state is unknown or the diff fails). */
+  private async send(change: (wantDiff: boolean) => VipDiff, t0: number): Promise<VipSyncStats> {
+    const diff = change(this.inSync);
+    this.everSynced = true;
+    if (!this.inSync) return this.replace(t0);
+    if (diff.added + diff.removed === 0) return { elementsAdded: 0, elementsRemoved: 0, ms: performance.now() - t0, full: false };
+    let t1 = performance.now();
+    try {
+      const script = renderDiff(this.table, diff);
+      const what = `cannot update VIP table ${this.table}`;
+      t1 = performance.now();
+      if (diff.added + diff.removed <= SESSION_MAX) await (this.session ??= this.nft.session()).run(script, what);
+      else await this.paused(diff.added + diff.removed, () => this.nft.run(script, what));
+    } catch (err) {
+      this.log(`VIP table ${this.table}: update failed (${(err as Error).message}); replacing the table`);
+      return this.replace(t0);
+    }
+    const t2 = performance.now();
+    return { elementsAdded: diff.added, elementsRemoved: diff.removed, ms: t2 - t0, nftMs: t2 - t1, full: false };
   }
 
   /** Stops the guard; the table stays in the kernel (the kernel keeps balancing while vxnetd is down). */
   stop(): Promise<void> {
     this.guarding = false;
     if (this.restartTimer) clearTimeout(this.restartTimer);
-    return this.enqueue(() => this.stopMonitor());
+    return this.enqueue(async () => {
+      await this.stopMonitor();
+      const session = this.session;
+      this.session = undefined;
+      await session?.close();
+    });
   }
 
   /** Deletes the table (operator's uninstall, tests). */
   async remove(): Promise<void> {
     await this.stop();
     await this.enqueue(() => this.nft.run(`add table inet ${this.table}\ndelete table inet ${this.table}\n`, `cannot delete VIP table ${this.table}`));
-    this.applied = undefined;
+    this.inSync = false;
   }
 
   /**
@@ -131,11 +167,16 @@ export class VipTable {
     return Promise.reject(new DatapathFailure('forgetBackend is not implemented: the conntrack tool is not installed on this host'));
   }
 
-  private async replace(state: VipState, t0: number): Promise<VipSyncStats> {
-    const n = stateSize(state);
-    await this.paused(n, () => this.nft.run(renderFull(this.table, state), `cannot replace VIP table ${this.table}`));
-    this.applied = state;
-    return { elementsAdded: n, elementsRemoved: 0, ms: performance.now() - t0, full: true };
+  /** The whole desired state in one transaction (the table deleted and rebuilt). */
+  private async replace(t0: number): Promise<VipSyncStats> {
+    const n = this.desired.elements;
+    this.inSync = false;
+    const script = this.desired.renderFull(this.table);
+    const t1 = performance.now();
+    await this.paused(n, () => this.nft.run(script, `cannot replace VIP table ${this.table}`));
+    const t2 = performance.now();
+    this.inSync = true;
+    return { elementsAdded: n, elementsRemoved: 0, ms: t2 - t0, nftMs: t2 - t1, full: true };
   }
 
   private enqueue<T>(job: () => Promise<T>): Promise<T> {
@@ -209,15 +250,16 @@ export class VipTable {
       this.restorePending = false;
       if (!this.guarding) return;
       const t0 = performance.now();
-      if (this.desired === undefined) {
+      if (!this.everSynced) {
         await this.nft.run(renderSkeleton(this.table), `cannot restore VIP table ${this.table}`);
       } else {
-        await this.replace(this.desired, t0);
+        await this.replace(t0);
       }
       this.log(`VIP table ${this.table}: edited by hand (${why}); restored in ${Math.round(performance.now() - t0)} ms`);
     }).catch((err: unknown) => {
-      this.applied = undefined;
+      this.inSync = false;
       this.log(`VIP table ${this.table}: restore failed: ${err instanceof VxnetError ? err.message : String(err)}`);
     });
   }
 }
+

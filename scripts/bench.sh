@@ -16,11 +16,12 @@
 #        BENCH_OVERLAY_SECONDS=10 BENCH_OVERLAY_ROUNDS=6 BENCH_OVERLAY_PEERS=1000
 #        BENCH_DNS_SECONDS=10 BENCH_DNS_ROUNDS=2 BENCH_DNS_WORKERS=2 BENCH_DNS_NAMES=1000 BENCH_FRESH_N=100
 #        BENCH_FRESH_CLUSTER_N=30 BENCH_FRESH_DOCKER_N=30 BENCH_EDGE_SECONDS=10 BENCH_EDGE_CYCLES=10
+#        BENCH_VIP_CONNECTS=300 BENCH_VIP_IPERF_SECONDS=3 BENCH_VIP_IPERF_ROUNDS=3 BENCH_VIP_ROUNDS=5
 # Only names starting with "bn" are created: netns bnvx-*/bnvd-*/bnrf-*, bridges bnvx0/bn-cni0,
 # the vxnetd it starts for the hand-off (plugin socket /run/docker/plugins/bnvxd.sock),
 # netns bnov<pid>-* (overlay bench), netns bnfr-* / bridge bnfr0 / nft table bnfr (DNS freshness),
 # netns bnfx-* (DNS freshness across hosts), netns bned-* / bridge bned0 / nft table bned (edge),
-# netns bnvip-<pid>-* with bridge bnvipbr0 and nft table bnvip inside it (VIP bench, WIP),
+# netns bnvip-<pid>-* with bridge bnvipbr0 and nft tables bnvip/bnvips inside it (VIP bench),
 # nft table bnvx (plus the veths the plugins name, the iptables rules they add for them).
 set -euo pipefail
 exec </dev/null
@@ -37,6 +38,7 @@ flock -n 9 || { echo "bench.sh: another vxnet bench holds $LOCK" >&2; exit 1; }
 
 if [ "${1:-}" = "--cleanup" ]; then
   node bench/overlay.mjs --cleanup
+  node bench/vip.mjs --cleanup
   exec node bench/bench.mjs --cleanup
 fi
 
@@ -121,9 +123,10 @@ fi
 # Edge (issue 14): vxnet-lb + HAProxy in front of CNI containers, wrk at constant load while a
 # backend scales and while the config reloads; first request of a new container; requests/s vs
 # the same HAProxy with a hand-written config. Needs haproxy and wrk (installed here when missing).
-# VIP datapath (issue 13): VipTable in a bench namespace; programming 10k VIPs, connect p50,
-# iperf3 through a VIP, distribution. Run only when asked (BENCH_ONLY=vip): not finished.
-if [ "$rc" -eq 0 ] && [ "$only" = vip ]; then
+# VIP datapath (issue 13): VipTable in a bench namespace; programming 10k VIPs (the kernel step
+# and end to end through VipService), connect p50, iperf3 through a VIP, distribution (~1-2 min).
+if [ "$rc" -eq 0 ] && { [ "$only" = all ] || [ "$only" = vip ]; }; then
+  command -v iperf3 >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y iperf3 >/dev/null 9>&- || echo "# apt-get install iperf3 failed"
   echo "== VIP datapath: programming, first-packet cost, iperf3, distribution =="
   run_node bench/vip.mjs || rc=$?
 fi

@@ -1,13 +1,16 @@
-// What the VIP service hands the kernel: the desired VIP table, whole, as datapath/vip-table.ts's
-// VipTable.sync takes it (that class diffs and sends element changes). The service needs only
-// start, sync and stop, so it is tested over an in-memory table.
-import type { VipEntry, VipSyncStats } from '../datapath/vip-table';
+// What the VIP service hands the kernel: the whole desired VIP table (VipTable.sync, at start)
+// and then the entries that changed (VipTable.apply); datapath/vip-table.ts turns either into
+// element changes. The service needs only start, sync, apply and stop, so it is tested over an
+// in-memory table.
+import type { VipChanges, VipEntry, VipSyncStats } from '../datapath/vip-table';
 
-export type { VipBackend, VipEntry, VipSyncStats } from '../datapath/vip-table';
+export type { VipBackend, VipChanges, VipEntry, VipRef, VipSyncStats } from '../datapath/vip-table';
 
 /** The part of VipTable the service uses. */
 export interface VipKernel {
   start(): Promise<void>;
   sync(entries: readonly VipEntry[]): Promise<VipSyncStats>;
+  /** Some entries put or removed, the rest as they are (VipTable.apply); without it the service sends the whole table. */
+  apply?(changes: VipChanges): Promise<VipSyncStats>;
   stop(): Promise<void>;
 }

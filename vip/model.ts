@@ -87,13 +87,14 @@ const V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 const ipMemo = new Map<string, Ip | undefined>();
 
 /** The text of a VIP's address (IPv4 by hand, for the same reason). */
-function textOf(ip: Ip): string {
+export function textOf(ip: Ip): string {
   if (ip.family === 6) return formatIp(ip);
   const v = Number(ip.value);
   return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
 }
 
-function ipOf(text: string): Ip | undefined {
+/** A catalog address's Ip, memoised. */
+export function ipOf(text: string): Ip | undefined {
   let ip = ipMemo.get(text);
   if (ip === undefined && !ipMemo.has(text)) {
     if (ipMemo.size >= 65_536) ipMemo.clear();
@@ -117,7 +118,7 @@ function parseText(text: string): Ip | undefined {
 const familyOfText = (text: string): Family | undefined => (V4.test(text) ? 4 : text.includes(':') ? 6 : undefined);
 
 /** What one endpoint contributes: its problems and, per VIP it backs, the VIP and its backends. */
-interface Contribution {
+export interface Contribution {
   readonly problems: VipProblem[];
   readonly items: Array<{ key: string; vip: Omit<Building, 'backends'>; backends: Array<[string, VipBackendView]> }>;
 }
@@ -128,7 +129,7 @@ interface Contribution {
  */
 const contributions: Record<'v4' | 'v46', WeakMap<Endpoint, Contribution>> = { v4: new WeakMap(), v46: new WeakMap() };
 
-function contributionOf(e: Endpoint, ipv6: boolean): Contribution {
+export function contributionOf(e: Endpoint, ipv6: boolean): Contribution {
   const memo = contributions[ipv6 ? 'v46' : 'v4'];
   const known = memo.get(e);
   if (known) return known;
@@ -219,25 +220,28 @@ export function entriesOf(vips: readonly VipView[]): VipEntry[] {
 export function describeChanges(before: readonly VipView[], after: readonly VipView[]): string[] {
   const lines: string[] = [];
   const old = new Map(before.map((v) => [v.vip, v]));
-  const now = new Map(after.map((v) => [v.vip, v]));
+  for (const v of after) lines.push(...describeVip(old.get(v.vip), v));
+  const now = new Set(after.map((v) => v.vip));
+  for (const v of before) if (!now.has(v.vip)) lines.push(...describeVip(v, undefined));
+  return lines;
+}
+
+/** The lines for one VIP that was `was` and is `now` (undefined: absent). */
+export function describeVip(was: VipView | undefined, now: VipView | undefined): string[] {
+  const lines: string[] = [];
   const backendKey = (b: VipBackendView): string => `${b.ip}:${b.port}`;
   const show = (b: VipBackendView): string => `${b.name || b.endpoint} ${b.ip.includes(':') ? `[${b.ip}]` : b.ip}:${b.port} on ${b.host}`;
-  for (const [key, v] of now) {
-    const was = old.get(key);
-    if (!was) {
-      lines.push(`VIP ${key} added at ${v.addresses.join(', ') || '(address pending)'} with ${v.backends.length} backend(s)`);
-      continue;
-    }
-    if (was.addresses.join() !== v.addresses.join()) lines.push(`VIP ${key} at ${v.addresses.join(', ')}`);
-    const wb = new Map(was.backends.map((b) => [backendKey(b), b]));
-    const nb = new Map(v.backends.map((b) => [backendKey(b), b]));
-    for (const [k, b] of nb) {
-      const p = wb.get(k);
-      if (!p) lines.push(`VIP ${key}: backend ${show(b)} in (${b.state})`);
-      else if (p.state !== b.state || p.weight !== b.weight) lines.push(`VIP ${key}: backend ${show(b)} ${p.state} -> ${b.state}${p.weight !== b.weight ? `, weight ${p.weight} -> ${b.weight}` : ''}`);
-    }
-    for (const [k, b] of wb) if (!nb.has(k)) lines.push(`VIP ${key}: backend ${show(b)} out`);
+  if (!now) return was ? [`VIP ${was.vip} removed (no endpoint asks for it)`] : [];
+  const key = now.vip;
+  if (!was) return [`VIP ${key} added at ${now.addresses.join(', ') || '(address pending)'} with ${now.backends.length} backend(s)`];
+  if (was.addresses.join() !== now.addresses.join()) lines.push(`VIP ${key} at ${now.addresses.join(', ')}`);
+  const wb = new Map(was.backends.map((b) => [backendKey(b), b]));
+  const nb = new Map(now.backends.map((b) => [backendKey(b), b]));
+  for (const [k, b] of nb) {
+    const p = wb.get(k);
+    if (!p) lines.push(`VIP ${key}: backend ${show(b)} in (${b.state})`);
+    else if (p.state !== b.state || p.weight !== b.weight) lines.push(`VIP ${key}: backend ${show(b)} ${p.state} -> ${b.state}${p.weight !== b.weight ? `, weight ${p.weight} -> ${b.weight}` : ''}`);
   }
-  for (const key of old.keys()) if (!now.has(key)) lines.push(`VIP ${key} removed (no endpoint asks for it)`);
+  for (const [k, b] of wb) if (!nb.has(k)) lines.push(`VIP ${key}: backend ${show(b)} out`);
   return lines;
 }

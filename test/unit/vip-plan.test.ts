@@ -3,7 +3,7 @@
 import t from 'tap';
 import { parseIp, type Ip } from '../../ipam/addr';
 import { InvalidNetworkConfig } from '../../lib/errors';
-import { MAX_SLOTS, desiredState, diffStates, renderDiff, renderFull, renderSkeleton, slotsFor, type VipEntry } from '../../datapath/vip-plan';
+import { MAX_SLOTS, VipIndex, desiredState, diffStates, renderDiff, renderFull, renderSkeleton, slotsFor, type VipEntry } from '../../datapath/vip-plan';
 
 const ip = (s: string): Ip => { const r = parseIp(s); if (!r) throw new Error(s); return r; };
 const be = (a: string, port = 8080, weight = 1) => ({ ip: ip(a), port, weight });
@@ -92,4 +92,51 @@ t.test('skeleton and full replace', async (t) => {
   const full = renderFull('vxnet-vip', desiredState([vip('10.96.0.1', [be('10.0.0.2')])]));
   t.match(full, /^add table inet vxnet-vip\ndelete table inet vxnet-vip\nadd table inet vxnet-vip\n/);
   t.match(full, /add element inet vxnet-vip services4 \{ 10\.96\.0\.1 \. tcp \. 80 : goto pick1 \}\n/);
+});
+
+t.test('VipIndex: random puts and removals give the state of a fresh build, and each diff turns the old state into the new', async (t) => {
+  let seed = 13;
+  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+  const addrs = Array.from({ length: 12 }, (_, i) => `10.96.0.${i + 1}`);
+  const backs = Array.from({ length: 6 }, (_, i) => `10.0.0.${i + 2}`);
+  const index = new VipIndex();
+  const truth = new Map<string, VipEntry>();
+  let state = desiredState([]);
+  for (let step = 0; step < 1500; step++) {
+    const put: VipEntry[] = [];
+    const remove: VipEntry[] = [];
+    const seen = new Set<string>();
+    for (let k = rnd(3) + 1; k > 0; k--) {
+      const a = addrs[rnd(addrs.length)] as string;
+      if (seen.has(a)) continue;
+      seen.add(a);
+      if (rnd(4) === 0) { remove.push(vip(a, [])); truth.delete(a); continue; }
+      const n = rnd(4);
+      const bs = [...new Set(Array.from({ length: n }, () => backs[rnd(backs.length)] as string))].map((b) => be(b, 8080 + rnd(2), 1 + rnd(3)));
+      const e = vip(a, bs);
+      put.push(e);
+      truth.set(a, e);
+    }
+    const diff = index.change(put, remove);
+    const next = desiredState([...truth.values()]);
+    const applied = new Map([...state].map(([m, els]) => [m, new Map(els)]));
+    for (const [m, keys] of diff.deletes) for (const k of keys) { if (!applied.get(m)?.delete(k)) t.fail(`step ${step}: delete of a missing ${m} ${k}`); }
+    for (const [m, els] of diff.adds) for (const [k, v] of els) {
+      let mm = applied.get(m);
+      if (!mm) applied.set(m, (mm = new Map()));
+      if (mm.has(k)) t.fail(`step ${step}: add of a present ${m} ${k}`);
+      mm.set(k, v);
+    }
+    const norm = (s: ReturnType<typeof desiredState>): string => JSON.stringify([...s].filter(([, m]) => m.size).map(([k, m]) => [k, [...m].sort()]).sort());
+    if (norm(applied) !== norm(next) || norm(index.state()) !== norm(next)) { t.fail(`step ${step}: differs from a fresh build`); break; }
+    if (step % 100 === 0) {
+      const norm = (text: string): string => text.split('\n').map((l) => {
+        const m = /^(add element \S+ \S+ \S+ \S+) \{ (.*) \}$/.exec(l);
+        return m ? `${m[1]} { ${(m[2] as string).split(', ').sort().join(', ')} }` : l;
+      }).sort().join('\n');
+      if (norm(index.renderFull('vxt')) !== norm(renderFull('vxt', index.state()))) { t.fail(`step ${step}: renderFull from the index differs`); break; }
+    }
+    state = next;
+  }
+  t.pass('1500 steps');
 });
