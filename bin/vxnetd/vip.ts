@@ -19,6 +19,7 @@ import type { Service } from '../../lib/service';
 import { Rtnl } from '../../net/rtnl';
 import { MemoryClaims, VipAddresses } from '../../vip/address';
 import { EtcdClaims } from '../../vip/claims-etcd';
+import { FileClaims } from '../../vip/claims-file';
 import type { VipKernel } from '../../vip/kernel';
 import { VipService } from '../../vip/service';
 import { ensureDnsLink } from './dns-link';
@@ -48,11 +49,13 @@ export async function routeVipRanges(link: string, ranges: readonly Cidr[]): Pro
 
 export function vipService(o: {
   config: VipFlags; catalog: EndpointCatalog; etcd: readonly string[] | undefined; log: Logger;
+  /** One host's claims (no etcd): kept in this file so colliding names keep their addresses across restarts; default in memory. */
+  claimsFile?: string;
   kernel?: VipKernelFactory; route?: (link: string, ranges: readonly Cidr[]) => Promise<void>;
 }): VipServiceHandle {
   const { config, log } = o;
   const client = o.etcd ? EtcdClient.connect(o.etcd) : undefined;
-  const claims = client ? new EtcdClaims(client) : new MemoryClaims();
+  const claims = client ? new EtcdClaims(client) : o.claimsFile ? new FileClaims(o.claimsFile) : new MemoryClaims();
   const addresses = new VipAddresses(claims, config.range, config.range6);
   const kernel = (o.kernel ?? kernelVipTable)({ table: config.table, log });
   const vips = new VipService({ catalog: o.catalog, kernel, addresses, log });
