@@ -17,12 +17,13 @@
 //   nft processes makes the table be replaced in full. Our own large batches pause the monitor
 //   (it would print every element: 70,000 lines for 10,000 VIPs, a second of its CPU).
 import { DatapathFailure, VxnetError } from '../lib/errors';
+import { ConntrackRunner, type ConntrackFilter } from '../net/conntrack';
 import { NftRunner, type NftMonitor } from '../net/nft';
-import type { Ip } from '../ipam/addr';
 import { desiredState, diffStates, renderDiff, renderFull, renderSkeleton, stateSize, type VipState } from './vip-plan';
 
 export type { VipProtocol, VipBackend, VipEntry } from './vip-plan';
 export { MAX_SLOTS } from './vip-plan';
+export type { ConntrackFilter } from '../net/conntrack';
 import type { VipEntry } from './vip-plan';
 
 export interface VipTableOptions {
@@ -48,6 +49,7 @@ export class VipTable {
   private readonly log: (msg: string) => void;
   private readonly guardOn: boolean;
   private readonly nft: NftRunner;
+  private readonly conntrack: ConntrackRunner;
   /** What the kernel holds as far as this process knows; undefined: unknown (replace in full). */
   private applied: VipState | undefined;
   /** The last state asked for; undefined before the first sync. */
@@ -66,6 +68,7 @@ export class VipTable {
     this.log = options.log ?? (() => undefined);
     this.guardOn = options.guard ?? true;
     this.nft = new NftRunner(options.netns === undefined ? {} : { netns: options.netns });
+    this.conntrack = new ConntrackRunner(options.netns === undefined ? {} : { netns: options.netns });
   }
 
   /** Creates or adopts the table (idempotent, never resets conntrack/established flows), starts the guard. */
@@ -122,13 +125,18 @@ export class VipTable {
   }
 
   /**
-   * Optional: forgets conntrack entries towards a backend address that no longer exists (a
-   * UDP flow would otherwise keep sending to it). Not needed for draining: a backend merely
-   * removed from its VIPs keeps its established connections.
+   * Deletes the conntrack entries of these flows (a VIP's address, protocol and port, answered
+   * by one backend address): for backends whose address is gone, so a UDP "connection" (which
+   * conntrack keeps as long as datagrams flow) is balanced again on its next datagram instead
+   * of being sent to a dead address, and a TCP client gets a reset instead of retransmitting
+   * into nothing. Never for a backend merely taken out of its VIPs (draining: conntrack keeps
+   * its connections). Call it after the sync that removed the backend, or a new datagram could
+   * be sent to it again. Resolves to the number of entries deleted.
    */
-  forgetBackend(ip: Ip): Promise<void> {
-    void ip;
-    return Promise.reject(new DatapathFailure('forgetBackend is not implemented: the conntrack tool is not installed on this host'));
+  async forget(flows: readonly ConntrackFilter[]): Promise<number> {
+    let n = 0;
+    for (const f of flows) n += await this.conntrack.delete(f);
+    return n;
   }
 
   private async replace(state: VipState, t0: number): Promise<VipSyncStats> {

@@ -21,6 +21,7 @@ import { MemoryClaims, VipAddresses } from '../../vip/address';
 import { EtcdClaims } from '../../vip/claims-etcd';
 import { FileClaims } from '../../vip/claims-file';
 import type { VipKernel } from '../../vip/kernel';
+import { VipForgetter } from '../../vip/forget';
 import { VipService } from '../../vip/service';
 import { ensureDnsLink } from './dns-link';
 import type { VipFlags } from './flags';
@@ -59,6 +60,8 @@ export function vipService(o: {
   const addresses = new VipAddresses(claims, config.range, config.range6);
   const kernel = (o.kernel ?? kernelVipTable)({ table: config.table, log });
   const vips = new VipService({ catalog: o.catalog, kernel, addresses, log });
+  // Backends whose address is gone lose their conntrack entries (UDP flows would keep going to them).
+  const forgetter = new VipForgetter({ source: vips, catalog: o.catalog, kernel, log });
   const ranges = [config.range, ...(config.range6 ? [config.range6] : [])];
   return {
     name: 'vips',
@@ -71,11 +74,13 @@ export function vipService(o: {
         log.error('cannot route the VIP ranges to their link; host processes may not reach VIPs', { link: config.link, error: asVxnetError(err).message });
       }
       await vips.start();
+      forgetter.start();
       log.info('vips started', { table: config.table, range: formatCidr(config.range), range6: config.range6 ? formatCidr(config.range6) : null,
         link: config.link, claims: claims.description });
     },
     async stop() {
       try {
+        await forgetter.stop();
         await vips.stop();
       } finally {
         client?.close();
