@@ -1,13 +1,17 @@
 // VIPs across two hosts of the overlay: two vxnetd (--store etcd://, --overlay-network), a named
 // VIP VIP_0=/web:80 (vxnet.ports=8080) with backends ADDed on host A and on host B through each
-// host's vxnetd. Both hosts give the VIP the same address (the etcd claim); a client container
-// on A and one on B each reach the backends of both hosts through it (A's or B's table DNATs,
-// the overlay carries the packet to the other host, conntrack un-DNATs the reply); a DEL on B
-// takes that backend out of A's VIP; B SIGKILLed (no revoke), its backends leave A's VIP once
-// its lease expires in etcd (the time from the expiry, seen by an etcd watch, to A's vxnetd
-// logging them out is reported and must be < 1 s, the issue's bound). Everything vxt-named or inside the test's namespaces; root, etcd, a build.
+// host's vxnetd. Both hosts give the VIP the same address (the etcd claim), and both hosts' DNS
+// answer it for web.l4lb.vxnet; a client container on A and one on B each reach the backends of
+// both hosts through it (A's or B's table DNATs, the overlay carries the packet to the other
+// host, conntrack un-DNATs the reply); a DEL on B takes that backend out of A's VIP; B
+// SIGKILLed (no revoke), its backends leave A's VIP once its lease expires in etcd (the time
+// from the expiry, seen by an etcd watch, to A's vxnetd logging them out is reported and must be
+// < 1 s, the issue's bound). Everything vxt-named or inside the test's namespaces; root, etcd,
+// a build.
 import t, { type Test } from 'tap';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { ETCD } from '../helpers/etcd';
@@ -21,6 +25,7 @@ import type { Netns } from '../helpers/netns';
 const NET = 'vxt-ovvip';
 const VNI = 4862;
 const HTTP = 8481;
+const DNS_PORT = 5354;
 const hex = randomBytes(3).toString('hex');
 const TABLE = `vxt-vip${hex}`;
 const LINK = `vxt-vl${hex}`;
@@ -92,8 +97,11 @@ function loggedOutAt(log: string, name: string): number | undefined {
 async function main(t: Test): Promise<void> {
   t.setTimeout(240_000);
   const cluster = await binaryCluster(t, NET, ['--vni', String(VNI), '--subnet', '10.236.0.0/16', '--block-prefix', '24']);
+  const tmp = mkdtempSync(path.join(tmpdir(), 'vxt-ovvip-'));
+  t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
   const start = (i: number): Promise<VxnetdNode> => cluster.startVxnetd(i, `vxt-v${i}`, ['--overlay-network', NET, '--http-listen', `127.0.0.1:${HTTP}`,
-    '--vip-table', TABLE, '--vip-link', LINK, '--vip-range', RANGE, '--vip-range6', '']);
+    '--vip-table', TABLE, '--vip-link', LINK, '--vip-range', RANGE, '--vip-range6', '',
+    '--dns-listen', `127.0.0.1:${DNS_PORT}`, '--dns-state', path.join(tmp, `dns${i}.json`), '--dns-upstream', '127.0.0.1:9']);
   const [a, b] = [await start(1), await start(2)];
   for (const n of [a, b]) {
     await pollUntil(async () => {
@@ -129,6 +137,10 @@ async function main(t: Test): Promise<void> {
   t.equal(va.addresses.length, 1);
   t.same(vb.addresses, va.addresses, `the same VIP address on both hosts: ${va.addresses[0]} (one etcd claim)`);
   const vip = va.addresses[0]!;
+  for (const n of [a, b]) {
+    const r = await exec('ip', ['netns', 'exec', n.host.ns.name, 'dig', '@127.0.0.1', '-p', String(DNS_PORT), '+short', '+time=1', '+tries=2', 'web.l4lb.vxnet', 'A']);
+    t.equal(r.stdout.trim(), vip, `${n.id}'s DNS: web.l4lb.vxnet is ${vip}`);
+  }
 
   // Traffic: each client reaches the backends of both hosts.
   for (const [what, c] of [['host A', clientA], ['host B', clientB]] as const) {
