@@ -21,12 +21,13 @@
 //   nft processes makes the table be replaced in full. Our own large batches pause the monitor
 //   (it would print every element: 70,000 lines for 10,000 VIPs, a second of its CPU).
 import { DatapathFailure, VxnetError } from '../lib/errors';
+import { ConntrackRunner, type ConntrackFilter } from '../net/conntrack';
 import { NftRunner, type NftMonitor, type NftSession } from '../net/nft';
-import type { Ip } from '../ipam/addr';
 import { VipIndex, renderDiff, renderFull, renderSkeleton, type VipDiff, type VipRef } from './vip-plan';
 
 export type { VipProtocol, VipBackend, VipEntry, VipRef } from './vip-plan';
 export { MAX_SLOTS } from './vip-plan';
+export type { ConntrackFilter } from '../net/conntrack';
 import type { VipEntry } from './vip-plan';
 
 export interface VipTableOptions {
@@ -72,6 +73,7 @@ export class VipTable {
   private inSync = false;
   /** Whether anything was asked for yet (a restore before the first sync puts the skeleton back only). */
   private everSynced = false;
+  private readonly conntrack: ConntrackRunner;
   private queue: Promise<unknown> = Promise.resolve();
   private monitor: NftMonitor | undefined;
   private guarding = false;
@@ -86,6 +88,7 @@ export class VipTable {
     this.log = options.log ?? (() => undefined);
     this.guardOn = options.guard ?? true;
     this.nft = new NftRunner(options.netns === undefined ? {} : { netns: options.netns });
+    this.conntrack = new ConntrackRunner(options.netns === undefined ? {} : { netns: options.netns });
   }
 
   /** Creates or adopts the table (idempotent, never resets conntrack/established flows), starts the guard. */
@@ -158,13 +161,18 @@ export class VipTable {
   }
 
   /**
-   * Optional: forgets conntrack entries towards a backend address that no longer exists (a
-   * UDP flow would otherwise keep sending to it). Not needed for draining: a backend merely
-   * removed from its VIPs keeps its established connections.
+   * Deletes the conntrack entries of these flows (a VIP's address, protocol and port, answered
+   * by one backend address): for backends whose address is gone, so a UDP "connection" (which
+   * conntrack keeps as long as datagrams flow) is balanced again on its next datagram instead
+   * of being sent to a dead address, and a TCP client gets a reset instead of retransmitting
+   * into nothing. Never for a backend merely taken out of its VIPs (draining: conntrack keeps
+   * its connections). Call it after the sync that removed the backend, or a new datagram could
+   * be sent to it again. Resolves to the number of entries deleted.
    */
-  forgetBackend(ip: Ip): Promise<void> {
-    void ip;
-    return Promise.reject(new DatapathFailure('forgetBackend is not implemented: the conntrack tool is not installed on this host'));
+  async forget(flows: readonly ConntrackFilter[]): Promise<number> {
+    let n = 0;
+    for (const f of flows) n += await this.conntrack.delete(f);
+    return n;
   }
 
   /** The whole desired state in one transaction (the table deleted and rebuilt). */

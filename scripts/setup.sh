@@ -27,7 +27,7 @@ say "Node.js $(node --version)"
 
 # Build: build-essential python3 (node-gyp: vxnet's addon, better-sqlite3).
 # Run: iproute2 nftables iptables; containernetworking-plugins for loopback/portmap/bridge.
-PKGS=(build-essential python3 iproute2 nftables iptables containernetworking-plugins)
+PKGS=(build-essential python3 iproute2 nftables iptables conntrack containernetworking-plugins)
 mapfile -t missing < <(missing_debs "${PKGS[@]}")
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"

@@ -18,6 +18,7 @@ import type { IpamStore } from '../../ipam/store/types';
 import { type Cidr, type Ip, contains, parseCidr, parseIp } from '../../ipam/addr';
 import { subnetsOf } from '../../ipam/config';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { EndpointCatalog } from '../../catalog/catalog';
 import { ClusterEndpoints } from '../../catalog/cluster';
 import { LocalEndpoints } from '../../catalog/local';
@@ -157,7 +158,7 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
     cluster = { name: endpoints.name, start: () => endpoints.start(), stop: async () => { try { await endpoints.stop(); } finally { client.close(); } } };
   }
   const vip = config.vip ? vipService({
-    config: config.vip, catalog, etcd: ov?.endpoints, log: log.child({ component: 'vip' }), ...(o.vipKernel ? { kernel: o.vipKernel } : {}),
+    config: config.vip, catalog, etcd: ov?.endpoints, log: log.child({ component: 'vip' }), claimsFile: path.join(config.dataDir, 'vip-claims.json'), ...(o.vipKernel ? { kernel: o.vipKernel } : {}),
   }) : undefined;
   const dns = config.dns ? dnsService({
     config: config.dns, catalog, log: log.child({ component: 'dns' }),

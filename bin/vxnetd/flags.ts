@@ -56,7 +56,8 @@ Options:
                             The plugin does the work itself when the socket is absent.
   --data-dir DIR            vxnet's data directory (default ${DEFAULT_DATA_DIR}, or $VXNET_DATA_DIR):
                             the IPAM store shared with the CNI plugin (use the same directory as the
-                            CNI configs' ipam.dataDir), and vxnetd's records under DIR/docker.
+                            CNI configs' ipam.dataDir), vxnetd's records under DIR/docker, and
+                            without --store the named VIPs' address claims (DIR/vip-claims.json).
   --docker-socket PATH      Docker API socket (default ${DEFAULT_DOCKER_SOCKET}, or $DOCKER_HOST when it
                             is unix://PATH). Used to learn network and container names and to
                             release addresses of containers Docker removed without telling.

@@ -19,7 +19,9 @@ import type { Service } from '../../lib/service';
 import { Rtnl } from '../../net/rtnl';
 import { MemoryClaims, VipAddresses } from '../../vip/address';
 import { EtcdClaims } from '../../vip/claims-etcd';
+import { FileClaims } from '../../vip/claims-file';
 import type { VipKernel } from '../../vip/kernel';
+import { VipForgetter } from '../../vip/forget';
 import { VipService } from '../../vip/service';
 import { ensureDnsLink } from './dns-link';
 import type { VipFlags } from './flags';
@@ -48,14 +50,18 @@ export async function routeVipRanges(link: string, ranges: readonly Cidr[]): Pro
 
 export function vipService(o: {
   config: VipFlags; catalog: EndpointCatalog; etcd: readonly string[] | undefined; log: Logger;
+  /** One host's claims (no etcd): kept in this file so colliding names keep their addresses across restarts; default in memory. */
+  claimsFile?: string;
   kernel?: VipKernelFactory; route?: (link: string, ranges: readonly Cidr[]) => Promise<void>;
 }): VipServiceHandle {
   const { config, log } = o;
   const client = o.etcd ? EtcdClient.connect(o.etcd) : undefined;
-  const claims = client ? new EtcdClaims(client) : new MemoryClaims();
+  const claims = client ? new EtcdClaims(client) : o.claimsFile ? new FileClaims(o.claimsFile) : new MemoryClaims();
   const addresses = new VipAddresses(claims, config.range, config.range6);
   const kernel = (o.kernel ?? kernelVipTable)({ table: config.table, log });
   const vips = new VipService({ catalog: o.catalog, kernel, addresses, log });
+  // Backends whose address is gone lose their conntrack entries (UDP flows would keep going to them).
+  const forgetter = new VipForgetter({ source: vips, catalog: o.catalog, kernel, log });
   const ranges = [config.range, ...(config.range6 ? [config.range6] : [])];
   return {
     name: 'vips',
@@ -68,11 +74,13 @@ export function vipService(o: {
         log.error('cannot route the VIP ranges to their link; host processes may not reach VIPs', { link: config.link, error: asVxnetError(err).message });
       }
       await vips.start();
+      forgetter.start();
       log.info('vips started', { table: config.table, range: formatCidr(config.range), range6: config.range6 ? formatCidr(config.range6) : null,
         link: config.link, claims: claims.description });
     },
     async stop() {
       try {
+        await forgetter.stop();
         await vips.stop();
       } finally {
         client?.close();

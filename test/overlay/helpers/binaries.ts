@@ -1,7 +1,8 @@
 // Hosts running nothing but the built binaries, as an operator runs them (harness.test.ts,
 // no-block.test.ts): an underlay namespace with 10.238.0.1 on its bridge, etcd listening there,
 // the network defined once with `vxnetctl network create`, and per host a namespace on the
-// underlay running its own vxnetd (--no-docker --store ...), in which the `vxnet` CNI plugin
+// underlay running its own vxnetd (--no-docker --store ...; --no-vip unless a --vip-* flag is
+// given), in which the `vxnet` CNI plugin
 // hands its calls to that vxnetd. Everything is vxt-prefixed or inside the test's namespaces;
 // each vxnetd is SIGKILLed by pid and its files removed by teardowns (also when a test fails).
 import type { Test } from 'tap';
@@ -41,6 +42,8 @@ export interface BinaryCluster {
   startVxnetd(i: number, id: string, flags: string[]): Promise<VxnetdNode>;
   /** A CNI ADD of a new container (a netns of its own) on n through the built plugin, in overlay mode. */
   add(n: VxnetdNode, extra?: Record<string, unknown>, args?: string): Promise<{ call: CniCall; ns: Netns; outcome: CniOutcome }>;
+  /** The DEL of an earlier ADD's call on n (the same `extra`). */
+  del(n: VxnetdNode, added: CniCall, extra?: Record<string, unknown>): Promise<CniOutcome>;
 }
 
 const ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
@@ -65,10 +68,12 @@ export async function binaryCluster(t: Test, network: string, defineArgs: string
     const dir = path.join(tmp, id);
     const socket = `/run/docker/plugins/vxt${randomBytes(4).toString('hex')}.sock`;
     t.teardown(() => rmSync(socket, { force: true }));
-    // No DNS unless asked for (dns.json's default path is host-global).
+    // No DNS unless asked for (dns.json's default path is host-global); no VIPs unless a --vip-
+    // flag names the test's own table (the default vxnet-vip would be created in the host's namespace).
     const dns = flags.some((f) => f.startsWith('--dns'));
+    const vip = flags.some((f) => f.startsWith('--vip-'));
     // `ip netns exec` execs vxnetd in place: the pid held is vxnetd's.
-    const vxnetd = spawn('ip', ['netns', 'exec', host.ns.name, BIN('vxnetd'), '--no-docker', '--no-vip', ...(dns ? [] : ['--no-dns']), '--socket', socket, '--data-dir', path.join(dir, 'data'),
+    const vxnetd = spawn('ip', ['netns', 'exec', host.ns.name, BIN('vxnetd'), '--no-docker', ...(vip ? [] : ['--no-vip']), ...(dns ? [] : ['--no-dns']), '--socket', socket, '--data-dir', path.join(dir, 'data'),
       '--store', etcd.storeUrl, '--host-id', id, '--overlay-dir', path.join(dir, 'overlay'), '--cni-socket', path.join(dir, 'cni.sock'), ...flags],
     { stdio: ['ignore', 'ignore', 'pipe'], env: ENV });
     t.teardown(() => { if (vxnetd.exitCode === null && vxnetd.signalCode === null) vxnetd.kill('SIGKILL'); });
@@ -77,17 +82,20 @@ export async function binaryCluster(t: Test, network: string, defineArgs: string
     return { id, host, dir, vxnetd, log: () => log };
   };
 
-  const add = async (n: VxnetdNode, extra: Record<string, unknown> = {}, args?: string): Promise<{ call: CniCall; ns: Netns; outcome: CniOutcome }> => {
-    const conf = {
-      cniVersion: '1.1.0', name: network, type: 'vxnet', mode: 'overlay', natTable: 'vxtnat',
-      overlayStateDir: path.join(n.dir, 'overlay'), ipam: { dataDir: path.join(n.dir, 'data') }, ...extra,
-    };
-    const ns = await newNetns(t);
-    const call: CniCall = { command: 'ADD', containerId: newContainerId(), ifname: 'eth0', netns: ns.path, ...(args !== undefined ? { args } : {}) };
-    // The plugin hands the call to its host's vxnetd (same namespace, same build).
-    const outcome = await runIn(n.host.ns, BIN('vxnet'), [], cniEnv({ ...call, env: { VXNET_CNI_SOCKET: path.join(n.dir, 'cni.sock') } }), conf);
-    return { call, ns, outcome };
-  };
+  const confOf = (n: VxnetdNode, extra: Record<string, unknown>): Record<string, unknown> => ({
+    cniVersion: '1.1.0', name: network, type: 'vxnet', mode: 'overlay', natTable: 'vxtnat',
+    overlayStateDir: path.join(n.dir, 'overlay'), ipam: { dataDir: path.join(n.dir, 'data') }, ...extra,
+  });
+  // The plugin hands the call to its host's vxnetd (same namespace, same build).
+  const call = (n: VxnetdNode, c: CniCall, extra: Record<string, unknown>): Promise<CniOutcome> =>
+    runIn(n.host.ns, BIN('vxnet'), [], cniEnv({ ...c, env: { VXNET_CNI_SOCKET: path.join(n.dir, 'cni.sock') } }), confOf(n, extra));
 
-  return { underlay, etcd, ctl, startVxnetd, add };
+  const add = async (n: VxnetdNode, extra: Record<string, unknown> = {}, args?: string): Promise<{ call: CniCall; ns: Netns; outcome: CniOutcome }> => {
+    const ns = await newNetns(t);
+    const c: CniCall = { command: 'ADD', containerId: newContainerId(), ifname: 'eth0', netns: ns.path, ...(args !== undefined ? { args } : {}) };
+    return { call: c, ns, outcome: await call(n, c, extra) };
+  };
+  const del = (n: VxnetdNode, added: CniCall, extra: Record<string, unknown> = {}): Promise<CniOutcome> => call(n, { ...added, command: 'DEL' }, extra);
+
+  return { underlay, etcd, ctl, startVxnetd, add, del };
 }

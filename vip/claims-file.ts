@@ -1,0 +1,79 @@
+// One host's named-VIP address claims, kept in a small JSON file under vxnetd's data directory
+// (`{"version": 1, "claims": {"ADDRESS": "NAME"}}`), so the first-claim-wins rule of ./address.ts
+// survives a restart: two colliding names keep their addresses instead of being placed again in
+// the catalog's order at start (which could trade them). The file is replaced atomically (temp
+// file, fsync, rename) on each new claim; claims are never released, so it only grows, by one
+// entry per name and family. A file that is not a claims file fails the first read (the service
+// logs it) and the claims then start empty, as before there was a file, overwriting it on the
+// next claim; a file that cannot be written fails the claim, which the service retries.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { IoFailure, InvalidVip } from '../lib/errors';
+import { writeFileAtomic } from '../lib/file-lock';
+import type { ClaimStore } from './address';
+
+interface ClaimsFile { version: 1; claims: Record<string, string> }
+
+/** Parses the file's text; InvalidVip when it is not a claims file. */
+export function parseClaimsFile(text: string, file: string): Map<string, string> {
+  let v: unknown;
+  try { v = JSON.parse(text); } catch (err) { throw new InvalidVip(`${file}: not JSON (${(err as Error).message})`); }
+  const claims = (v as Partial<ClaimsFile> | null)?.claims;
+  if ((v as Partial<ClaimsFile> | null)?.version !== 1 || typeof claims !== 'object' || claims === null || Array.isArray(claims)) {
+    throw new InvalidVip(`${file}: not a VIP claims file ({"version": 1, "claims": {"ADDRESS": "NAME"}})`);
+  }
+  const out = new Map<string, string>();
+  for (const [address, name] of Object.entries(claims)) {
+    if (typeof name !== 'string') throw new InvalidVip(`${file}: the claim of ${address} is not a name`);
+    out.set(address, name);
+  }
+  return out;
+}
+
+export function formatClaimsFile(claims: ReadonlyMap<string, string>): string {
+  const sorted = [...claims].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `${JSON.stringify({ version: 1, claims: Object.fromEntries(sorted) } satisfies ClaimsFile, null, 1)}\n`;
+}
+
+export class FileClaims implements ClaimStore {
+  readonly description: string;
+  private claims: Map<string, string> | undefined;
+
+  constructor(private readonly file: string) {
+    this.description = `claims in ${file}`;
+  }
+
+  async claim(address: string, name: string): Promise<string> {
+    const claims = this.read();
+    const holder = claims.get(address);
+    if (holder !== undefined) return holder;
+    const next = new Map(claims).set(address, name);
+    fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o755 });
+    writeFileAtomic(this.file, formatClaimsFile(next), 0o600);
+    this.claims = next;
+    return name;
+  }
+
+  async list(): Promise<ReadonlyMap<string, string>> {
+    return new Map(this.read());
+  }
+
+  /** The file's claims, read once; a missing file is no claims. */
+  private read(): Map<string, string> {
+    if (this.claims) return this.claims;
+    let text: string;
+    try {
+      text = fs.readFileSync(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new IoFailure(`cannot read ${this.file}: ${(err as Error).message}`);
+      text = '';
+    }
+    try {
+      this.claims = text === '' ? new Map() : parseClaimsFile(text, this.file);
+    } catch (err) {
+      this.claims = new Map();
+      throw err;
+    }
+    return this.claims;
+  }
+}
