@@ -103,7 +103,7 @@ function httpFrontend(model: PlacedModel, o: ConfigOptions, tls: boolean): strin
   // HTTPS port unless it is 443; path and query follow (redirect prefix).
   const to = `https://%[var(txn.vxlb_host)]${httpsPort === 443 ? '' : `:${httpsPort}`}`;
   for (const b of vhosted) {
-    if (b.redirectToHttps && tls) out.push(`  redirect prefix ${to} code 301 if host_${b.name}${b.path ? ` path_${b.name}` : ''}`);
+    if (b.redirectToHttps && tls) out.push(`  http-request redirect prefix ${to} code 301 if host_${b.name}${b.path ? ` path_${b.name}` : ''}`);
   }
   for (const b of vhosted) out.push(`  use_backend ${b.name} if host_${b.name}${b.path ? ` path_${b.name}` : ''}`);
   return out;
