@@ -365,7 +365,12 @@ export class EdgeController {
       const m = JSON.parse(readFileSync(join(this.o.dir, 'state.json'), 'utf8')) as { backends?: unknown };
       if (!Array.isArray(m.backends)) return undefined;
       // JSON has no undefined: free slots come back as null.
-      return { backends: (m.backends as PlacedBackend[]).map((b) => ({ ...b, slots: b.slots.map((s) => s ?? undefined) })) };
+      // A state written before TLS existed has no sslCerts/hsts: none.
+      const tls = (m as { tls?: PlacedModel['tls'] }).tls;
+      return {
+        backends: (m.backends as PlacedBackend[]).map((b) => ({ ...b, sslCerts: b.sslCerts ?? [], hsts: b.hsts ?? false, slots: b.slots.map((s) => s ?? undefined) })),
+        ...(tls ? { tls } : {}),
+      };
     } catch {
       return undefined;
     }

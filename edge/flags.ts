@@ -108,6 +108,7 @@ export function parseFlags(argv: readonly string[], env: Readonly<Record<string,
   if (httpBind !== '*' && !parseIp(httpBind)) throw new UsageError(`--http-bind ${JSON.stringify(httpBind)}: an IP address or *`);
   const stats = s('stats-listen');
   if (stats !== undefined && !/^(\d{1,3}(\.\d{1,3}){3}|\*|\[[0-9a-fA-F:]+\]):\d{1,5}$/.test(stats)) throw new UsageError(`--stats-listen ${JSON.stringify(stats)}: ADDRESS:PORT`);
+  if (s('cert-dir') === '') throw new UsageError('--cert-dir "": a directory of PEM files');
   const level = s('log-level') ?? 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level ${JSON.stringify(level)}: debug, info, warn or error`);
   return {

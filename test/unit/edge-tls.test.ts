@@ -14,7 +14,9 @@ import { CertFiles, checkPem, covers, crtListText, pruneCrtLists, withTls, write
 import { crtListOf, DEFAULT_CONFIG, renderConfig } from '../../edge/config';
 import { classify } from '../../edge/diff';
 import { edgeModel } from '../../edge/labels';
+import { parseFlags } from '../../edge/flags';
 import { formatNote, type Backend, type Server } from '../../edge/model';
+import { UsageError } from '../../lib/usage';
 import { place } from '../../edge/slots';
 import { testCa } from '../edge/helpers/certs';
 
@@ -173,4 +175,11 @@ t.test('crt-list and config text; haproxy -c accepts them', async (t) => {
   t.same(readdirSync(dir).filter((n) => n.startsWith('crt-list.')), [crt!.path.replace(`${dir}/`, '')], 'the named crt-list stays');
   pruneCrtLists(dir, []);
   t.same(readdirSync(dir).filter((n) => n.startsWith('crt-list.')), [], 'one no config names goes');
+});
+
+t.test('flags: --cert-dir, --https-port', async (t) => {
+  t.match(parseFlags([], {}), { certDir: undefined, httpsPort: 443 });
+  t.match(parseFlags(['--cert-dir', '/etc/vxnet-lb/certs', '--https-port', '8443'], {}), { certDir: '/etc/vxnet-lb/certs', httpsPort: 8443 });
+  t.throws(() => parseFlags(['--https-port', '0'], {}), UsageError);
+  t.throws(() => parseFlags(['--cert-dir', ''], {}), UsageError);
 });
