@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec, pollUntil } from '../helpers/sh';
-import { cannotRunDocker, containerIp, createDockerNetNamed, freeSubnetOctet, mustDocker, runContainer, startVxnetd } from '../helpers/docker';
+import { cannotRunDocker, containerIp, createDockerNetNamed, ensureDockerImage, freeSubnetOctet, mustDocker, runContainer, startVxnetd } from '../helpers/docker';
 import { ensureBusyboxImage, newCniConfigDir, podmanWithBuiltPlugins } from '../helpers/podman';
 import { freePort, get, startLb } from '../edge/helpers/edge';
 
@@ -25,6 +25,7 @@ const httpd = (name: string): string[] => ['/bin/busybox', 'sh', '-c', `mkdir -p
 
 function main(): void {
   t.test('a podman container and a Docker container on one vxnet network, served by vxnet-lb', async (t) => {
+    await ensureDockerImage();
     const dir = fs.mkdtempSync(join(tmpdir(), 'vxt-edgedk-'));
     t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
     const api = await freePort();
