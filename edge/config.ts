@@ -143,7 +143,7 @@ export function renderConfig(model: PlacedModel, o: ConfigOptions): string {
     '  stats timeout 2m',
     ...(o.maxconn ? [`  maxconn ${o.maxconn}`] : []),
     `  hard-stop-after ${o.hardStopAfterS}s`,
-    ...(crtList ? ['  ssl-default-bind-options ssl-min-ver TLSv1.2'] : []),
+    ...(model.tls ? ['  ssl-default-bind-options ssl-min-ver TLSv1.2'] : []),
     '',
     'defaults',
     '  mode http',
