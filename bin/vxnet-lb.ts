@@ -4,6 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { EndpointCatalog } from '../catalog/catalog';
 import { DEFAULT_CONFIG, renderConfig, type ConfigOptions } from '../edge/config';
+import { CertFiles, withTls } from '../edge/certs';
 import { EdgeController } from '../edge/controller';
 import { CatalogFeed } from '../edge/feed';
 import { HELP, parseFlags, type LbFlags } from '../edge/flags';
@@ -28,7 +29,14 @@ async function printConfig(f: LbFlags, config: ConfigOptions): Promise<number> {
     const ok = await fetch(`${f.api}/v1/version`).then((r) => r.ok, () => false);
     if (!ok) throw new UsageError(`cannot reach vxnetd's HTTP API at ${f.api} (--api)`);
   }
-  const { model, notes } = edgeModel(catalog.list(), { group: f.group, strictMode: f.strictMode });
+  const labelled = edgeModel(catalog.list(), { group: f.group, strictMode: f.strictMode });
+  // The certificates as the running edge would check them (a bad one is a note and left out).
+  const certs = new CertFiles();
+  const dirCerts = f.certDir ? certs.dir(f.certDir) : [];
+  const tls = withTls(labelled.model, (p) => certs.check(p), dirCerts.flatMap((d) => (d.check.ok ? [d.check.cert] : [])));
+  const model = tls.model;
+  const notes = [...labelled.notes, ...tls.notes];
+  for (const d of dirCerts) if (!d.check.ok) process.stderr.write(`vxnet-lb: --cert-dir: certificate ${d.path} ${d.check.reason}; left out\n`);
   const placed = place(undefined, model, f.minSlots);
   if (f.json) process.stdout.write(`${JSON.stringify({ backends: placed.backends, notes: notes.map((n) => ({ ...n, text: formatNote(n) })) }, null, 2)}\n`);
   else {
@@ -48,6 +56,7 @@ async function main(argv: string[]): Promise<number> {
   const config: ConfigOptions = {
     ...DEFAULT_CONFIG, statsSocket: paths.statsSocket, httpPort: f.httpPort, httpBind: f.httpBind, hardStopAfterS: f.hardStopAfterS,
     ...(f.statsListen ? { statsListen: f.statsListen } : {}),
+    httpsPort: f.httpsPort, crtListDir: f.dir,
   };
   if (f.printConfig) return printConfig(f, config);
 
@@ -59,6 +68,7 @@ async function main(argv: string[]): Promise<number> {
   const controller = new EdgeController({
     catalog, labels: { group: f.group, strictMode: f.strictMode }, config, dir: f.dir, haproxy, log,
     drainTimeoutMs: f.drainTimeoutMs, minSlots: f.minSlots, keep: f.keep,
+    ...(f.certDir ? { certDir: f.certDir } : {}),
   });
   await feed.start();
   await controller.start();

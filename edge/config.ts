@@ -7,14 +7,19 @@
 //   defaults   timeouts; retries with redispatch and `retry-on` so a request that met a server
 //              going away is retried on another (a container killed before it was drained)
 //   frontend http_in      every vhost backend: host (and path) ACLs, ordered by ACL weight,
-//                         then longest path first, then name
+//                         then longest path first, then name; REDIRECT_TO_HTTPS vhosts a 301
+//                         to https_in
+//   frontend https_in     the same rules behind TLS (`ssl crt-list`, ./certs.ts), only when
+//                         some vhost certificate exists
 //   frontend NAME_port    a backend with HAPROXY_n_PORT
 //   backend NAME          server slots s1..sN (./slots.ts): filled ones as `server`, free runs
 //                         as `server-template` disabled (sticky backends write each free slot
 //                         as a `server` line of its own, since its cookie is its name)
+import { dirname } from 'node:path';
 import type { PlacedBackend, PlacedModel } from './slots';
 import { slotName } from './slots';
 import type { Server } from './model';
+import { crtListPath, crtListText } from './certs';
 
 export interface ConfigOptions {
   /** The Runtime API socket (`stats socket ... level admin`). */
@@ -31,6 +36,10 @@ export interface ConfigOptions {
   readonly connectTimeoutMs?: number;
   /** global maxconn; HAProxy derives it from the file limit when absent (systemd's LimitNOFILE). */
   readonly maxconn?: number;
+  /** The HTTPS frontend's port (same address as the HTTP one), default 443. */
+  readonly httpsPort?: number;
+  /** Where the crt-list file goes (./certs.ts crtListPath); default: the stats socket's directory. */
+  readonly crtListDir?: string;
 }
 
 export const DEFAULT_CONFIG: Omit<ConfigOptions, 'statsSocket'> = { httpPort: 80, httpBind: '*', hardStopAfterS: 30 };
@@ -47,9 +56,13 @@ function slotOptions(b: PlacedBackend, i: number): string {
   return parts.length ? ` ${parts.join(' ')}` : '';
 }
 
+// Marathon-LB's HSTS max-age (half a year); sent only over TLS, where browsers heed it (RFC 6797).
+const HSTS = 'http-response set-header Strict-Transport-Security max-age=15768000 if { ssl_fc }';
+
 function backendLines(b: PlacedBackend): string[] {
   const out = [`backend ${b.name}`, `  mode ${b.mode}`, `  balance ${b.balance}`];
   if (b.health?.path) out.push(`  option httpchk GET ${b.health.path}`);
+  if (b.hsts) out.push(`  ${HSTS}`);
   if (b.sticky) out.push('  cookie VXLB_SERVER insert indirect nocache');
   const free: number[] = [];
   const flush = (): void => {
@@ -76,7 +89,7 @@ function ruleOrder(a: PlacedBackend, b: PlacedBackend): number {
   return b.aclWeight - a.aclWeight || (b.path?.length ?? 0) - (a.path?.length ?? 0) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
-function httpFrontend(model: PlacedModel, o: ConfigOptions): string[] {
+function httpFrontend(model: PlacedModel, o: ConfigOptions, tls: boolean): string[] {
   const vhosted = model.backends.filter((b) => b.vhosts.length).sort(ruleOrder);
   // idle-close-on-response: after a reload the old worker closes a keep-alive connection only
   // after answering its next request (Connection: close), not while a client sends on it
@@ -84,18 +97,45 @@ function httpFrontend(model: PlacedModel, o: ConfigOptions): string[] {
   const out = ['frontend http_in', `  bind ${bindOf(o.httpBind, o.httpPort)}`, '  mode http', '  option forwardfor', '  option idle-close-on-response',
     // The Host header without its port, lowercase: what the vhost ACLs compare.
     '  http-request set-var(txn.vxlb_host) req.hdr(host),field(1,:),lower'];
+  out.push(...vhostRules(vhosted));
+  const httpsPort = o.httpsPort ?? 443;
+  // To the HTTPS frontend: the host without the client's port (it named the HTTP one), the
+  // HTTPS port unless it is 443; path and query follow (redirect prefix).
+  const to = `https://%[var(txn.vxlb_host)]${httpsPort === 443 ? '' : `:${httpsPort}`}`;
   for (const b of vhosted) {
-    out.push(`  acl host_${b.name} var(txn.vxlb_host) -m str ${b.vhosts.join(' ')}`);
-    if (b.path) out.push(`  acl path_${b.name} path_beg ${b.path}`);
-  }
-  for (const b of vhosted) {
-    if (b.redirectToHttps) out.push(`  redirect scheme https code 301 if !{ ssl_fc } host_${b.name}${b.path ? ` path_${b.name}` : ''}`);
+    if (b.redirectToHttps && tls) out.push(`  http-request redirect prefix ${to} code 301 if host_${b.name}${b.path ? ` path_${b.name}` : ''}`);
   }
   for (const b of vhosted) out.push(`  use_backend ${b.name} if host_${b.name}${b.path ? ` path_${b.name}` : ''}`);
   return out;
 }
 
+function vhostRules(vhosted: readonly PlacedBackend[]): string[] {
+  const out: string[] = [];
+  for (const b of vhosted) {
+    out.push(`  acl host_${b.name} var(txn.vxlb_host) -m str ${b.vhosts.join(' ')}`);
+    if (b.path) out.push(`  acl path_${b.name} path_beg ${b.path}`);
+  }
+  return out;
+}
+
+function httpsFrontend(model: PlacedModel, o: ConfigOptions, crtList: string): string[] {
+  const vhosted = model.backends.filter((b) => b.vhosts.length).sort(ruleOrder);
+  const out = ['frontend https_in', `  bind ${bindOf(o.httpBind, o.httpsPort ?? 443)} ssl crt-list ${crtList} alpn h2,http/1.1`, '  mode http',
+    '  option forwardfor', '  option idle-close-on-response', '  http-request set-header X-Forwarded-Proto https',
+    '  http-request set-var(txn.vxlb_host) req.hdr(host),field(1,:),lower'];
+  out.push(...vhostRules(vhosted));
+  for (const b of vhosted) out.push(`  use_backend ${b.name} if host_${b.name}${b.path ? ` path_${b.name}` : ''}`);
+  return out;
+}
+
+/** The crt-list the config names, its path and text ('' and no path: no HTTPS frontend). */
+export function crtListOf(model: PlacedModel, o: ConfigOptions): { path: string; text: string } | undefined {
+  const text = crtListText(model.backends, model.tls);
+  return text ? { path: crtListPath(o.crtListDir ?? dirname(o.statsSocket), text), text } : undefined;
+}
+
 export function renderConfig(model: PlacedModel, o: ConfigOptions): string {
+  const crtList = crtListOf(model, o);
   const lines = [
     '# Written by vxnet-lb from the endpoint catalog; edits are overwritten.',
     'global',
@@ -103,6 +143,7 @@ export function renderConfig(model: PlacedModel, o: ConfigOptions): string {
     '  stats timeout 2m',
     ...(o.maxconn ? [`  maxconn ${o.maxconn}`] : []),
     `  hard-stop-after ${o.hardStopAfterS}s`,
+    ...(model.tls ? ['  ssl-default-bind-options ssl-min-ver TLSv1.2'] : []),
     '',
     'defaults',
     '  mode http',
@@ -121,10 +162,16 @@ export function renderConfig(model: PlacedModel, o: ConfigOptions): string {
     '',
   ];
   if (o.statsListen) lines.push('frontend stats', `  bind ${o.statsListen}`, '  mode http', '  stats enable', '  stats uri /haproxy?stats', '  stats refresh 5s', '');
-  lines.push(...httpFrontend(model, o), '');
+  lines.push(...httpFrontend(model, o, crtList !== undefined), '');
+  if (crtList) lines.push(...httpsFrontend(model, o, crtList.path), '');
+  const digest = new Map((model.tls?.labelCerts ?? []).map((c) => [c.path, c.sha256]));
   for (const b of model.backends) {
     if (b.servicePort === undefined) continue;
-    lines.push(`frontend ${b.name}_port`, `  bind ${bindOf(b.bindAddr, b.servicePort)}`, `  mode ${b.mode}`);
+    const certs = b.sslCerts.filter((p) => digest.has(p));
+    lines.push(`frontend ${b.name}_port`);
+    // The digest makes a renewed certificate a changed config (a reload).
+    for (const p of certs) lines.push(`  # ${p} sha256 ${digest.get(p) as string}`);
+    lines.push(`  bind ${bindOf(b.bindAddr, b.servicePort)}${certs.map((p) => ` ssl crt ${p}`).slice(0, 1).join('')}${certs.slice(1).map((p) => ` crt ${p}`).join('')}`, `  mode ${b.mode}`);
     if (b.mode === 'http') lines.push('  option forwardfor', '  option idle-close-on-response');
     lines.push(`  default_backend ${b.name}`, '');
   }
@@ -148,7 +195,7 @@ export function blame(text: string, haproxyOutput: string): string[] {
     }
     const backend = /^backend (\S+)/.exec(section)?.[1]
       ?? /^frontend (\S+)_port$/.exec(section)?.[1]
-      ?? (section === 'frontend http_in' ? /(?:host|path)_(\S+)|use_backend (\S+)/.exec(line)?.slice(1).find(Boolean) : undefined);
+      ?? (section === 'frontend http_in' || section === 'frontend https_in' ? /(?:host|path)_(\S+)|use_backend (\S+)/.exec(line)?.slice(1).find(Boolean) : undefined);
     if (backend) out.add(backend);
   }
   return [...out].sort();

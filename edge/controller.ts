@@ -13,17 +13,22 @@
 //   run beside later syncs; their slots stay reserved (not refilled) while they run, unless a
 //   backend has no other free slot, in which case the fill waits for that drain.
 // - A failed Runtime API command falls back to a reload of the whole config.
+// - Certificates (./certs.ts) are checked when the model is made, before any config names
+//   them: a bad one is a note and is left out. The crt-list a config names is written before
+//   that config is checked; --cert-dir is watched and every certificate looked at again each
+//   30 s (a renewal reloads; unchanged files cost a stat).
 // - DIR/state.json holds `running`: a restarted vxnet-lb that finds HAProxy alive and the file
 //   equal to that state's text takes it as running, so nothing is reloaded when nothing changed.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, renameSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { EndpointCatalog } from '../catalog/catalog';
 import type { Logger } from '../lib/log';
-import { blame, haproxyWords, renderConfig, type ConfigOptions } from './config';
+import { CertFiles, pruneCrtLists, withTls, writeCrtList } from './certs';
+import { blame, crtListOf, haproxyWords, renderConfig, type ConfigOptions } from './config';
 import { afterDrain, classify, commandsFor, type ServerOp } from './diff';
 import { checkConfig, cliCommand, type Haproxy, parseSessions, ProxyRefused, runtimeCommands } from './haproxy';
 import { edgeModel, type LabelOptions } from './labels';
-import { formatNote, noteKey, type Backend, type EdgeModel } from './model';
+import { formatNote, noteKey, type Backend, type EdgeModel, type TlsCert } from './model';
 import { place, type PlacedBackend, type PlacedModel } from './slots';
 
 export interface ControllerOptions {
@@ -37,6 +42,8 @@ export interface ControllerOptions {
   readonly minSlots: number;
   /** Previous configs kept (haproxy.cfg.1 ..). */
   readonly keep: number;
+  /** --cert-dir: certificates for the HTTPS frontend. */
+  readonly certDir?: string;
 }
 
 export interface EdgeStatus {
@@ -66,6 +73,9 @@ export class EdgeController {
   private lastPlaced: PlacedModel | undefined;
   private unsubscribe: (() => void) | undefined;
   private stats = { reloads: 0, runtimeChanges: 0, refused: 0 };
+  private readonly certs = new CertFiles();
+  private reportedCerts = new Set<string>();
+  private certWatch: { watcher: FSWatcher | undefined; timer: NodeJS.Timeout } | undefined;
   readonly file: string;
 
   constructor(private readonly o: ControllerOptions) {
@@ -89,6 +99,7 @@ export class EdgeController {
       // A refusal leaves out the backends it names; without any, HAProxy cannot start on it.
       let ok = false;
       for (let i = 0; i < 10 && !ok; i++) {
+        this.writeCrtList(placed);
         ok = this.writeChecked(this.render(placed), true);
         if (!ok && !this.dirty) break;
         if (!ok) placed = this.desired(undefined);
@@ -106,6 +117,7 @@ export class EdgeController {
       this.stats.reloads++;
     }
     this.unsubscribe = this.o.catalog.subscribe(() => this.schedule());
+    this.watchCerts();
     this.schedule();
     await this.settled();
   }
@@ -113,6 +125,7 @@ export class EdgeController {
   /** Stops following the catalog; HAProxy is the caller's to stop or leave. */
   async stop(): Promise<void> {
     this.unsubscribe?.();
+    if (this.certWatch) { this.certWatch.watcher?.close(); clearInterval(this.certWatch.timer); }
     await this.settled();
     await Promise.all([...this.drains.values()].map((d) => d.done));
   }
@@ -149,6 +162,7 @@ export class EdgeController {
   private withDrains(m: PlacedModel | undefined): PlacedModel | undefined {
     if (!m || !this.drains.size) return m;
     return {
+      ...m,
       backends: m.backends.map((b): PlacedBackend => ({
         ...b,
         slots: b.slots.map((s, i) => s ?? this.drains.get(`${b.name}/s${i + 1}`)?.op.server),
@@ -157,7 +171,9 @@ export class EdgeController {
   }
 
   private desired(base: PlacedModel | undefined): PlacedModel {
-    const { model, notes } = edgeModel(this.o.catalog.list(), this.o.labels);
+    const labelled = edgeModel(this.o.catalog.list(), this.o.labels);
+    const { model, notes: certNotes } = withTls(labelled.model, (p) => this.certs.check(p), this.dirCerts());
+    const notes = [...labelled.notes, ...certNotes];
     this.lastModel = model;
     const now = new Set<string>();
     for (const n of notes) {
@@ -180,7 +196,41 @@ export class EdgeController {
       kept.push(b);
     }
     for (const name of this.quarantine.keys()) if (!model.backends.some((b) => b.name === name)) this.quarantine.delete(name);
-    return { backends: kept };
+    return { ...model, backends: kept };
+  }
+
+  /** --cert-dir's good certificates; a bad file is logged once (per file and reason). */
+  private dirCerts(): TlsCert[] {
+    if (!this.o.certDir) return [];
+    const good: TlsCert[] = [];
+    const now = new Set<string>();
+    for (const { path, check } of this.certs.dir(this.o.certDir)) {
+      if (check.ok) { good.push(check.cert); continue; }
+      const k = `${path}\u0000${check.reason}`;
+      now.add(k);
+      if (!this.reportedCerts.has(k)) this.o.log.warn(`--cert-dir: certificate ${path} ${check.reason}; left out`, { file: path });
+    }
+    this.reportedCerts = now;
+    return good;
+  }
+
+  /** Follows --cert-dir (files added, replaced, removed) and looks at every certificate again each 30 s. */
+  private watchCerts(): void {
+    let watcher: FSWatcher | undefined;
+    if (this.o.certDir) {
+      try { watcher = watch(this.o.certDir, () => this.schedule()); } catch (err) {
+        this.o.log.warn('cannot watch --cert-dir; looked at every 30 s', { dir: this.o.certDir, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    const timer = setInterval(() => { if (this.o.certDir || this.running?.tls) this.schedule(); }, 30_000);
+    timer.unref();
+    this.certWatch = { watcher, timer };
+  }
+
+  /** The crt-list the config of `m` names, written before that config is checked. */
+  private writeCrtList(m: PlacedModel): void {
+    const list = crtListOf(m, this.o.config);
+    if (list) writeCrtList(dirname(list.path), list.text);
   }
 
   private async sync(): Promise<void> {
@@ -270,6 +320,8 @@ export class EdgeController {
     for (let i = this.o.keep - 1; i >= 1; i--) if (existsSync(`${this.file}.${i}`)) renameSync(`${this.file}.${i}`, `${this.file}.${i + 1}`);
     if (this.o.keep > 0 && existsSync(this.file)) renameSync(this.file, `${this.file}.1`);
     renameSync(candidate, this.file);
+    const kept = [this.file, ...Array.from({ length: this.o.keep }, (_, i) => `${this.file}.${i + 1}`)].filter((f) => existsSync(f)).map((f) => readFileSync(f, 'utf8'));
+    pruneCrtLists(this.o.config.crtListDir ?? dirname(this.o.config.statsSocket), kept);
     return true;
   }
 
@@ -282,6 +334,7 @@ export class EdgeController {
 
   private async reload(next: PlacedModel, reasons: readonly string[]): Promise<void> {
     const text = this.render(next);
+    this.writeCrtList(next);
     if (!this.writeChecked(text)) return;
     this.generation++;
     try {
@@ -312,7 +365,12 @@ export class EdgeController {
       const m = JSON.parse(readFileSync(join(this.o.dir, 'state.json'), 'utf8')) as { backends?: unknown };
       if (!Array.isArray(m.backends)) return undefined;
       // JSON has no undefined: free slots come back as null.
-      return { backends: (m.backends as PlacedBackend[]).map((b) => ({ ...b, slots: b.slots.map((s) => s ?? undefined) })) };
+      // A state written before TLS existed has no sslCerts/hsts: none.
+      const tls = (m as { tls?: PlacedModel['tls'] }).tls;
+      return {
+        backends: (m.backends as PlacedBackend[]).map((b) => ({ ...b, sslCerts: b.sslCerts ?? [], hsts: b.hsts ?? false, slots: b.slots.map((s) => s ?? undefined) })),
+        ...(tls ? { tls } : {}),
+      };
     } catch {
       return undefined;
     }

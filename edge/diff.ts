@@ -11,7 +11,8 @@
 //   same id, new addr   drained and refilled: a container does not change address in place,
 //                       so this is a new server in the old one's slot
 //   weight only         `set weight`
-// Anything else (a backend added or removed, a vhost, a port, a mode, a slot count) is a reload.
+// Anything else (a backend added or removed, a vhost, a port, a mode, a slot count, a
+// certificate) is a reload.
 import { slotName, type PlacedBackend, type PlacedModel } from './slots';
 import type { Server } from './model';
 
@@ -33,6 +34,8 @@ const settingsOf = (b: PlacedBackend): string => {
 /** Why `prev` cannot become `next` in place; [] when it can. */
 export function reloadReasons(prev: PlacedModel, next: PlacedModel): string[] {
   const reasons: string[] = [];
+  // Certificates are read when HAProxy loads its config: any change to them is a reload.
+  if (JSON.stringify(prev.tls ?? null) !== JSON.stringify(next.tls ?? null)) reasons.push('certificates changed');
   const before = new Map(prev.backends.map((b) => [b.name, b]));
   const after = new Map(next.backends.map((b) => [b.name, b]));
   for (const name of after.keys()) if (!before.has(name)) reasons.push(`backend ${name} added`);

@@ -28,6 +28,10 @@ export interface LbFlags {
   readonly printConfig: boolean;
   readonly json: boolean;
   readonly logLevel: Level;
+  /** --cert-dir: PEM files (key and chain) for the HTTPS frontend; undefined: none. */
+  readonly certDir: string | undefined;
+  /** --https-port: the HTTPS frontend's port (default 443), served when a certificate exists. */
+  readonly httpsPort: number;
 }
 
 export const HELP = `vxnet-lb ${VERSION}: the vxnet edge balancer. Follows the endpoint catalog of the local
@@ -61,6 +65,12 @@ Options:
                           (with --json: the model, its slots and the label notes)
   --json                  with --print-config
   --log-level LEVEL       debug, info (default), warn, error
+  --cert-dir DIR          PEM files (certificate, chain, key; or the key beside it as FILE.key)
+                          for the HTTPS frontend, picked by the names they hold (SNI); the first
+                          by name is the default. Checked before use: a bad one is logged and
+                          left out. HAPROXY_n_SSL_CERT adds files per backend (see edge/README.md)
+  --https-port N          the HTTPS frontend's port (default 443, address --http-bind); it
+                          exists only while some certificate does
   --help                  this text
 `;
 
@@ -81,6 +91,7 @@ export function parseFlags(argv: readonly string[], env: Readonly<Record<string,
         'stats-listen': { type: 'string' }, 'drain-timeout': { type: 'string' }, 'min-slots': { type: 'string' }, keep: { type: 'string' },
         'hard-stop-after': { type: 'string' }, 'keep-haproxy': { type: 'boolean' }, 'print-config': { type: 'boolean' },
         json: { type: 'boolean' }, 'log-level': { type: 'string' },
+        'cert-dir': { type: 'string' }, 'https-port': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -97,6 +108,7 @@ export function parseFlags(argv: readonly string[], env: Readonly<Record<string,
   if (httpBind !== '*' && !parseIp(httpBind)) throw new UsageError(`--http-bind ${JSON.stringify(httpBind)}: an IP address or *`);
   const stats = s('stats-listen');
   if (stats !== undefined && !/^(\d{1,3}(\.\d{1,3}){3}|\*|\[[0-9a-fA-F:]+\]):\d{1,5}$/.test(stats)) throw new UsageError(`--stats-listen ${JSON.stringify(stats)}: ADDRESS:PORT`);
+  if (s('cert-dir') === '') throw new UsageError('--cert-dir "": a directory of PEM files');
   const level = s('log-level') ?? 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level ${JSON.stringify(level)}: debug, info, warn or error`);
   return {
@@ -117,5 +129,7 @@ export function parseFlags(argv: readonly string[], env: Readonly<Record<string,
     printConfig: values['print-config'] === true,
     json: values.json === true,
     logLevel: level as Level,
+    certDir: s('cert-dir'),
+    httpsPort: num(s('https-port'), '--https-port', 1, 65535, 443),
   };
 }

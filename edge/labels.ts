@@ -12,6 +12,8 @@
 //   HAPROXY_n_PORT                  a frontend of its own on that port (tcp unless VHOST or MODE)
 //   HAPROXY_n_MODE, _BALANCE, _STICKY, _REDIRECT_TO_HTTPS, _BIND_ADDR, _BACKEND_WEIGHT
 //   HAPROXY_n_HEALTHCHECK_PATH, _HEALTHCHECK_INTERVAL, _HEALTHCHECK_RISE, _HEALTHCHECK_FALL
+//   HAPROXY_n_SSL_CERT              comma list of PEM files on the edge host (./certs.ts checks
+//                                   them before they reach a config), HAPROXY_n_USE_HSTS
 // Label values become haproxy.cfg text, so each is checked against a strict shape here (no
 // whitespace, quotes or comment characters where HAProxy would read them as more words): a
 // container's labels must not write the edge's config. A value that fails is a Note and its
@@ -31,9 +33,9 @@ export const DEFAULT_GROUP = 'external';
 export const DEFAULT_HEALTH: Omit<HealthCheck, 'path'> = { intervalMs: 2000, rise: 2, fall: 3 };
 
 const PER_PORT = new Set(['GROUP', 'VHOST', 'PORT', 'MODE', 'BALANCE', 'PATH', 'STICKY', 'REDIRECT_TO_HTTPS', 'BIND_ADDR',
-  'BACKEND_WEIGHT', 'ENABLED', 'HEALTHCHECK_PATH', 'HEALTHCHECK_INTERVAL', 'HEALTHCHECK_RISE', 'HEALTHCHECK_FALL']);
+  'BACKEND_WEIGHT', 'ENABLED', 'HEALTHCHECK_PATH', 'HEALTHCHECK_INTERVAL', 'HEALTHCHECK_RISE', 'HEALTHCHECK_FALL', 'SSL_CERT', 'USE_HSTS']);
 /** Marathon-LB labels vxnet knows but does not implement yet: reported, not silently dropped. */
-const NOT_YET = new Set(['SSL_CERT', 'BIND_OPTIONS', 'USE_HSTS', 'AUTH', 'BACKEND_HEALTHCHECK_PORT_INDEX', 'HTTP_BACKEND_PROXYPASS_PATH']);
+const NOT_YET = new Set(['BIND_OPTIONS', 'AUTH', 'BACKEND_HEALTHCHECK_PORT_INDEX', 'HTTP_BACKEND_PROXYPASS_PATH']);
 
 const HOST_RE = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const PATH_RE = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/;
@@ -41,6 +43,9 @@ const PATH_RE = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/;
 // balance line, no quotes or comments; whether HAProxy knows the algorithm is `haproxy -c`'s call.
 const BALANCE_RE = /^[a-z][a-z0-9_-]*(\([A-Za-z0-9_.-]*\))?( [A-Za-z0-9_.-]+)*$/;
 const NAME_RE = /[^A-Za-z0-9_.-]/g;
+// A certificate path becomes a crt-list word and a `crt` argument: absolute, plain characters,
+// no `..` (a label names a file, it does not walk the tree).
+const CERT_PATH_RE = /^(\/[A-Za-z0-9_@+=.-]+)+$/;
 
 const bool = (v: string): boolean | undefined => (/^(true|1|yes)$/i.test(v) ? true : /^(false|0|no)$/i.test(v) ? false : undefined);
 function int(v: string, min: number, max: number): number | undefined {
@@ -122,6 +127,13 @@ function portSpec(e: Endpoint, n: number, get: (key: string) => string | undefin
   const sticky = flag('STICKY') ?? false;
   const redirectToHttps = flag('REDIRECT_TO_HTTPS') ?? false;
   if ((sticky || redirectToHttps) && mode !== 'http') note(undefined, `port ${n}: STICKY and REDIRECT_TO_HTTPS need http mode; ignored`);
+  const hsts = flag('USE_HSTS') ?? false;
+  if (hsts && mode !== 'http') note(L('USE_HSTS'), 'needs http mode; ignored');
+  const certText = get(L('SSL_CERT'));
+  const sslCerts = certText === undefined ? [] : [...new Set(certText.split(',').map((p) => p.trim()).filter(Boolean))].sort();
+  for (const p of sslCerts) {
+    if (!CERT_PATH_RE.test(p) || p.split('/').includes('..')) return note(L('SSL_CERT'), `"${p}" is not an absolute file path (letters, digits, _ @ + = . -); port not served`);
+  }
   const bindText = get(L('BIND_ADDR'));
   let bindAddr = '*';
   if (bindText !== undefined && bindText !== '*') {
@@ -152,7 +164,7 @@ function portSpec(e: Endpoint, n: number, get: (key: string) => string | undefin
   return {
     settings: {
       mode, balance, sticky: sticky && mode === 'http', redirectToHttps: redirectToHttps && mode === 'http', health, vhosts, path,
-      aclWeight, servicePort, bindAddr,
+      aclWeight, servicePort, bindAddr, sslCerts, hsts: hsts && mode === 'http',
     },
     server: { id: e.id, address, port: port.port, weight: 1 },
   };

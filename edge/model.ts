@@ -32,7 +32,16 @@ export interface Backend {
   readonly balance: string;
   /** Cookie stickiness (`cookie ... insert`), Marathon-LB's HAPROXY_n_STICKY. */
   readonly sticky: boolean;
+  /** A 301 from the HTTP frontend to the HTTPS one for its vhosts (only when an HTTPS frontend exists). */
   readonly redirectToHttps: boolean;
+  /**
+   * HAPROXY_n_SSL_CERT: PEM files (key and chain) for its vhosts on the HTTPS frontend (SNI
+   * filtered to them) and for its service port's frontend. From the labels every path given;
+   * after ./certs.ts checked them, only those that parse (the others are notes).
+   */
+  readonly sslCerts: readonly string[];
+  /** HAPROXY_n_USE_HSTS: `Strict-Transport-Security: max-age=15768000` on its HTTPS responses. */
+  readonly hsts: boolean;
   readonly health: HealthCheck | undefined;
   /** Virtual hosts on the shared HTTP frontend, lowercase, sorted. */
   readonly vhosts: readonly string[];
@@ -48,9 +57,25 @@ export interface Backend {
   readonly servers: readonly Server[];
 }
 
+/** A certificate file that passed the check, and a digest of what it held then (key file included). */
+export interface TlsCert {
+  readonly path: string;
+  /** sha256 of the PEM text (and of its `.key` file): a renewed certificate changes the config text, so it reloads. */
+  readonly sha256: string;
+}
+
+export interface Tls {
+  /** `--cert-dir`'s certificates, sorted: HAProxy picks among them by their own names; the first is the default. */
+  readonly dirCerts: readonly TlsCert[];
+  /** HAPROXY_n_SSL_CERT files that passed the check, sorted by path. */
+  readonly labelCerts: readonly TlsCert[];
+}
+
 export interface EdgeModel {
   /** Sorted by name. */
   readonly backends: readonly Backend[];
+  /** Certificates; absent or empty: no HTTPS frontend. */
+  readonly tls?: Tls;
 }
 
 /** Something about an endpoint's labels the operator should hear of (unknown label, bad value, conflict). */

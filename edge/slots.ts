@@ -8,7 +8,7 @@
 // same step while another free slot exists, so the leaving server can drain in it first.
 // Capacity grows (a reload) when the servers no longer fit: to the next power of two at
 // least twice the servers, so scaling up by doubling needs one reload, not one per container.
-import type { Backend, EdgeModel, Server } from './model';
+import type { Backend, EdgeModel, Server, Tls } from './model';
 
 export interface PlacedBackend extends Omit<Backend, 'servers'> {
   /** Slot i is server `s${i + 1}`; undefined: free. */
@@ -17,6 +17,7 @@ export interface PlacedBackend extends Omit<Backend, 'servers'> {
 
 export interface PlacedModel {
   readonly backends: readonly PlacedBackend[];
+  readonly tls?: Tls;
 }
 
 export const DEFAULT_MIN_SLOTS = 8;
@@ -54,5 +55,5 @@ export function placeBackend(prev: PlacedBackend | undefined, b: Backend, minSlo
 /** Places every backend of `next`, keeping the slots `prev` gave its servers. */
 export function place(prev: PlacedModel | undefined, next: EdgeModel, minSlots = DEFAULT_MIN_SLOTS): PlacedModel {
   const before = new Map((prev?.backends ?? []).map((b) => [b.name, b]));
-  return { backends: next.backends.map((b) => placeBackend(before.get(b.name), b, minSlots)) };
+  return { backends: next.backends.map((b) => placeBackend(before.get(b.name), b, minSlots)), ...(next.tls ? { tls: next.tls } : {}) };
 }

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pollUntil } from '../helpers/sh';
-import { bodies, endpoint, feedServer, freePort, get, httpBackend, startLb, tcpAsk, tcpBackend } from './helpers';
+import { bodies, endpoint, feedServer, freePort, get, httpBackend, startLb, tcpAsk, tcpBackend } from './helpers/edge';
 
 if (spawnSync('haproxy', ['-v']).status !== 0) t.plan(0, 'haproxy is not installed (apt-get install haproxy)');
 else t.setTimeout(180_000);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { pollUntil } from '../helpers/netns';
-import { bodies, freePort, get, startLb } from '../edge/helpers';
+import { bodies, freePort, get, startLb } from '../edge/helpers/edge';
 import { attach, bare, cannotRun, DIST_BIN, newNet, runPlugin, VXNET, type Attached, type TestNet } from './helpers/cni';
 
 const reason = cannotRun() ?? (spawnSync('haproxy', ['-v']).status !== 0 ? 'haproxy is not installed' : undefined);

@@ -15,7 +15,7 @@ import { place, type PlacedModel } from '../../edge/slots';
 
 const srv = (n: number, more: Partial<Server> = {}): Server => ({ id: `h1/blue/c${n}`, address: `10.0.0.${n}`, port: 8080, weight: 1, ...more });
 const backend = (name: string, servers: Server[], more: Partial<Backend> = {}): Backend => ({
-  name, mode: 'http', balance: 'roundrobin', sticky: false, redirectToHttps: false, health: undefined, vhosts: [`${name}.example`],
+  name, mode: 'http', balance: 'roundrobin', sticky: false, redirectToHttps: false, sslCerts: [], hsts: false, health: undefined, vhosts: [`${name}.example`],
   path: undefined, aclWeight: 0, servicePort: undefined, bindAddr: '*', servers, ...more,
 });
 const model = (...backends: Backend[]): EdgeModel => ({ backends });
@@ -75,7 +75,8 @@ t.test('config text', async (t) => {
   t.match(text, /stats socket \/run\/x\/admin.sock mode 600 level admin expose-fd listeners/);
   t.match(text, /frontend http_in\n  bind \*:8080\n/);
   t.match(text, /acl host_api var\(txn.vxlb_host\) -m str api.example www.example\n  acl path_api path_beg \/v2\n  acl host_www var\(txn.vxlb_host\) -m str www.example\n/, 'the higher ACL weight first');
-  t.match(text, /redirect scheme https code 301 if !\{ ssl_fc \} host_www\n  use_backend api if host_api path_api\n  use_backend www if host_www\n/);
+  // No certificate in this model: no HTTPS frontend, so no redirect to it (test/unit/edge-tls.test.ts has both).
+  t.match(text, /  acl host_www var\(txn.vxlb_host\) -m str www.example\n  use_backend api if host_api path_api\n  use_backend www if host_www\n/);
   t.match(text, /frontend db_port\n  bind 127.0.0.1:15432\n  mode tcp\n  default_backend db\n/);
   t.match(text, /backend api\n  mode http\n  balance roundrobin\n  option httpchk GET \/health\n  server s1 10.0.0.1:8080 weight 1 check inter 500ms rise 1 fall 2\n  server s2 10.0.0.2:8080 weight 1 check inter 500ms rise 1 fall 2\n  server-template s 3-4 0.0.0.0:0 disabled check inter 500ms rise 1 fall 2\n/);
   t.match(text, /backend www\n  mode http\n  balance roundrobin\n  cookie VXLB_SERVER insert indirect nocache\n  server s1 \[fd00::3\]:8080 weight 1 cookie s1\n  server s2 0.0.0.0:0 disabled cookie s2\n/, 'sticky: every slot its own line, its cookie its name');

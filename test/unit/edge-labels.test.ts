@@ -76,11 +76,11 @@ t.test('bad values, unknown labels and conflicts are notes, and nothing writes c
     t.same(model.backends, [], `not served: ${JSON.stringify(labels)}`);
     t.match(notes.map(formatNote).join('\n'), re);
   }
-  const { model, notes } = edgeModel([ep('x', { HAPROXY_GROUP: 'external', HAPROXY_0_VHOST: 'a.example', HAPROXY_0_FRONTEND_HEAD: 'x', HAPROXY_0_SSL_CERT: '/c.pem', HAPROXY_FOO: '1' })], opts);
+  const { model, notes } = edgeModel([ep('x', { HAPROXY_GROUP: 'external', HAPROXY_0_VHOST: 'a.example', HAPROXY_0_FRONTEND_HEAD: 'x', HAPROXY_0_AUTH: 'u:p', HAPROXY_FOO: '1' })], opts);
   t.equal(model.backends.length, 1, 'unknown labels do not stop the rest');
   t.same(notes.map(formatNote), [
+    'endpoint h1/blue/x label HAPROXY_0_AUTH: not supported by vxnet-lb yet; ignored',
     'endpoint h1/blue/x label HAPROXY_0_FRONTEND_HEAD: unknown HAPROXY_* label; ignored',
-    'endpoint h1/blue/x label HAPROXY_0_SSL_CERT: not supported by vxnet-lb yet; ignored',
     'endpoint h1/blue/x label HAPROXY_FOO: unknown HAPROXY_* label; ignored',
   ]);
   const conflict = edgeModel([

@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Test } from 'tap';
-import { EndpointCatalog } from '../../catalog/catalog';
-import type { Endpoint } from '../../catalog/endpoint';
-import { watchHandler } from '../../catalog/stream';
-import { cliCommand, parseShowProc, type ProcInfo } from '../../edge/haproxy';
-import { pollUntil } from '../helpers/sh';
-import { copyDist } from '../helpers/dist';
+import { EndpointCatalog } from '../../../catalog/catalog';
+import type { Endpoint } from '../../../catalog/endpoint';
+import { watchHandler } from '../../../catalog/stream';
+import { cliCommand, parseShowProc, type ProcInfo } from '../../../edge/haproxy';
+import { pollUntil } from '../../helpers/sh';
+import { copyDist } from '../../helpers/dist';
 
 export const listen = (s: net.Server, host = '127.0.0.1'): Promise<number> =>
   new Promise((resolve, reject) => { s.once('error', reject); s.listen(0, host, () => resolve((s.address() as net.AddressInfo).port)); });
