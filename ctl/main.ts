@@ -46,6 +46,11 @@ async function dispatch(inv: Extract<Invocation, { kind: 'run' }>, io: Io): Prom
     const { runVip } = require('./vip') as typeof import('./vip');
     return runVip(inv.command, inv.values, inv.positionals, ctx);
   }
+  if (inv.command === 'lb ls') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { runLb } = require('./lb') as typeof import('./lb');
+    return runLb(inv.values, ctx);
+  }
   if (inv.command === 'install') {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { runInstall } = require('./install') as typeof import('./install');

@@ -1,5 +1,6 @@
 // vxnet-lb's command line, parsed once into typed values. Pure: the environment is an argument.
 import { parseArgs } from 'node:util';
+import { parseEtcdUrl } from '../etcd/url';
 import { parseIp } from '../ipam/addr';
 import type { Level } from '../lib/log';
 import { UsageError } from '../lib/usage';
@@ -9,6 +10,7 @@ import { DEFAULT_MIN_SLOTS } from './slots';
 
 export const DEFAULT_API = 'http://127.0.0.1:8123';
 export const DEFAULT_DIR = '/run/vxnet-lb';
+export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9091';
 
 export interface LbFlags {
   readonly help: boolean;
@@ -28,6 +30,10 @@ export interface LbFlags {
   readonly printConfig: boolean;
   readonly json: boolean;
   readonly logLevel: Level;
+  /** etcd endpoints (host:port) of --store: follow every host's endpoints from etcd instead of --api. */
+  readonly store: string[] | undefined;
+  /** `ADDRESS:PORT` of /metrics and /v1/lb; undefined: none. */
+  readonly metricsListen: string | undefined;
 }
 
 export const HELP = `vxnet-lb ${VERSION}: the vxnet edge balancer. Follows the endpoint catalog of the local
@@ -61,6 +67,11 @@ Options:
                           (with --json: the model, its slots and the label notes)
   --json                  with --print-config
   --log-level LEVEL       debug, info (default), warn, error
+  --store etcd://HOST:PORT[,HOST:PORT...]
+                          follow every host's endpoints straight from the cluster store (read
+                          only: vxnet-lb publishes nothing) instead of a vxnetd's stream (--api)
+  --metrics-listen A:P    GET /metrics (Prometheus text) and GET /v1/lb (what vxnetctl lb ls
+                          shows) on this address (default ${DEFAULT_METRICS_LISTEN}; none: off)
   --help                  this text
 `;
 
@@ -81,6 +92,7 @@ export function parseFlags(argv: readonly string[], env: Readonly<Record<string,
         'stats-listen': { type: 'string' }, 'drain-timeout': { type: 'string' }, 'min-slots': { type: 'string' }, keep: { type: 'string' },
         'hard-stop-after': { type: 'string' }, 'keep-haproxy': { type: 'boolean' }, 'print-config': { type: 'boolean' },
         json: { type: 'boolean' }, 'log-level': { type: 'string' },
+        store: { type: 'string' }, 'metrics-listen': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -97,6 +109,16 @@ export function parseFlags(argv: readonly string[], env: Readonly<Record<string,
   if (httpBind !== '*' && !parseIp(httpBind)) throw new UsageError(`--http-bind ${JSON.stringify(httpBind)}: an IP address or *`);
   const stats = s('stats-listen');
   if (stats !== undefined && !/^(\d{1,3}(\.\d{1,3}){3}|\*|\[[0-9a-fA-F:]+\]):\d{1,5}$/.test(stats)) throw new UsageError(`--stats-listen ${JSON.stringify(stats)}: ADDRESS:PORT`);
+  const storeText = s('store');
+  let store: string[] | undefined;
+  if (storeText !== undefined) {
+    if (s('api') !== undefined) throw new UsageError('--store and --api: one catalog source, not both');
+    try { store = parseEtcdUrl(storeText).endpoints; } catch (err) { throw new UsageError(`--store: ${err instanceof Error ? err.message : String(err)}`); }
+  }
+  const metricsText = s('metrics-listen') ?? DEFAULT_METRICS_LISTEN;
+  if (metricsText !== 'none' && !/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):\d{1,5}$/.test(metricsText)) {
+    throw new UsageError(`--metrics-listen ${JSON.stringify(metricsText)}: ADDRESS:PORT (an IP address) or none`);
+  }
   const level = s('log-level') ?? 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level ${JSON.stringify(level)}: debug, info, warn or error`);
   return {
@@ -117,5 +139,7 @@ export function parseFlags(argv: readonly string[], env: Readonly<Record<string,
     printConfig: values['print-config'] === true,
     json: values.json === true,
     logLevel: level as Level,
+    store,
+    metricsListen: metricsText === 'none' ? undefined : metricsText,
   };
 }
