@@ -37,10 +37,13 @@ export interface LbFlags {
 }
 
 export const HELP = `vxnet-lb ${VERSION}: the vxnet edge balancer. Follows the endpoint catalog of the local
-vxnetd and serves the endpoints that carry Marathon-LB's HAPROXY_* labels through HAProxy, which
+vxnetd (or every host's, from etcd with --store) and serves the endpoints that carry
+Marathon-LB's HAPROXY_* labels through HAProxy, which
 it starts (master-worker) and supervises. Containers starting and stopping change HAProxy's
 servers through its Runtime API, with no reload; other changes reload it without dropping a
 connection. A server leaving is drained first. See edge/README.md for the labels.
+Prometheus metrics on GET /metrics and what it serves on GET /v1/lb (vxnetctl lb ls), on
+--metrics-listen.
 
 Usage: vxnet-lb [options]
 
