@@ -13,7 +13,7 @@
 //      for the same two backends, same wrk parameters, alternated A/B in pairs in one run; the
 //      median of the pairs' ratios -- target >= 0.95x; beside it each worker's CPU per request.
 // Run by scripts/bench.sh (BENCH_ONLY=edge). Env: BENCH_EDGE_SECONDS=10 (the rps runs),
-// BENCH_EDGE_CYCLES=10, BENCH_EDGE_PAIRS=3 (A/B pairs), BENCH_EDGE_DEBUG=1 (HAProxy's show stat around the requests/s runs). Creates only bn-named things: netns bned-*, bridge bned0, nft table bned.
+// BENCH_EDGE_CYCLES=10, BENCH_EDGE_PAIRS=5 (A/B pairs), BENCH_EDGE_DEBUG=1 (HAProxy's show stat around the requests/s runs). Creates only bn-named things: netns bned-*, bridge bned0, nft table bned.
 import { spawn } from 'node:child_process';
 import * as net from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,7 +26,7 @@ const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const BIN = join(root, 'dist', 'bin');
 const SECONDS = intEnv('BENCH_EDGE_SECONDS', 10);
 const CYCLES = process.env.BENCH_EDGE_CYCLES === '0' ? 0 : intEnv('BENCH_EDGE_CYCLES', 10);
-const RPS_PAIRS = intEnv('BENCH_EDGE_PAIRS', 3);
+const RPS_PAIRS = intEnv('BENCH_EDGE_PAIRS', 5);
 const PORTS = { edge: 18480, hand: 18481, api: 18482, copy: 18490, dnsPort: 5365 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
