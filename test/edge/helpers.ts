@@ -114,7 +114,8 @@ export async function startLb(t: Test, o: { api: string | undefined; httpPort: n
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'vxt-lb-'));
   if (!o.dir) t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const child = spawn(join(dist, 'bin', 'vxnet-lb'), [...(o.api ? ['--api', o.api] : []), '--dir', dir, '--http-port', String(o.httpPort), '--http-bind', '127.0.0.1',
-    '--min-slots', '4', '--drain-timeout', '5', '--log-level', 'info', ...(o.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // No listener on the default 127.0.0.1:9091 unless a test asks (o.args come last and win).
+    '--min-slots', '4', '--drain-timeout', '5', '--log-level', 'info', '--metrics-listen', 'none', ...(o.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => { log += d; });
