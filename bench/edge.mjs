@@ -25,7 +25,7 @@ import { f1, f2, intEnv, run, say, table } from './lib.mjs';
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const BIN = join(root, 'dist', 'bin');
 const SECONDS = intEnv('BENCH_EDGE_SECONDS', 10);
-const CYCLES = process.env.BENCH_EDGE_CYCLES === '0' ? 0 : intEnv('BENCH_EDGE_CYCLES', 10);
+const CYCLES = intEnv('BENCH_EDGE_CYCLES', 10);
 const RPS_PAIRS = intEnv('BENCH_EDGE_PAIRS', 5);
 const PORTS = { edge: 18480, hand: 18481, api: 18482, copy: 18490, dnsPort: 5365 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
