@@ -34,6 +34,11 @@ export interface ClusterEndpointsOptions {
   /** Default '/vxnet/endpoints/'. */
   prefix?: string;
   log: Logger;
+  /**
+   * Only follow the cluster's endpoints, publish nothing (no lease): vxnet-lb --store. Every
+   * host's keys then come into the catalog, `host`'s too (`host` only names the reader).
+   */
+  readOnly?: boolean;
 }
 
 /** Operations per transaction: below etcd's default --max-txn-ops (128). */
@@ -66,18 +71,34 @@ export class ClusterEndpoints implements Service {
   /** Logged "etcd unreachable" for publishing / watching, until it works again. */
   private publishTrouble = false;
   private watchTrouble = false;
+  /** Watches interrupted or failed to start (metrics). */
+  interruptions = 0;
+  private firstReset: (() => void) | undefined;
+  private readonly reset: Promise<void>;
 
   constructor(private readonly o: ClusterEndpointsOptions) {
     this.prefix = o.prefix ?? DEFAULT_PREFIX;
     this.ttl = o.ttlSeconds ?? 10;
+    this.reset = new Promise((r) => { this.firstReset = r; });
+  }
+
+  /** Resolves at the watch's first reset (the whole prefix in the catalog), or after `ms`; true if it came. */
+  synced(ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      this.reset.then(() => true),
+      new Promise<boolean>((r) => { timer = setTimeout(() => r(false), ms); }),
+    ]).finally(() => clearTimeout(timer));
   }
 
   /** Resolves at once; publishing and watching start in the background and retry while etcd cannot answer. */
   async start(): Promise<void> {
-    this.unsubscribe = this.o.catalog.subscribe((changes) => {
-      if (changes.some((c) => (c.after ?? c.before)?.host === this.o.host)) this.kick();
-    });
-    this.kick();
+    if (!this.o.readOnly) {
+      this.unsubscribe = this.o.catalog.subscribe((changes) => {
+        if (changes.some((c) => (c.after ?? c.before)?.host === this.o.host)) this.kick();
+      });
+      this.kick();
+    }
     this.watching = this.startWatch();
   }
 
@@ -118,7 +139,7 @@ export class ClusterEndpoints implements Service {
 
   private kick(): void {
     this.dirty = true;
-    if (this.stopped || this.publishing) return;
+    if (this.stopped || this.publishing || this.o.readOnly) return;
     this.publishing = this.publishLoop().finally(() => { this.publishing = undefined; });
   }
 
@@ -210,6 +231,7 @@ export class ClusterEndpoints implements Service {
           reset: (kvs) => this.onReset(kvs),
           change: (type, kv) => this.onChange(type, kv.key.toString(), kv.value.toString()),
           trouble: (err) => {
+            if (!this.stopped) this.interruptions++;
             if (this.watchTrouble || this.stopped) return;
             this.watchTrouble = true;
             this.o.log.warn('cluster endpoints: watch interrupted; the catalog keeps the other hosts\' endpoints until it resumes', { error: err.message });
@@ -220,6 +242,7 @@ export class ClusterEndpoints implements Service {
         return;
       } catch (err) {
         if (this.stopped) return;
+        this.interruptions++;
         if (!this.watchTrouble) {
           this.watchTrouble = true;
           this.o.log.warn('cluster endpoints: cannot read the endpoints from etcd; retrying', { error: asVxnetError(err).message });
@@ -245,7 +268,7 @@ export class ClusterEndpoints implements Service {
     for (const kv of kvs) {
       const key = kv.key.toString();
       const k = parseEndpointKey(this.prefix, key);
-      if (k?.host === this.o.host) continue;
+      if (k?.host === this.o.host && !this.o.readOnly) continue;
       const e = this.decode(key, kv.value.toString());
       if (!e) continue;
       let list = byHost.get(e.host);
@@ -258,6 +281,7 @@ export class ClusterEndpoints implements Service {
       this.o.catalog.replaceHost(host, list);
       this.remoteHosts.add(host);
     }
+    this.firstReset?.();
   }
 
   private onChange(type: 'put' | 'delete', key: string, value: string): void {
@@ -268,7 +292,7 @@ export class ClusterEndpoints implements Service {
       if (type === 'put') this.o.log.warn('cluster endpoints: skipping a malformed entry', { key, error: 'not an endpoint key (PREFIX HOST/ID)' });
       return;
     }
-    if (k.host === this.o.host) return;
+    if (k.host === this.o.host && !this.o.readOnly) return;
     const current = this.o.catalog.get(k.id);
     if (type === 'delete') {
       if (current && current.host === k.host) this.o.catalog.remove(k.id);

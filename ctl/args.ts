@@ -43,6 +43,7 @@ const OPTIONS = {
   fix: { type: 'boolean' },
   'overlay-dir': { type: 'string' },
   'vip-table': { type: 'string' },
+  lb: { type: 'string' },
 } as const;
 
 export type OptionName = keyof typeof OPTIONS;
@@ -79,11 +80,12 @@ export interface Values {
   readonly fix?: boolean;
   readonly 'overlay-dir'?: string;
   readonly 'vip-table'?: string;
+  readonly lb?: string;
 }
 
 const GLOBAL_OPTIONS: readonly OptionName[] = ['data-dir', 'json', 'help', 'version'];
 
-export type CommandName = 'ipam pools' | 'ipam ls' | 'ipam show' | 'ipam release' | 'ipam gc' | 'hosts' | 'network create' | 'network ls' | 'network rm' | 'install' | 'endpoint label' | 'endpoint labels' | 'dns ls' | 'dns query' | 'vip ls' | 'vip show' | 'doctor';
+export type CommandName = 'ipam pools' | 'ipam ls' | 'ipam show' | 'ipam release' | 'ipam gc' | 'hosts' | 'network create' | 'network ls' | 'network rm' | 'install' | 'endpoint label' | 'endpoint labels' | 'dns ls' | 'dns query' | 'vip ls' | 'vip show' | 'doctor' | 'lb ls';
 
 interface CommandSpec {
   readonly name: CommandName;
@@ -467,12 +469,34 @@ Options:
 
 JSON: {"api", "vips": [...]} as "vip ls".`,
   },
+  {
+    name: 'lb ls',
+    synopsis: 'lb ls [--lb URL]',
+    summary: 'the edge balancer: frontends, vhosts, backends, servers with state',
+    options: ['lb'],
+    maxPositionals: 0,
+    help: `Shows what vxnet-lb (the HAProxy edge balancer, on an edge host) serves, from its local
+listener (GET /v1/lb): each frontend with its bind address and rules (vhosts, path prefix, the
+backend they lead to, in HAProxy's order), then each backend (mode, balance, health check,
+HAProxy's status) with one row per server: its slot, endpoint, address, weight, state (up,
+down, drain, maint, nolb; "unknown": HAProxy did not answer) and current sessions. A leaving
+server shows as "drain" until its requests have finished.
+
+Options:
+  --lb URL   vxnet-lb's listener (default $VXNET_LB, else http://127.0.0.1:9091; vxnet-lb
+             --metrics-listen)
+
+JSON: {"lb", "haproxy": {"pid", "up"}, "reloads", "runtimeChanges", "refused", "frontends": [{"name",
+"bind", "mode", "rules": [{"vhosts", "path", "redirectToHttps", "backend"}]}], "backends": [{"name",
+"mode", "balance", "sticky", "health", "status", "slots", "servers": [{"slot", "endpoint",
+"address", "weight", "state", "status", "sessions", "draining"}]}]}.`,
+  },
 ];
 
 export const USAGE = `Usage: vxnetctl [--data-dir DIR] [--json] COMMAND [ARGS]
 
 Operates vxnet on this host: IPAM state and history, overlay hosts, operator labels on
-endpoints, DNS, VIPs, the kernel against vxnet's state (doctor), installation.
+endpoints, DNS, VIPs, the edge balancer, the kernel against vxnet's state (doctor), installation.
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(16)}${c.summary}`).join('\n')}
@@ -499,7 +523,7 @@ Run "vxnetctl ${group} COMMAND --help" for a command's options.
 `;
 
 /** Commands of two words: the group's usage. */
-const GROUPS: Readonly<Record<string, string>> = { ipam: groupUsage('ipam'), network: groupUsage('network'), endpoint: groupUsage('endpoint'), dns: groupUsage('dns'), vip: groupUsage('vip') };
+const GROUPS: Readonly<Record<string, string>> = { ipam: groupUsage('ipam'), network: groupUsage('network'), endpoint: groupUsage('endpoint'), dns: groupUsage('dns'), vip: groupUsage('vip'), lb: groupUsage('lb') };
 
 export function commandHelp(name: CommandName): string {
   const spec = COMMANDS.find((c) => c.name === name) as CommandSpec;
@@ -585,7 +609,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
   if (positionals.length > spec.maxPositionals) {
     throw new UsageError(`unexpected argument "${positionals[spec.maxPositionals]}" to "vxnetctl ${spec.name}" (${helpHint(spec)})`);
   }
-  for (const name of ['data-dir', 'network', 'container', 'ifname', 'cni-bin-dir', 'conf-dir', 'prefix', 'bin-dir', 'systemd-dir', 'store', 'vni', 'block-prefix', 'block-prefix6', 'mtu', 'port', 'api', 'server', 'overlay-dir', 'vip-table'] as const) {
+  for (const name of ['data-dir', 'network', 'container', 'ifname', 'cni-bin-dir', 'conf-dir', 'prefix', 'bin-dir', 'systemd-dir', 'store', 'vni', 'block-prefix', 'block-prefix6', 'mtu', 'port', 'api', 'server', 'overlay-dir', 'vip-table', 'lb'] as const) {
     if (values[name] === '') throw new UsageError(`option --${name} needs a non-empty value (${helpHint(spec)})`);
   }
   if (values.remove?.includes('')) throw new UsageError(`option --remove needs a non-empty value (${helpHint(spec)})`);

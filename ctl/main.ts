@@ -51,6 +51,11 @@ async function dispatch(inv: Extract<Invocation, { kind: 'run' }>, io: Io): Prom
     const { runDoctor } = require('./doctor') as typeof import('./doctor');
     return runDoctor(inv.values, ctx);
   }
+  if (inv.command === 'lb ls') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { runLb } = require('./lb') as typeof import('./lb');
+    return runLb(inv.values, ctx);
+  }
   if (inv.command === 'install') {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { runInstall } = require('./install') as typeof import('./install');

@@ -44,7 +44,7 @@ export interface ConfigOptions {
 
 export const DEFAULT_CONFIG: Omit<ConfigOptions, 'statsSocket'> = { httpPort: 80, httpBind: '*', hardStopAfterS: 30 };
 
-const bindOf = (addr: string, port: number): string => (addr === '*' ? `*:${port}` : addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
+export const bindOf = (addr: string, port: number): string => (addr === '*' ? `*:${port}` : addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
 export const serverAddr = (s: Pick<Server, 'address' | 'port'>): string => (s.address.includes(':') ? `[${s.address}]:${s.port}` : `${s.address}:${s.port}`);
 const seconds = (ms: number): string => (ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
 
@@ -85,7 +85,7 @@ function backendLines(b: PlacedBackend): string[] {
 }
 
 /** Rule order on the shared frontend: ACL weight (higher first), then the longer path, then the name. */
-function ruleOrder(a: PlacedBackend, b: PlacedBackend): number {
+export function ruleOrder(a: PlacedBackend, b: PlacedBackend): number {
   return b.aclWeight - a.aclWeight || (b.path?.length ?? 0) - (a.path?.length ?? 0) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 

@@ -28,7 +28,8 @@ import { blame, crtListOf, haproxyWords, renderConfig, type ConfigOptions } from
 import { afterDrain, classify, commandsFor, type ServerOp } from './diff';
 import { checkConfig, cliCommand, type Haproxy, parseSessions, ProxyRefused, runtimeCommands } from './haproxy';
 import { edgeModel, type LabelOptions } from './labels';
-import { formatNote, noteKey, type Backend, type EdgeModel, type TlsCert } from './model';
+import type { EdgeEvents } from './metrics';
+import { formatNote, noteKey, type Backend, type EdgeModel, type Server, type TlsCert } from './model';
 import { place, type PlacedBackend, type PlacedModel } from './slots';
 
 export interface ControllerOptions {
@@ -44,6 +45,8 @@ export interface ControllerOptions {
   readonly keep: number;
   /** --cert-dir: certificates for the HTTPS frontend. */
   readonly certDir?: string;
+  /** Told of reloads, Runtime API commands, generation times, refusals, restarts (metrics). */
+  readonly events?: Partial<EdgeEvents>;
 }
 
 export interface EdgeStatus {
@@ -52,6 +55,8 @@ export interface EdgeStatus {
   readonly runtimeChanges: number;
   readonly refused: number;
   readonly draining: readonly string[];
+  /** `BACKEND/SLOT` -> the server leaving it. */
+  readonly drains: ReadonlyMap<string, Server>;
 }
 
 type DrainOp = Extract<ServerOp, { op: 'drain' }>;
@@ -83,7 +88,7 @@ export class EdgeController {
   }
 
   status(): EdgeStatus {
-    return { running: this.running, ...this.stats, draining: [...this.drains.keys()] };
+    return { running: this.running, ...this.stats, draining: [...this.drains.keys()], drains: new Map([...this.drains].map(([k, d]) => [k, d.op.server])) };
   }
 
   /** Starts HAProxy (or adopts the running one) on the catalog's current model, then follows the catalog. */
@@ -234,15 +239,18 @@ export class EdgeController {
   }
 
   private async sync(): Promise<void> {
+    const t0 = performance.now();
     const base = this.withDrains(this.running);
     const next = this.desired(base);
     const change = classify(base, next);
     if (change.kind === 'none') return;
+    const text = this.render(next);
+    this.o.events?.generated?.((performance.now() - t0) / 1000);
     if (change.kind === 'servers') {
       try {
         await this.applyServers(change.ops);
         this.running = next;
-        this.writeFile(this.render(next));
+        this.writeFile(text);
         this.saveState();
         this.stats.runtimeChanges++;
         this.o.log.info('servers changed through the Runtime API', { ops: change.ops.map((o) => `${o.op} ${o.backend}/${o.slot}`) });
@@ -251,11 +259,10 @@ export class EdgeController {
         this.o.log.warn('Runtime API change failed; reloading instead', { error: err instanceof Error ? err.message : String(err) });
       }
     }
-    await this.reload(next, change.kind === 'reload' ? change.reasons : ['a Runtime API change failed']);
+    await this.reload(next, text, change.kind === 'reload' ? change.reasons : ['a Runtime API change failed']);
   }
 
   private async applyServers(ops: readonly ServerOp[]): Promise<void> {
-    const socket = this.o.config.statsSocket;
     for (const op of ops) {
       const ref = `${op.backend}/${op.slot}`;
       if (op.op === 'drain') {
@@ -263,7 +270,18 @@ export class EdgeController {
         continue;
       }
       if (op.op === 'fill') await this.drains.get(ref)?.done;
-      await runtimeCommands(socket, commandsFor(op));
+      await this.runtime(op.op, commandsFor(op));
+    }
+  }
+
+  /** Runtime API commands for one op, told to `events` (ok or failed). */
+  private async runtime(op: string, commands: readonly string[]): Promise<void> {
+    try {
+      await runtimeCommands(this.o.config.statsSocket, commands);
+      this.o.events?.runtime?.(op, 'ok');
+    } catch (err) {
+      this.o.events?.runtime?.(op, 'failed');
+      throw err;
     }
   }
 
@@ -271,7 +289,7 @@ export class EdgeController {
     const ref = `${op.backend}/${op.slot}`;
     const socket = this.o.config.statsSocket;
     try {
-      await runtimeCommands(socket, commandsFor(op));
+      await this.runtime('drain', commandsFor(op));
       const end = Date.now() + this.o.drainTimeoutMs;
       for (;;) {
         const sessions = parseSessions(await cliCommand(socket, 'show stat')).get(ref) ?? 0;
@@ -282,7 +300,7 @@ export class EdgeController {
         await new Promise((r) => setTimeout(r, 50));
       }
       // A reload since the drain began gave this slot a fresh state: leave it alone.
-      if (generation === this.generation) await runtimeCommands(socket, afterDrain(op));
+      if (generation === this.generation) await this.runtime('maint', afterDrain(op));
     } catch (err) {
       this.o.log.warn('drain failed', { server: ref, error: err instanceof Error ? err.message : String(err) });
     } finally {
@@ -298,6 +316,7 @@ export class EdgeController {
     const r = checkConfig(this.o.haproxy.paths.binary, candidate);
     if (!r.ok) {
       this.stats.refused++;
+      this.o.events?.refused?.();
       const blamed = blame(text, r.output);
       if (this.lastRefused !== text) {
         const servers = (name: string): string => this.lastPlaced?.backends.find((b) => b.name === name)?.slots.filter((x) => x).map((x) => x?.id).join(', ') ?? '';
@@ -332,18 +351,19 @@ export class EdgeController {
     renameSync(`${this.file}.new`, this.file);
   }
 
-  private async reload(next: PlacedModel, reasons: readonly string[]): Promise<void> {
-    const text = this.render(next);
+  private async reload(next: PlacedModel, text: string, reasons: readonly string[]): Promise<void> {
     this.writeCrtList(next);
     if (!this.writeChecked(text)) return;
     this.generation++;
     try {
       const info = await this.o.haproxy.reload();
       this.stats.reloads++;
+      this.o.events?.reload?.('ok');
       this.running = next;
       this.saveState();
       this.o.log.info('reloaded HAProxy', { reasons, reloads: info.reloads, worker: info.workers.find((w) => w.reloads === 0)?.pid });
     } catch (err) {
+      this.o.events?.reload?.('failed');
       this.o.log.error('HAProxy reload failed; the previous config keeps running', { error: err instanceof Error ? err.message : String(err) });
       if (existsSync(`${this.file}.1`)) { renameSync(this.file, `${this.file}.refused`); renameSync(`${this.file}.1`, this.file); }
     }
@@ -353,6 +373,7 @@ export class EdgeController {
     this.generation++;
     try {
       await this.o.haproxy.spawnMaster();
+      this.o.events?.haproxyRestarted?.();
       this.o.log.info('HAProxy restarted with the running config');
     } catch (err) {
       this.o.log.error('cannot restart HAProxy; retrying in 1 s', { error: err instanceof Error ? err.message : String(err) });

@@ -40,6 +40,8 @@ export class CatalogFeed {
   private backoffMs = 100;
   private troubled = false;
   private firstReset: Promise<void>;
+  /** Streams lost and started again (metrics). */
+  reconnects = 0;
   private resolveFirst!: () => void;
   readonly url: URL;
 
@@ -71,6 +73,7 @@ export class CatalogFeed {
     this.req?.destroy();
     this.req = undefined;
     clearTimeout(this.timer);
+    this.reconnects++;
     this.timer = setTimeout(() => this.connect(), this.backoffMs);
     this.backoffMs = Math.min(this.backoffMs * 2, 5000);
   }

@@ -1,5 +1,6 @@
 // vxnet-lb's command line, parsed once into typed values. Pure: the environment is an argument.
 import { parseArgs } from 'node:util';
+import { parseEtcdUrl } from '../etcd/url';
 import { parseIp } from '../ipam/addr';
 import type { Level } from '../lib/log';
 import { UsageError } from '../lib/usage';
@@ -9,6 +10,7 @@ import { DEFAULT_MIN_SLOTS } from './slots';
 
 export const DEFAULT_API = 'http://127.0.0.1:8123';
 export const DEFAULT_DIR = '/run/vxnet-lb';
+export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9091';
 
 export interface LbFlags {
   readonly help: boolean;
@@ -32,13 +34,20 @@ export interface LbFlags {
   readonly certDir: string | undefined;
   /** --https-port: the HTTPS frontend's port (default 443), served when a certificate exists. */
   readonly httpsPort: number;
+  /** etcd endpoints (host:port) of --store: follow every host's endpoints from etcd instead of --api. */
+  readonly store: string[] | undefined;
+  /** `ADDRESS:PORT` of /metrics and /v1/lb; undefined: none. */
+  readonly metricsListen: string | undefined;
 }
 
 export const HELP = `vxnet-lb ${VERSION}: the vxnet edge balancer. Follows the endpoint catalog of the local
-vxnetd and serves the endpoints that carry Marathon-LB's HAPROXY_* labels through HAProxy, which
+vxnetd (or every host's, from etcd with --store) and serves the endpoints that carry
+Marathon-LB's HAPROXY_* labels through HAProxy, which
 it starts (master-worker) and supervises. Containers starting and stopping change HAProxy's
 servers through its Runtime API, with no reload; other changes reload it without dropping a
 connection. A server leaving is drained first. See edge/README.md for the labels.
+Prometheus metrics on GET /metrics and what it serves on GET /v1/lb (vxnetctl lb ls), on
+--metrics-listen.
 
 Usage: vxnet-lb [options]
 
@@ -71,6 +80,11 @@ Options:
                           left out. HAPROXY_n_SSL_CERT adds files per backend (see edge/README.md)
   --https-port N          the HTTPS frontend's port (default 443, address --http-bind); it
                           exists only while some certificate does
+  --store etcd://HOST:PORT[,HOST:PORT...]
+                          follow every host's endpoints straight from the cluster store (read
+                          only: vxnet-lb publishes nothing) instead of a vxnetd's stream (--api)
+  --metrics-listen A:P    GET /metrics (Prometheus text) and GET /v1/lb (what vxnetctl lb ls
+                          shows) on this address (default ${DEFAULT_METRICS_LISTEN}; none: off)
   --help                  this text
 `;
 
@@ -92,6 +106,7 @@ export function parseFlags(argv: readonly string[], env: Readonly<Record<string,
         'hard-stop-after': { type: 'string' }, 'keep-haproxy': { type: 'boolean' }, 'print-config': { type: 'boolean' },
         json: { type: 'boolean' }, 'log-level': { type: 'string' },
         'cert-dir': { type: 'string' }, 'https-port': { type: 'string' },
+        store: { type: 'string' }, 'metrics-listen': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -109,6 +124,16 @@ export function parseFlags(argv: readonly string[], env: Readonly<Record<string,
   const stats = s('stats-listen');
   if (stats !== undefined && !/^(\d{1,3}(\.\d{1,3}){3}|\*|\[[0-9a-fA-F:]+\]):\d{1,5}$/.test(stats)) throw new UsageError(`--stats-listen ${JSON.stringify(stats)}: ADDRESS:PORT`);
   if (s('cert-dir') === '') throw new UsageError('--cert-dir "": a directory of PEM files');
+  const storeText = s('store');
+  let store: string[] | undefined;
+  if (storeText !== undefined) {
+    if (s('api') !== undefined) throw new UsageError('--store and --api: one catalog source, not both');
+    try { store = parseEtcdUrl(storeText).endpoints; } catch (err) { throw new UsageError(`--store: ${err instanceof Error ? err.message : String(err)}`); }
+  }
+  const metricsText = s('metrics-listen') ?? DEFAULT_METRICS_LISTEN;
+  if (metricsText !== 'none' && !/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):\d{1,5}$/.test(metricsText)) {
+    throw new UsageError(`--metrics-listen ${JSON.stringify(metricsText)}: ADDRESS:PORT (an IP address) or none`);
+  }
   const level = s('log-level') ?? 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level ${JSON.stringify(level)}: debug, info, warn or error`);
   return {
@@ -131,5 +156,7 @@ export function parseFlags(argv: readonly string[], env: Readonly<Record<string,
     logLevel: level as Level,
     certDir: s('cert-dir'),
     httpsPort: num(s('https-port'), '--https-port', 1, 65535, 443),
+    store,
+    metricsListen: metricsText === 'none' ? undefined : metricsText,
   };
 }

@@ -109,12 +109,13 @@ export interface Lb {
 const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
 
 /** The built vxnet-lb (a private copy of dist/), started on `api`; waits for its HAProxy. */
-export async function startLb(t: Test, o: { api: string; httpPort: number; dir?: string; args?: string[] }): Promise<Lb> {
+export async function startLb(t: Test, o: { api: string | undefined; httpPort: number; dir?: string; args?: string[] }): Promise<Lb> {
   const dist = await copyDist(t, ['bin/vxnet-lb']);
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'vxt-lb-'));
   if (!o.dir) t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const child = spawn(join(dist, 'bin', 'vxnet-lb'), ['--api', o.api, '--dir', dir, '--http-port', String(o.httpPort), '--http-bind', '127.0.0.1',
-    '--min-slots', '4', '--drain-timeout', '5', '--log-level', 'info', ...(o.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(join(dist, 'bin', 'vxnet-lb'), [...(o.api ? ['--api', o.api] : []), '--dir', dir, '--http-port', String(o.httpPort), '--http-bind', '127.0.0.1',
+    // No listener on the default 127.0.0.1:9091 unless a test asks (o.args come last and win).
+    '--min-slots', '4', '--drain-timeout', '5', '--log-level', 'info', '--metrics-listen', 'none', ...(o.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => { log += d; });
