@@ -63,6 +63,8 @@ fi
 # bind9-dnsutils: dig, the real client the DNS server's tests ask (test/dns/server.test.ts).
 # haproxy, wrk: the edge balancer's tests and bench (test/edge/, bench/edge.mjs; Debian's haproxy
 # service is left alone: the tests start their own HAProxy through vxnet-lb).
+# conntrack: the VIP table forgets flows of gone backends with it (net/conntrack.ts); openssl: the
+# edge TLS tests' test CA; curl: the VIP cluster test's requests inside namespaces.
 PKGS=(build-essential python3 iproute2 nftables iptables conntrack iputils-ping podman runc containernetworking-plugins busybox-static docker.io etcd-server bind9-dnsutils haproxy wrk openssl curl)
 mapfile -t missing < <(missing_debs "${PKGS[@]}")
 if [ "${#missing[@]}" -gt 0 ]; then
