@@ -10,7 +10,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Cidr, Ip, formatCidr, parseCidr, parseIp } from '../ipam/addr';
-import { OverlayAgent } from '../overlay/agent';
+import { OverlayAgent, SyncedEvent, WatchEvent } from '../overlay/agent';
+import type { SyncReport } from '../overlay/apply';
 import { encodeBlock, encodeHost, encodeMember, keys } from '../overlay/records';
 import { createEtcd } from '../etcd/client';
 import { createLogger } from '../lib/log';
@@ -67,6 +68,7 @@ async function scale(dev: string, vni: number, ns: string, underlay: string, blo
   } finally { rtnl.close(); }
 }
 
+const hr = (): number => Number(process.hrtime.bigint()) / 1e6;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -120,6 +122,30 @@ async function converge(endpoint: string, sizes: number[], nss: string[]): Promi
   const lease = client.lease(60);
   try {
     const agents = [await startAgent(0), await startAgent(1), await startAgent(2)];
+    // Per-step timing of the real agents: when each watch event arrived, and every sync's steps.
+    const trace: Array<{ events: Array<{ t: number; id: string }>; syncs: Array<{ t: number; report: SyncReport }> }> = agents.map(() => ({ events: [], syncs: [] }));
+    agents.forEach((a, i) => {
+      a.on('watchEvent', (e: WatchEvent) => trace[i].events.push({ t: hr(), id: e.id }));
+      a.on('synced', (e: SyncedEvent) => trace[i].syncs.push({ t: hr(), report: e.report }));
+    });
+    /** What the 3 agents did for one join between t0 and t1: watch delivery, syncs, their steps (means per agent). */
+    const profile = (id: string, t0: number, t1: number): Record<string, number> => {
+      const out: Record<string, number> = { deliverMs: 0, syncs: 0, syncMs: 0 };
+      for (const tr of trace) {
+        const ev = tr.events.find((e) => e.id === id && e.t >= t0);
+        out.deliverMs += ev ? (ev.t - t0) / trace.length : 0;
+        const syncs = tr.syncs.filter((s) => s.t >= t0 && s.t <= t1 + 50);
+        out.syncs += syncs.length / trace.length;
+        for (const s of syncs) {
+          out.syncMs += s.report.ms / trace.length;
+          for (const [k, v] of Object.entries(s.report.steps ?? {})) out[k] = (out[k] ?? 0) + v / trace.length;
+        }
+        tr.events.length = 0;
+        tr.syncs.length = 0;
+      }
+      for (const k of Object.keys(out)) out[k] = Math.round(out[k] * 10) / 10;
+      return out;
+    };
     await waitAll([0, 1, 2], (s) => s.size === 2, 10_000, '2 peers');
     await lease.grant();
     let sims = 0;
@@ -149,14 +175,19 @@ async function converge(endpoint: string, sizes: number[], nss: string[]): Promi
       await waitAll([0, 1, 2], (s) => s.size >= sims + 2, 30_000, `${sims + 2} peers`);
       const bulkMs = Date.now() - registered;
       const joins: number[] = [];
+      const profiles: Record<string, number>[] = [];
+      for (const tr of trace) { tr.events.length = 0; tr.syncs.length = 0; }
       for (let r = 0; r < 3; r++) {
+        const id = `bn-sim-${sims}`;
         const [block] = await register(sims, sims + 1);
         const start = process.hrtime.bigint();
+        const t0 = hr();
         sims += 1;
         await waitAll([0, 1, 2], (s) => s.has(block), 10_000, `route to ${block}`);
         joins.push(Number(process.hrtime.bigint() - start) / 1e6);
+        profiles.push(profile(id, t0, hr()));
       }
-      out.push({ n, registerMs: registered - t0, bulkMs, joins });
+      out.push({ n, registerMs: registered - t0, bulkMs, joins, profiles });
     }
     // A real host joining the largest cluster.
     const start = process.hrtime.bigint();

@@ -120,6 +120,13 @@ export interface SyncedEvent {
   readonly peers: number;
 }
 
+/** A member change as the watch delivered it (before it is applied): for the bench's timing. */
+export interface WatchEvent {
+  readonly network: string;
+  readonly type: 'put' | 'delete';
+  readonly id: string;
+}
+
 export class OverlayAgent extends EventEmitter {
   readonly registry: OverlayRegistry;
   private readonly nets = new Map<string, NetState>();
@@ -441,6 +448,7 @@ export class OverlayAgent extends EventEmitter {
 
   private onEvent(ns: NetState, kv: IKeyValue, type: 'put' | 'delete'): void {
     const id = lastSegment(kv.key.toString());
+    this.emit('watchEvent', { network: ns.network.name, type, id } satisfies WatchEvent);
     if (type === 'put') {
       const m = this.registry.decodeMember(ns.network.name, kv);
       if (!m) return;

@@ -68,6 +68,8 @@ export interface SyncReport {
   readonly deleted: number;
   readonly conflicts: readonly Conflict[];
   readonly ms: number;
+  /** Where the time went, ms per step (device, plan, read, diff, apply). */
+  readonly steps?: Readonly<Record<string, number>>;
 }
 
 async function inBatches<T>(items: readonly T[], fn: (x: T) => Promise<unknown>): Promise<void> {
@@ -182,18 +184,31 @@ export class VtepProgrammer {
   /** Ensures the device, then makes its entries exactly those the peers need. */
   async sync(peers: Iterable<Peer>): Promise<SyncReport> {
     const start = process.hrtime.bigint();
+    const steps: Record<string, number> = {};
+    let mark = start;
+    const step = (name: string): void => {
+      const now = process.hrtime.bigint();
+      steps[name] = Math.round(Number(now - mark) / 1e4) / 100;
+      mark = now;
+    };
     const dev = await this.ensureDevice();
+    step('device');
     const { entries, conflicts } = desiredEntries(peers, this.config.hostId);
     for (const c of conflicts) this.log.warn('peer left out: it clashes with another', { ...c });
-    const d = diffEntries(entries, await this.actual(dev.index));
+    step('plan');
+    const actual = await this.actual(dev.index);
+    step('read');
+    const d = diffEntries(entries, actual);
+    step('diff');
     await this.apply(dev.index, d);
+    step('apply');
     const set = d.set.neigh.length + d.set.fdb.length + d.set.routes.length;
     const deleted = d.del.neigh.length + d.del.fdb.length + d.del.routes.length;
     const ms = Number(process.hrtime.bigint() - start) / 1e6;
     if (set + deleted > 0 || dev.action !== 'kept') {
       this.log.info('overlay synced', { device: this.config.device, action: dev.action, set, deleted, ms: Math.round(ms * 10) / 10 });
     }
-    return { device: dev.action, index: dev.index, mtu: dev.mtu, set, deleted, conflicts, ms };
+    return { device: dev.action, index: dev.index, mtu: dev.mtu, set, deleted, conflicts, ms, steps };
   }
 
   /** Deletes the VXLAN device (its neighbours, FDB entries and routes go with it). */
