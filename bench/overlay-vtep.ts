@@ -13,7 +13,8 @@ import { Cidr, Ip, formatCidr, parseCidr, parseIp } from '../ipam/addr';
 import { OverlayAgent, SyncedEvent, WatchEvent } from '../overlay/agent';
 import type { SyncReport } from '../overlay/apply';
 import { encodeBlock, encodeHost, encodeMember, keys } from '../overlay/records';
-import { createEtcd } from '../etcd/client';
+import { EtcdClient, createEtcd } from '../etcd/client';
+import type { TxnOp } from '../etcd/txn';
 import { createLogger } from '../lib/log';
 import { openNetns } from '../net/netns';
 import { Rtnl } from '../net/rtnl';
@@ -64,7 +65,7 @@ async function scale(dev: string, vni: number, ns: string, underlay: string, blo
     const routes = (await rtnl.routes(4)).filter((r) => r.oif === first.index && r.gw !== undefined).length;
     const second = await p.sync([self, ...sims]);
     const third = await p.sync([self, ...sims.slice(1)]);
-    return { n, firstMs, set: first.set, routes, noopMs: second.ms, noopSet: second.set + second.deleted, oneLeftMs: third.ms, oneLeftDeleted: third.deleted };
+    return { n, firstMs, firstSteps: first.steps, set: first.set, routes, noopMs: second.ms, noopSet: second.set + second.deleted, oneLeftMs: third.ms, oneLeftDeleted: third.deleted };
   } finally { rtnl.close(); }
 }
 
@@ -73,20 +74,26 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /**
  * Three real agents (host namespaces NS1..NS3, netlink inside them, etcd client here), then
- * simulated hosts registered straight into etcd up to each N (member, host and block records
- * under one lease, as an agent writes them). At each N: one more simulated host registers
- * (3 times), and the time from its registration (the put acknowledged) to its route on all 3
- * real hosts is measured; at the largest N a real agent joins in NS4, timed from start()
- * returning (registered) to its route on the 3 others. Routes are polled every 2 ms over netlink.
+ * simulated hosts registered straight into etcd up to each N (member, host and block records,
+ * the first two under one lease, as an agent writes them; 32 hosts per transaction). At each
+ * N: one more simulated host registers (3 times), and the time from its registration (the
+ * transaction sent) to its route on all 3 real hosts is measured, with the etcd requests the
+ * join cost (etcd's own counters, every client); at the largest N a rolling restart of 100
+ * simulated hosts, then a real agent joins in NS4, timed from start() to registered, to its
+ * route on the 3 others, and to all peers programmed on it. Routes are followed through each
+ * real host's netlink notifications (a dump only at start and after lost notifications), so
+ * watching costs the agents sharing this process nothing.
  */
 async function converge(endpoint: string, sizes: number[], nss: string[]): Promise<unknown> {
-  const net = parseOverlayNetwork({ name: 'bn-ovs', vni: 4545, subnets: ['10.224.0.0/12', 'fd37::/48'], blockPrefix: 24, blockPrefix6: 64 });
+  const net = parseOverlayNetwork({ name: 'bn-ovs', vni: 4545, subnets: ['10.64.0.0/10', 'fd37::/48'], blockPrefix: 24, blockPrefix6: 64 });
   const dev = vxlanDeviceName(net.vni);
   const prefix = `/bnov-${process.pid}-${Date.now()}/overlay/`;
   const localRoot = fs.mkdtempSync(path.join(process.env.BNOV_TMP || os.tmpdir(), 'bnov-local-'));
   const cleanups: (() => Promise<void> | void)[] = [() => fs.rmSync(localRoot, { recursive: true, force: true })];
   const pollers = nss.map((ns) => open(ns));
   cleanups.push(() => { for (const p of pollers) p.close(); });
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const heap = (): number => { gc?.(); gc?.(); return process.memoryUsage().heapUsed; };
   const startAgent = async (i: number): Promise<OverlayAgent> => {
     const client = createEtcd([endpoint]);
     const handle = openNetns(`/run/netns/${nss[i]}`);
@@ -99,28 +106,74 @@ async function converge(endpoint: string, sizes: number[], nss: string[]): Promi
     await agent.start();
     return agent;
   };
-  /** Destinations of the IPv4 routes on the VXLAN device in real host i. */
-  const routeDsts = async (i: number): Promise<Set<string>> => {
-    const links = await pollers[i].links();
-    const l = links.find((x) => x.name === dev);
-    if (!l) return new Set();
-    return new Set((await pollers[i].routes(4)).filter((r) => r.oif === l.index && r.gw !== undefined).map((r) => formatCidr(r.dst)));
+
+  // Each real host's IPv4 routes on the VXLAN device, followed by notifications; per route the
+  // times it was last deleted and added (for the rolling restart's gaps).
+  interface Tracked { dsts: Set<string>; index: number | undefined; stale: boolean; deletedAt: Map<string, number>; gaps: Array<{ dst: string; from: number; to: number }> }
+  const tracked: Tracked[] = nss.map(() => ({ dsts: new Set(), index: undefined, stale: true, deletedAt: new Map(), gaps: [] }));
+  const monitors = nss.map((ns, i) => {
+    const h = openNetns(`/run/netns/${ns}`);
+    try {
+      return Rtnl.monitor(h, (changes) => {
+        const tr = tracked[i];
+        const now = hr();
+        for (const c of changes) {
+          if (c.kind === 'overflow' || c.kind === 'link') { tr.stale = true; continue; }
+          if (c.kind !== 'route' || !c.route || c.route.gw === undefined || c.route.dst.ip.family !== 4) continue;
+          if (tr.index === undefined || c.ifindex !== tr.index) continue;
+          const d = formatCidr(c.route.dst);
+          if (c.op === 'del') { if (tr.dsts.delete(d)) tr.deletedAt.set(d, now); } else if (!tr.dsts.has(d)) {
+            tr.dsts.add(d);
+            const from = tr.deletedAt.get(d);
+            if (from !== undefined) { tr.gaps.push({ dst: d, from, to: now }); tr.deletedAt.delete(d); }
+          }
+        }
+      });
+    } finally { h.close(); }
+  });
+  cleanups.push(() => { for (const m of monitors) m.close(); });
+  const refresh = async (i: number): Promise<Set<string>> => {
+    const tr = tracked[i];
+    if (!tr.stale) return tr.dsts;
+    tr.stale = false;
+    const l = (await pollers[i].links()).find((x) => x.name === dev);
+    tr.index = l?.index;
+    tr.dsts = l ? new Set((await pollers[i].routes(4)).filter((r) => r.oif === l.index && r.gw !== undefined).map((r) => formatCidr(r.dst))) : new Set();
+    if (!l) tr.stale = true;
+    return tr.dsts;
   };
   const waitAll = async (hosts: number[], pred: (s: Set<string>) => boolean, timeoutMs: number, what: string): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
     const pending = new Set(hosts);
+    // Notifications can be lost (a burst overflows the socket, which may then stay quiet): a
+    // dump every 500 ms while waiting guards against a stale set.
+    let dumped = Date.now();
     while (pending.size > 0) {
-      for (const i of [...pending]) if (pred(await routeDsts(i))) pending.delete(i);
+      if (Date.now() - dumped > 500) { dumped = Date.now(); for (const i of pending) tracked[i].stale = true; }
+      for (const i of [...pending]) if (pred(await refresh(i))) pending.delete(i);
       if (pending.size === 0) break;
       if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} on hosts ${[...pending].map((i) => i + 1).join(',')}`);
-      await sleep(2);
+      await sleep(1);
     }
   };
+
+  /** etcd's count of gRPC requests started, every client (its /metrics). */
+  const etcdRequests = async (): Promise<Record<string, number>> => {
+    const text = await (await fetch(`${endpoint}/metrics`)).text();
+    const out: Record<string, number> = {};
+    for (const m of text.matchAll(/^grpc_server_started_total\{[^}]*grpc_method="(\w+)"[^}]*grpc_type="unary"[^}]*\} (\d+)/gm)) out[m[1]] = (out[m[1]] ?? 0) + Number(m[2]);
+    return out;
+  };
+  const delta = (a: Record<string, number>, b: Record<string, number>): Record<string, number> =>
+    Object.fromEntries(Object.keys(b).map((k) => [k, b[k] - (a[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
+
   const client = createEtcd([endpoint]);
   cleanups.push(() => client.close());
+  const ec = new EtcdClient(client);
   const k = keys(prefix);
-  const lease = client.lease(60);
+  const lease = client.lease(120);
   try {
+    const heap0 = heap();
     const agents = [await startAgent(0), await startAgent(1), await startAgent(2)];
     // Per-step timing of the real agents: when each watch event arrived, and every sync's steps.
     const trace: Array<{ events: Array<{ t: number; id: string }>; syncs: Array<{ t: number; report: SyncReport }> }> = agents.map(() => ({ events: [], syncs: [] }));
@@ -130,40 +183,47 @@ async function converge(endpoint: string, sizes: number[], nss: string[]): Promi
     });
     /** What the 3 agents did for one join between t0 and t1: watch delivery, syncs, their steps (means per agent). */
     const profile = (id: string, t0: number, t1: number): Record<string, number> => {
-      const out: Record<string, number> = { deliverMs: 0, syncs: 0, syncMs: 0 };
+      const out: Record<string, number> = { deliverMs: 0, syncs: 0, fullSyncs: 0, syncMs: 0 };
       for (const tr of trace) {
         const ev = tr.events.find((e) => e.id === id && e.t >= t0);
         out.deliverMs += ev ? (ev.t - t0) / trace.length : 0;
-        const syncs = tr.syncs.filter((s) => s.t >= t0 && s.t <= t1 + 50);
+        const syncs = tr.syncs.filter((x) => x.t >= t0 && x.t <= t1 + 50);
         out.syncs += syncs.length / trace.length;
-        for (const s of syncs) {
-          out.syncMs += s.report.ms / trace.length;
-          for (const [k, v] of Object.entries(s.report.steps ?? {})) out[k] = (out[k] ?? 0) + v / trace.length;
+        for (const x of syncs) {
+          if (x.report.full) out.fullSyncs += 1 / trace.length;
+          out.syncMs += x.report.ms / trace.length;
+          for (const [key, v] of Object.entries(x.report.steps ?? {})) out[key] = (out[key] ?? 0) + v / trace.length;
         }
         tr.events.length = 0;
         tr.syncs.length = 0;
       }
-      for (const k of Object.keys(out)) out[k] = Math.round(out[k] * 10) / 10;
+      for (const key of Object.keys(out)) out[key] = Math.round(out[key] * 100) / 100;
       return out;
     };
-    await waitAll([0, 1, 2], (s) => s.size === 2, 10_000, '2 peers');
-    await lease.grant();
+    await waitAll([0, 1, 2], (x) => x.size === 2, 10_000, '2 peers');
+    const leaseId = await lease.grant();
     let sims = 0;
+    const sim = (n: number): { id: string; underlay: Ip; block: Cidr } => {
+      const b = 100 + n;
+      return { id: `bn-sim-${n}`, underlay: ip(`10.75.${n >> 8}.${n & 255}`), block: cidr(`10.${64 + (b >> 8)}.${b & 255}.0/24`) };
+    };
+    const memberOf = (x: { id: string; underlay: Ip; block: Cidr }): string => encodeMember({ underlay: x.underlay, mac: vtepMacFor(x.id, net.vni), blocks: [x.block] });
+    /** Simulated hosts from..to-1: 32 per transaction (96 operations, under etcd's 128), 8 transactions in flight. */
     const register = async (from: number, to: number): Promise<string[]> => {
+      const txns: TxnOp[][] = [];
       const blocks: string[] = [];
-      for (let i = from; i < to; i += 64) {
-        await Promise.all(Array.from({ length: Math.min(64, to - i) }, (_, j) => {
-          const n = i + j;
-          const b = 100 + n;
-          const s = { id: `bn-sim-${n}`, underlay: ip(`10.75.${n >> 8}.${n & 255}`), block: cidr(`10.${224 + (b >> 8)}.${b & 255}.0/24`) };
-          blocks.push(formatCidr(s.block));
-          return Promise.all([
-            client.put(k.block(net.name, s.block)).value(encodeBlock({ block: s.block, hostId: s.id, since: Date.now() })).exec(),
-            lease.put(k.host(s.id)).value(encodeHost({ id: s.id, underlay: s.underlay, since: Date.now(), networks: [net.name] })).exec(),
-            lease.put(k.member(net.name, s.id)).value(encodeMember({ underlay: s.underlay, mac: vtepMacFor(s.id, net.vni), blocks: [s.block] })).exec(),
-          ]);
-        }));
+      for (let i = from; i < to; i += 32) {
+        const ops: TxnOp[] = [];
+        for (let n = i; n < Math.min(i + 32, to); n++) {
+          const x = sim(n);
+          blocks.push(formatCidr(x.block));
+          ops.push({ put: k.block(net.name, x.block), value: encodeBlock({ block: x.block, hostId: x.id, since: Date.now() }) });
+          ops.push({ put: k.host(x.id), value: encodeHost({ id: x.id, underlay: x.underlay, since: Date.now(), networks: [net.name] }), lease: leaseId });
+          ops.push({ put: k.member(net.name, x.id), value: memberOf(x), lease: leaseId });
+        }
+        txns.push(ops);
       }
+      for (let i = 0; i < txns.length; i += 8) await Promise.all(txns.slice(i, i + 8).map((ops) => ec.txn('register simulated hosts', { if: [], then: ops })));
       return blocks;
     };
     const out: Record<string, unknown>[] = [];
@@ -172,37 +232,86 @@ async function converge(endpoint: string, sizes: number[], nss: string[]): Promi
       if (n > sims) await register(sims, n);
       const registered = Date.now();
       sims = Math.max(sims, n);
-      await waitAll([0, 1, 2], (s) => s.size >= sims + 2, 30_000, `${sims + 2} peers`);
+      await waitAll([0, 1, 2], (x) => x.size >= sims + 2, 60_000, `${sims + 2} peers`);
       const bulkMs = Date.now() - registered;
+      const heapPerAgent = (heap() - heap0) / 3;
       const joins: number[] = [];
       const profiles: Record<string, number>[] = [];
+      const requests: Record<string, number>[] = [];
       for (const tr of trace) { tr.events.length = 0; tr.syncs.length = 0; }
       for (let r = 0; r < 3; r++) {
         const id = `bn-sim-${sims}`;
-        const [block] = await register(sims, sims + 1);
+        const before = await etcdRequests();
+        const t1 = hr();
         const start = process.hrtime.bigint();
-        const t0 = hr();
+        const [block] = await register(sims, sims + 1);
         sims += 1;
-        await waitAll([0, 1, 2], (s) => s.has(block), 10_000, `route to ${block}`);
+        await waitAll([0, 1, 2], (x) => x.has(block), 10_000, `route to ${block}`);
         joins.push(Number(process.hrtime.bigint() - start) / 1e6);
-        profiles.push(profile(id, t0, hr()));
+        profiles.push(profile(id, t1, hr()));
+        // Settle: the agents' reactions to the join (none expected beyond the watch) are counted too.
+        await sleep(300);
+        requests.push(delta(before, await etcdRequests()));
       }
-      out.push({ n, registerMs: registered - t0, bulkMs, joins, profiles });
+      out.push({ n, registerMs: registered - t0, bulkMs, joins, profiles, requests, heapPerAgentMB: Math.round(heapPerAgent / 1e5) / 10 });
     }
+
+    // A rolling restart of 100 simulated hosts: each one's records deleted (its lease gone, as a
+    // stopped host's are) and written again ABSENT ms later, one every STAGGER ms. On every real
+    // host: the route of a restarted host may be missing while it is away (no longer), no other
+    // route may go, and all are right soon after the last one is back.
+    const ROLL = Math.min(100, sims);
+    const ABSENT = 200;
+    const STAGGER = 50;
+    for (const tr of tracked) { tr.gaps.length = 0; tr.deletedAt.clear(); }
+    const away = new Map<string, { from: number; to: number }>();
+    const rollStart = hr();
+    await Promise.all(Array.from({ length: ROLL }, async (_, j) => {
+      const x = sim(Math.floor((j * sims) / ROLL));
+      await sleep(j * STAGGER);
+      await ec.txn('stop a simulated host', { if: [], then: [{ delete: k.member(net.name, x.id) }, { delete: k.host(x.id) }] });
+      const from = hr();
+      await sleep(ABSENT);
+      await ec.txn('start a simulated host', { if: [], then: [
+        { put: k.host(x.id), value: encodeHost({ id: x.id, underlay: x.underlay, since: Date.now(), networks: [net.name] }), lease: leaseId },
+        { put: k.member(net.name, x.id), value: memberOf(x), lease: leaseId },
+      ] });
+      away.set(formatCidr(x.block), { from, to: hr() });
+    }));
+    const lastBack = hr();
+    const expected = sims + 2;
+    await waitAll([0, 1, 2], (x) => x.size === expected && [...away.keys()].every((b) => x.has(b)), 10_000, 'every route back after the rolling restart');
+    const rollSettleMs = hr() - lastBack;
+    let worstExcess = 0;
+    let foreignGaps = 0;
+    let gaps = 0;
+    for (const tr of tracked.slice(0, 3)) {
+      for (const g of tr.gaps) {
+        gaps++;
+        const a = away.get(g.dst);
+        if (!a) { foreignGaps++; continue; }
+        // Missing longer than the host's own absence: the route came back after the host did.
+        worstExcess = Math.max(worstExcess, g.to - a.to);
+      }
+    }
+    const rolling = { hosts: ROLL, absentMs: ABSENT, staggerMs: STAGGER, durationMs: Math.round(lastBack - rollStart), settleMs: Math.round(rollSettleMs * 10) / 10, gaps, foreignGaps, worstExcessMs: Math.round(worstExcess * 10) / 10 };
+
     // A real host joining the largest cluster.
+    const before = await etcdRequests();
     const start = process.hrtime.bigint();
     const a4 = await startAgent(3);
     const registeredMs = Number(process.hrtime.bigint() - start) / 1e6;
     const b4 = formatCidr(a4.blocks(net.name)[0]);
     const t1 = process.hrtime.bigint();
-    await waitAll([0, 1, 2], (s) => s.has(b4), 10_000, `route to host-4 ${b4}`);
+    await waitAll([0, 1, 2], (x) => x.has(b4), 10_000, `route to host-4 ${b4}`);
     const realJoinMs = Number(process.hrtime.bigint() - t1) / 1e6;
     const peers = sims + 3;
     const t2 = process.hrtime.bigint();
-    await waitAll([3], (s) => s.size >= peers, 30_000, `host-4 programs ${peers} peers`);
+    await waitAll([3], (x) => x.size >= peers, 30_000, `host-4 programs ${peers} peers`);
     const realProgramMs = registeredMs + Number(process.hrtime.bigint() - t2) / 1e6;
+    const startRequests = delta(before, await etcdRequests());
     void agents;
-    return { sizes: out, real: { startMs: registeredMs, joinMs: realJoinMs, peers, programAllMs: realProgramMs } };
+    return { sizes: out, rolling, real: { startMs: registeredMs, joinMs: realJoinMs, peers, programAllMs: realProgramMs, requests: startRequests }, gc: gc !== undefined };
   } finally {
     try { await lease.revoke(); } catch { /* etcd gone */ }
     for (const c of cleanups.reverse()) { try { await c(); } catch { /* best effort */ } }
