@@ -171,7 +171,7 @@ async function bundleHelper() {
 }
 
 async function helper(h, args) {
-  const r = await must(process.execPath, ['--expose-gc', h.out, ...args], { env: { ...process.env, VXNET_DIST: h.dist, BNOV_TMP: tmp }, timeoutMs: 120_000 });
+  const r = await must(process.execPath, [h.out, ...args], { env: { ...process.env, VXNET_DIST: h.dist, BNOV_TMP: tmp }, timeoutMs: 120_000 });
   const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
   if (!line) throw new Error(`overlay-vtep ${args[0]}: no result:\n${r.stdout}${r.stderr}`);
   return JSON.parse(line.slice(7));

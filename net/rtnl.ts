@@ -186,6 +186,8 @@ const errno = (err: unknown): string | undefined => {
  */
 export class Rtnl {
   private nl: RtNetlinkSocket | undefined;
+  /** The last error node-netlink's socket reported (see sock). */
+  lastSocketError: Error | undefined;
 
   private constructor(private readonly channel: NlChannel, private readonly inHost: boolean, readonly where: string) {}
 
@@ -215,6 +217,10 @@ export class Rtnl {
     } catch (err) {
       throw new DatapathFailure(`cannot open a netlink socket in ${this.inHost ? 'the host namespace' : this.where}: ${(err as Error).message}`);
     }
+    // An 'error' event nobody listens to is thrown, and from the native callback that aborts
+    // the process (seen under a burst of thousands of entries). Recorded instead: the request
+    // it concerned fails or times out on its own.
+    this.nl.socket.on('error', (err: Error) => { this.lastSocketError = err; });
     return this.nl;
   }
 
