@@ -296,8 +296,13 @@ async function converge(endpoint: string, sizes: number[], nss: string[]): Promi
     }));
     const lastBack = hr();
     const expected = sims + 2;
-    await waitAll([0, 1, 2], (x) => x.size === expected && [...away.keys()].every((b) => x.has(b)), 10_000, 'every route back after the rolling restart');
-    const rollSettleMs = hr() - lastBack;
+    let rollProblem = '';
+    try {
+      await waitAll([0, 1, 2], (x) => x.size === expected && [...away.keys()].every((b) => x.has(b)), 10_000, 'every route back after the rolling restart');
+    } catch {
+      rollProblem = [0, 1, 2].map((i) => `host ${i + 1}: ${tracked[i].dsts.size} routes of ${expected}, missing ${[...away.keys()].filter((b) => !tracked[i].dsts.has(b)).slice(0, 5).join(' ')}`).join('; ');
+    }
+    const rollSettleMs = rollProblem ? Number.NaN : hr() - lastBack;
     rolling = false;
     await watcher;
     let worstExcess = 0;
@@ -312,7 +317,7 @@ async function converge(endpoint: string, sizes: number[], nss: string[]): Promi
         worstExcess = Math.max(worstExcess, g.to - a.to);
       }
     }
-    const roll = { hosts: ROLL, absentMs: ABSENT, staggerMs: STAGGER, durationMs: Math.round(lastBack - rollStart), settleMs: Math.round(rollSettleMs * 10) / 10, gaps, foreignGaps, worstExcessMs: Math.round(worstExcess * 10) / 10 };
+    const roll = { hosts: ROLL, absentMs: ABSENT, staggerMs: STAGGER, durationMs: Math.round(lastBack - rollStart), settleMs: Math.round(rollSettleMs * 10) / 10, gaps, foreignGaps, worstExcessMs: Math.round(worstExcess * 10) / 10, problem: rollProblem };
 
     // A real host joining the largest cluster.
     const before = await etcdRequests();

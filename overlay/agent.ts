@@ -123,6 +123,8 @@ interface NetState {
   view: DesiredView;
   /** Why the next sync is a full one (logs, the synced event). */
   fullReason?: string;
+  /** Hosts seen leaving since the last orphan-marking pass, with their blocks. */
+  departed: Map<string, readonly Cidr[]>;
   /** Members changed since the last sync (their current record is in `peers`). */
   pending: Set<string>;
   /** The next sync must be a full reconciliation. */
@@ -238,7 +240,7 @@ export class OverlayAgent extends EventEmitter {
   async start(): Promise<void> {
     for (const network of await this.definitions()) {
       const ns: NetState = {
-        network, blocks: [], programmer: undefined, shortage: undefined, peers: new Map(), view: new DesiredView(this.options.hostId), pending: new Set(),
+        network, blocks: [], programmer: undefined, shortage: undefined, peers: new Map(), view: new DesiredView(this.options.hostId), pending: new Set(), departed: new Map(),
         full: true, fullReason: 'start', running: false, index: undefined, mtu: 0,
       };
       const got = await this.leaseBlocks(network);
@@ -523,10 +525,14 @@ export class OverlayAgent extends EventEmitter {
       ns.peers.set(id, m);
       ns.pending.add(id);
     } else {
-      if (ns.peers.has(id)) ns.pending.add(id);
+      const gone = ns.peers.get(id);
+      if (gone) ns.pending.add(id);
       ns.peers.delete(id);
       // A waiting host marks too: it may be the only one left to.
-      if (id !== this.options.hostId) this.scheduleOrphanMark(ns);
+      if (id !== this.options.hostId) {
+        if (gone) ns.departed.set(id, gone.blocks);
+        this.scheduleOrphanMark(ns);
+      }
     }
     this.schedule(ns);
   }
@@ -566,14 +572,21 @@ export class OverlayAgent extends EventEmitter {
 
   /**
    * Marks the blocks of hosts that left as orphaned (their grace period starts). One pass per
-   * burst of departures: 1000 hosts leaving at once cost a few passes, not 1000.
+   * burst of departures: 1000 hosts leaving at once cost a few passes, not 1000; a pass asks
+   * etcd about the departed hosts only (registry.markOrphansOf), not about every host.
    */
   private scheduleOrphanMark(ns: NetState): void {
     if (ns.marking) { ns.markAgain = true; return; }
     ns.marking = true;
     const pass = (): void => {
       ns.markAgain = false;
-      this.registry.markOrphans(ns.network.name, this.now())
+      // The departed hosts' own blocks (a few requests each); a waiting host, which needs every
+      // dead holder's block marked, reads them all.
+      const departed = ns.departed;
+      ns.departed = new Map();
+      const marking = ns.shortage ? this.registry.markOrphans(ns.network.name, this.now())
+        : departed.size > 0 ? this.registry.markOrphansOf(ns.network.name, departed, this.now()) : Promise.resolve(0);
+      marking
         .catch((err) => this.log.debug('marking orphaned blocks failed', { error: (err as Error).message }))
         .finally(() => {
           if (ns.markAgain && !this.stopped) pass();
