@@ -349,8 +349,8 @@ async function convergence(h, check) {
     say(`# etcd requests per join at n=${s.n} (all clients; the registration's own Txn included): ${s.requests.map((q) => JSON.stringify(q)).join(' ')}`);
   }
   const ro = r.rolling;
-  say(`# rolling restart of ${ro.hosts} simulated hosts (each away ${ro.absentMs} ms, one every ${ro.staggerMs} ms, ${f1(ro.durationMs)} ms in all): every route right on the 3 real hosts ${f1(ro.settleMs)} ms after the last came back; ${ro.gaps} route gaps seen, ${ro.foreignGaps} of a host that did not restart; worst gap beyond its host's absence ${f1(ro.worstExcessMs)} ms${ro.problem ? `; NOT SETTLED in 10 s: ${ro.problem}` : ''}`);
-  say(`# real host-4 joining ${r.real.peers} hosts: start() (registered) ${f1(r.real.startMs)} ms; its route on all 3 real hosts ${f1(r.real.joinMs)} ms later; it programmed all ${r.real.peers} peers ${f1(r.real.programAllMs)} ms after start; etcd requests ${JSON.stringify(r.real.requests)}`);
+  say(`# rolling restart of ${ro.hosts} simulated hosts (each away ${ro.absentMs} ms, one every ${ro.staggerMs} ms, ${f1(ro.durationMs)} ms in all): every route right on the 3 real hosts ${f1(ro.settleMs)} ms after the last came back; ${ro.gaps} route gaps seen, ${ro.foreignGaps} of a host that did not restart; worst gap beyond its host's absence ${f1(ro.worstExcessMs)} ms${ro.problem ? `; NOT SETTLED in 10 s: ${ro.problem}` : ''}; full reconciliations of the 3 real agents meanwhile ${JSON.stringify(ro.fullSyncs)}`);
+  say(`# real host-4 joining ${r.real.peers} hosts: start() (registered) ${f1(r.real.startMs)} ms; its route on all 3 real hosts ${f1(r.real.joinMs)} ms later; it programmed all ${r.real.peers} peers ${f1(r.real.programAllMs)} ms after start; etcd requests ${JSON.stringify(r.real.requests)}; full reconciliations of the 3 others meanwhile ${JSON.stringify(r.real.fullSyncsOthers)}`);
   const biggest = r.sizes[r.sizes.length - 1];
   const smallest = r.sizes.find((s) => s.n >= 1000) ?? r.sizes[0];
   const worstOf = (s) => Math.max(...s.joins);

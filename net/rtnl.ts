@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { findTool } from './nat';
 import { NetnsHandle, inNetnsSync } from './netns';
 import { NlChannel } from './nl-channel';
-import { LinkFields, RT_TABLE_MAIN, newAddressBody, newFdbBody, newNeighbourBody, newRouteBody, newVethBody, parseLinkBody, setLinkBody } from './rtnl-wire';
+import { LinkFields, RT_TABLE_MAIN, newAddressBody, newNeighbourBody, newRouteBody, newVethBody, parseLinkBody, setLinkBody } from './rtnl-wire';
 
 const RTM_NEWLINK = 16;
 const RTM_SETLINK = 19;
@@ -240,24 +240,38 @@ export class Rtnl {
       throw new DatapathFailure(`cannot monitor netlink in ${ns ? ns.path : 'the host namespace'}: ${(err as Error).message}`);
     }
     // The raw messages, for their type (new or deleted), which node-netlink's parsed ones lack.
-    sock.socket.on('message', (msgs: ReadonlyArray<{ type: number; data: Buffer }>) => {
+    // Nothing runs inside node-netlink's native callback but queueing: the messages are parsed
+    // and handed over on the next turn of the event loop, in one batch per turn (a listener
+    // that programs the kernel from inside the callback was seen to abort the process under a
+    // burst of thousands of notifications).
+    let queued: Array<{ type: number; data: Buffer }> = [];
+    let closed = false;
+    const deliver = (): void => {
+      const msgs = queued;
+      queued = [];
+      if (closed) return;
       const changes: RtnlChange[] = [];
       for (const x of msgs) {
+        if (x.type === 0) { changes.push({ kind: 'overflow', ifindex: undefined }); continue; }
         try { changes.push(toChange(x.type, parseMessage(x.type, x.data))); } catch { /* a message node-netlink cannot parse: not one of ours */ }
       }
       if (changes.length === 0) return;
-      // Never throw into the native callback (that aborts the process): a listener that fails
-      // is told everything may have changed instead.
       try { onChange(changes); } catch { try { onChange([{ kind: 'overflow', ifindex: undefined }]); } catch { /* nothing more to do */ } }
-    });
+    };
+    const enqueue = (msgs: ReadonlyArray<{ type: number; data: Buffer }>): void => {
+      if (queued.length === 0) setImmediate(deliver);
+      for (const x of msgs) queued.push(x);
+    };
+    sock.socket.on('message', enqueue);
     sock.on('invalid', () => { /* reported above */ });
     // A burst (thousands of entries changed at once) can overflow the socket's receive buffer:
     // recv fails with ENOBUFS and notifications are lost. Unhandled, that error would abort the
     // process from the native callback; reported as an 'overflow' change, it makes the listener
     // re-read everything.
     try { sock.socket.socket.setRecvBufferSize(4 << 20); } catch { /* keep the default */ }
-    sock.socket.on('error', () => { try { onChange([{ kind: 'overflow', ifindex: undefined }]); } catch { /* see above */ } });
-    return { close: () => { try { sock.socket.socket.close(); } catch { /* already closed */ } } };
+    // Type 0 in the queue: notifications were lost.
+    sock.socket.on('error', () => enqueue([{ type: 0, data: Buffer.alloc(0) }]));
+    return { close: () => { closed = true; try { sock.socket.socket.close(); } catch { /* already closed */ } } };
   }
 
   close(): void {
@@ -422,6 +436,19 @@ export class Rtnl {
     }
   }
 
+  /** The route the kernel would take to `dst` (a FIB lookup, not a dump); undefined when there is none. */
+  async routeTo(dst: Ip): Promise<{ oif: number | undefined; gw: Ip | undefined } | undefined> {
+    try {
+      const msgs = await this.sock.getRoute({ family: afOf(dst.family), dstLen: dst.family === 4 ? 32 : 128 }, { dst: ipBytes(dst) });
+      const m = msgs[0];
+      return m ? { oif: m.attrs.oif, gw: addrOf(m.attrs.gateway) } : undefined;
+    } catch (err) {
+      const e = errno(err);
+      if (e === 'ENETUNREACH' || e === 'EHOSTUNREACH' || e === 'ESRCH' || e === 'ENOENT') return undefined;
+      throw this.fail(`cannot look up the route to ${formatIp(dst)}`, err);
+    }
+  }
+
   /** Adds a route; `onlink`: the gateway is taken as reachable on oif whatever the link's addresses. */
   async addRoute(route: { dst: Cidr; gw?: Ip; oif?: number; onlink?: boolean }): Promise<void> {
     try {
@@ -564,8 +591,8 @@ export class Rtnl {
    */
   async setFdb(index: number, mac: string, dst: Ip): Promise<void> {
     try {
-      // On vxnet's channel: a burst (thousands of peers at start-up) goes to the kernel in batches.
-      await this.channel.request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, newFdbBody(index, macToBytes(mac), ipBytes(dst)));
+      await this.sock.newNeighbor({ family: AF_BRIDGE, ifindex: index, state: { permanent: true }, flags: { self: true } },
+        { lladdr: macToBytes(mac), dst: ipBytes(dst) }, { flags: NLM_F_CREATE | NLM_F_REPLACE });
     } catch (err) {
       throw this.fail(`cannot set fdb ${mac} dst ${formatIp(dst)} on link #${index}`, err);
     }

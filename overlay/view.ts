@@ -159,8 +159,9 @@ export class DesiredView {
       case 'neigh': {
         const want = this.neigh.get(neighKey(c.ip))?.e;
         if (c.op === 'del') return want === undefined;
-        // A non-permanent entry is the kernel's own (resolution), harmless unless it stands where ours should.
-        if (!c.permanent) return want === undefined;
+        // A non-permanent entry is the kernel's own (resolution; also reported, without a MAC,
+        // while one of ours is replaced). Ours being removed arrives as a deletion.
+        if (!c.permanent) return true;
         return want !== undefined && want.mac.toLowerCase() === c.mac.toLowerCase();
       }
       case 'fdb': {
