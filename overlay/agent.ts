@@ -49,7 +49,7 @@ import type { Rtnl, RtnlChange } from '../net/rtnl';
 import { SyncReport, VtepProgrammer } from './apply';
 import { writeLocalState } from './local';
 import { LeaseKeeper } from '../etcd/lease';
-import { BlockShortage, Entries, OverlayNetwork, Peer, blockShortage, gatewayOf, vtepIpOf, describeShortage, shortageToJson, vtepMacFor, vxlanDeviceName } from './plan';
+import { BlockShortage, Entries, EntryDiff, OverlayNetwork, Peer, blockShortage, gatewayOf, vtepIpOf, describeShortage, shortageToJson, vtepMacFor, vxlanDeviceName } from './plan';
 import { DesiredView, KernelEntryChange, ViewUpdate } from './view';
 import { DEFAULT_BLOCK_GRACE_SECONDS, DEFAULT_OVERLAY_PREFIX, MemberRecord, encodeHost, encodeMember, encodeUsage, lastSegment } from './records';
 import { callOptions, etcdCall } from '../etcd/client';
@@ -121,6 +121,8 @@ interface NetState {
   peers: Map<string, MemberRecord>;
   /** What the device should hold, as last programmed (overlay/view.ts). */
   view: DesiredView;
+  /** Entry keys our own incremental syncs changed, with when (oldest first): see isEcho. */
+  touched: Map<string, number>;
   /** Why the next sync is a full one (logs, the synced event). */
   fullReason?: string;
   /** Hosts seen leaving since the last orphan-marking pass, with their blocks. */
@@ -142,6 +144,13 @@ interface NetState {
 
 /** How often a device is reconciled in full when nothing asked for it (AgentOptions.checkIntervalMs). */
 export const DEFAULT_CHECK_INTERVAL_MS = 300_000;
+
+/** How long a notification about an entry our own sync changed is taken for its echo. */
+const ECHO_WINDOW_MS = 2000;
+
+/** The kernel's key of an entry (neighbour by IP, FDB by MAC, route by destination), as touch() records it. */
+const entryKey = (k: KernelEntryChange): string =>
+  k.what === 'neigh' ? `n ${formatIp(k.ip)}` : k.what === 'fdb' ? `f ${k.mac.toLowerCase()}` : `r ${formatCidr(k.dst)}`;
 
 /** A kernel notification in a few words (why a full reconciliation ran). */
 export function describeChange(c: RtnlChange): string {
@@ -240,7 +249,7 @@ export class OverlayAgent extends EventEmitter {
   async start(): Promise<void> {
     for (const network of await this.definitions()) {
       const ns: NetState = {
-        network, blocks: [], programmer: undefined, shortage: undefined, peers: new Map(), view: new DesiredView(this.options.hostId), pending: new Set(), departed: new Map(),
+        network, blocks: [], programmer: undefined, shortage: undefined, peers: new Map(), view: new DesiredView(this.options.hostId), pending: new Set(), departed: new Map(), touched: new Map(),
         full: true, fullReason: 'start', running: false, index: undefined, mtu: 0,
       };
       const got = await this.leaseBlocks(network);
@@ -567,7 +576,28 @@ export class OverlayAgent extends EventEmitter {
       return c.op === 'new' ? ours : !ours;
     }
     const k = kernelEntryChange(c);
-    return k !== undefined && ns.view.explains(k);
+    if (k === undefined) return false;
+    // A key our own syncs touched moments ago: its notification may describe a state the view
+    // has already moved past (a host leaving and coming back), so it is taken as our echo.
+    const at = ns.touched.get(entryKey(k));
+    if (at !== undefined && this.now() - at < ECHO_WINDOW_MS) return true;
+    return ns.view.explains(k);
+  }
+
+  /** Remembers the keys a diff touches (see isEcho), forgetting those older than the window. */
+  private touch(ns: NetState, d: EntryDiff): void {
+    const now = this.now();
+    const add = (key: string): void => { ns.touched.delete(key); ns.touched.set(key, now); };
+    for (const e of [d.set, d.del]) {
+      for (const n of e.neigh) add(`n ${formatIp(n.ip)}`);
+      for (const f of e.fdb) add(`f ${f.mac.toLowerCase()}`);
+      for (const r of e.routes) add(`r ${formatCidr(r.dst)}`);
+    }
+    // Insertion order is age order (a key touched again moves to the end).
+    for (const [key, at] of ns.touched) {
+      if (now - at < ECHO_WINDOW_MS) break;
+      ns.touched.delete(key);
+    }
   }
 
   /**
@@ -631,6 +661,7 @@ export class OverlayAgent extends EventEmitter {
             update = ns.view.update(new Map([...ids].map((id) => [id, ns.peers.get(id)])));
             const planMs = Number(process.hrtime.bigint() - t0) / 1e6;
             if (update.recomputed) for (const c of update.conflicts) this.log.warn('peer left out: it clashes with another', { network, ...c });
+            this.touch(ns, update.diff);
             const r = await programmer.applyDiff(ns.index, update.diff, ns.mtu);
             report = { ...r, ms: r.ms + planMs, steps: { plan: Math.round(planMs * 100) / 100, ...r.steps } };
           }
