@@ -145,6 +145,9 @@ interface NetState {
 /** How often a device is reconciled in full when nothing asked for it (AgentOptions.checkIntervalMs). */
 export const DEFAULT_CHECK_INTERVAL_MS = 300_000;
 
+/** A diff larger than this is applied with the kernel notifications closed (withMonitorPaused). */
+const MONITOR_PAUSE_ENTRIES = 300;
+
 /** How long a notification about an entry our own sync changed is taken for its echo. */
 const ECHO_WINDOW_MS = 2000;
 
@@ -196,6 +199,8 @@ export class OverlayAgent extends EventEmitter {
   private registerTimer: NodeJS.Timeout | undefined;
   private monitor: { close(): void } | undefined;
   private checkTimer: NodeJS.Timeout | undefined;
+  /** How many bursts of our own changes run with the kernel notifications closed (withMonitorPaused). */
+  private monitorPaused = 0;
   private readonly ttl: number;
   private readonly graceMs: number;
   private readonly retryMs: number;
@@ -258,7 +263,7 @@ export class OverlayAgent extends EventEmitter {
       else this.waitFor(ns, got.shortage);
       this.nets.set(network.name, ns);
     }
-    this.monitor = this.c.monitor?.((changes) => this.onKernelChange(changes));
+    this.openMonitor();
     await etcdCall('register', () => this.register());
     for (const ns of this.nets.values()) await this.watch(ns);
     // Registered now: the orphan marks made while claiming cannot take this host for dead.
@@ -559,6 +564,30 @@ export class OverlayAgent extends EventEmitter {
     }
   }
 
+  private openMonitor(): void {
+    if (this.stopped || this.monitor || this.monitorPaused > 0) return;
+    this.monitor = this.c.monitor?.((changes) => this.onKernelChange(changes));
+  }
+
+  /**
+   * Closes the kernel notifications around a burst of our own changes (more than
+   * MONITOR_PAUSE_ENTRIES entries, incremental or full): thousands of echoes overflow the
+   * socket's buffer, and node-netlink reports that overflow, when poll sees it first, by
+   * aborting the process (a null syscall name in its error path). Damage done meanwhile is
+   * left to the periodic check.
+   */
+  private async withMonitorPaused<T>(fn: () => Promise<T>): Promise<T> {
+    this.monitorPaused++;
+    this.monitor?.close();
+    this.monitor = undefined;
+    try {
+      return await fn();
+    } finally {
+      this.monitorPaused--;
+      this.openMonitor();
+    }
+  }
+
   private requestFull(ns: NetState, reason: string): void {
     if (!ns.full) ns.fullReason = reason;
     ns.full = true;
@@ -654,7 +683,8 @@ export class OverlayAgent extends EventEmitter {
           if (full) {
             update = ns.view.reset(ns.peers.values());
             for (const c of update.conflicts) this.log.warn('peer left out: it clashes with another', { network, ...c });
-            report = await programmer.reconcile(ns.view.entries(), update.conflicts);
+            report = await programmer.reconcile(ns.view.entries(), update.conflicts,
+              (size, apply) => (size > MONITOR_PAUSE_ENTRIES ? this.withMonitorPaused(apply) : apply()));
             ns.mtu = report.mtu;
           } else {
             const t0 = process.hrtime.bigint();
@@ -662,7 +692,9 @@ export class OverlayAgent extends EventEmitter {
             const planMs = Number(process.hrtime.bigint() - t0) / 1e6;
             if (update.recomputed) for (const c of update.conflicts) this.log.warn('peer left out: it clashes with another', { network, ...c });
             this.touch(ns, update.diff);
-            const r = await programmer.applyDiff(ns.index, update.diff, ns.mtu);
+            const size = [update.diff.set, update.diff.del].reduce((n, e) => n + e.neigh.length + e.fdb.length + e.routes.length, 0);
+            const apply = (): Promise<SyncReport> => programmer.applyDiff(ns.index as number, update.diff, ns.mtu);
+            const r = size > MONITOR_PAUSE_ENTRIES ? await this.withMonitorPaused(apply) : await apply();
             report = { ...r, ms: r.ms + planMs, steps: { plan: Math.round(planMs * 100) / 100, ...r.steps } };
           }
           ns.index = report.index;
@@ -697,6 +729,7 @@ export class OverlayAgent extends EventEmitter {
     if (this.registerTimer) clearTimeout(this.registerTimer);
     if (this.checkTimer) clearInterval(this.checkTimer);
     this.monitor?.close();
+    this.monitor = undefined;
     for (const ns of this.nets.values()) {
       if (ns.retry) clearTimeout(ns.retry);
       if (ns.claimTimer) clearTimeout(ns.claimTimer);

@@ -201,8 +201,11 @@ export class VtepProgrammer {
   /**
    * The full reconciliation: ensures the device, reads what it holds and makes its entries
    * exactly `entries` (start-up, a watch's reset, kernel damage, the periodic check).
+   * `aroundApply` wraps the programming, told how many entries change (the agent closes its
+   * kernel notifications around a burst).
    */
-  async reconcile(entries: Entries, conflicts: readonly Conflict[] = []): Promise<SyncReport> {
+  async reconcile(entries: Entries, conflicts: readonly Conflict[] = [],
+    aroundApply: (size: number, apply: () => Promise<void>) => Promise<void> = (_n, apply) => apply()): Promise<SyncReport> {
     const start = process.hrtime.bigint();
     const steps: Record<string, number> = {};
     let mark = start;
@@ -217,10 +220,10 @@ export class VtepProgrammer {
     step('read');
     const d = diffEntries(entries, actual);
     step('diff');
-    await this.apply(dev.index, d);
-    step('apply');
     const set = d.set.neigh.length + d.set.fdb.length + d.set.routes.length;
     const deleted = d.del.neigh.length + d.del.fdb.length + d.del.routes.length;
+    await aroundApply(set + deleted, () => this.apply(dev.index, d));
+    step('apply');
     const ms = Number(process.hrtime.bigint() - start) / 1e6;
     if (set + deleted > 0 || dev.action !== 'kept') {
       this.log.info('overlay synced', { device: this.config.device, action: dev.action, set, deleted, ms: Math.round(ms * 10) / 10 });
