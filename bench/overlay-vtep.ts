@@ -5,7 +5,8 @@
 //   overlay-vtep.ts program DEV VNI NS,ID,UNDERLAY,BLOCK ...   each host syncs all the others
 //   overlay-vtep.ts scale DEV VNI NS UNDERLAY BLOCK N          one host: time to program N peers
 //   overlay-vtep.ts converge ENDPOINT N1,N2 NS1 NS2 NS3 NS4     etcd convergence (as scale.test.ts)
-// Prints one line `RESULT {json}`.
+// Prints one line `RESULT {json}`. Env (diagnosis): BNOV_DEBUG=1 prints a listener's exception
+// before it propagates; BNOV_NO_MONITOR=1 runs the agents without kernel notifications.
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';

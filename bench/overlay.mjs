@@ -23,7 +23,13 @@
 //     registration to its route on all 3 real hosts (3 samples per N, target < 1 s), and a real
 //     agent joining (bnov<ID>-g4) at the largest N.
 //
-// Env: BENCH_OVERLAY_SECONDS=10 BENCH_OVERLAY_ROUNDS=6 BENCH_OVERLAY_PEERS=1000
+//     Since issue 17 also: the simulator writes 32 hosts per transaction; a profile of the real
+//     agents per join (watch delivery, syncs, their steps), etcd requests per join, heap per
+//     agent, a rolling restart of 100 simulated hosts and the 4th agent's start-up (see
+//     bench/README.md); a join's route is checked by a FIB lookup per host and ms.
+//
+// Env: BENCH_OVERLAY_PARTS=tput,program,converge (which parts run; default all)
+//      BENCH_OVERLAY_SECONDS=10 BENCH_OVERLAY_ROUNDS=6 BENCH_OVERLAY_PEERS=1000
 //      BENCH_OVERLAY_PIN=0 (iperf3 client and server not pinned to CPUs 0 and 1)
 //      BENCH_OVERLAY_BRIDGE_NF=0|1 (bridge-nf-call-* in both hosts; default: as found)
 //      BENCH_OVERLAY_SIMS=100,1000 (simulated host counts; "0" skips (3)) BENCH_ETCD=/usr/bin/etcd
