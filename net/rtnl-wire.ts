@@ -32,6 +32,8 @@ const NDA_DST = 1;
 const NDA_LLADDR = 2;
 const NUD_PERMANENT = 0x80;
 const NTF_PROXY = 0x08;
+const NTF_SELF = 0x02;
+const AF_BRIDGE = 7;
 export const RT_TABLE_MAIN = 254;
 /** RTNH_F_ONLINK in rtm_flags: the gateway is on the link even though no address says so. */
 export const RTNH_F_ONLINK = 4;
@@ -168,6 +170,15 @@ export function newNeighbourBody(family: number, index: number, dst: Buffer, lla
 export function newProxyNeighbourBody(family: number, index: number, dst: Buffer): Buffer {
   return new Writer().u8(family).u8(0).u16(0).s32(index).u16(NUD_PERMANENT).u8(NTF_PROXY).u8(0)
     .attr(NDA_DST, dst).done();
+}
+
+/**
+ * RTM_NEWNEIGH's body for a VXLAN device's forwarding entry: family AF_BRIDGE, permanent,
+ * NTF_SELF (the device's own table), MAC -> remote (`bridge fdb replace MAC dev DEV dst IP self permanent`).
+ */
+export function newFdbBody(index: number, lladdr: Buffer, dst: Buffer): Buffer {
+  return new Writer().u8(AF_BRIDGE).u8(0).u16(0).s32(index).u16(NUD_PERMANENT).u8(NTF_SELF).u8(0)
+    .attr(NDA_LLADDR, lladdr).attr(NDA_DST, dst).done();
 }
 
 /** What vxnet reads of a link message (RTM_NEWLINK). */

@@ -7,6 +7,7 @@ import { RtNetlinkSocket, createRtNetlink } from 'netlink/dist/rt/rt';
 import * as ifla from 'netlink/dist/rt/ifla';
 import type * as rt from 'netlink/dist/rt/gen_structs';
 import { AttrStream } from 'netlink/dist/structs';
+import { parseMessage } from 'netlink/dist/rt/structs';
 import { closeSync } from 'node:fs';
 import { DatapathFailure } from '../lib/errors';
 import { Cidr, Ip, familyBits, formatCidr, formatIp } from '../ipam/addr';
@@ -14,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { findTool } from './nat';
 import { NetnsHandle, inNetnsSync } from './netns';
 import { NlChannel } from './nl-channel';
-import { LinkFields, RTNH_F_ONLINK, RT_TABLE_MAIN, newAddressBody, newNeighbourBody, newProxyNeighbourBody, newRouteBody, newVethBody, parseLinkBody, setLinkBody } from './rtnl-wire';
+import { LinkFields, RT_TABLE_MAIN, newAddressBody, newNeighbourBody, newProxyNeighbourBody, newRouteBody, newVethBody, parseLinkBody, setLinkBody } from './rtnl-wire';
 
 const RTM_NEWLINK = 16;
 const RTM_SETLINK = 19;
@@ -123,6 +124,53 @@ export interface RtnlChange {
   /** 'overflow': notifications were lost (receive buffer full); assume anything changed. */
   readonly kind: 'link' | 'address' | 'neighbor' | 'route' | 'overflow' | string;
   readonly ifindex: number | undefined;
+  /** Created or changed ('new'), or deleted ('del'); undefined when not told. */
+  readonly op?: 'new' | 'del';
+  /** An address added to or removed from the link. */
+  readonly address?: Cidr;
+  /** A main-table unicast route: its destination and gateway (other routes carry none). */
+  readonly route?: { readonly dst: Cidr; readonly gw: Ip | undefined };
+  /** An IPv4/IPv6 neighbour entry (ARP, NDP). */
+  readonly neigh?: { readonly ip: Ip; readonly mac: string; readonly permanent: boolean };
+  /** A forwarding database entry (bridge family): a VXLAN device's MAC -> remote. */
+  readonly fdb?: { readonly mac: string; readonly dst: Ip | undefined };
+}
+
+const RTM_DELROUTE = 25;
+const RTM_DELNEIGH = 29;
+const RTM_DELLINK = 17;
+const RTM_DELADDR = 21;
+
+/** An address attribute, undefined when it is not one (empty, or of an odd length). */
+const addrOf = (b: Buffer | undefined): Ip | undefined => (b && (b.length === 4 || b.length === 16) ? ipFromBytes(b) : undefined);
+
+/** One notification in RtnlChange's terms (what an agent needs to tell its own changes' echo from someone else's). */
+export function toChange(type: number, m: ReturnType<typeof parseMessage>): RtnlChange {
+  const op = type === RTM_DELROUTE || type === RTM_DELNEIGH || type === RTM_DELLINK || type === RTM_DELADDR ? 'del' : 'new';
+  switch (m.kind) {
+    case 'link': return { kind: m.kind, ifindex: m.data.index, op };
+    case 'address': {
+      const ip = addrOf(m.attrs.local ?? m.attrs.address);
+      return { kind: m.kind, ifindex: m.data.index, op, ...(ip ? { address: { ip, prefix: m.data.prefixlen ?? 0 } } : {}) };
+    }
+    case 'neighbor': {
+      const base = { kind: m.kind, ifindex: m.data.ifindex, op } as const;
+      if (m.data.family === AF_BRIDGE) {
+        return m.attrs.lladdr ? { ...base, fdb: { mac: macFromBytes(m.attrs.lladdr), dst: addrOf(m.attrs.dst) } } : base;
+      }
+      const ip = addrOf(m.attrs.dst);
+      if (!ip) return base;
+      return { ...base, neigh: { ip, mac: macFromBytes(m.attrs.lladdr), permanent: Boolean(m.data.state?.permanent) } };
+    }
+    case 'route': {
+      const base = { kind: m.kind, ifindex: m.attrs.oif, op } as const;
+      if ((m.data.table ?? RT_TABLE_MAIN) !== RT_TABLE_MAIN || m.data.type !== 'UNICAST') return base;
+      const family = m.data.family === AF_INET6 ? 6 : 4;
+      const dst: Cidr = { ip: addrOf(m.attrs.dst) ?? { family, value: 0n }, prefix: m.data.dstLen ?? 0 };
+      return { ...base, route: { dst, gw: addrOf(m.attrs.gateway) } };
+    }
+    default: return { kind: m.kind, ifindex: undefined, op };
+  }
 }
 
 /** node-netlink reports a kernel error as Error("Request rejected: ENODEV"): the errno name. */
@@ -138,6 +186,8 @@ const errno = (err: unknown): string | undefined => {
  */
 export class Rtnl {
   private nl: RtNetlinkSocket | undefined;
+  /** The last error node-netlink's socket reported (see sock). */
+  lastSocketError: Error | undefined;
 
   private constructor(private readonly channel: NlChannel, private readonly inHost: boolean, readonly where: string) {}
 
@@ -167,6 +217,10 @@ export class Rtnl {
     } catch (err) {
       throw new DatapathFailure(`cannot open a netlink socket in ${this.inHost ? 'the host namespace' : this.where}: ${(err as Error).message}`);
     }
+    // An 'error' event nobody listens to is thrown, and from the native callback that aborts
+    // the process (seen under a burst of thousands of entries). Recorded instead: the request
+    // it concerned fails or times out on its own.
+    this.nl.socket.on('error', (err: Error) => { this.lastSocketError = err; });
     return this.nl;
   }
 
@@ -185,25 +239,39 @@ export class Rtnl {
       if (err instanceof Error && err.name === 'InvalidNetns') throw err;
       throw new DatapathFailure(`cannot monitor netlink in ${ns ? ns.path : 'the host namespace'}: ${(err as Error).message}`);
     }
-    sock.on('message', (msgs) => {
-      onChange(msgs.map((m) => {
-        switch (m.kind) {
-          case 'link': return { kind: m.kind, ifindex: m.data.index };
-          case 'address': return { kind: m.kind, ifindex: m.data.index };
-          case 'neighbor': return { kind: m.kind, ifindex: m.data.ifindex };
-          case 'route': return { kind: m.kind, ifindex: m.attrs.oif };
-          default: return { kind: m.kind, ifindex: undefined };
-        }
-      }));
-    });
-    sock.on('invalid', () => { /* a message node-netlink cannot parse: not one of ours */ });
+    // The raw messages, for their type (new or deleted), which node-netlink's parsed ones lack.
+    // Nothing runs inside node-netlink's native callback but queueing: the messages are parsed
+    // and handed over on the next turn of the event loop, in one batch per turn (a listener
+    // that programs the kernel from inside the callback was seen to abort the process under a
+    // burst of thousands of notifications).
+    let queued: Array<{ type: number; data: Buffer }> = [];
+    let closed = false;
+    const deliver = (): void => {
+      const msgs = queued;
+      queued = [];
+      if (closed) return;
+      const changes: RtnlChange[] = [];
+      for (const x of msgs) {
+        if (x.type === 0) { changes.push({ kind: 'overflow', ifindex: undefined }); continue; }
+        try { changes.push(toChange(x.type, parseMessage(x.type, x.data))); } catch { /* a message node-netlink cannot parse: not one of ours */ }
+      }
+      if (changes.length === 0) return;
+      try { onChange(changes); } catch { try { onChange([{ kind: 'overflow', ifindex: undefined }]); } catch { /* nothing more to do */ } }
+    };
+    const enqueue = (msgs: ReadonlyArray<{ type: number; data: Buffer }>): void => {
+      if (queued.length === 0) setImmediate(deliver);
+      for (const x of msgs) queued.push(x);
+    };
+    sock.socket.on('message', enqueue);
+    sock.on('invalid', () => { /* reported above */ });
     // A burst (thousands of entries changed at once) can overflow the socket's receive buffer:
     // recv fails with ENOBUFS and notifications are lost. Unhandled, that error would abort the
     // process from the native callback; reported as an 'overflow' change, it makes the listener
     // re-read everything.
     try { sock.socket.socket.setRecvBufferSize(4 << 20); } catch { /* keep the default */ }
-    sock.socket.on('error', () => onChange([{ kind: 'overflow', ifindex: undefined }]));
-    return { close: () => { try { sock.socket.socket.close(); } catch { /* already closed */ } } };
+    // Type 0 in the queue: notifications were lost.
+    sock.socket.on('error', () => enqueue([{ type: 0, data: Buffer.alloc(0) }]));
+    return { close: () => { closed = true; try { sock.socket.socket.close(); } catch { /* already closed */ } } };
   }
 
   close(): void {
@@ -365,6 +433,19 @@ export class Rtnl {
         .map((m) => ({ index: m.data.index ?? 0, cidr: { ip: ipFromBytes((m.attrs.local ?? m.attrs.address) as Buffer), prefix: m.data.prefixlen ?? 0 } }));
     } catch (err) {
       throw this.fail('cannot list addresses', err);
+    }
+  }
+
+  /** The route the kernel would take to `dst` (a FIB lookup, not a dump); undefined when there is none. */
+  async routeTo(dst: Ip): Promise<{ oif: number | undefined; gw: Ip | undefined } | undefined> {
+    try {
+      const msgs = await this.sock.getRoute({ family: afOf(dst.family), dstLen: dst.family === 4 ? 32 : 128 }, { dst: ipBytes(dst) });
+      const m = msgs[0];
+      return m ? { oif: m.attrs.oif, gw: addrOf(m.attrs.gateway) } : undefined;
+    } catch (err) {
+      const e = errno(err);
+      if (e === 'ENETUNREACH' || e === 'EHOSTUNREACH' || e === 'ESRCH' || e === 'ENOENT') return undefined;
+      throw this.fail(`cannot look up the route to ${formatIp(dst)}`, err);
     }
   }
 
@@ -545,11 +626,10 @@ export class Rtnl {
   async replaceRoute(route: { dst: Cidr; gw: Ip; oif: number; onlink?: boolean }): Promise<void> {
     const family = route.dst.ip.family;
     try {
-      await this.sock.newRoute(
-        { family: afOf(family), dstLen: route.dst.prefix, table: RT_TABLE_MAIN, protocol: 'BOOT', scope: 'UNIVERSE', type: 'UNICAST',
-          ...(route.onlink ? { flags: { __unknown: RTNH_F_ONLINK } } : {}) },
-        { ...(route.dst.prefix > 0 ? { dst: ipBytes(route.dst.ip) } : {}), gateway: ipBytes(route.gw), oif: route.oif },
-        { flags: NLM_F_CREATE | NLM_F_REPLACE });
+      await this.channel.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, newRouteBody({
+        family: afOf(family), dstLen: route.dst.prefix, ...(route.dst.prefix > 0 ? { dst: ipBytes(route.dst.ip) } : {}),
+        gateway: ipBytes(route.gw), oif: route.oif, onlink: route.onlink === true,
+      }));
     } catch (err) {
       throw this.fail(`cannot set route ${formatCidr(route.dst)} via ${formatIp(route.gw)} dev #${route.oif}${route.onlink ? ' onlink' : ''}`, err);
     }

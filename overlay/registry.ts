@@ -161,6 +161,30 @@ export class OverlayRegistry {
   }
 
   /**
+   * Marks the blocks of hosts seen leaving (their member record deleted) as orphaned, when
+   * their host record is gone too: a few requests per host, whatever the cluster's size (the
+   * per-event path; markOrphans reads every host and block). A block already marked, or since
+   * leased by another host, is left alone.
+   */
+  async markOrphansOf(network: string, departed: ReadonlyMap<string, readonly Cidr[]>, now: number): Promise<number> {
+    let marked = 0;
+    for (const [hostId, blocks] of departed) {
+      if (await this.client.get(`read host ${hostId}`, this.k.host(hostId))) continue; // back already (or never gone)
+      for (const block of blocks) {
+        const key = this.k.block(network, block);
+        const kv = await this.client.get(`read block ${formatCidr(block)}`, key);
+        const b = kv ? decodeBlock(network, kv.value.toString()) : undefined;
+        if (!kv || !b || b.hostId !== hostId || b.orphanedAt !== undefined) continue;
+        const r = await this.client.txn('mark an orphaned block', {
+          if: [{ key, modRevision: kv.mod_revision }], then: [{ put: key, value: encodeBlock({ ...b, orphanedAt: now }) }],
+        });
+        if (r.succeeded) marked++;
+      }
+    }
+    return marked;
+  }
+
+  /**
    * Leases this host's block in the subnet: its own again if it has one (clearing an orphan
    * mark), else the lowest free one, else the lowest whose grace period is over.
    */
