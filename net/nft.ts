@@ -76,7 +76,13 @@ export class NftRunner {
     const [cmd, args] = this.command(['monitor']);
     // Warnings ("W: Received event for an unknown set.") go to stderr; one pipe for both keeps
     // them in order with the transaction they belong to.
-    const child = spawn('/bin/sh', ['-c', 'exec "$0" "$@" 2>&1', cmd, ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // `nft monitor` never reads stdin and writes only when an event comes, so a vxnetd killed with
+    // SIGKILL would leave it running for good (in a namespace gone quiet, forever): setpriv's
+    // parent-death signal ends it with its parent. It execs, so the pid is nft's.
+    const setpriv = findTool('setpriv');
+    const shell = ['/bin/sh', '-c', 'exec "$0" "$@" 2>&1', cmd, ...args];
+    const argv = setpriv ? [setpriv, '--pdeathsig', 'KILL', ...shell] : shell;
+    const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
     let rest = '';
     const feed = (b: Buffer): void => {
       const text = rest + b.toString('utf8');
@@ -93,6 +99,8 @@ export class NftRunner {
 
 export class NftMonitor {
   constructor(private readonly child: ChildProcess) {}
+  /** The monitor's pid (nft's: the wrappers exec). */
+  get pid(): number | undefined { return this.child.pid; }
   /** Ends this monitor (its own pid only) and waits for it to exit. */
   stop(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve();

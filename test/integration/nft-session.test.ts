@@ -2,6 +2,8 @@
 // a line is one transaction (a failing statement undoes the whole line, reported as a typed
 // error), the session sees tables changed by other processes, comes back after its process is
 // killed, and its pid counts as the runner's own (the VIP table's guard relies on it).
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
 import t from 'tap';
 import { DatapathFailure } from '../../lib/errors';
 import { NftRunner } from '../../net/nft';
@@ -52,5 +54,21 @@ async function main(): Promise<void> {
     t.match(await nft('list', 'set', 'inet', 'vxtsess', 's'), /10\.0\.1\.2/);
     t.not(session.pid, pid, 'a new process');
     t.notOk(runner.isOwn(pid), 'the dead one no longer counts as own');
+  });
+
+  t.test('nft monitor ends with its owner, even when the owner is SIGKILLed', async (t) => {
+    const owner = spawn(process.execPath, [...process.execArgv, path.join(__dirname, 'helpers', 'nft-monitor-owner.ts'), ns.name], { stdio: ['ignore', 'pipe', 'inherit'] });
+    t.teardown(() => { if (owner.exitCode === null && owner.signalCode === null) owner.kill('SIGKILL'); });
+    const pid = await new Promise<number>((resolve, reject) => {
+      owner.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().trim())));
+      owner.once('exit', () => reject(new Error('the owner exited before printing the monitor pid')));
+    });
+    t.teardown(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone, as it should be */ } });
+    t.match((await exec('ps', ['-o', 'args=', '-p', String(pid)])).stdout, /nft monitor/, 'the monitor runs');
+    owner.kill('SIGKILL');
+    const alive = (): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
+    const deadline = Date.now() + 5000;
+    while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    t.notOk(alive(), 'the monitor is gone after its owner was killed');
   });
 }
