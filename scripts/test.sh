@@ -65,7 +65,8 @@ fi
 # service is left alone: the tests start their own HAProxy through vxnet-lb).
 # conntrack: the VIP table forgets flows of gone backends with it (net/conntrack.ts); openssl: the
 # edge TLS tests' test CA; curl: the VIP cluster test's requests inside namespaces.
-PKGS=(build-essential python3 iproute2 nftables iptables conntrack iputils-ping podman runc containernetworking-plugins busybox-static docker.io etcd-server bind9-dnsutils haproxy wrk openssl curl)
+# chromium: the web view's browser test (test/integration/ui-browser.test.ts, driven by playwright-core).
+PKGS=(build-essential python3 iproute2 nftables iptables conntrack iputils-ping podman runc containernetworking-plugins busybox-static docker.io etcd-server bind9-dnsutils haproxy wrk openssl curl chromium)
 mapfile -t missing < <(missing_debs "${PKGS[@]}")
 if [ "${#missing[@]}" -gt 0 ]; then
   [ "$is_root" -eq 1 ] || die "missing Debian packages (${missing[*]}); run as root or apt-get install them"
