@@ -15,12 +15,13 @@
 // Env: BENCH_VIP_CONNECTS=300 BENCH_VIP_CONNECT_ROUNDS=4 BENCH_VIP_IPERF_SECONDS=3 BENCH_VIP_IPERF_ROUNDS=3 BENCH_VIP_ROUNDS=5 (one-change repeats)
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { f1, f2, intEnv, pct, run, say, table } from './lib.mjs';
+import { netlinkAddon } from '../scripts/esbuild-netlink.mjs';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const CONNECTS = intEnv('BENCH_VIP_CONNECTS', 300);
@@ -121,7 +122,12 @@ async function main() {
       resolveDir: root, loader: 'ts',
     },
     outfile: bundle, bundle: true, platform: 'node', target: 'node20', format: 'cjs', logLevel: 'warning',
+    // As scripts/build.mjs bundles vxnetd: native addons (node-netlink's, for VipTable's netlink
+    // batches) from a built dist/native.
+    external: ['*.node', 'bindings'], define: { __VXNET_BUNDLED__: 'true' }, plugins: [netlinkAddon],
   });
+  process.env.VXNET_DIST = resolvePath(root, process.env.BENCH_DIST || 'dist');
+  if (!existsSync(join(process.env.VXNET_DIST, 'native', 'netlink.node'))) throw new Error(`${process.env.VXNET_DIST}/native/netlink.node is missing: run npm run build (or set BENCH_DIST)`);
   const { VipTable, enableBridgeNetfilter, enableHairpin, parseIp, VipService, EndpointCatalog, MemoryClaims, VipAddresses, parseVipRange, createLogger } = createRequire(import.meta.url)(bundle);
   writeFileSync(join(tmp, 'client.mjs'), CLIENT);
   const ip = (s) => parseIp(s);

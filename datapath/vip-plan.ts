@@ -13,7 +13,8 @@
 // element deletes and adds in one transaction. Weights are slots: a backend of weight 2 takes
 // two of its VIP's slots.
 import { InvalidNetworkConfig } from '../lib/errors';
-import { formatIp, type Ip } from '../ipam/addr';
+import { formatIp, parseIp, type Ip } from '../ipam/addr';
+import type { NftElement, NftSetOps } from '../net/nft-netlink';
 
 export type VipProtocol = 'tcp' | 'udp';
 export interface VipBackend { readonly ip: Ip; readonly port: number; readonly weight: number }
@@ -80,13 +81,20 @@ export function vipName(e: Pick<VipEntry, 'ip' | 'protocol' | 'port'>): string {
 
 /** Throws InvalidNetworkConfig naming the VIP and the field for anything the table cannot express. */
 export function validateVips(entries: readonly VipEntry[]): void {
+  validatedKeys(entries);
+}
+
+/** validateVips, returning each entry's key (vipKeyOf). */
+function validatedKeys(entries: readonly VipEntry[]): string[] {
   const seen = new Set<string>();
+  const keys: string[] = [];
   for (const e of entries) {
     if (e.protocol !== 'tcp' && e.protocol !== 'udp') throw new InvalidNetworkConfig(`VIP ${formatIp(e.ip)}: protocol must be tcp or udp, not "${String(e.protocol)}"`);
     if (!isPort(e.port)) throw new InvalidNetworkConfig(`VIP ${formatIp(e.ip)}: port ${e.port} is not a port (1-65535)`);
     const key = vipKeyOf(e);
     if (seen.has(key)) throw new InvalidNetworkConfig(`VIP ${vipName(e)} is given twice`);
     seen.add(key);
+    keys.push(key);
     if (e.backends.length > MAX_SLOTS) throw new InvalidNetworkConfig(`VIP ${vipName(e)} has ${e.backends.length} backends; at most ${MAX_SLOTS} are supported`);
     for (const b of e.backends) {
       // Texts only for the error: formatting every backend costs ~10 us each at 30,000 backends.
@@ -96,6 +104,7 @@ export function validateVips(entries: readonly VipEntry[]): void {
       if (!Number.isInteger(b.weight) || b.weight < 1) throw new InvalidNetworkConfig(`VIP ${vipName(e)}: backend ${bn()} has weight ${b.weight}; a weight is an integer >= 1`);
     }
   }
+  return keys;
 }
 
 /** An address as nft text; IPv4 by hand (ipam/addr's memo holds 4,096 and 10,000 VIPs thrash it). */
@@ -115,16 +124,29 @@ interface VipElements {
   readonly hairpins: readonly string[];
 }
 
+/** The slots of a VIP's backends; all weights equal (the common case) is one slot each. */
+function slotsOf(backends: readonly VipBackend[]): number[] {
+  const w0 = backends[0]?.weight;
+  if (backends.every((b) => b.weight === w0)) return backends.map((_, i) => i);
+  return slotsFor(backends.map((b) => b.weight));
+}
+
+/** A VIP's elements as text, for the diff of a changed VIP (a few at a time; the full table is rendered without them). */
 function elementsOf(e: VipEntry): VipElements {
   const f = fam(e.ip);
   const key = vipKeyOf(e);
   if (e.backends.length === 0) return { own: [[`noep${f}`, key, '']], hairpins: [] };
-  const slots = slotsFor(e.backends.map((b) => b.weight));
+  const slots = slotsOf(e.backends);
   const own: Array<readonly [string, string, string]> = [[`services${f}`, key, `goto pick${slots.length}`]];
   const texts = e.backends.map((b) => addrText(b.ip));
   slots.forEach((bi, k) => own.push([`slot${k}_${f}`, key, `${texts[bi] as string} . ${(e.backends[bi] as VipBackend).port}`]));
-  return { own, hairpins: texts.map((a) => `hairpin${f}\0${a} . ${a}`) };
+  return { own, hairpins: texts.map((a) => hairpinRef(f, a)) };
 }
+
+/** A hairpin element's reference-count key: the family's digit, then the backend's address text. */
+const hairpinRef = (f: '4' | '6', a: string): string => f + a;
+const hairpinSet = (ref: string): string => `hairpin${ref[0] as string}`;
+const hairpinKey = (ref: string): string => { const a = ref.slice(1); return `${a} . ${a}`; };
 
 /** Every element the VIPs need, per map or set. Validates first. Pure. */
 export function desiredState(entries: readonly VipEntry[]): VipState {
@@ -133,13 +155,49 @@ export function desiredState(entries: readonly VipEntry[]): VipState {
   return index.state();
 }
 
+/** The bytes of an address (network order). */
+function addrBytes(ip: Ip, out: Uint8Array, at: number): void {
+  if (ip.family === 4) {
+    const v = Number(ip.value);
+    out[at] = v >>> 24; out[at + 1] = (v >>> 16) & 255; out[at + 2] = (v >>> 8) & 255; out[at + 3] = v & 255;
+    return;
+  }
+  let v = ip.value;
+  for (let i = 15; i >= 0; i--) { out[at + i] = Number(v & 255n); v >>= 8n; }
+}
+
+/**
+ * A VIP's key as the kernel stores it: ADDR . PROTO . PORT, each field padded to 4 bytes
+ * (12 bytes for IPv4, 24 for IPv6).
+ */
+function keyBytes(e: VipRef): Uint8Array {
+  const n = e.ip.family === 4 ? 4 : 16;
+  const b = new Uint8Array(n + 8);
+  addrBytes(e.ip, b, 0);
+  b[n] = e.protocol === 'tcp' ? 6 : 17;
+  b[n + 4] = e.port >> 8; b[n + 5] = e.port & 255;
+  return b;
+}
+
+/** A backend as a slot map's value: ADDR . PORT (8 or 20 bytes). */
+function backendBytes(b: VipBackend): Uint8Array {
+  const n = b.ip.family === 4 ? 4 : 16;
+  const out = new Uint8Array(n + 4);
+  addrBytes(b.ip, out, 0);
+  out[n] = b.port >> 8; out[n + 1] = b.port & 255;
+  return out;
+}
+
 /**
  * The desired table kept per VIP, so that a change to a few VIPs costs those VIPs' elements,
- * not the table's: `change` swaps some VIPs' elements and returns the element diff (shared
- * hairpin elements counted by reference). Pure (in-memory state only).
+ * not the table's: `change` swaps some VIPs and returns the element diff (shared hairpin
+ * elements counted by reference). Each VIP is kept as the entry it was handed (entries are
+ * read-only), so a full load of 10,000 VIPs makes no per-element objects: the whole table's
+ * elements are rendered or encoded straight from the entries. Pure (in-memory state only).
  */
 export class VipIndex {
-  private readonly vips = new Map<string, VipElements>();
+  private readonly vips = new Map<string, VipEntry>();
+  /** Per backend address (hairpinRef): how many VIPs have it as a backend. */
   private readonly hairpinRefs = new Map<string, number>();
 
   get size(): number { return this.vips.size; }
@@ -149,34 +207,49 @@ export class VipIndex {
    * already there is replaced). Validates `put` first and changes nothing when it throws.
    */
   change(put: readonly VipEntry[], remove: readonly VipRef[], wantDiff = true): VipDiff {
-    return this.changeKeys(put, remove.map(vipKeyOf), wantDiff);
+    const keys = validatedKeys(put);
+    return this.changeKeys(put, keys, remove.map(vipKeyOf), wantDiff);
   }
 
   /** Makes `entries` the whole state: the VIPs not among them are removed. */
   replaceAll(entries: readonly VipEntry[], wantDiff = true): VipDiff {
-    const keep = new Set(entries.map(vipKeyOf));
-    return this.changeKeys(entries, [...this.vips.keys()].filter((k) => !keep.has(k)), wantDiff);
+    const keys = validatedKeys(entries);
+    const keep = new Set(keys);
+    const remove: string[] = [];
+    for (const k of this.vips.keys()) if (!keep.has(k)) remove.push(k);
+    return this.changeKeys(entries, keys, remove, wantDiff);
   }
 
   /** wantDiff false: the state changes, the diff is not worked out (a full replace follows; at a start that is 40,000 elements). */
-  private changeKeys(put: readonly VipEntry[], remove: readonly string[], wantDiff: boolean): VipDiff {
-    validateVips(put);
-    const touched = new Map<string, VipElements | undefined>();
-    for (const k of remove) touched.set(k, undefined);
-    for (const e of put) touched.set(vipKeyOf(e), elementsOf(e));
+  private changeKeys(put: readonly VipEntry[], putKeys: readonly string[], remove: readonly string[], wantDiff: boolean): VipDiff {
     const deletes = new Map<string, string[]>();
     const adds = new Map<string, Array<readonly [string, string]>>();
     let added = 0;
     let removed = 0;
+    if (!wantDiff) {
+      for (const k of remove) { const old = this.vips.get(k); if (old) { this.refs(old, -1); this.vips.delete(k); } }
+      put.forEach((e, i) => {
+        const k = putKeys[i] as string;
+        const old = this.vips.get(k);
+        if (old) this.refs(old, -1);
+        this.refs(e, 1);
+        this.vips.set(k, e);
+      });
+      for (const [h, n] of this.hairpinRefs) if (n <= 0) this.hairpinRefs.delete(h);
+      return { deletes, adds, added, removed };
+    }
+    const touched = new Map<string, VipEntry | undefined>();
+    for (const k of remove) touched.set(k, undefined);
+    put.forEach((e, i) => touched.set(putKeys[i] as string, e));
     const push = <T>(m: Map<string, T[]>, k: string, v: T): void => { let a = m.get(k); if (!a) m.set(k, (a = [])); a.push(v); };
     const refDelta = new Map<string, number>();
-    for (const [key, next] of touched) {
-      const old = this.vips.get(key);
-      if (old === undefined && next === undefined) continue;
-      if (!wantDiff) {
-        // The state only: no element pairing.
-      } else if (old === undefined || next === undefined) {
-        // A VIP added or removed (the bulk of a start): its elements as they are, no pairing.
+    for (const [key, nextEntry] of touched) {
+      const oldEntry = this.vips.get(key);
+      if (oldEntry === undefined && nextEntry === undefined) continue;
+      const old = oldEntry && elementsOf(oldEntry);
+      const next = nextEntry && elementsOf(nextEntry);
+      if (old === undefined || next === undefined) {
+        // A VIP added or removed: its elements as they are, no pairing.
         if (old) for (const [map, k] of old.own) { push(deletes, map, k); removed++; }
         if (next) for (const [map, k, v] of next.own) { push(adds, map, [k, v] as const); added++; }
       } else {
@@ -189,36 +262,87 @@ export class VipIndex {
       }
       for (const h of old?.hairpins ?? []) refDelta.set(h, (refDelta.get(h) ?? 0) - 1);
       for (const h of next?.hairpins ?? []) refDelta.set(h, (refDelta.get(h) ?? 0) + 1);
-      if (next) this.vips.set(key, next); else this.vips.delete(key);
+      if (nextEntry) this.vips.set(key, nextEntry); else this.vips.delete(key);
     }
     for (const [h, d] of refDelta) {
       if (d === 0) continue;
       const before = this.hairpinRefs.get(h) ?? 0;
       const after = before + d;
-      const [map, k] = h.split('\0') as [string, string];
       if (after > 0) this.hairpinRefs.set(h, after); else this.hairpinRefs.delete(h);
-      if (wantDiff && before === 0 && after > 0) { push(adds, map, [k, ''] as const); added++; }
-      if (wantDiff && before > 0 && after === 0) { push(deletes, map, k); removed++; }
+      if (before === 0 && after > 0) { push(adds, hairpinSet(h), [hairpinKey(h), ''] as const); added++; }
+      if (before > 0 && after === 0) { push(deletes, hairpinSet(h), hairpinKey(h)); removed++; }
     }
     return { deletes, adds, added, removed };
+  }
+
+  /** Counts (d = 1) or uncounts (-1) a VIP's backends in the hairpin references; a count may reach 0 (removed after). */
+  private refs(e: VipEntry, d: number): void {
+    const f = fam(e.ip);
+    for (const b of e.backends) { const h = hairpinRef(f, addrText(b.ip)); this.hairpinRefs.set(h, (this.hairpinRefs.get(h) ?? 0) + d); }
   }
 
   /** Number of elements. */
   get elements(): number {
     let n = this.hairpinRefs.size;
-    for (const v of this.vips.values()) n += v.own.length;
+    for (const e of this.vips.values()) n += e.backends.length === 0 ? 1 : 1 + slotsOf(e.backends).length;
     return n;
   }
 
-  /** renderFull of this state, straight from the index (no intermediate state or diff: 10,000 VIPs are 40,000 elements). */
+  /** renderFull of this state, straight from the entries (one string per element, no intermediate state or diff). */
   renderFull(table: string): string {
     const byMap = new Map<string, string[]>();
     const add = (map: string, el: string): void => { let a = byMap.get(map); if (!a) byMap.set(map, (a = [])); a.push(el); };
-    for (const v of this.vips.values()) for (const [map, k, val] of v.own) add(map, val === '' ? k : `${k} : ${val}`);
-    for (const h of this.hairpinRefs.keys()) { const i = h.indexOf('\0'); add(h.slice(0, i), h.slice(i + 1)); }
-    const lines = [`add table inet ${table}`, `delete table inet ${table}`];
+    for (const e of this.vips.values()) {
+      const f = fam(e.ip);
+      const key = vipKeyOf(e);
+      if (e.backends.length === 0) { add(`noep${f}`, key); continue; }
+      const slots = slotsOf(e.backends);
+      add(`services${f}`, `${key} : goto pick${slots.length}`);
+      slots.forEach((bi, k) => { const b = e.backends[bi] as VipBackend; add(`slot${k}_${f}`, `${key} : ${addrText(b.ip)} . ${b.port}`); });
+    }
+    for (const h of this.hairpinRefs.keys()) add(hairpinSet(h), hairpinKey(h));
+    const lines: string[] = [];
     for (const [map, els] of byMap) lines.push(`add element inet ${table} ${map} { ${els.join(', ')} }`);
-    return `${lines[0]}\n${lines[1]}\n${renderSkeleton(table)}${lines.slice(2).join('\n')}${lines.length > 2 ? '\n' : ''}`;
+    return `add table inet ${table}\ndelete table inet ${table}\n${renderSkeleton(table)}${lines.join('\n')}${lines.length ? '\n' : ''}`;
+  }
+
+  /**
+   * Every element in the kernel's binary form, per map or set, for one netlink transaction
+   * (net/nft-netlink.ts) that empties every map and set of the skeleton and fills them: the
+   * same as renderFull's elements, without nft's parsing. The skeleton must be in place.
+   */
+  encodeFull(): NftSetOps[] {
+    const adds = new Map<string, NftElement[]>();
+    const sets: string[] = ['services4', 'services6', 'hairpin4', 'hairpin6', 'noep4', 'noep6'];
+    for (let k = 0; k < MAX_SLOTS; k++) sets.push(`slot${k}_4`, `slot${k}_6`);
+    for (const s of sets) adds.set(s, []);
+    const add = (set: string, el: NftElement): void => { (adds.get(set) as NftElement[]).push(el); };
+    const verdicts = Array.from({ length: MAX_SLOTS + 1 }, (_, n) => ({ goto: `pick${n}` }));
+    // A backend's value bytes, shared by every slot that holds it (backends back many VIPs).
+    const values = new Map<string, Uint8Array>();
+    for (const e of this.vips.values()) {
+      const f = fam(e.ip);
+      const key = keyBytes(e);
+      if (e.backends.length === 0) { add(`noep${f}`, { key }); continue; }
+      const slots = slotsOf(e.backends);
+      add(`services${f}`, { key, value: verdicts[slots.length] as { goto: string } });
+      slots.forEach((bi, k) => {
+        const b = e.backends[bi] as VipBackend;
+        const vk = `${b.ip.family}:${b.ip.value}:${b.port}`;
+        let value = values.get(vk);
+        if (!value) values.set(vk, (value = backendBytes(b)));
+        add(`slot${k}_${f}`, { key, value });
+      });
+    }
+    for (const h of this.hairpinRefs.keys()) {
+      const ip = parseAddrText(h.slice(1));
+      const n = ip.family === 4 ? 4 : 16;
+      const key = new Uint8Array(2 * n);
+      addrBytes(ip, key, 0);
+      addrBytes(ip, key, n);
+      add(hairpinSet(h), { key });
+    }
+    return sets.map((set) => ({ set, flush: true, add: adds.get(set) as NftElement[] }));
   }
 
   /** Every element, per map or set. */
@@ -229,10 +353,17 @@ export class VipIndex {
       if (!m) state.set(map, (m = new Map()));
       m.set(key, value);
     };
-    for (const v of this.vips.values()) for (const [map, k, val] of v.own) put(map, k, val);
-    for (const h of this.hairpinRefs.keys()) { const [map, k] = h.split('\0') as [string, string]; put(map, k, ''); }
+    for (const e of this.vips.values()) for (const [map, k, val] of elementsOf(e).own) put(map, k, val);
+    for (const h of this.hairpinRefs.keys()) put(hairpinSet(h), hairpinKey(h), '');
     return state;
   }
+}
+
+/** An address text of addrText back (hairpin references keep the text). */
+function parseAddrText(text: string): Ip {
+  const ip = parseIp(text);
+  if (!ip) throw new InvalidNetworkConfig(`"${text}" is not an address`);
+  return ip;
 }
 
 /** What turns `from` into `to`: a changed element is deleted and added again. Pure. */

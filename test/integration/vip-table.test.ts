@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseIp, type Ip } from '../../ipam/addr';
 import { VipTable, type VipEntry } from '../../datapath/vip-table';
+import { desiredState, renderFull } from '../../datapath/vip-plan';
 import { enableBridgeNetfilter, enableHairpin } from '../../net/nat';
 import { exec, newNetns, pollUntil, type Netns } from '../helpers/netns';
 
@@ -186,6 +187,7 @@ async function main(): Promise<void> {
       await pollUntil(works, { timeoutMs: 5000, intervalMs: 20, what: `VIP working after ${edit.join(' ')}` });
       t.comment(`${edit.join(' ')}: restored after ${Date.now() - t0} ms`);
       t.ok(logs.some((l) => /edited by hand/.test(l)), `logged: ${logs.join(' | ')}`);
+      t.notOk(logs.some((l) => /over netlink failed/.test(l)), 'restored over netlink (the skeleton by nft, the elements in one netlink batch)');
     }
   });
 
@@ -194,9 +196,23 @@ async function main(): Promise<void> {
     for (let i = 0; i < 10_000; i++) {
       many.push({ ip: ip(`10.97.${i >> 8}.${i & 255}`), protocol: 'tcp', port: 80, backends: [B(1), B(2), B(3)] });
     }
+    logs.length = 0;
     const s1 = await vips.sync(many);
     t.comment(`10,000 VIPs: ${JSON.stringify(s1)}`);
     t.ok(s1.elementsAdded >= 40_000);
+    t.ok(s1.full, 'a diff of most of the table goes as a full replace');
+    t.same(logs, [], 'over netlink, nothing logged');
+    // The elements written over netlink are those nft writes from the text of the same state.
+    const text = renderFull('vxt-vipt', desiredState(many));
+    t.equal((await exec('ip', ['netns', 'exec', H, 'nft', '-f', '-'], { input: text })).code, 0, 'the text loads into a second table');
+    const elements = async (name: string): Promise<string> => {
+      const r = await exec('ip', ['netns', 'exec', H, 'nft', '-j', 'list', 'table', 'inet', name], { timeoutMs: 120_000 });
+      const sets = (JSON.parse(r.stdout) as { nftables: Array<{ set?: { name: string; elem?: unknown[] }; map?: { name: string; elem?: unknown[] } }> }).nftables;
+      return JSON.stringify(sets.flatMap((x) => { const s = x.set ?? x.map; return s ? [[s.name, (s.elem ?? []).map((e) => JSON.stringify(e)).sort()]] : []; }).sort());
+    };
+    const [viaNetlink, viaText] = [await elements(table), await elements('vxt-vipt')];
+    await exec('ip', ['netns', 'exec', H, 'nft', 'delete', 'table', 'inet', 'vxt-vipt']);
+    t.ok(viaNetlink.length > 1_000_000 && viaNetlink === viaText, `every map and set holds the same elements (${viaNetlink.length} bytes of JSON)`);
     const s2 = await vips.sync([...many, { ip: ip('10.96.1.1'), protocol: 'tcp', port: 8000, backends: [B(3)] }]);
     t.comment(`one more: ${JSON.stringify(s2)}`);
     t.equal(s2.elementsAdded, 2, 'a services element and a slot element');
