@@ -88,6 +88,13 @@ export class LiveVipModel {
     for (const k of this.byName.get(name) ?? []) this.dirty.add(k);
   }
 
+  /** Names of the VIPs taken in (flushed or not) whose addresses are not known: claimed at start before the first flush. */
+  namesToPlace(): string[] {
+    const out: string[] = [];
+    for (const name of this.byName.keys()) if (!this.addressesOf(name)) out.push(name);
+    return out.sort(byText);
+  }
+
   /** Whether a flush has anything to do. */
   get pending(): boolean { return this.dirty.size > 0; }
 
