@@ -445,14 +445,16 @@ export function renderSkeleton(table: string): string {
     'ct status dnat ip6 saddr . ip6 daddr @hairpin6 masquerade',
   ]);
   // A VIP without backends refuses at once instead of letting the SYN wander off unanswered.
-  const reject = [
-    'ct state new ip daddr . meta l4proto . th dport @noep4 meta l4proto tcp reject with tcp reset',
-    'ct state new ip daddr . meta l4proto . th dport @noep4 reject with icmpx port-unreachable',
-    'ct state new ip6 daddr . meta l4proto . th dport @noep6 meta l4proto tcp reject with tcp reset',
-    'ct state new ip6 daddr . meta l4proto . th dport @noep6 reject with icmpx port-unreachable',
-  ];
-  chain('filter-prerouting', 'type filter hook prerouting priority -90; policy accept;', reject);
-  chain('filter-output', 'type filter hook output priority -90; policy accept;', reject);
+  // The filter hooks see every packet (the nat ones only a connection's first): one test of
+  // the connection's state there, the lookups only for new connections.
+  chain('noep', undefined, [
+    'ip daddr . meta l4proto . th dport @noep4 meta l4proto tcp reject with tcp reset',
+    'ip daddr . meta l4proto . th dport @noep4 reject with icmpx port-unreachable',
+    'ip6 daddr . meta l4proto . th dport @noep6 meta l4proto tcp reject with tcp reset',
+    'ip6 daddr . meta l4proto . th dport @noep6 reject with icmpx port-unreachable',
+  ]);
+  chain('filter-prerouting', 'type filter hook prerouting priority -90; policy accept;', ['ct state new jump noep']);
+  chain('filter-output', 'type filter hook output priority -90; policy accept;', ['ct state new jump noep']);
   return l.join('\n') + '\n';
 }
 

@@ -16,7 +16,7 @@
 #        BENCH_OVERLAY_SECONDS=10 BENCH_OVERLAY_ROUNDS=6 BENCH_OVERLAY_PEERS=1000
 #        BENCH_DNS_SECONDS=10 BENCH_DNS_ROUNDS=2 BENCH_DNS_WORKERS=2 BENCH_DNS_NAMES=1000 BENCH_FRESH_N=100
 #        BENCH_FRESH_CLUSTER_N=30 BENCH_FRESH_DOCKER_N=30 BENCH_EDGE_SECONDS=10 BENCH_EDGE_CYCLES=10
-#        BENCH_VIP_CONNECTS=300 BENCH_VIP_IPERF_SECONDS=3 BENCH_VIP_IPERF_ROUNDS=3 BENCH_VIP_ROUNDS=5 BENCH_VIP_PROP_N=20
+#        BENCH_VIP_CONNECTS=300 BENCH_VIP_IPERF_SECONDS=3 BENCH_VIP_IPERF_ROUNDS=6 BENCH_VIP_ROUNDS=5 BENCH_VIP_PROP_N=20
 # Only names starting with "bn" are created: netns bnvx-*/bnvd-*/bnrf-*, bridges bnvx0/bn-cni0,
 # the vxnetd it starts for the hand-off (plugin socket /run/docker/plugins/bnvxd.sock),
 # netns bnov<pid>-* (overlay bench), netns bnfr-* / bridge bnfr0 / nft table bnfr (DNS freshness),

@@ -86,7 +86,8 @@ t.test('skeleton and full replace', async (t) => {
   t.match(sk, /add rule inet vxnet-vip slot63 dnat ip6 to ip6 daddr \. meta l4proto \. th dport map @slot63_6/);
   t.notMatch(sk, /meta mark/, 'no mark clobbered');
   const chains = sk.split('\n').filter((l) => l.startsWith('add chain')).length;
-  t.equal(chains, 2 * MAX_SLOTS + 6, 'a fixed number of chains');
+  t.equal(chains, 2 * MAX_SLOTS + 7, 'a fixed number of chains');
+  t.match(sk, /add rule inet vxnet-vip filter-prerouting ct state new jump noep\n/, 'every packet: one test of its connection state; new ones: the lookups');
   const unflushed = sk.split('\n').filter((l) => l.startsWith('add chain')).map((l) => l.split(' ')[4]).filter((name) => !sk.includes(`flush chain inet vxnet-vip ${name}\n`));
   t.same(unflushed, [], 'every chain is flushed before its rules: the skeleton can run again');
   const full = renderFull('vxnet-vip', desiredState([vip('10.96.0.1', [be('10.0.0.2')])]));
