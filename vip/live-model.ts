@@ -236,6 +236,8 @@ export class LiveVipModel {
   /** The entry `ek` of the VIPs on it: entriesOf over just them (in key order, as a full build meets them). */
   private entryOf(ek: string, keys: readonly string[]): VipEntry | undefined {
     const vs = keys.map((k) => this.views.get(k)).filter((v): v is VipView => v !== undefined);
+    // One VIP with one address (the common case): its one entry is ek's.
+    if (vs.length === 1 && vs[0]?.addresses.length === 1) return entriesOf(vs)[0];
     // entriesOf makes one entry per address of each view (a named VIP: IPv4 and IPv6); the one wanted is ek.
     return entriesOf(vs).find((e) => entryKeyOf(textOf(e.ip), e.protocol, e.port) === ek);
   }
