@@ -10,9 +10,12 @@
 //   the changed VIPs' elements, not the table's (vip-plan.ts VipIndex keeps the state per VIP).
 //   Small diffs go to a long-running `nft -i` (net/nft.ts NftSession): ~1 ms instead of the
 //   20-100 ms a new nft process costs on a loaded host; large ones and full replaces to `nft -f`.
-// - full replace: `delete table` and rebuild, with every element, in one transaction. Used for
-//   the first sync after start (what an earlier vxnetd left is unknown), after a failure and
-//   when the guard fires. Established connections keep their NAT binding: conntrack holds it.
+// - full replace: every map and set emptied and filled in one transaction, over netlink
+//   (net/nft-netlink.ts; the skeleton first with nft when it may be missing); should that fail,
+//   `delete table` and rebuild with every element by `nft -f`. Used for the first sync after
+//   start (what an earlier vxnetd left is unknown), after a failure, when the guard fires and
+//   for diffs of most of the table. Established connections keep their NAT binding: conntrack
+//   holds it.
 // - start: adds the skeleton (maps, sets, chains; chains flushed and refilled) in one
 //   transaction, keeping whatever elements an earlier run left: the kernel keeps balancing
 //   between a restart and the first sync.
