@@ -43,15 +43,44 @@ export class FileClaims implements ClaimStore {
     this.description = `claims in ${file}`;
   }
 
+  /**
+   * The claims made since the last write, written together on the next turn of the event loop
+   * (a first start with 10,000 named VIPs is 10,000 claims: one whole-file write each was
+   * quadratic). A claim resolves once the file holding it is written; a failed write takes its
+   * claims back out and rejects them.
+   */
+  private batch: Array<[string, string]> = [];
+  private saving: Promise<void> | undefined;
+
   async claim(address: string, name: string): Promise<string> {
     const claims = this.read();
     const holder = claims.get(address);
-    if (holder !== undefined) return holder;
-    const next = new Map(claims).set(address, name);
-    fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o755 });
-    writeFileAtomic(this.file, formatClaimsFile(next), 0o600);
-    this.claims = next;
+    if (holder !== undefined) {
+      // Claimed, maybe not written yet: answered once it is.
+      if (this.saving && this.batch.some(([a]) => a === address)) await this.saving;
+      return holder;
+    }
+    claims.set(address, name);
+    this.batch.push([address, name]);
+    await this.save();
     return name;
+  }
+
+  private save(): Promise<void> {
+    this.saving ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      const batch = this.batch;
+      this.batch = [];
+      this.saving = undefined;
+      const claims = this.read();
+      try {
+        fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o755 });
+        writeFileAtomic(this.file, formatClaimsFile(claims), 0o600);
+      } catch (err) {
+        for (const [a, n] of batch) if (claims.get(a) === n) claims.delete(a);
+        throw err;
+      }
+    });
+    return this.saving;
   }
 
   async list(): Promise<ReadonlyMap<string, string>> {

@@ -70,3 +70,22 @@ t.test('the file: atomic, sorted, mode 0600; missing is empty; a bad file is an 
   t.equal(await over.claim('10.99.0.2', 'db'), 'db', 'after the refusal (logged by the service) claims start empty');
   t.same(JSON.parse(fs.readFileSync(file, 'utf8')).claims, { '10.99.0.2': 'db' });
 });
+
+t.test('claims made together are written together: all kept, first claim wins, a failed write takes them back', async (t) => {
+  const file = tmpFile(t);
+  const c = new FileClaims(file);
+  const names = Array.from({ length: 2000 }, (_, i) => `s${i}`);
+  // Every name its own address, and a second name racing for each tenth address.
+  const got = await Promise.all(names.flatMap((n, i) => [c.claim(`10.98.${i >> 8}.${i & 255}`, n), ...(i % 10 ? [] : [c.claim(`10.98.${i >> 8}.${i & 255}`, `late${i}`)])]));
+  t.equal(got.filter((h) => h.startsWith('late')).length, 0, 'the first claim of an address wins, also within one batch');
+  const written = JSON.parse(fs.readFileSync(file, 'utf8')).claims as Record<string, string>;
+  t.equal(Object.keys(written).length, 2000, 'every claim in the file');
+  t.equal(written['10.98.7.207'], 's1999');
+  // A file that cannot be written (its directory became a file after it was read): the claim fails and is not kept.
+  const blocked = join(file, '..', 'sub', 'vip-claims.json');
+  const b = new FileClaims(blocked);
+  t.same([...await b.list()], [], 'no file yet');
+  fs.writeFileSync(join(file, '..', 'sub'), '');
+  await t.rejects(b.claim('10.98.0.1', 'x'));
+  t.same([...await b.list()], [], 'a claim whose write failed is not kept');
+});
