@@ -56,8 +56,13 @@ export interface NftSetOps {
 
 /** A message's elements are cut into chunks of about this many bytes (an error's echo then fits a read). */
 const CHUNK_BYTES = 32 * 1024;
-/** The kernel takes a batch in one sendmsg of at most the socket's send buffer. */
-const MAX_BATCH_BYTES = 3 * 1024 * 1024;
+/**
+ * The send buffer asked for. The kernel takes a batch in one sendmsg of at most the socket's
+ * send buffer, which SO_SNDBUF caps at net.core.wmem_max (x2): 4 MiB here, 208 KiB on a
+ * default host (nft itself uses SO_SNDBUFFORCE, which node-netlink does not offer). A larger
+ * batch is refused before it is sent (the caller falls back to nft -f).
+ */
+const SEND_BUFFER = 8 * 1024 * 1024;
 
 /** A growable byte buffer with netlink attribute writers. */
 class Writer {
@@ -228,12 +233,12 @@ export class NftNetlink {
 
   constructor(private readonly netns?: string) {}
 
-  /** Whether a batch of this many bytes can go in one sendmsg (else the caller uses nft -f). */
-  static fits(bytes: number): boolean { return bytes <= MAX_BATCH_BYTES; }
+  /** The largest batch the socket takes in one sendmsg (known once it is open). */
+  private maxBatch = 0;
 
   private socket(): RawNetlinkSocket {
     if (this.sock) return this.sock;
-    const open = (): RawNetlinkSocket => new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: 1 << 20, sendBufferSize: 4 << 20 });
+    const open = (): RawNetlinkSocket => new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: 1 << 20, sendBufferSize: SEND_BUFFER / 2 });
     try {
       if (this.netns === undefined) {
         this.sock = open();
@@ -246,6 +251,7 @@ export class NftNetlink {
     }
     // Unreferenced: an idle socket must not keep the process alive (a pending batch has its timer).
     this.sock.unref();
+    this.maxBatch = this.sock.getSendBufferSize() - 64;
     return this.sock;
   }
 
@@ -261,8 +267,11 @@ export class NftNetlink {
     const { bytes, seqs } = encodeSetBatch(family, table, ops, this.seq);
     this.seq = (this.seq + seqs.length + 2) % 0x7fffffff || 1;
     if (seqs.length === 0) return Promise.resolve();
-    if (!NftNetlink.fits(bytes.length)) return Promise.reject(new DatapathFailure(`${what}: a batch of ${bytes.length} bytes is too large for one netlink message`));
-    const sock = this.socket();
+    let sock: RawNetlinkSocket;
+    try { sock = this.socket(); } catch (err) { return Promise.reject(err); }
+    if (bytes.length > this.maxBatch) {
+      return Promise.reject(new DatapathFailure(`${what}: a batch of ${bytes.length} bytes is more than the netlink socket's send buffer (${this.maxBatch}; raise net.core.wmem_max)`));
+    }
     return new Promise<void>((resolve, reject) => {
       const want = new Set(seqs);
       let firstError: string | undefined;
