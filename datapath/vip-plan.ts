@@ -14,7 +14,7 @@
 // two of its VIP's slots.
 import { InvalidNetworkConfig } from '../lib/errors';
 import { formatIp, parseIp, type Ip } from '../ipam/addr';
-import type { NftElement, NftSetOps } from '../net/nft-netlink';
+import type { NftPacked, NftSetOps } from '../net/nft-netlink';
 
 export type VipProtocol = 'tcp' | 'udp';
 export interface VipBackend { readonly ip: Ip; readonly port: number; readonly weight: number }
@@ -166,27 +166,54 @@ function addrBytes(ip: Ip, out: Uint8Array, at: number): void {
   for (let i = 15; i >= 0; i--) { out[at + i] = Number(v & 255n); v >>= 8n; }
 }
 
-/**
- * A VIP's key as the kernel stores it: ADDR . PROTO . PORT, each field padded to 4 bytes
- * (12 bytes for IPv4, 24 for IPv6).
- */
-function keyBytes(e: VipRef): Uint8Array {
+/** A VIP's key into `out` (ADDR . PROTO . PORT, each field padded to 4 bytes); its length (12 or 24). */
+function keyInto(e: VipRef, out: Uint8Array): number {
   const n = e.ip.family === 4 ? 4 : 16;
-  const b = new Uint8Array(n + 8);
-  addrBytes(e.ip, b, 0);
-  b[n] = e.protocol === 'tcp' ? 6 : 17;
-  b[n + 4] = e.port >> 8; b[n + 5] = e.port & 255;
-  return b;
+  addrBytes(e.ip, out, 0);
+  out[n] = e.protocol === 'tcp' ? 6 : 17; out[n + 1] = 0; out[n + 2] = 0; out[n + 3] = 0;
+  out[n + 4] = e.port >> 8; out[n + 5] = e.port & 255; out[n + 6] = 0; out[n + 7] = 0;
+  return n + 8;
 }
 
-/** A backend as a slot map's value: ADDR . PORT (8 or 20 bytes). */
-function backendBytes(b: VipBackend): Uint8Array {
-  const n = b.ip.family === 4 ? 4 : 16;
-  const out = new Uint8Array(n + 4);
-  addrBytes(b.ip, out, 0);
-  out[n] = b.port >> 8; out[n + 1] = b.port & 255;
-  return out;
+/** One set's elements, packed: keys (and values, or verdict indexes) in growing byte arrays. */
+class Pack {
+  count = 0;
+  keys: Uint8Array;
+  values: Uint8Array | undefined;
+  gotoOf: Uint8Array | undefined;
+  private cap = 256;
+
+  constructor(readonly keyLen: number, readonly valueLen: number, readonly verdict: boolean) {
+    this.keys = new Uint8Array(this.cap * keyLen);
+    this.values = valueLen ? new Uint8Array(this.cap * valueLen) : undefined;
+    this.gotoOf = verdict ? new Uint8Array(this.cap) : undefined;
+  }
+
+  /** Adds an element with the first keyLen bytes of `key` (its value, if any, is written by the caller). */
+  add(key: Uint8Array): void {
+    if (this.count === this.cap) {
+      this.cap *= 2;
+      const grow = (a: Uint8Array, per: number): Uint8Array => { const b = new Uint8Array(this.cap * per); b.set(a); return b; };
+      this.keys = grow(this.keys, this.keyLen);
+      if (this.values) this.values = grow(this.values, this.valueLen);
+      if (this.gotoOf) this.gotoOf = grow(this.gotoOf, 1);
+    }
+    const at = this.count * this.keyLen;
+    for (let i = 0; i < this.keyLen; i++) this.keys[at + i] = key[i] as number;
+    this.count++;
+  }
+
+  packed(): NftPacked {
+    return {
+      count: this.count, keyLen: this.keyLen, keys: this.keys,
+      ...(this.values ? { valueLen: this.valueLen, values: this.values } : {}),
+      ...(this.gotoOf ? { gotos: PICK_CHAINS, gotoOf: this.gotoOf } : {}),
+    };
+  }
 }
+
+/** Verdict targets by slot count: pick0 (unused) .. pick64. */
+const PICK_CHAINS = Array.from({ length: MAX_SLOTS + 1 }, (_, n) => `pick${n}`);
 
 /**
  * The desired table kept per VIP, so that a change to a few VIPs costs those VIPs' elements,
@@ -312,37 +339,48 @@ export class VipIndex {
    * same as renderFull's elements, without nft's parsing. The skeleton must be in place.
    */
   encodeFull(): NftSetOps[] {
-    const adds = new Map<string, NftElement[]>();
-    const sets: string[] = ['services4', 'services6', 'hairpin4', 'hairpin6', 'noep4', 'noep6'];
-    for (let k = 0; k < MAX_SLOTS; k++) sets.push(`slot${k}_4`, `slot${k}_6`);
-    for (const s of sets) adds.set(s, []);
-    const add = (set: string, el: NftElement): void => { (adds.get(set) as NftElement[]).push(el); };
-    const verdicts = Array.from({ length: MAX_SLOTS + 1 }, (_, n) => ({ goto: `pick${n}` }));
-    // A backend's value bytes, shared by every slot that holds it (backends back many VIPs).
-    const values = new Map<string, Uint8Array>();
+    // Packed per set (keys and values back to back in growing byte arrays): no object per
+    // element (10,000 VIPs are 40,000 elements).
+    const packs = new Map<string, Pack>();
+    const pack = (set: string, keyLen: number, valueLen: number, verdict: boolean): Pack => {
+      let p = packs.get(set);
+      if (!p) packs.set(set, (p = new Pack(keyLen, valueLen, verdict)));
+      return p;
+    };
+    const key = new Uint8Array(32); // the longest key: an IPv6 hairpin element (ADDR . ADDR)
     for (const e of this.vips.values()) {
       const f = fam(e.ip);
-      const key = keyBytes(e);
-      if (e.backends.length === 0) { add(`noep${f}`, { key }); continue; }
+      const kl = keyInto(e, key);
+      if (e.backends.length === 0) { pack(`noep${f}`, kl, 0, false).add(key); continue; }
       const slots = slotsOf(e.backends);
-      add(`services${f}`, { key, value: verdicts[slots.length] as { goto: string } });
-      slots.forEach((bi, k) => {
-        const b = e.backends[bi] as VipBackend;
-        const vk = `${b.ip.family}:${b.ip.value}:${b.port}`;
-        let value = values.get(vk);
-        if (!value) values.set(vk, (value = backendBytes(b)));
-        add(`slot${k}_${f}`, { key, value });
-      });
+      const sp = pack(`services${f}`, kl, 0, true);
+      sp.add(key);
+      (sp.gotoOf as Uint8Array)[sp.count - 1] = slots.length;
+      const vl = f === '4' ? 8 : 20;
+      for (let k = 0; k < slots.length; k++) {
+        const b = e.backends[slots[k] as number] as VipBackend;
+        const p = pack(`slot${k}_${f}`, kl, vl, false);
+        p.add(key);
+        const at = (p.count - 1) * vl;
+        const values = p.values as Uint8Array;
+        addrBytes(b.ip, values, at);
+        values[at + vl - 4] = b.port >> 8;
+        values[at + vl - 3] = b.port & 255;
+      }
     }
     for (const h of this.hairpinRefs.keys()) {
       const ip = parseAddrText(h.slice(1));
       const n = ip.family === 4 ? 4 : 16;
-      const key = new Uint8Array(2 * n);
       addrBytes(ip, key, 0);
       addrBytes(ip, key, n);
-      add(hairpinSet(h), { key });
+      pack(hairpinSet(h), 2 * n, 0, false).add(key);
     }
-    return sets.map((set) => ({ set, flush: true, add: adds.get(set) as NftElement[] }));
+    const sets: string[] = ['services4', 'services6', 'hairpin4', 'hairpin6', 'noep4', 'noep6'];
+    for (let k = 0; k < MAX_SLOTS; k++) sets.push(`slot${k}_4`, `slot${k}_6`);
+    return sets.map((set) => {
+      const p = packs.get(set);
+      return p ? { set, flush: true, packed: p.packed() } : { set, flush: true };
+    });
   }
 
   /** Every element, per map or set. */

@@ -46,12 +46,29 @@ export interface NftElement {
   readonly value?: Uint8Array | { readonly goto: string };
 }
 
+/**
+ * Elements packed for a large add without an object per element: `count` keys of `keyLen`
+ * bytes back to back, and either values of `valueLen` bytes likewise or, in a verdict map, per
+ * element an index into `gotos` (the chains).
+ */
+export interface NftPacked {
+  readonly count: number;
+  readonly keyLen: number;
+  readonly keys: Uint8Array;
+  readonly valueLen?: number;
+  readonly values?: Uint8Array;
+  readonly gotos?: readonly string[];
+  readonly gotoOf?: Uint8Array;
+}
+
 /** What one batch does to one set: flush it, delete some keys, add some elements (in that order per set). */
 export interface NftSetOps {
   readonly set: string;
   readonly flush?: boolean;
   readonly remove?: readonly Uint8Array[];
   readonly add?: readonly NftElement[];
+  /** More elements to add, packed (after `add`). */
+  readonly packed?: NftPacked;
 }
 
 /** A message's elements are cut into chunks of about this many bytes (an error's echo then fits a read). */
@@ -104,6 +121,17 @@ class Writer {
     this.room(data.length);
     this.buf.set(data, this.at);
     this.at += data.length;
+    this.end(s);
+  }
+
+  /** An attribute whose payload is `len` bytes of `src` from `from` (no subarray object). */
+  range(type: number, src: Uint8Array, from: number, len: number): void {
+    const s = this.begin(type);
+    this.room(len);
+    const b = this.buf;
+    let at = this.at;
+    for (let i = 0; i < len; i++) b[at++] = src[from + i] as number;
+    this.at = at;
     this.end(s);
   }
 
@@ -198,6 +226,34 @@ export function encodeSetBatch(family: number, table: string, ops: readonly NftS
         w.end(list);
         w.endMessage(m);
       }
+    }
+    const p = op.packed;
+    let i = 0;
+    while (p && i < p.count) {
+      const m = head(NFT_MSG_NEWSETELEM, NLM_F_CREATE, op.set);
+      const list = w.begin(NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED);
+      const from = w.at;
+      for (; i < p.count && w.at - from < CHUNK_BYTES; i++) {
+        const el = w.begin(NFTA_LIST_ELEM | NLA_F_NESTED);
+        const k = w.begin(NFTA_SET_ELEM_KEY | NLA_F_NESTED);
+        w.range(NFTA_DATA_VALUE, p.keys, i * p.keyLen, p.keyLen);
+        w.end(k);
+        if (p.values && p.valueLen) {
+          const d = w.begin(NFTA_SET_ELEM_DATA | NLA_F_NESTED);
+          w.range(NFTA_DATA_VALUE, p.values, i * p.valueLen, p.valueLen);
+          w.end(d);
+        } else if (p.gotos && p.gotoOf) {
+          const d = w.begin(NFTA_SET_ELEM_DATA | NLA_F_NESTED);
+          const v = w.begin(NFTA_DATA_VERDICT | NLA_F_NESTED);
+          w.u32be(NFTA_VERDICT_CODE, NFT_GOTO);
+          w.strz(NFTA_VERDICT_CHAIN, p.gotos[p.gotoOf[i] as number] as string);
+          w.end(v);
+          w.end(d);
+        }
+        w.end(el);
+      }
+      w.end(list);
+      w.endMessage(m);
     }
   }
   const end = w.message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq++, 0, NFNL_SUBSYS_NFTABLES);

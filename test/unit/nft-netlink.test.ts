@@ -68,6 +68,17 @@ t.test('large element lists are cut into several messages', async (t) => {
   t.equal(count, 5000, 'every element once');
 });
 
+t.test('packed elements encode as the same elements one by one', async (t) => {
+  const keys = Uint8Array.from([10, 0, 0, 1, 10, 0, 0, 2]);
+  const values = Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
+  const one = encodeSetBatch(NFPROTO_INET, 'vxt', [{ set: 'm', add: [{ key: keys.subarray(0, 4), value: values.subarray(0, 4) }, { key: keys.subarray(4), value: values.subarray(4) }] }]);
+  const packed = encodeSetBatch(NFPROTO_INET, 'vxt', [{ set: 'm', packed: { count: 2, keyLen: 4, keys, valueLen: 4, values } }]);
+  t.equal(packed.bytes.toString('hex'), one.bytes.toString('hex'), 'values');
+  const vOne = encodeSetBatch(NFPROTO_INET, 'vxt', [{ set: 'v', add: [{ key: keys.subarray(0, 4), value: { goto: 'pick3' } }, { key: keys.subarray(4), value: { goto: 'pick1' } }] }]);
+  const vPacked = encodeSetBatch(NFPROTO_INET, 'vxt', [{ set: 'v', packed: { count: 2, keyLen: 4, keys, gotos: ['pick0', 'pick1', 'pick2', 'pick3'], gotoOf: Uint8Array.from([3, 1]) } }]);
+  t.equal(vPacked.bytes.toString('hex'), vOne.bytes.toString('hex'), 'verdicts');
+});
+
 t.test('acknowledgements', async (t) => {
   const ack = (seq: number, errno: number): Buffer => {
     const b = Buffer.alloc(36);
@@ -88,7 +99,14 @@ t.test('a VIP table in binary form: keys ADDR . PROTO . PORT padded to 4 bytes, 
   const ops = index.encodeFull();
   t.equal(ops.length, 6 + 2 * MAX_SLOTS, 'every map and set of the skeleton');
   t.ok(ops.every((o) => o.flush), 'each flushed first');
-  const of = (set: string) => (ops.find((o) => o.set === set)?.add ?? []).map((e) => [hex(e.key), e.value instanceof Uint8Array ? hex(e.value) : e.value]);
+  const of = (set: string) => {
+    const p = ops.find((o) => o.set === set)?.packed;
+    if (!p) return [];
+    return Array.from({ length: p.count }, (_, i) => [
+      hex(p.keys.subarray(i * p.keyLen, (i + 1) * p.keyLen)),
+      p.values && p.valueLen ? hex(p.values.subarray(i * p.valueLen, (i + 1) * p.valueLen)) : p.gotos && p.gotoOf ? { goto: p.gotos[p.gotoOf[i]!] } : undefined,
+    ]);
+  };
   t.same(of('services4'), [['0a600001' + '06000000' + '00500000', { goto: 'pick3' }]], 'weights 1:2 are three slots');
   t.same(of('slot0_4'), [['0a60000106000000' + '00500000', '0a000002' + '1f900000']]);
   t.same(of('slot2_4'), [['0a60000106000000' + '00500000', '0a000003' + '1f900000']]);
