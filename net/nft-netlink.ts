@@ -305,6 +305,9 @@ export class NftNetlink {
     } catch (err) {
       throw new DatapathFailure(`cannot open a netfilter netlink socket${this.netns ? ` in ${this.netns}` : ''}: ${(err as Error).message}`);
     }
+    // An 'error' event nobody listens to is thrown from the native callback, which aborts the
+    // process (net/rtnl.ts saw it): always heard; a batch in flight hears it too and fails.
+    this.sock.on('error', () => undefined);
     // Unreferenced: an idle socket must not keep the process alive (a pending batch has its timer).
     this.sock.unref();
     this.maxBatch = this.sock.getSendBufferSize() - 64;
