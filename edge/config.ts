@@ -4,8 +4,9 @@
 // Shape (run as `haproxy -W -S MASTER_SOCKET -f FILE`, master-worker, so a reload hands the
 // listening sockets to the new worker and the old one finishes its requests):
 //   global     stats socket (admin level: the Runtime API), hard-stop-after for old workers
-//   defaults   timeouts; retries with redispatch and `retry-on` so a request that met a server
-//              going away is retried on another (a container killed before it was drained)
+//   defaults   timeouts; retries with redispatch and `retry-on conn-failure empty-response` so a
+//              request that met a server going away is retried on another (a container killed
+//              before it was drained)
 //   frontend http_in      every vhost backend: host (and path) ACLs, ordered by ACL weight,
 //                         then longest path first, then name; REDIRECT_TO_HTTPS vhosts a 301
 //                         to https_in
@@ -158,7 +159,16 @@ export function renderConfig(model: PlacedModel, o: ConfigOptions): string {
     '  timeout check 5s',
     '  retries 3',
     '  option redispatch 1',
-    '  retry-on conn-failure empty-response response-timeout',
+    // A request that met a server going away is sent again, to another server: one refused or
+    // timed out on connect (conn-failure), and one sent on a connection the server closed
+    // without an answer (empty-response: a container killed with requests in flight, or an
+    // idle server connection it closed as HAProxy reused it; ~200 in a bench run scaling
+    // 1->5->1 ten times, every one a client error without it). empty-response is an L7 retry:
+    // HAProxy copies each request into a retry buffer before sending it, which is most of what
+    // this config costs per request beyond a plain hand-written one (bench/README.md). Not
+    // response-timeout: an answer late by `timeout server` is from a server that got the
+    // request, and sending it again may do its work twice.
+    '  retry-on conn-failure empty-response',
     '',
   ];
   if (o.statsListen) lines.push('frontend stats', `  bind ${o.statsListen}`, '  mode http', '  stats enable', '  stats uri /haproxy?stats', '  stats refresh 5s', '');
