@@ -5,8 +5,10 @@
 // name the catalog says it must serve: thousands of names take a fraction of a second, and a
 // server that answers nothing costs `timeoutMs * tries` once per window, not per name.
 //
-// An answer is taken only from the server's address and port (the socket is connected), with
-// an ID in flight and that ID's question (client.ts matchAnswer), as client.ts does.
+// An answer is taken only from the server's address and port, with an ID in flight and that
+// ID's question (client.ts matchAnswer), as client.ts does. The socket is not connected: Node
+// 20 calls a UDP connect's callback even when the connect failed (no route to the server),
+// and the next send then throws; each send's own error settles its question instead.
 import { randomInt } from 'node:crypto';
 import * as dgram from 'node:dgram';
 import { formatIp } from '../ipam/addr';
@@ -46,6 +48,7 @@ export function queryBatch(server: HostPort, questions: readonly BatchQuestion[]
   if (questions.length === 0) return Promise.resolve([]);
   return new Promise((resolve) => {
     const socket = dgram.createSocket(server.ip.family === 4 ? 'udp4' : 'udp6');
+    const address = formatIp(server.ip);
     const pending = new Map<number, { index: number; message: Buffer; left: number; timer: NodeJS.Timeout | undefined }>();
     let next = 0;
     let done = 0;
@@ -69,7 +72,12 @@ export function queryBatch(server: HostPort, questions: readonly BatchQuestion[]
       const p = pending.get(id);
       if (!p || closed) return;
       p.left--;
-      socket.send(p.message);
+      socket.send(p.message, server.port, address, (err) => {
+        if (!err || pending.get(id) !== p) return;
+        clearTimeout(p.timer);
+        pending.delete(id);
+        settle(p.index, { rcode: 'ERROR', data: [], error: err.message });
+      });
       p.timer = setTimeout(() => {
         if (p.left > 0) send(id);
         else {
@@ -88,8 +96,8 @@ export function queryBatch(server: HostPort, questions: readonly BatchQuestion[]
         send(id);
       }
     };
-    socket.on('message', (buf) => {
-      if (buf.length < 2) return;
+    socket.on('message', (buf, rinfo) => {
+      if (buf.length < 2 || rinfo.port !== server.port || rinfo.address !== address) return;
       const id = buf.readUInt16BE(0);
       const p = pending.get(id);
       if (!p) return;
@@ -108,9 +116,8 @@ export function queryBatch(server: HostPort, questions: readonly BatchQuestion[]
       }
       settle(p.index, { rcode: rcodeOf(packet), data: dataOf(packet.answers ?? [], q.type) });
     });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      // Connected: an ICMP port unreachable comes back as ECONNREFUSED; nothing will answer.
-      const why = err.code === 'ECONNREFUSED' ? 'connection refused over UDP (nothing listens there)' : err.message;
+    socket.on('error', (err: Error) => {
+      const why = err.message;
       for (const [id, p] of pending) {
         clearTimeout(p.timer);
         pending.delete(id);
@@ -120,7 +127,7 @@ export function queryBatch(server: HostPort, questions: readonly BatchQuestion[]
       while (next < questions.length) { answers[next++] ??= { rcode: 'ERROR', data: [], error: why }; done++; }
       if (tcpOutstanding === 0) finishAll();
     });
-    socket.connect(server.port, formatIp(server.ip), () => fill());
+    socket.bind(0, () => fill());
   });
 }
 

@@ -45,7 +45,7 @@ if (skip) {
       if (r.code !== 0) throw new Error(`ip -n ${host.name} ${args.join(' ')}: ${r.stderr}`);
     };
     // The DNS address on a portless link of the namespace's own.
-    await inHost('link', 'add', dnsLink, 'type', 'dummy');
+    await inHost('link', 'add', dnsLink, 'type', 'bridge');
     await inHost('addr', 'add', `${dnsAddr}/32`, 'dev', dnsLink);
     await inHost('link', 'set', dnsLink, 'up');
 
