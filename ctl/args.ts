@@ -322,15 +322,16 @@ JSON: {"file", "endpoints": {NAME: {KEY: VALUE}}}; with NAME {"file", "name", "l
   },
   {
     name: 'doctor',
-    synopsis: 'doctor [--fix] [--overlay-dir DIR] [--store URL] [--api URL] [--vip-table NAME]',
+    synopsis: 'doctor [--fix] [--overlay-dir DIR] [--store URL] [--api URL] [--vip-table NAME] [--server ADDR[:PORT]]',
     summary: 'compare what vxnet believes with what the kernel has; --fix repairs the safe part',
-    options: ['fix', 'overlay-dir', 'store', 'api', 'vip-table'],
+    options: ['fix', 'overlay-dir', 'store', 'api', 'vip-table', 'server'],
     maxPositionals: 0,
     help: `Compares, on this host, what vxnet believes (the IPAM store in the data directory, the
-overlay agent's state files, the VIPs vxnetd's API reports) with what the kernel has (links,
-addresses, host routes, iptables FORWARD rules, nftables tables, the containers' network
-namespaces), both ways, and prints each problem found: what it is, how it likely happened,
-the command that fixes it, and whether --fix may apply it.
+overlay agent's state files, the VIPs and the endpoint catalog vxnetd's API reports) with
+what the kernel has (links, addresses, host routes, iptables FORWARD rules, nftables tables,
+the VIP table's elements, the containers' network namespaces) and what vxnetd's DNS server
+answers, both ways, and prints each problem found: what it is, how it likely happened, the
+command that fixes it, and whether --fix may apply it.
 
 Checked: allocations whose container's network namespace is gone (leaked), or whose host
 veth is missing, off its bridge, or (overlay) without its host route; vxnet host veths (vx +
@@ -339,7 +340,15 @@ retired (vxz...) and never deleted; each network's bridge (missing, down, withou
 address) and its FORWARD accept rules (comment vxnet:BRIDGE), FORWARD rules of vxnet for
 links that are gone; each overlay network's VXLAN device and its VTEP and gateway addresses,
 and with a cluster store its neighbour, FDB and route entries against the peers in etcd;
-the VIP table (nftables inet NAME) while vxnetd balances VIPs. Docker's endpoints are left to
+the VIP table (nftables inet NAME) against vxnetd's VIPs (/v1/vips): missing, not vxnet's,
+incomplete (chains, maps, base chains' rules), a VIP missing from it or stale in it, a VIP
+whose backends differ (its slots compared with the weights), the hairpin sets; the DNS zone
+against the catalog (/v1/endpoints, /v1/vips): the server in dns.json not answering, and for
+every name the catalog gives (NAME.DOMAIN, NAME.NETWORK.DOMAIN, aliases, SERVICE.DOMAIN,
+NAME.l4lb.DOMAIN) an A and AAAA question (256 in flight, 1 s per try, two tries): a name
+missing, with other addresses, or unanswered. A VIP or DNS difference is reported only when a
+second read a second later still shows it (a change in flight is not a problem); more than
+10 of one kind are folded into one finding. Docker's endpoints are left to
 vxnetd, which reconciles them against the Docker API. The store is taken as this host's only
 one: a vxnet veth it does not account for is an orphan.
 
@@ -347,7 +356,9 @@ Safe, and applied by --fix: releasing a leaked allocation (history reason "vxnet
 and deleting its veth; deleting an orphan or retired veth, an orphan host route, a FORWARD
 rule of a link that is gone. Each is decided again under the store's write lock, so a
 container being attached meanwhile is not touched. The rest is left to the component that
-made it (the next ADD, vxnetd): the finding names the command.
+made it (the next ADD, vxnetd): the finding names the command. No VIP or DNS finding is safe:
+vxnetd is the only writer of its table and zone, and rebuilds both when it starts (its first
+sync replaces the VIP table in one transaction; its guard restores hand edits while it runs).
 
 Options:
   --fix              apply the safe fixes
@@ -358,12 +369,15 @@ Options:
   --api URL          vxnetd's HTTP API, asked for its VIPs (default $VXNET_API, else
                      http://127.0.0.1:8123; not answering: the VIP table is not checked)
   --vip-table NAME   vxnetd's --vip-table (default vxnet-vip)
+  --server ADDR[:PORT]  vxnetd's DNS server (default: the first nameserver in
+                     /run/vxnet/dns.json, which vxnetd writes, or $VXNET_DNS_JSON's; port 53;
+                     no file: the DNS zone is not checked), and the domain from that file
 
 Exit status: 0 nothing found; 3 problems found (with --fix: some left); 4 problems found and
 all fixed by --fix; 1 the doctor itself failed; 2 usage error.
 
 JSON: {"dataDir", "store", "overlayDir", "fix", "checked": {"allocations", "networks",
-"overlays", "vxnetLinks"}, "notes": [...], "findings": [{"kind", "subject", "what", "why",
+"overlays", "vxnetLinks", "vips", "dnsNames"}, "notes": [...], "findings": [{"kind", "subject", "what", "why",
 "fix", "safe", "fixed", "error"}], "found", "fixed"}; fixed is null without --fix.`,
   },
   {

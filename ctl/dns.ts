@@ -218,9 +218,12 @@ export async function apiGet(base: string, path: string, accept: readonly number
   return { status: res.status, body };
 }
 
-function readDnsJson(env: Env): DnsJson | undefined {
+/** The dns.json vxnetctl reads: $VXNET_DNS_JSON, else /run/vxnet/dns.json. */
+export const dnsJsonPath = (env: Env): string => env.VXNET_DNS_JSON || DNS_JSON;
+
+export function readDnsJson(env: Env): DnsJson | undefined {
   try {
-    return parseDnsJson(readFileSync(env.VXNET_DNS_JSON || DNS_JSON, 'utf8'));
+    return parseDnsJson(readFileSync(dnsJsonPath(env), 'utf8'));
   } catch {
     return undefined;
   }

@@ -11,6 +11,9 @@
 import { defaultBridgeName, hostVethName, isVxnetVethName, RETIRED_PREFIX, setupAlias, setupAliasPrefix } from '../datapath/names';
 import { forwardRules } from '../net/nat';
 import { type Entries, describeEntries, diffEntries, isEmptyDiff } from '../overlay/plan';
+import type { VipView } from '../vip/model';
+import { type DnsExpectation, type DnsObserved, dnsFindings } from './doctor-dns';
+import { type KernelVipTable, vipFindings } from './doctor-vips';
 
 export type NetnsState = 'alive' | 'gone' | 'unknown';
 
@@ -52,7 +55,12 @@ export interface Believed {
   readonly networks: readonly BelievedNetwork[];
   readonly overlays: readonly BelievedOverlay[];
   /** vxnetd's VIPs when its API answered (undefined: not asked or no answer) and the table they live in. */
-  readonly vips?: { readonly count: number; readonly table: string };
+  readonly vips?: { readonly views: readonly VipView[]; readonly table: string };
+  /**
+   * What vxnetd's DNS must answer: the names the catalog gives (empty when its API did not
+   * answer: then only whether the server answers at all) and the state file that named the server.
+   */
+  readonly dns?: { readonly expected: readonly DnsExpectation[]; readonly stateFile: string };
 }
 
 export interface ObservedLink {
@@ -81,13 +89,19 @@ export interface Observed {
   readonly nftTables: readonly string[] | undefined;
   /** Each VXLAN device's permanent neighbour, FDB (with a remote) and gateway route entries, by device name. */
   readonly overlayEntries?: Readonly<Record<string, Entries>>;
+  /** The VIP table as listed (null: no such table; undefined: not read, nft missing or not asked). */
+  readonly vipTable?: KernelVipTable | null;
+  /** vxnetd's DNS server's answers (undefined: not asked). */
+  readonly dns?: DnsObserved;
 }
 
 export type FindingKind =
   | 'leaked-allocation' | 'missing-veth' | 'veth-off-bridge' | 'orphan-veth' | 'retired-veth'
   | 'missing-host-route' | 'orphan-host-route'
   | 'bridge-missing' | 'bridge-down' | 'bridge-gateway-missing' | 'forward-rules-missing' | 'orphan-forward-rules'
-  | 'overlay-device-missing' | 'overlay-device-address-missing' | 'overlay-peer-entries' | 'vip-table-missing';
+  | 'overlay-device-missing' | 'overlay-device-address-missing' | 'overlay-peer-entries'
+  | 'vip-table-missing' | 'vip-table-foreign' | 'vip-table-incomplete' | 'vip-missing' | 'vip-stale' | 'vip-backends-differ' | 'vip-hairpin'
+  | 'dns-not-answering' | 'dns-name-missing' | 'dns-name-wrong' | 'dns-name-unanswered';
 
 /** What --fix does for a safe finding. */
 export type FixAction =
@@ -398,16 +412,10 @@ export function diagnose(b: Believed, o: Observed): Finding[] {
     }
   }
 
-  // ---- the VIP table ----
-  if (b.vips && b.vips.count > 0 && o.nftTables !== undefined && !o.nftTables.includes(`inet ${b.vips.table}`)) {
-    findings.push({
-      kind: 'vip-table-missing', subject: `nftables table inet ${b.vips.table}`,
-      what: `vxnetd balances ${b.vips.count} VIP${b.vips.count === 1 ? '' : 's'} but its nftables table is missing: connections to them go nowhere`,
-      why: 'the table was deleted (nft flush ruleset, a firewall reload)',
-      fix: 'restart vxnetd (it re-creates the table with every VIP)',
-      safe: false, actions: [],
-    });
-  }
+  // ---- the VIP table against vxnetd's VIPs (doctor-vips.ts) ----
+  if (b.vips && o.vipTable !== undefined) findings.push(...vipFindings(b.vips.table, b.vips.views, o.vipTable ?? undefined));
+  // ---- the DNS zone against the catalog (doctor-dns.ts) ----
+  if (b.dns && o.dns) findings.push(...dnsFindings(b.dns.expected, o.dns, b.dns.stateFile));
   return findings;
 }
 

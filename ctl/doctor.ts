@@ -14,13 +14,19 @@ import { findTool } from '../net/nat';
 import { Rtnl } from '../net/rtnl';
 import { DEFAULT_LOCAL_DIR, type LocalOverlayState, listLocalStates, subnetsOf } from '../overlay/local';
 import { type Entries, desiredEntries, gatewayOf, vtepIpOf } from '../overlay/plan';
-import type { Values } from './args';
+import { UsageError, type Values } from './args';
 import { type Ctx, writeJson } from './context';
-import { apiGet, apiUrl } from './dns';
+import { queryBatch } from '../dns/batch';
+import { type HostPort, formatHostPort, parseHostPort } from '../dns/upstreams';
+import type { VipView } from '../vip/model';
+import { FALLBACK_DOMAIN, apiGet, apiUrl, dnsJsonPath, parseEndpoints, readDnsJson } from './dns';
+import { type DnsAnswerSeen, type DnsExpectation, type DnsObserved, dnsFindings, endpointOf, expectedNames } from './doctor-dns';
 import {
   type Believed, type BelievedAllocation, type BelievedNetwork, type BelievedOverlay, type Finding, type FixAction, type NetnsState, type Observed,
   diagnose, exitStatus,
 } from './doctor-rules';
+import { type KernelVipTable, findingKey, parseVipTable, vipFindings } from './doctor-vips';
+import { parseVips } from './vip';
 import { netnsState } from './ipam';
 import { openExisting } from './store';
 import { plural } from './table';
@@ -33,6 +39,135 @@ interface BelievedRead {
   readonly believed: Believed;
   readonly store: IpamStore | undefined;
   readonly notes: string[];
+  readonly services: ServicesRead;
+}
+
+/** vxnetd's VIPs and the names its DNS must serve (from its API), and where its DNS server is. */
+interface ServicesRead {
+  readonly vips?: Believed['vips'];
+  readonly dns?: Believed['dns'];
+  readonly server?: HostPort;
+  readonly domain: string;
+}
+
+/** Per DNS question; a server that does not answer costs this twice (two tries), once. */
+const DNS_TIMEOUT_MS = 1000;
+/** How long a difference must last to be reported (a sync or a catalog change in flight is not a problem). */
+const CONFIRM_MS = 1000;
+
+/**
+ * From vxnetd's API: its VIPs (/v1/vips) and the catalog's endpoints (/v1/endpoints), and from
+ * dns.json (or --server) its DNS server. What does not answer becomes a note, and that part is
+ * not checked (except that a DNS server dns.json names is still asked whether it answers).
+ */
+async function readServices(values: Values, ctx: Ctx, notes: string[]): Promise<ServicesRead> {
+  const base = apiUrl(values, ctx.env);
+  const table = values['vip-table'] ?? DEFAULT_VIP_TABLE;
+  let views: VipView[] | undefined;
+  let endpoints: ReturnType<typeof parseEndpoints> | undefined;
+  let reachable = true;
+  try {
+    views = parseVips((await apiGet(base, '/v1/vips')).body, `${base}/v1/vips`);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    reachable = !/cannot reach/.test(msg);
+    notes.push(reachable ? `${msg}: the VIP table was not checked (vxnetd with --no-vip?)` : `vxnetd's API did not answer at ${base}: the VIP table and the DNS names were not checked`);
+  }
+  if (reachable) {
+    try {
+      endpoints = parseEndpoints((await apiGet(base, '/v1/endpoints')).body, `${base}/v1/endpoints`);
+    } catch (err) {
+      notes.push(`${err instanceof Error ? err.message : String(err)}: the DNS names were not checked`);
+    }
+  }
+  const stateFile = dnsJsonPath(ctx.env);
+  const dnsJson = readDnsJson(ctx.env);
+  let server: HostPort | undefined;
+  let from = stateFile;
+  if (values.server !== undefined) {
+    server = parseHostPort(values.server);
+    if (!server || server.port === 0) throw new UsageError(`--server ${JSON.stringify(values.server)}: expected ADDRESS[:PORT] or [IPV6]:PORT`);
+    from = `--server ${values.server}`;
+  } else {
+    server = dnsJson?.nameservers.map((n) => parseHostPort(n)).find((hp) => hp !== undefined && hp.port !== 0);
+    if (!server) notes.push(`no DNS server in ${stateFile} (vxnetd serves no DNS here, or it stopped cleanly; --server ADDR to name one): the DNS zone was not checked`);
+  }
+  const domain = dnsJson?.domain ?? FALLBACK_DOMAIN;
+  let expected: DnsExpectation[] = [];
+  if (server && endpoints) {
+    const built = expectedNames(endpoints.map(endpointOf), views ?? [], domain);
+    expected = built.names;
+    if (built.refused > 0) notes.push(`${plural(built.refused, 'name', 'names')} of the catalog cannot be served in DNS (vxnetd logs them): not checked`);
+  }
+  return {
+    ...(views ? { vips: { views, table } } : {}),
+    ...(server ? { server, dns: { expected, stateFile: from } } : {}),
+    domain,
+  };
+}
+
+/** The VIP table as nft lists it; null when there is no such table, undefined when nft cannot tell (a note says why). */
+function readVipTable(table: string, notes: string[]): KernelVipTable | null | undefined {
+  const bin = findTool('nft');
+  if (!bin) {
+    notes.push('nft is not installed: the VIP table was not checked');
+    return undefined;
+  }
+  const r = spawnSync(bin, ['-j', 'list', 'table', 'inet', table], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  if (r.status !== 0) {
+    if (/No such file or directory/.test(r.stderr)) return null;
+    notes.push(`nft -j list table inet ${table} failed (${(r.stderr || r.error?.message || '').trim()}): the VIP table was not checked`);
+    return undefined;
+  }
+  try {
+    return parseVipTable(JSON.parse(r.stdout) as unknown);
+  } catch (err) {
+    notes.push(`nft -j list table inet ${table}: not JSON (${(err as Error).message}): the VIP table was not checked`);
+    return undefined;
+  }
+}
+
+/**
+ * Asks the DNS server: the domain's SOA first (is anything serving the zone there), then, when
+ * it answers, A and AAAA of every expected name (`only`: of these names), 256 questions in flight.
+ */
+async function askDns(s: ServicesRead, only?: ReadonlySet<string>): Promise<DnsObserved | undefined> {
+  if (!s.server || !s.dns) return undefined;
+  const server = s.server;
+  const [probe] = await queryBatch(server, [{ name: s.domain, type: 'SOA' }], { timeoutMs: DNS_TIMEOUT_MS });
+  const answers = new Map<string, { A: DnsAnswerSeen; AAAA: DnsAnswerSeen }>();
+  if (probe.rcode === 'NOERROR') {
+    const names = s.dns.expected.map((e) => e.name).filter((n) => !only || only.has(n));
+    const got = await queryBatch(server, names.flatMap((name) => [{ name, type: 'A' }, { name, type: 'AAAA' }]), { timeoutMs: DNS_TIMEOUT_MS });
+    names.forEach((name, i) => answers.set(name, { A: got[2 * i], AAAA: got[2 * i + 1] }));
+  }
+  return { server: formatHostPort(server), probe, answers };
+}
+
+/**
+ * The VIP and DNS findings again after CONFIRM_MS, from a fresh read of both sides: only those
+ * found both times are kept (a VIP synced or a name added between the API's answer and the
+ * kernel's or the server's is not a problem).
+ */
+async function confirmServices(first: readonly Finding[], values: Values, ctx: Ctx): Promise<Finding[]> {
+  const isService = (f: Finding): boolean => f.kind.startsWith('vip-') || f.kind.startsWith('dns-');
+  if (!first.some(isService)) return [...first];
+  await new Promise((resolve) => setTimeout(resolve, CONFIRM_MS));
+  const again = await readServices(values, ctx, []);
+  const names = new Set(first.filter((f) => f.kind.startsWith('dns-name-')).map((f) => /^DNS name (\S+)/.exec(f.subject)?.[1] ?? ''));
+  const second: Finding[] = [];
+  if (again.vips) {
+    const kernel = readVipTable(again.vips.table, []);
+    if (kernel !== undefined) second.push(...vipFindings(again.vips.table, again.vips.views, kernel ?? undefined));
+  }
+  if (again.dns) {
+    const capped = first.some((f) => / more names \(dns-/.test(f.subject));
+    const seen = await askDns(again, capped ? undefined : names);
+    const expected = capped ? again.dns.expected : again.dns.expected.filter((e) => names.has(e.name));
+    if (seen) second.push(...dnsFindings(expected, seen, again.dns.stateFile));
+  }
+  const keys = new Set(second.map(findingKey));
+  return first.filter((f) => !isService(f) || keys.has(findingKey(f)));
 }
 
 const hostCidr = (ip: ReturnType<typeof vtepIpOf>): string => formatCidr({ ip, prefix: ip.family === 4 ? 32 : 128 });
@@ -61,18 +196,12 @@ async function readBelieved(ctx: Ctx, values: Values): Promise<BelievedRead> {
       ...(p ? { peerEntries: p.entries, peers: p.count } : {}),
     };
   });
-  let vips: Believed['vips'];
-  {
-    const base = apiUrl(values, ctx.env);
-    try {
-      const body = (await apiGet(base, '/v1/vips')).body as { vips?: unknown } | unknown[];
-      const list = Array.isArray(body) ? body : Array.isArray((body as { vips?: unknown }).vips) ? (body as { vips: unknown[] }).vips : [];
-      vips = { count: list.length, table: values['vip-table'] ?? DEFAULT_VIP_TABLE };
-    } catch {
-      notes.push(`vxnetd's API did not answer at ${base}: the VIP table was not checked`);
-    }
-  }
-  return { believed: { storeFound: store !== undefined, allocations, networks, overlays, ...(vips ? { vips } : {}) }, store, notes };
+  const services = await readServices(values, ctx, notes);
+  const believed: Believed = {
+    storeFound: store !== undefined, allocations, networks, overlays,
+    ...(services.vips ? { vips: services.vips } : {}), ...(services.dns ? { dns: services.dns } : {}),
+  };
+  return { believed, store, notes, services };
 }
 
 /**
@@ -136,7 +265,7 @@ function nftTables(): string[] | undefined {
   return r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('table ')).map((l) => l.slice('table '.length));
 }
 
-async function observe(believed: Believed): Promise<Observed> {
+async function observe(believed: Believed, services: ServicesRead, notes: string[]): Promise<Observed> {
   const host = Rtnl.open();
   try {
     const links = (await host.links()).map((l) => ({ index: l.index, name: l.name, kind: l.kind, up: l.up, master: l.master, alias: l.alias }));
@@ -169,7 +298,12 @@ async function observe(believed: Believed): Promise<Observed> {
       const rules = forwardRulesOf(family);
       if (rules) forward[family] = rules;
     }
-    return { links, addresses, hostRoutes, netns, forward, nftTables: nftTables(), overlayEntries };
+    const vipTable = believed.vips ? readVipTable(believed.vips.table, notes) : undefined;
+    const dns = await askDns(services);
+    return {
+      links, addresses, hostRoutes, netns, forward, nftTables: nftTables(), overlayEntries,
+      ...(vipTable !== undefined ? { vipTable } : {}), ...(dns ? { dns } : {}),
+    };
   } finally {
     host.close();
   }
@@ -275,17 +409,21 @@ function render(ctx: Ctx, findings: readonly Finding[], results: ReadonlyMap<Fin
 /** Runs the doctor; resolves to its exit status (doctor-rules.ts exitStatus). */
 export async function runDoctor(values: Values, ctx: Ctx): Promise<number> {
   const fix = values.fix === true;
-  const { believed, store, notes } = await readBelieved(ctx, values);
+  const { believed, store, notes, services } = await readBelieved(ctx, values);
   try {
-    const observed = await observe(believed);
-    const findings = diagnose(believed, observed);
+    const observed = await observe(believed, services, notes);
+    const findings = await confirmServices(diagnose(believed, observed), values, ctx);
     const results = fix ? await applyFixes(findings, store) : undefined;
     const vxnetLinks = observed.links.filter((l) => isVxnetVethName(l.name)).length;
     const counts = {
       allocations: believed.allocations.length, networks: believed.networks.length, overlays: believed.overlays.length, vxnetLinks,
+      vips: observed.vipTable !== undefined ? believed.vips?.views.length ?? null : null,
+      dnsNames: observed.dns && observed.dns.probe.rcode === 'NOERROR' ? observed.dns.answers.size : null,
     };
     const checked = `checked ${plural(counts.allocations, 'allocation', 'allocations')}, ${plural(counts.networks, 'network', 'networks')}, `
-      + `${plural(counts.overlays, 'overlay network', 'overlay networks')}, ${plural(vxnetLinks, 'vxnet veth', 'vxnet veths')}`;
+      + `${plural(counts.overlays, 'overlay network', 'overlay networks')}, ${plural(vxnetLinks, 'vxnet veth', 'vxnet veths')}`
+      + (counts.vips !== null ? `, ${plural(counts.vips, 'VIP', 'VIPs')}` : '')
+      + (counts.dnsNames !== null ? `, ${plural(counts.dnsNames, 'DNS name', 'DNS names')}` : '');
     const fixed = results ? [...results.values()].filter((r) => r.fixed).length : 0;
     if (ctx.json) {
       writeJson(ctx, {

@@ -203,10 +203,10 @@ t.test('overlay: device, its addresses, host routes both ways', async (t) => {
 
 t.test('the VIP table is expected only while vxnetd balances VIPs', async (t) => {
   const { b, o } = world();
-  t.same(kinds(diagnose({ ...b, vips: { count: 2, table: 'vxnet-vip' } }, o)), ['vip-table-missing']);
-  t.same(diagnose({ ...b, vips: { count: 2, table: 'vxnet-vip' } }, { ...o, nftTables: ['ip vxnet', 'inet vxnet-vip'] }), []);
-  t.same(diagnose({ ...b, vips: { count: 0, table: 'vxnet-vip' } }, o), []);
-  t.same(diagnose({ ...b, vips: { count: 2, table: 'vxnet-vip' } }, { ...o, nftTables: undefined }), [], 'nft could not tell');
+  const views = [{ vip: '10.40.0.1:80/tcp', addresses: ['10.40.0.1'], protocol: 'tcp' as const, port: 80, backends: [] }];
+  t.same(kinds(diagnose({ ...b, vips: { views, table: 'vxnet-vip' } }, { ...o, vipTable: null })), ['vip-table-missing']);
+  t.same(diagnose({ ...b, vips: { views: [], table: 'vxnet-vip' } }, { ...o, vipTable: null }), []);
+  t.same(diagnose({ ...b, vips: { views, table: 'vxnet-vip' } }, o), [], 'nft could not tell');
 });
 
 t.test('exit status', async (t) => {
