@@ -1,7 +1,7 @@
 // vxnetd's HTTP API (--http-listen, default 127.0.0.1:8123): Mesos-DNS's /v1/... routes and
 // /v1/endpoints from dns/mesos-api.ts, over the live zone and the endpoint catalog (with DNS),
 // the catalog's change stream (GET /v1/endpoints?watch=1, catalog/stream.ts, which vxnet-lb
-// follows), and /v1/vips from vip/api.ts (with VIPs). Started after the DNS and VIP services,
+// follows), /v1/vips from vip/api.ts (with VIPs), and the web view at /ui/ (./ui.ts). Started after the DNS and VIP services,
 // whose zone, listen addresses and VIPs it shows.
 import * as http from 'node:http';
 import type { EndpointCatalog } from '../../catalog/catalog';
@@ -17,6 +17,7 @@ import { VERSION } from '../../lib/version';
 import { type VipSource, vipApi } from '../../vip/api';
 import type { DnsService } from './dns';
 import type { DnsFlags } from './flags';
+import { webView } from './ui';
 
 export interface HttpApiService extends Service {
   /** Where it listens (port 0 resolved), once started. */
@@ -45,6 +46,7 @@ export function httpApiService(o: { listen: HostPort; dns?: { service: DnsServic
         }));
       }
       if (o.vips) app.use(vipApi(o.vips));
+      app.use(webView(express));
       app.use(...apiFallback());
       const s = http.createServer(app);
       await new Promise<void>((resolve, reject) => {
