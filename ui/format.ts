@@ -1,17 +1,28 @@
 // Pure helpers of the web view: numbers, times, searching, ordering. No DOM here, so the
 // unit tests (test/unit/ui-format.test.ts) run them under Node.
-import type { Allocation, Block, HistoryEvent } from './types';
+import type { Allocation, Big, Block, HistoryEvent } from './types';
+
+/** A count the API may send as a decimal string, as a number (approximate past 2^53: for bars). */
+export function num(n: Big | null | undefined): number {
+  return typeof n === 'number' ? n : typeof n === 'string' && /^\d+$/.test(n) ? Number(n) : NaN;
+}
 
 /** "37%" of used/size; "0%" of an empty pool. */
-export function percent(used: number, size: number): string {
-  if (!(size > 0)) return '0%';
-  const p = (100 * used) / size;
+export function percent(used: Big, size: Big): string {
+  const u = num(used);
+  const z = num(size);
+  if (!(z > 0) || !Number.isFinite(u)) return '0%';
+  const p = (100 * u) / z;
   return `${p > 0 && p < 1 ? '<1' : p > 99 && p < 100 ? '>99' : Math.round(p)}%`;
 }
 
-/** 65534 -> "65,534" (a fixed locale: the page reads the same on every machine). */
-export function count(n: number): string {
-  return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-';
+/** 65534 -> "65,534", exact also for a decimal string past 2^53 (a fixed style on every machine). */
+export function count(n: Big | null | undefined): string {
+  const digits = typeof n === 'number' ? (Number.isFinite(n) ? String(Math.round(n)) : '') : typeof n === 'string' && /^\d+$/.test(n) ? n : '';
+  if (digits === '') return '-';
+  const neg = digits.startsWith('-');
+  const d = neg ? digits.slice(1) : digits;
+  return `${neg ? '-' : ''}${d.replace(/\B(?=(\d{3})+(?!\d))/g, ',')}`;
 }
 
 const pad = (n: number): string => String(n).padStart(2, '0');

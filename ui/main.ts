@@ -2,7 +2,8 @@
 // section it feeds, and keeps them fresh through the event stream (live.ts). A 401 shows the
 // token form; the token then goes with every request (api.ts).
 import './style.css';
-import { Api, ApiError, type Allocation, type Block, type DnsRecord, type History, type Host, type Network, type Summary, type Vip } from './api';
+import { Api, ApiError } from './api';
+import type { Allocation, Block, DnsRecords, History, Host, Network, Summary, Vip } from './types';
 import { fill, h } from './dom';
 import { clock, looksLikeAddress } from './format';
 import { startLive, type LiveState } from './live';
@@ -16,7 +17,7 @@ interface State {
   hosts: Loaded<Host[]>;
   blocks: Loaded<Block[]>;
   allocations: Loaded<Allocation[]>;
-  dns: Loaded<{ domain?: string; records: DnsRecord[] }>;
+  dns: Loaded<DnsRecords>;
   vips: Loaded<Vip[]>;
   history: Loaded<History> | undefined;
 }
@@ -104,7 +105,7 @@ const fetchers: { [K in Exclude<keyof State, 'history'>]: () => Promise<NonNulla
   hosts: async () => (await api.get<{ hosts: Host[] }>('/hosts')).hosts,
   blocks: async () => (await api.get<{ blocks: Block[] }>('/blocks')).blocks,
   allocations: async () => (await api.get<{ allocations: Allocation[] }>('/allocations')).allocations,
-  dns: () => api.get<{ domain?: string; records: DnsRecord[] }>('/dns/records'),
+  dns: () => api.get<DnsRecords>('/dns/records'),
   vips: async () => (await api.get<{ vips: Vip[] }>('/vips')).vips,
 };
 

@@ -1,9 +1,10 @@
 // The page's sections, each drawn from its resource (or the error that resource got): plain
 // DOM, rebuilt whole on each refresh (the sections are small; the allocation table shows at
 // most MAX_ROWS rows).
-import type { Allocation, ApiError, Block, DnsRecord, History, HistoryEvent, Host, Network, Summary, Vip } from './api';
+import type { ApiError } from './api';
+import type { Allocation, Big, Block, DnsRecords, History, HistoryEvent, Host, Network, Summary, Vip } from './types';
 import { h } from './dom';
-import { ago, blocksByHost, clock, count, percent, searchAllocations, shortId, sortAllocations, timeline } from './format';
+import { ago, blocksByHost, clock, count, num, percent, searchAllocations, shortId, sortAllocations, timeline } from './format';
 
 export const MAX_ROWS = 500;
 
@@ -18,13 +19,14 @@ function pending<T>(r: Loaded<T>): HTMLElement | undefined {
 }
 
 /** A usage bar: used of size, the text beside it. */
-export function usage(used: number, size: number): HTMLElement {
+export function usage(used: number | null, size: Big): HTMLElement {
+  if (used === null) return h('span', { class: 'muted' }, `${count(size)} addresses, use not published`);
   const fill = h('span', { class: 'fill' });
-  const ratio = size > 0 ? used / size : 0;
+  const ratio = num(size) > 0 ? used / num(size) : 0;
   fill.style.width = `${Math.min(100, Math.max(ratio > 0 ? 1 : 0, ratio * 100)).toFixed(1)}%`;
   if (ratio >= 0.9) fill.classList.add('hot');
   else if (ratio >= 0.75) fill.classList.add('warm');
-  return h('div', { class: 'usage', role: 'meter', 'aria-valuemin': 0, 'aria-valuemax': size, 'aria-valuenow': used, 'aria-label': `${count(used)} of ${count(size)} used` },
+  return h('div', { class: 'usage', role: 'meter', 'aria-valuemin': 0, 'aria-valuemax': num(size), 'aria-valuenow': used, 'aria-label': `${count(used)} of ${count(size)} used` },
     h('div', { class: 'bar' }, fill),
     h('span', { class: 'usage-text' }, `${count(used)} / ${count(size)} used`, h('span', { class: 'muted' }, ` (${percent(used, size)})`)));
 }
@@ -49,8 +51,8 @@ export function renderNetworks(r: Loaded<Network[]>): HTMLElement {
     h('thead', {}, h('tr', {}, h('th', {}, 'Network'), h('th', {}, 'Mode'), h('th', {}, 'Subnets'), h('th', { class: 'wide' }, 'Pool usage'), h('th', { class: 'num' }, 'Free'))),
     h('tbody', {}, r.data.map((n) => h('tr', { 'data-network': n.name },
       h('td', { class: 'strong' }, n.name),
-      h('td', {}, badge(n.mode, 'info'), n.vni !== undefined ? h('span', { class: 'muted' }, ` vni ${n.vni}`) : null),
-      h('td', { class: 'mono' }, n.subnets.join(', ')),
+      h('td', {}, badge(n.mode, 'info'), n.vni !== undefined && n.vni !== null ? h('span', { class: 'muted' }, ` vni ${n.vni}`) : null),
+      h('td', { class: 'mono wrap' }, n.subnets.join(' ')),
       h('td', {}, usage(n.used, n.size)),
       h('td', { class: 'num' }, count(n.free))))));
 }
@@ -108,7 +110,7 @@ export function renderAllocations(r: Loaded<Allocation[]>, query: string, onAddr
 function eventLine(e: HistoryEvent): HTMLElement[] {
   return [
     h('span', { class: 'strong' }, e.name ?? shortId(e.containerId)),
-    h('span', { class: 'muted' }, ` ${e.name ? `${shortId(e.containerId)} · ` : ''}${e.network}${e.runtime ? ` · ${e.runtime}` : ''}${e.host ? ` · ${e.host}` : ''}`),
+    h('span', { class: 'muted' }, ` ${e.name ? `${shortId(e.containerId)} · ` : ''}${e.network}${e.runtime ? ` · ${e.runtime}` : ''}${e.action === 'release' && e.reason ? ` · ${e.reason}` : ''}`),
   ];
 }
 
@@ -130,16 +132,20 @@ export function renderHistory(address: string, at: string, r: Loaded<History> | 
       h('div', { class: 'event-time muted', title: e.at }, `${clock(e.at)} · ${ago(e.at)}`)))));
 }
 
-export function renderDns(r: Loaded<{ domain?: string; records: DnsRecord[] }>): HTMLElement {
+export function renderDns(r: Loaded<DnsRecords>): HTMLElement {
   const p = pending(r);
   if (p || r.state !== 'ok') return p!;
   const records = [...r.data.records].sort((a, b) => a.name.localeCompare(b.name) || a.type.localeCompare(b.type));
+  if (r.data.running === false) return h('p', { class: 'muted' }, 'This vxnetd does not serve DNS (--no-dns).');
   if (records.length === 0) return h('p', { class: 'muted' }, 'No names served.');
   return h('table', {},
     h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Type'), h('th', {}, 'Value'), h('th', { class: 'num' }, 'TTL'))),
     h('tbody', {}, records.slice(0, MAX_ROWS).map((d) => h('tr', { class: 'record' },
       h('td', { class: 'mono strong' }, d.name), h('td', {}, d.type), h('td', { class: 'mono' }, d.value), h('td', { class: 'num' }, d.ttl ?? '')))));
 }
+
+/** ADDR:PORT, [ADDR]:PORT for IPv6. */
+const hostPort = (address: string, port: number): string => `${address.includes(':') ? `[${address}]` : address}:${port}`;
 
 function backendState(state: string): HTMLElement {
   const s = state.toLowerCase();
@@ -152,14 +158,16 @@ export function renderVips(r: Loaded<Vip[]>): HTMLElement {
   if (r.data.length === 0) return h('p', { class: 'muted' }, 'No VIPs.');
   return h('div', { class: 'vips' }, r.data.map((v) => {
     const healthy = v.backends.filter((b) => /^(up|healthy|ok|alive|active|reachable)$/i.test(b.state)).length;
-    return h('div', { class: 'vip', 'data-vip': v.name ?? v.address },
+    const title = v.name ?? v.vip ?? v.addresses[0] ?? '';
+    const at = v.addresses.length ? v.addresses.map((a) => `${hostPort(a, v.port)}${v.protocol ? `/${v.protocol}` : ''}`).join(', ') : 'no address yet';
+    return h('div', { class: 'vip', 'data-vip': title },
       h('div', { class: 'vip-head' },
-        h('span', { class: 'strong' }, v.name ?? v.address),
-        h('span', { class: 'mono muted' }, ` ${v.address.includes(':') ? `[${v.address}]` : v.address}:${v.port}${v.protocol ? `/${v.protocol}` : ''}`),
+        h('span', { class: 'strong' }, title),
+        h('span', { class: 'mono muted' }, ` ${at}`),
         h('span', { class: 'vip-health' }, badge(`${healthy}/${v.backends.length} healthy`, healthy === v.backends.length && healthy > 0 ? 'ok' : healthy > 0 ? 'warn' : 'bad'))),
       v.backends.length === 0 ? h('p', { class: 'muted' }, 'No backends.') : h('table', { class: 'backends' },
         h('tbody', {}, v.backends.map((b) => h('tr', { class: 'backend' },
-          h('td', { class: 'mono' }, `${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`),
+          h('td', { class: 'mono' }, hostPort(b.address, b.port)),
           h('td', { class: 'muted' }, b.name ?? ''),
           h('td', { class: 'muted' }, b.host ?? ''),
           h('td', { class: 'muted num' }, b.weight !== undefined ? `weight ${b.weight}` : ''),

@@ -16,6 +16,10 @@ t.test('usage and numbers', async (t) => {
   t.equal(percent(3, 0), '0%', 'an empty pool is 0%, not NaN');
   t.equal(count(65534), '65,534');
   t.equal(count(Number.NaN), '-');
+  t.equal(count('18446744073709551616'), '18,446,744,073,709,551,616', 'a decimal string past 2^53: exact');
+  t.equal(count(null), '-');
+  t.equal(percent(1, '18446744073709551616'), '<1%', 'of an IPv6 pool');
+  t.equal(percent(64, '256'), '25%', 'size as a string');
 });
 
 t.test('times', async (t) => {
