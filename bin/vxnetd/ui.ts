@@ -23,7 +23,9 @@ export const UI_HEADERS: Readonly<Record<string, string>> = {
 };
 
 /** The router serving the web view from dir (default uiDir()); mount it at the root. */
-export function webView(express: typeof import('express'), dir = uiDir()): Router {
+export function webView(dir = uiDir()): Router {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const express = require('express') as typeof import('express');
   const router = express.Router({ strict: true });
   const headers: RequestHandler = (_req, res, next) => { res.set(UI_HEADERS); next(); };
   router.get('/ui', (req, res) => {

@@ -13,7 +13,7 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const LAYERS: Readonly<Record<string, number>> = {
   bin: 0,
   cni: 2, cnm: 2, ctl: 2, handoff: 2,
-  dns: 3, vip: 3, edge: 3,
+  dns: 3, vip: 3, edge: 3, api: 3,
   catalog: 4,
   overlay: 4,
   datapath: 5,

@@ -13,7 +13,7 @@ import { apiFallback } from '../../dns/mesos-api';
 
 async function serve(t: Test, dir: string): Promise<string> {
   const app = express();
-  app.use(webView(express, dir));
+  app.use(webView(dir));
   app.use(...apiFallback());
   const s = http.createServer(app);
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
