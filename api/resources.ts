@@ -219,14 +219,15 @@ export async function putLabels(src: ApiSources, idOrName: string, body: unknown
   if (!isObject(body) || !isObject(body.labels)) throw new DecodingFailure('body: expected {"labels": {"KEY": "VALUE", ...}}');
   const { id, name } = endpointNamed(src, idOrName);
   checkEndpointName(name);
-  const set: Record<string, string> = {};
+  // Built with fromEntries (own data properties): "__proto__" is a label key like any other.
+  const wanted = new Map<string, string>();
   for (const [k, v] of Object.entries(body.labels)) {
     if (typeof v !== 'string') throw new DecodingFailure(`body: label ${JSON.stringify(k)} must have a string value`);
-    set[checkLabelKey(k)] = checkLabelValue(k, v);
+    wanted.set(checkLabelKey(k), checkLabelValue(k, v));
   }
   const file = labelsFilePath(src.dataDir);
   const before = labelsOf(readLabelsFile(file), name) ?? {};
-  const remove = Object.keys(before).filter((k) => !(k in set));
-  const labels = Object.keys(set).length === 0 && remove.length === 0 ? {} : await editLabelsFile(file, name, { set, remove });
+  const remove = Object.keys(before).filter((k) => !wanted.has(k));
+  const labels = wanted.size === 0 && remove.length === 0 ? {} : await editLabelsFile(file, name, { set: Object.fromEntries(wanted), remove });
   return { id, name, labels: { ...labels } };
 }

@@ -39,7 +39,8 @@ const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
 export const HELP = `vxnetd ${VERSION}: the vxnet host daemon: Docker's remote network and IPAM driver, the
 CNI plugin's hand-off, DNS for every container of this host (and with --store of the cluster) by
 name, service and SRV, forwarding other names upstream (unless --no-dns), the HTTP API
-(Mesos-DNS's /v1 routes, --http-listen), and with --store the host's overlay agent (VXLAN
+(--api-listen, HTTPS with a token off loopback: the operator API /api/v1, Mesos-DNS's /v1
+routes), and with --store the host's overlay agent (VXLAN
 across hosts, etcd as the cluster store).
 
 Usage: vxnetd [options]
@@ -135,9 +136,19 @@ Options:
   --vip-link NAME           The link the VIP ranges are routed to, so this host's own processes
                             reach VIPs (default: --dns-link's, ${DEFAULT_DNS_LINK}; created when missing).
   --no-vip                  Do not serve VIPs (labels VIP_<n> are then ignored).
-  --http-listen ADDR:PORT   vxnetd's HTTP API: Mesos-DNS's /v1/... routes, /v1/endpoints (what
-                            \`vxnetctl dns ls\` reads) and /v1/vips (\`vxnetctl vip ls\`). Default
-                            127.0.0.1:8123 (Mesos-DNS's port); "" for none. Served with DNS or VIPs.
+  --api-listen ADDR:PORT    vxnetd's HTTP listener (alias: --http-listen): the operator API
+                            (/api/v1/..., its OpenAPI document at /api/openapi.json; what
+                            \`vxnetctl --api URL\` reads), Mesos-DNS's /v1/... routes with DNS,
+                            /v1/endpoints, /v1/vips with VIPs. Default 127.0.0.1:8123 (Mesos-DNS's
+                            port), loopback only; "" for none. Without a token, mutations are
+                            taken from loopback clients only. A non-loopback address needs
+                            --api-cert, --api-key and a token: vxnetd refuses to start without them.
+  --api-cert FILE           The server certificate (PEM, the chain after it) for HTTPS; with
+  --api-key FILE            its private key (PEM). Checked at start: unusable files stop vxnetd.
+  --api-token-file FILE     The bearer token (the file's first line; or $VXNET_API_TOKEN): every
+                            request on the listener then needs "Authorization: Bearer TOKEN".
+                            Bodies over 64 KiB get 413; a client gets 10 s for its request head
+                            and 30 s for the whole request.
   --log-level LEVEL         debug, info, warn or error (default info, or $VXNET_LOG_LEVEL). Logs are
                             JSON lines on stderr; debug logs every call and reply.
   -h, --help                Show this help.
