@@ -139,14 +139,15 @@ Options:
   --api-listen ADDR:PORT    vxnetd's HTTP listener (alias: --http-listen): the operator API
                             (/api/v1/..., its OpenAPI document at /api/openapi.json; what
                             \`vxnetctl --api URL\` reads), Mesos-DNS's /v1/... routes with DNS,
-                            /v1/endpoints, /v1/vips with VIPs. Default 127.0.0.1:8123 (Mesos-DNS's
-                            port), loopback only; "" for none. Without a token, mutations are
+                            /v1/endpoints, /v1/vips with VIPs, and the web view at /ui/.
+                            Default 127.0.0.1:8123 (Mesos-DNS's port), loopback only; "" for none. Without a token, mutations are
                             taken from loopback clients only. A non-loopback address needs
                             --api-cert, --api-key and a token: vxnetd refuses to start without them.
   --api-cert FILE           The server certificate (PEM, the chain after it) for HTTPS; with
   --api-key FILE            its private key (PEM). Checked at start: unusable files stop vxnetd.
   --api-token-file FILE     The bearer token (the file's first line; or $VXNET_API_TOKEN): every
-                            request on the listener then needs "Authorization: Bearer TOKEN".
+                            request on the listener then needs "Authorization: Bearer TOKEN"
+                            (not the web view's files under /ui/: the page asks for the token).
                             Bodies over 64 KiB get 413; a client gets 10 s for its request head
                             and 30 s for the whole request.
   --log-level LEVEL         debug, info, warn or error (default info, or $VXNET_LOG_LEVEL). Logs are
