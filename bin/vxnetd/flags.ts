@@ -140,9 +140,10 @@ Options:
                             (/api/v1/..., its OpenAPI document at /api/openapi.json; what
                             \`vxnetctl --api URL\` reads), Mesos-DNS's /v1/... routes with DNS,
                             /v1/endpoints, /v1/vips with VIPs, and the web view at /ui/.
-                            Default 127.0.0.1:8123 (Mesos-DNS's port), loopback only; "" for none. Without a token, mutations are
-                            taken from loopback clients only. A non-loopback address needs
-                            --api-cert, --api-key and a token: vxnetd refuses to start without them.
+                            Default 127.0.0.1:8123 (Mesos-DNS's port), loopback only; "" for
+                            none. Without a token, mutations are taken from loopback clients
+                            only. A non-loopback address needs --api-cert, --api-key and a
+                            token: vxnetd refuses to start without them.
   --api-cert FILE           The server certificate (PEM, the chain after it) for HTTPS; with
   --api-key FILE            its private key (PEM). Checked at start: unusable files stop vxnetd.
   --api-token-file FILE     The bearer token (the file's first line; or $VXNET_API_TOKEN): every
