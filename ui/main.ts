@@ -3,7 +3,7 @@
 // token form; the token then goes with every request (api.ts).
 import './style.css';
 import { Api, ApiError } from './api';
-import type { Allocation, Block, DnsRecords, History, Host, Network, Summary, Vip } from './types';
+import type { Allocation, Block, DnsRecords, History, Host, Network, Summary, Vips } from './types';
 import { fill, h } from './dom';
 import { clock, looksLikeAddress } from './format';
 import { startLive, type LiveState } from './live';
@@ -18,7 +18,7 @@ interface State {
   blocks: Loaded<Block[]>;
   allocations: Loaded<Allocation[]>;
   dns: Loaded<DnsRecords>;
-  vips: Loaded<Vip[]>;
+  vips: Loaded<Vips>;
   history: Loaded<History> | undefined;
 }
 const state: State = {
@@ -106,7 +106,7 @@ const fetchers: { [K in Exclude<keyof State, 'history'>]: () => Promise<NonNulla
   blocks: async () => (await api.get<{ blocks: Block[] }>('/blocks')).blocks,
   allocations: async () => (await api.get<{ allocations: Allocation[] }>('/allocations')).allocations,
   dns: () => api.get<DnsRecords>('/dns/records'),
-  vips: async () => (await api.get<{ vips: Vip[] }>('/vips')).vips,
+  vips: () => api.get<Vips>('/vips'),
 };
 
 /** Which parts of the page an event's resource feeds. */
@@ -153,6 +153,7 @@ function refreshAll(): void {
 }
 
 function onChange(resource: string): void {
+  if (login.open) return; // asking for the token: no requests bound to fail meanwhile
   if (resource === '*' || !(resource in FEEDS)) { refreshAll(); return; }
   for (const part of FEEDS[resource]!) void refresh(part);
 }

@@ -19,3 +19,4 @@ export interface DnsRecord { name: string; type: string; value: string; ttl?: nu
 export interface DnsRecords { running?: boolean; domain?: string | null; records: DnsRecord[] }
 export interface Backend { endpoint?: string; name?: string; address: string; port: number; host?: string; weight?: number; state: string }
 export interface Vip { vip?: string; name?: string | null; addresses: string[]; protocol?: string; port: number; backends: Backend[] }
+export interface Vips { running?: boolean; vips: Vip[] }

@@ -2,7 +2,7 @@
 // DOM, rebuilt whole on each refresh (the sections are small; the allocation table shows at
 // most MAX_ROWS rows).
 import type { ApiError } from './api';
-import type { Allocation, Big, Block, DnsRecords, History, HistoryEvent, Host, Network, Summary, Vip } from './types';
+import type { Allocation, Big, Block, DnsRecords, History, HistoryEvent, Host, Network, Summary, Vips } from './types';
 import { h } from './dom';
 import { ago, blocksByHost, clock, count, num, percent, searchAllocations, shortId, sortAllocations, timeline } from './format';
 
@@ -152,11 +152,12 @@ function backendState(state: string): HTMLElement {
   return badge(state, /^(up|healthy|ok|alive|active|reachable)$/.test(s) ? 'ok' : /^(unknown|draining|pending|starting)$/.test(s) ? 'warn' : 'bad');
 }
 
-export function renderVips(r: Loaded<Vip[]>): HTMLElement {
+export function renderVips(r: Loaded<Vips>): HTMLElement {
   const p = pending(r);
   if (p || r.state !== 'ok') return p!;
-  if (r.data.length === 0) return h('p', { class: 'muted' }, 'No VIPs.');
-  return h('div', { class: 'vips' }, r.data.map((v) => {
+  if (r.data.running === false) return h('p', { class: 'muted' }, 'This vxnetd does not serve VIPs (--no-vip).');
+  if (r.data.vips.length === 0) return h('p', { class: 'muted' }, 'No VIPs.');
+  return h('div', { class: 'vips' }, r.data.vips.map((v) => {
     const healthy = v.backends.filter((b) => /^(up|healthy|ok|alive|active|reachable)$/i.test(b.state)).length;
     const title = v.name ?? v.vip ?? v.addresses[0] ?? '';
     const at = v.addresses.length ? v.addresses.map((a) => `${hostPort(a, v.port)}${v.protocol ? `/${v.protocol}` : ''}`).join(', ') : 'no address yet';
