@@ -4,7 +4,7 @@
 import type { ApiError } from './api';
 import type { Allocation, Big, Block, DnsRecords, History, HistoryEvent, Host, Network, Summary, Vips } from './types';
 import { h } from './dom';
-import { ago, blocksByHost, clock, count, num, percent, searchAllocations, shortId, sortAllocations, timeline } from './format';
+import { ago, blocksByHost, clock, compareAddresses, count, num, percent, searchAllocations, shortId, sortAllocations, timeline } from './format';
 
 export const MAX_ROWS = 500;
 
@@ -167,7 +167,7 @@ export function renderVips(r: Loaded<Vips>): HTMLElement {
         h('span', { class: 'mono muted' }, ` ${at}`),
         h('span', { class: 'vip-health' }, badge(`${healthy}/${v.backends.length} healthy`, healthy === v.backends.length && healthy > 0 ? 'ok' : healthy > 0 ? 'warn' : 'bad'))),
       v.backends.length === 0 ? h('p', { class: 'muted' }, 'No backends.') : h('table', { class: 'backends' },
-        h('tbody', {}, v.backends.map((b) => h('tr', { class: 'backend' },
+        h('tbody', {}, [...v.backends].sort((a, b) => compareAddresses(a.address, b.address) || a.port - b.port).map((b) => h('tr', { class: 'backend' },
           h('td', { class: 'mono' }, hostPort(b.address, b.port)),
           h('td', { class: 'muted' }, b.name ?? ''),
           h('td', { class: 'muted' }, b.host ?? ''),
