@@ -11,14 +11,18 @@ export class ApiError extends Error {
 
 const TOKEN_KEY = 'vxnet.api.token';
 
+/** sessionStorage's part the page uses (absent under Node, in the unit tests). */
+interface TokenStorage { getItem(key: string): string | null; setItem(key: string, value: string): void; removeItem(key: string): void }
+const storage = (): TokenStorage | undefined => (globalThis as { sessionStorage?: TokenStorage }).sessionStorage;
+
 export function storedToken(): string | undefined {
-  try { return sessionStorage.getItem(TOKEN_KEY) ?? undefined; } catch { return undefined; }
+  try { return storage()?.getItem(TOKEN_KEY) ?? undefined; } catch { return undefined; }
 }
 
 export function storeToken(token: string | undefined): void {
   try {
-    if (token) sessionStorage.setItem(TOKEN_KEY, token);
-    else sessionStorage.removeItem(TOKEN_KEY);
+    if (token) storage()?.setItem(TOKEN_KEY, token);
+    else storage()?.removeItem(TOKEN_KEY);
   } catch { /* storage off: the token lives as long as the page */ }
 }
 
@@ -49,7 +53,7 @@ export class Api {
     const url = `${this.base}${path}${q.size ? `?${q.toString()}` : ''}`;
     let res: Response;
     try {
-      res = await fetch(url, { headers: authHeaders(this.token), cache: 'no-store' });
+      res = await fetch(url, { headers: authHeaders(this.token) });
     } catch (e) {
       throw new ApiError(0, 'IoFailure', `vxnetd did not answer (${(e as Error).message})`);
     }

@@ -30,7 +30,7 @@ export function startLive(o: LiveOptions): { stop(): void } {
     while (!stopped) {
       abort = new AbortController();
       try {
-        const res = await fetch(`${o.api.base}/events`, { headers: authHeaders(o.api.getToken(), 'text/event-stream'), signal: abort.signal, cache: 'no-store' });
+        const res = await fetch(`${o.api.base}/events`, { headers: authHeaders(o.api.getToken(), 'text/event-stream'), signal: abort.signal });
         if (!res.ok || !res.body || !(res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
           if (!res.ok) await errorOf(res, o.api);
           throw new Error(`no event stream (HTTP ${res.status})`);
