@@ -65,7 +65,7 @@ export function systems(root, dist, tmp) {
 async function startVxnetd(sys) {
   const { spawn } = await import('node:child_process');
   mkdirSync(sys.vxnetd.dir, { recursive: true });
-  const child = spawn(sys.vxnetd.bin, ['--no-docker', '--no-dns', '--no-vip', '--socket', sys.vxnetd.socket, '--cni-socket', sys.env.VXNET_CNI_SOCKET,
+  const child = spawn(sys.vxnetd.bin, ['--no-docker', '--no-dns', '--no-vip', '--http-listen', '', '--socket', sys.vxnetd.socket, '--cni-socket', sys.env.VXNET_CNI_SOCKET,
     '--data-dir', sys.vxnetd.dir, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
   let log = '';
   child.stderr.on('data', (b) => { log += b.toString(); });

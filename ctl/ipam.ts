@@ -1,62 +1,23 @@
 // vxnetctl ipam: pools, ls, show, release, gc over the IPAM store. Reads run in one view (a
 // consistent snapshot). Releases decide and release inside one withLock and delete host veths
 // after the commit, so no process is exec'd while CNI plugins wait for the store's lock.
-import { statSync } from 'node:fs';
-import * as path from 'node:path';
 import { hostVethName } from '../datapath/names';
-import { Ip, contains, formatCidr, formatIp, ipKey, parseIp } from '../ipam/addr';
-import { RangeSet, canonicalRangeSets, setCapacity, setToJson } from '../ipam/range';
-import type { Allocation, HistoryEntry, IpamStore, IpamTx, PoolRecord } from '../ipam/store/types';
+import { Ip, formatIp, parseIp } from '../ipam/addr';
+import {
+  type PoolStat, allocationJson, attachmentKey, byAddress, freeOf, historyJson, iso, poolStats, poolSubnetsHolding,
+} from '../ipam/query';
+import { type ReleaseTarget, type VethJson, type VethPlan, collectGarbage, releaseAllocations } from '../ipam/maintenance';
+import type { Allocation, HistoryEntry, IpamStore, PoolRecord } from '../ipam/store/types';
+import type { BlockUsageRow } from '../overlay/registry';
 import { DatapathFailure, NotFound } from '../lib/errors';
 import { type CommandName, UsageError, type Values } from './args';
 import { type Ctx, writeJson } from './context';
 import { openExisting, openOrFail } from './store';
 import { isoTime, plural, relativeTime, renderFields, renderTable, shortId, timeWithAge } from './table';
 
-const RELEASE_REASON = 'vxnetctl release';
-const GC_REASON = 'vxnetctl gc';
+export type { AllocationJson, HistoryJson } from '../ipam/query';
 
-// ---- JSON shapes (stable field names; absent values are null, never missing) ----
-
-export interface AllocationJson {
-  network: string;
-  address: string;
-  family: 4 | 6;
-  containerId: string;
-  ifname: string;
-  name: string | null;
-  runtime: string;
-  netns: string | null;
-  aliases: string[];
-  rangeSet: number;
-  /** ISO 8601. */
-  since: string;
-}
-
-export interface HistoryJson extends AllocationJson {
-  until: string;
-  reason: string;
-}
-
-export type VethResultJson = 'deleted' | 'absent' | 'kept' | 'would-delete' | 'error';
-
-export interface VethJson {
-  name: string;
-  containerId: string;
-  ifname: string;
-  result: VethResultJson;
-  error?: string;
-}
-
-const iso = (ms: number): string => new Date(ms).toISOString();
-
-export const allocationJson = (a: Allocation): AllocationJson => ({
-  network: a.network, address: a.address, family: a.family, containerId: a.containerId, ifname: a.ifname,
-  name: a.name ?? null, runtime: a.runtime, netns: a.netns ?? null, aliases: [...(a.aliases ?? [])], rangeSet: a.rangeSet,
-  since: iso(a.since),
-});
-
-const historyJson = (h: HistoryEntry): HistoryJson => ({ ...allocationJson(h), until: iso(h.until), reason: h.reason });
+export type { VethJson, VethResultJson } from '../ipam/maintenance';
 
 // ---- helpers ----
 
@@ -75,71 +36,18 @@ function parseAddress(text: string | undefined, command: string): Ip {
   return ip;
 }
 
-/** The pool's range sets, or the reason its stored definition cannot be read. */
-function poolSets(record: PoolRecord): RangeSet[] | Error {
-  try {
-    return canonicalRangeSets(JSON.parse(record.definition) as unknown, `pool "${record.network}"`);
-  } catch (err) {
-    return err instanceof Error ? err : new Error(String(err));
-  }
-}
-
-const subnetsOfSet = (set: RangeSet): string[] => [...new Set(setToJson(set).map((r) => r.subnet))];
-
-const byAddress = (a: Allocation, b: Allocation): number =>
-  a.network < b.network ? -1 : a.network > b.network ? 1
-    : a.family - b.family || (ipKey(parseIp(a.address) as Ip) < ipKey(parseIp(b.address) as Ip) ? -1 : 1);
-
-const attachmentKey = (a: { network?: string; containerId: string; ifname: string }): string =>
-  `${a.network ?? ''}\u0000${a.containerId}\u0000${a.ifname}`;
-
 // ---- ipam pools ----
 
-interface SetStat { subnets: string[]; ranges: ReturnType<typeof setToJson>; size: bigint; used: number }
-interface PoolStat { network: string; updated: number; used: number; sets?: SetStat[]; error?: string }
-
-async function poolStat(tx: IpamTx, record: PoolRecord): Promise<PoolStat> {
-  const sets = poolSets(record);
-  const used = await tx.countByNetwork(record.network);
-  if (sets instanceof Error) return { network: record.network, updated: record.updated, used, error: sets.message };
-  const perSet = sets.map(() => 0);
-  if (sets.length === 1) perSet[0] = used;
-  else for (const a of await tx.list({ network: record.network })) if (a.rangeSet < perSet.length) perSet[a.rangeSet] += 1;
-  return {
-    network: record.network, updated: record.updated, used,
-    sets: sets.map((set, i) => ({ subnets: subnetsOfSet(set), ranges: setToJson(set), size: setCapacity(set), used: perSet[i] })),
-  };
-}
-
-const freeOf = (size: bigint, used: number): bigint => (size > BigInt(used) ? size - BigInt(used) : 0n);
-
-/** One overlay block as the cluster store has it, with its host's published usage. */
-interface BlockRow { network: string; block: string; hostId: string; state: 'held' | 'orphaned'; size: bigint; used: number | null; usageAt: number | null }
+type BlockRow = BlockUsageRow;
 
 /** Every block of the cluster's overlay networks (or of one), with per-block usage. */
 async function clusterBlocks(values: Values, ctx: Ctx): Promise<{ store: string; rows: BlockRow[] }> {
-  /* eslint-disable @typescript-eslint/no-require-imports */
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { clusterStore, withRegistry, DEFAULT_OVERLAY_PREFIX } = require('./cluster') as typeof import('./cluster');
-  const { blockRanges } = require('../overlay/local') as typeof import('../overlay/local');
-  /* eslint-enable @typescript-eslint/no-require-imports */
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { listBlockUsage } = require('../overlay/registry') as typeof import('../overlay/registry');
   const { store, endpoints } = clusterStore(values, ctx.env, 'ipam pools');
-  const rows = await withRegistry(endpoints, DEFAULT_OVERLAY_PREFIX, async (reg) => {
-    const alive = new Set((await reg.hosts()).items.map((h) => h.id));
-    const out: BlockRow[] = [];
-    for (const network of await reg.networks()) {
-      if (values.network !== undefined && network.name !== values.network) continue;
-      const usages = await reg.usages(network.name);
-      for (const b of await reg.blocks(network.name)) {
-        const block = formatCidr(b.block);
-        // The addresses CNI and Docker hand out of a block (overlay/local.ts blockRanges).
-        const size = setCapacity(canonicalRangeSets(blockRanges([b.block]), 'block')[0]);
-        const u = alive.has(b.hostId) ? usages.get(b.hostId) : undefined;
-        const used = u?.blocks.find((x) => formatCidr(x.block) === block)?.used;
-        out.push({ network: network.name, block, hostId: b.hostId, state: alive.has(b.hostId) ? 'held' : 'orphaned', size, used: used ?? null, usageAt: used === undefined ? null : u!.at });
-      }
-    }
-    return out;
-  });
+  const rows = await withRegistry(endpoints, DEFAULT_OVERLAY_PREFIX, (reg) => listBlockUsage(reg, values.network));
   return { store, rows };
 }
 
@@ -150,14 +58,7 @@ async function pools(ctx: Ctx, values: Values): Promise<void> {
   let store: string | null = null;
   if ('store' in opened) {
     store = opened.store.description;
-    stats = await using(opened.store, (s) => s.view(async (tx) => {
-      const records = values.network !== undefined
-        ? [await tx.getPool(values.network)].filter((p): p is PoolRecord => p !== undefined)
-        : await tx.listPools();
-      const out: PoolStat[] = [];
-      for (const r of records) out.push(await poolStat(tx, r));
-      return out;
-    }));
+    stats = await using(opened.store, (s) => s.view((tx) => poolStats(tx, values.network)));
   }
   const note = 'missing' in opened ? opened.missing
     : stats.length === 0 ? (values.network !== undefined ? `no network "${values.network}" in the IPAM store` : 'no pools yet (no network has allocated an address)')
@@ -265,9 +166,7 @@ async function show(ctx: Ctx, values: Values, positionals: readonly string[]): P
     const networks = [...new Set([...(values.network !== undefined ? [values.network] : []), ...records.map((r) => r.network), ...history.map((h) => h.network)])];
     const out: ShowEntry[] = [];
     for (const network of networks) {
-      const record = records.find((r) => r.network === network);
-      const sets = record ? poolSets(record) : [];
-      const subnets = sets instanceof Error ? [] : [...new Set(sets.flat().filter((r) => contains(r.subnet, ip)).flatMap((r) => subnetsOfSet([r])))];
+      const subnets = poolSubnetsHolding(records.find((r) => r.network === network), ip);
       const owner = await tx.ownerOf(network, ip);
       const past = history.filter((h) => h.network === network);
       if (owner || past.length > 0 || subnets.length > 0) out.push({ network, subnets, history: past, ...(owner ? { owner } : {}) });
@@ -320,37 +219,6 @@ async function show(ctx: Ctx, values: Values, positionals: readonly string[]): P
 
 // ---- ipam release ----
 
-interface VethPlan { name: string; containerId: string; ifname: string; remaining: Allocation[] }
-
-/** For each attachment touched, its host veth and what the attachment still holds (any network). */
-async function vethPlans(tx: IpamTx, touched: readonly Allocation[], releasing: ReadonlySet<string> = new Set()): Promise<VethPlan[]> {
-  const plans = new Map<string, VethPlan>();
-  for (const a of touched) {
-    const key = attachmentKey({ containerId: a.containerId, ifname: a.ifname });
-    if (plans.has(key)) continue;
-    const remaining = (await tx.list({ containerId: a.containerId }))
-      .filter((r) => r.ifname === a.ifname && !releasing.has(attachmentKey(r)));
-    plans.set(key, { name: hostVethName(a.containerId, a.ifname), containerId: a.containerId, ifname: a.ifname, remaining });
-  }
-  return [...plans.values()];
-}
-
-/** Deletes the veths of attachments left with no address; never throws (errors are results). */
-async function applyVethPlans(ctx: Ctx, plans: readonly VethPlan[], dryRun: boolean): Promise<VethJson[]> {
-  const out: VethJson[] = [];
-  for (const p of plans) {
-    const base = { name: p.name, containerId: p.containerId, ifname: p.ifname };
-    if (p.remaining.length > 0) { out.push({ ...base, result: 'kept' }); continue; }
-    try {
-      if (dryRun) out.push({ ...base, result: ctx.veth.exists(p.name) ? 'would-delete' : 'absent' });
-      else out.push({ ...base, result: await ctx.veth.remove(p.name) });
-    } catch (err) {
-      out.push({ ...base, result: 'error', error: err instanceof Error ? err.message : String(err) });
-    }
-  }
-  return out;
-}
-
 function vethLine(v: VethJson, plans: readonly VethPlan[]): string {
   switch (v.result) {
     case 'deleted': return `deleted host veth ${v.name}`;
@@ -371,17 +239,6 @@ function failOnVethErrors(veths: readonly VethJson[]): void {
   if (failed.length > 1) throw new DatapathFailure(`released, but ${failed.length} host veths could not be deleted (${failed.map((v) => v.name).join(', ')}): ${failed[0].error}`);
 }
 
-/** The full container id a (possibly short) id names among the network's allocations. */
-async function resolveContainer(tx: IpamTx, network: string, id: string, ifname: string | undefined): Promise<string> {
-  if ((await tx.listByOwner(network, id, ifname)).length > 0) return id;
-  const ids = [...new Set((await tx.list({ network }))
-    .filter((a) => a.containerId.startsWith(id) && (ifname === undefined || a.ifname === ifname))
-    .map((a) => a.containerId))];
-  if (ids.length === 1) return ids[0];
-  if (ids.length > 1) throw new UsageError(`container id "${id}" is ambiguous in network "${network}": it matches ${ids.map(shortId).join(', ')}`);
-  throw new NotFound(`no address of network "${network}" is allocated to container ${id}${ifname !== undefined ? ` ${ifname}` : ''}`);
-}
-
 async function release(ctx: Ctx, values: Values, positionals: readonly string[]): Promise<void> {
   const container = values.container;
   const network = values.network;
@@ -391,27 +248,10 @@ async function release(ctx: Ctx, values: Values, positionals: readonly string[])
   if (container !== undefined && network === undefined) throw new UsageError('--container needs --network N (see vxnetctl ipam release --help)');
   const ip = container === undefined ? parseAddress(positionals[0], 'ipam release') : undefined;
 
-  const { released, plans } = await using(openOrFail(ctx.dataDir), (s) => s.withLock(async (tx) => {
-    let out: Allocation[];
-    if (ip) {
-      const address = formatIp(ip);
-      const networks = network !== undefined ? [network] : (await tx.listPools()).map((p) => p.network);
-      const holders: Allocation[] = [];
-      for (const n of networks) {
-        const owner = await tx.ownerOf(n, ip);
-        if (owner) holders.push(owner);
-      }
-      if (holders.length === 0) throw new NotFound(network !== undefined ? `${address} is not allocated in network "${network}"` : `${address} is not allocated in any network`);
-      if (holders.length > 1) throw new UsageError(`${address} is allocated in networks ${holders.map((h) => `"${h.network}"`).join(', ')}: give --network`);
-      out = [await tx.releaseAddress(holders[0].network, ip, RELEASE_REASON) as Allocation];
-    } else {
-      const n = network as string;
-      const id = await resolveContainer(tx, n, container as string, values.ifname);
-      out = await tx.releaseByOwner(n, id, values.ifname, RELEASE_REASON);
-    }
-    return { released: out, plans: await vethPlans(tx, out) };
-  }));
-  const veths = await applyVethPlans(ctx, plans, false);
+  const target: ReleaseTarget = ip
+    ? { address: ip, ...(network !== undefined ? { network } : {}) }
+    : { network: network as string, containerId: container as string, ...(values.ifname !== undefined ? { ifname: values.ifname } : {}) };
+  const { released, plans, veths } = await using(openOrFail(ctx.dataDir), (s) => releaseAllocations(s, target, { vethName: hostVethName, veth: ctx.veth }));
   if (ctx.json) {
     writeJson(ctx, { released: released.map(allocationJson), veths });
   } else {
@@ -423,21 +263,7 @@ async function release(ctx: Ctx, values: Values, positionals: readonly string[])
 
 // ---- ipam gc ----
 
-export type NetnsState = 'alive' | 'gone' | 'unknown';
-
-/** Whether a recorded netns path still exists; only a definite ENOENT/ENOTDIR counts as gone. */
-export function netnsState(netns: string): NetnsState {
-  if (!path.isAbsolute(netns)) return 'unknown';
-  try {
-    statSync(netns);
-    return 'alive';
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' || code === 'ENOTDIR' ? 'gone' : 'unknown';
-  }
-}
-
-interface GcKept { alive: number; noNetns: number; otherRuntime: number; unknown: number }
+export { netnsState, type NetnsState } from '../ipam/maintenance';
 
 async function gc(ctx: Ctx, values: Values): Promise<void> {
   const dryRun = values['dry-run'] === true;
@@ -447,34 +273,11 @@ async function gc(ctx: Ctx, values: Values): Promise<void> {
     else ctx.stdout(opened.missing + '\n');
     return;
   }
-  const unknown: string[] = [];
-  const run = async (tx: IpamTx): Promise<{ checked: number; released: Allocation[]; kept: GcKept; plans: VethPlan[] }> => {
-    const all = await tx.list(values.network !== undefined ? { network: values.network } : {});
-    const kept: GcKept = { alive: 0, noNetns: 0, otherRuntime: 0, unknown: 0 };
-    const stale = new Map<string, Allocation>();
-    const states = new Map<string, NetnsState>();
-    for (const a of all) {
-      if (a.runtime !== 'cni') { kept.otherRuntime += 1; continue; }
-      if (a.netns === undefined) { kept.noNetns += 1; continue; }
-      let state = states.get(a.netns);
-      if (state === undefined) { state = netnsState(a.netns); states.set(a.netns, state); }
-      if (state === 'gone') { if (!stale.has(attachmentKey(a))) stale.set(attachmentKey(a), a); continue; }
-      if (state === 'unknown') { kept.unknown += 1; if (!unknown.includes(a.netns)) unknown.push(a.netns); continue; }
-      kept.alive += 1;
-    }
-    let released: Allocation[];
-    if (dryRun) {
-      released = all.filter((a) => stale.has(attachmentKey(a)));
-    } else {
-      released = [];
-      for (const a of stale.values()) released.push(...await tx.releaseByOwner(a.network, a.containerId, a.ifname, GC_REASON));
-    }
-    const plans = await vethPlans(tx, released, dryRun ? new Set(stale.keys()) : new Set());
-    return { checked: all.length, released: released.sort(byAddress), kept, plans };
-  };
-  const result = await using(opened.store, (s) => (dryRun ? s.view(run) : s.withLock(run)));
-  for (const netns of unknown) ctx.stderr(`vxnetctl: warning: cannot tell whether netns ${netns} exists; kept its allocations\n`);
-  const veths = await applyVethPlans(ctx, result.plans, dryRun);
+  const result = await using(opened.store, (s) => collectGarbage(s, {
+    ...(values.network !== undefined ? { network: values.network } : {}), dryRun, vethName: hostVethName, veth: ctx.veth,
+  }));
+  for (const netns of result.unknown) ctx.stderr(`vxnetctl: warning: cannot tell whether netns ${netns} exists; kept its allocations\n`);
+  const veths = result.veths;
   if (ctx.json) {
     writeJson(ctx, { dryRun, checked: result.checked, note: null, released: result.released.map(allocationJson), kept: result.kept, veths });
     failOnVethErrors(veths);

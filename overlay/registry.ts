@@ -12,6 +12,8 @@ import { EtcdClient } from '../etcd/client';
 import { NetworkInUse, PoolExhausted, TryAgainLater } from '../lib/errors';
 import type { Logger } from '../lib/log';
 import { Cidr, formatCidr, formatIp } from '../ipam/addr';
+import { canonicalRangeSets, setCapacity } from '../ipam/range';
+import { blockRanges } from './local';
 import {
   OverlayNetwork, chooseBlock, leasesToOrphan, overlayNetworkToJson, parseOverlayNetwork, reclaimable, vtepIpOf,
 } from './plan';
@@ -302,4 +304,36 @@ export function hostsRows(listing: { hosts: readonly HostRow[]; blocks: readonly
     rows.push([b.hostId, '-', b.network, '-', '-', b.block, `expired (${left})`]);
   }
   return rows;
+}
+
+/** One overlay block as the cluster store has it, with its host's published usage. */
+export interface BlockUsageRow {
+  readonly network: string;
+  readonly block: string;
+  readonly hostId: string;
+  /** "held" (its host's lease is alive) or "orphaned". */
+  readonly state: 'held' | 'orphaned';
+  /** Addresses CNI and Docker hand out of it (./local.ts blockRanges: VTEP and gateway excluded). */
+  readonly size: bigint;
+  /** As its host last published it; null when that host published none (or is gone). */
+  readonly used: number | null;
+  readonly usageAt: number | null;
+}
+
+/** Every block of the cluster's overlay networks (or of one), with per-block usage (vxnetctl ipam pools --store, the API's /blocks). */
+export async function listBlockUsage(reg: OverlayRegistry, network?: string): Promise<BlockUsageRow[]> {
+  const alive = new Set((await reg.hosts()).items.map((h) => h.id));
+  const out: BlockUsageRow[] = [];
+  for (const n of await reg.networks()) {
+    if (network !== undefined && n.name !== network) continue;
+    const usages = await reg.usages(n.name);
+    for (const b of await reg.blocks(n.name)) {
+      const block = formatCidr(b.block);
+      const size = setCapacity(canonicalRangeSets(blockRanges([b.block]), 'block')[0]);
+      const u = alive.has(b.hostId) ? usages.get(b.hostId) : undefined;
+      const used = u?.blocks.find((x) => formatCidr(x.block) === block)?.used;
+      out.push({ network: n.name, block, hostId: b.hostId, state: alive.has(b.hostId) ? 'held' : 'orphaned', size, used: used ?? null, usageAt: used === undefined || !u ? null : u.at });
+    }
+  }
+  return out;
 }

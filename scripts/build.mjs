@@ -7,6 +7,8 @@
 // dist/bin/NAME is what runtimes exec:
 //   vxnet, vxnet-ipam  a /bin/sh launcher: exec node --snapshot-blob dist/snap/NAME.blob
 //   vxnetctl, vxnetd, vxnet-lb   the bundle itself, with a node shebang
+// dist/ui/ is the web view (ui/, plain TypeScript) bundled by Vite: index.html and hashed
+// assets under dist/ui/assets/, which vxnetd serves at /ui/ (bin/vxnetd/ui.ts).
 // Paths are absolute (runtimes exec plugins with a minimal PATH and cwd); `vxnetctl install`
 // rewrites the launchers for the directory it installs to.
 import { build } from 'esbuild';
@@ -117,4 +119,11 @@ copyFileSync(join(netlinkDir, 'prebuilds', `linux-${process.arch}`, 'node.napi.n
 copyFileSync(join(dirname(require.resolve('better-sqlite3/package.json')), 'build', 'Release', 'better_sqlite3.node'), join(dist, 'native', 'better_sqlite3.node'));
 copyFileSync(join(root, 'build', 'Release', 'vxnet_netns.node'), join(dist, 'native', 'vxnet_netns.node'));
 for (const unit of ['vxnetd.service', 'vxnet-lb.service']) copyFileSync(join(root, 'deploy', unit), join(dist, 'deploy', unit));
-console.log(`built ${entries.map((e) => `dist/bin/${e}`).join(' ')}${snapshotted.size ? ` (snapshots: ${[...snapshotted].join(', ')})` : ''}`);
+// The web view: a browser bundle, built by Vite from ui/ (ui/README.md). Its base is /ui/, where
+// vxnetd serves it; nothing is fetched from elsewhere at run time (no CDN, no web fonts).
+const { build: viteBuild } = await import('vite');
+await viteBuild({
+  root: join(root, 'ui'), base: '/ui/', configFile: false, logLevel: 'warn', publicDir: false,
+  build: { outDir: join(dist, 'ui'), emptyOutDir: true, target: 'es2022', sourcemap: false, reportCompressedSize: false },
+});
+console.log(`built ${entries.map((e) => `dist/bin/${e}`).join(' ')}${snapshotted.size ? ` (snapshots: ${[...snapshotted].join(', ')})` : ''} dist/ui/`);

@@ -43,7 +43,7 @@ import { HELP, type VxnetdConfig, parseVxnetdArgs } from './flags';
 import { dockerPluginServer } from './docker-plugin';
 import { type DnsService, dnsService } from './dns';
 import { ensureDnsLink } from './dns-link';
-import { httpApiService } from './http-api';
+import { type ExtraRoute, httpApiService } from './http-api';
 import { type VipKernelFactory, vipService } from './vip';
 import type { VipService } from '../../vip/service';
 
@@ -128,7 +128,7 @@ function cniHandoff(socketPath: string, log: Logger, afterCall: () => void): Ser
 }
 
 /** Starts vxnetd's services in order; resolves once all have started (the overlay agent may still be retrying). */
-export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datapath?: Datapath; docker?: DockerApi; vipKernel?: VipKernelFactory } = {}): Promise<Vxnetd> {
+export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datapath?: Datapath; docker?: DockerApi; vipKernel?: VipKernelFactory; extraRoutes?: readonly ExtraRoute[] } = {}): Promise<Vxnetd> {
   const log = o.log ?? createLogger('vxnetd', config.logLevel);
   const plugin = pluginNameOf(config.socket);
   const store = openStore({ dataDir: config.dataDir });
@@ -182,9 +182,12 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
     // After the catalog's sources: they serve the catalog as they filled it; VIPs before DNS.
     ...(vip ? [vip] : []),
     ...(dns ? [dns] : []),
-    ...((dns || vip) && config.httpListen ? [httpApiService({
-      listen: config.httpListen, catalog, log: log.child({ component: 'http' }),
+    // The HTTP listener always (unless --api-listen ""): the operator API, and /v1 with DNS or VIPs.
+    ...(config.httpListen ? [httpApiService({
+      listen: config.httpListen, api: config.api, host, store, catalog, dataDir: config.dataDir, log: log.child({ component: 'http' }),
+      ...(ov ? { cluster: { endpoints: ov.endpoints, graceMs: ov.graceMs } } : {}),
       ...(dns && config.dns ? { dns: { service: dns, config: config.dns } } : {}), ...(vip ? { vips: vip.vips } : {}),
+      ...(o.extraRoutes ? { extraRoutes: o.extraRoutes } : {}),
     })] : []),
   ];
   const running = await startServices(services, log.child({ component: 'services' }));

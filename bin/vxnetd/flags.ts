@@ -39,7 +39,8 @@ const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
 export const HELP = `vxnetd ${VERSION}: the vxnet host daemon: Docker's remote network and IPAM driver, the
 CNI plugin's hand-off, DNS for every container of this host (and with --store of the cluster) by
 name, service and SRV, forwarding other names upstream (unless --no-dns), the HTTP API
-(Mesos-DNS's /v1 routes, --http-listen), and with --store the host's overlay agent (VXLAN
+(--api-listen, HTTPS with a token off loopback: the operator API /api/v1, Mesos-DNS's /v1
+routes), and with --store the host's overlay agent (VXLAN
 across hosts, etcd as the cluster store).
 
 Usage: vxnetd [options]
@@ -135,9 +136,21 @@ Options:
   --vip-link NAME           The link the VIP ranges are routed to, so this host's own processes
                             reach VIPs (default: --dns-link's, ${DEFAULT_DNS_LINK}; created when missing).
   --no-vip                  Do not serve VIPs (labels VIP_<n> are then ignored).
-  --http-listen ADDR:PORT   vxnetd's HTTP API: Mesos-DNS's /v1/... routes, /v1/endpoints (what
-                            \`vxnetctl dns ls\` reads) and /v1/vips (\`vxnetctl vip ls\`). Default
-                            127.0.0.1:8123 (Mesos-DNS's port); "" for none. Served with DNS or VIPs.
+  --api-listen ADDR:PORT    vxnetd's HTTP listener (alias: --http-listen): the operator API
+                            (/api/v1/..., its OpenAPI document at /api/openapi.json; what
+                            \`vxnetctl --api URL\` reads), Mesos-DNS's /v1/... routes with DNS,
+                            /v1/endpoints, /v1/vips with VIPs, and the web view at /ui/.
+                            Default 127.0.0.1:8123 (Mesos-DNS's port), loopback only; "" for
+                            none. Without a token, mutations are taken from loopback clients
+                            only. A non-loopback address needs --api-cert, --api-key and a
+                            token: vxnetd refuses to start without them.
+  --api-cert FILE           The server certificate (PEM, the chain after it) for HTTPS; with
+  --api-key FILE            its private key (PEM). Checked at start: unusable files stop vxnetd.
+  --api-token-file FILE     The bearer token (the file's first line; or $VXNET_API_TOKEN): every
+                            request on the listener then needs "Authorization: Bearer TOKEN"
+                            (not the web view's files under /ui/: the page asks for the token).
+                            Bodies over 64 KiB get 413; a client gets 10 s for its request head
+                            and 30 s for the whole request.
   --log-level LEVEL         debug, info, warn or error (default info, or $VXNET_LOG_LEVEL). Logs are
                             JSON lines on stderr; debug logs every call and reply.
   -h, --help                Show this help.
@@ -192,8 +205,10 @@ export interface VxnetdConfig {
   readonly overlay: OverlayFlags | undefined;
   /** Undefined: --no-dns. */
   readonly dns: DnsFlags | undefined;
-  /** vxnetd's HTTP API (with DNS or VIPs): undefined for none. */
+  /** vxnetd's HTTP listener (--api-listen, alias --http-listen): undefined for none. */
   readonly httpListen: HostPort | undefined;
+  /** Its TLS and token (api/README.md "Auth"). */
+  readonly api: ApiFlags;
   /** Undefined: --no-vip. */
   readonly vip: VipFlags | undefined;
   readonly logLevel: Level;
@@ -211,6 +226,17 @@ export interface DnsFlags {
   /** Sources answered besides loopback, the host's addresses and vxnet's networks. */
   readonly allow: readonly Cidr[];
   readonly stateFile: string;
+}
+
+/** The operator API's TLS and bearer token. */
+export interface ApiFlags {
+  /** PEM files for HTTPS (both or neither); read and checked when the listener starts. */
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  /** --api-token-file: read when the listener starts (the first line, trimmed). */
+  readonly tokenFile?: string;
+  /** $VXNET_API_TOKEN, when no --api-token-file. */
+  readonly token?: string;
 }
 
 /** vxnetd's VIP service settings (bin/vxnetd/vip.ts). */
@@ -239,6 +265,7 @@ const OPTIONS = {
   'dns-domain': { type: 'string' }, 'dns-listen': { type: 'string', multiple: true }, 'dns-link': { type: 'string' },
   'dns-upstream': { type: 'string', multiple: true }, 'dns-ttl': { type: 'string' }, 'dns-allow': { type: 'string', multiple: true },
   'dns-state': { type: 'string' }, 'no-dns': { type: 'boolean' }, 'http-listen': { type: 'string' },
+  'api-listen': { type: 'string' }, 'api-cert': { type: 'string' }, 'api-key': { type: 'string' }, 'api-token-file': { type: 'string' },
   'vip-range': { type: 'string' }, 'vip-range6': { type: 'string' }, 'vip-table': { type: 'string' }, 'vip-link': { type: 'string' }, 'no-vip': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
 } as const;
@@ -297,7 +324,7 @@ export function parseVxnetdArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
       overlayDir: absolutePath('--overlay-dir', v['overlay-dir'] ?? DEFAULT_OVERLAY_DIR),
       overlay: parseOverlayFlags(v, env),
       dns: parseDnsFlags(v),
-      httpListen: parseHttpListen(v['http-listen']),
+      ...parseApiFlags(v, env),
       vip: parseVipFlags(v),
       logLevel: level,
     },
@@ -306,12 +333,36 @@ export function parseVxnetdArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
 
 export const DEFAULT_HTTP_LISTEN = '127.0.0.1:8123';
 
-function parseHttpListen(text: string | undefined): HostPort | undefined {
-  const t = text ?? DEFAULT_HTTP_LISTEN;
-  if (t === '') return undefined;
-  const hp = parseHostPort(t, 0);
-  if (!hp || hp.port === 0 && !/:0$/.test(t)) throw new UsageError(`--http-listen ${JSON.stringify(t)}: expected ADDRESS:PORT (or "" for none)`);
-  return hp;
+const isLoopback = (hp: HostPort): boolean => (hp.ip.family === 4 ? (hp.ip.value >> 24n) === 127n : hp.ip.value === 1n);
+
+/**
+ * --api-listen (or its alias --http-listen; both given must agree), --api-cert, --api-key,
+ * --api-token-file, $VXNET_API_TOKEN. A non-loopback address needs TLS and a token.
+ */
+function parseApiFlags(v: Values, env: NodeJS.ProcessEnv): { httpListen: HostPort | undefined; api: ApiFlags } {
+  const a = v['api-listen'];
+  const h = v['http-listen'];
+  if (a !== undefined && h !== undefined && a !== h) throw new UsageError(`--api-listen ${JSON.stringify(a)} and --http-listen ${JSON.stringify(h)}: one listener; give one of them (--http-listen is --api-listen's old name)`);
+  const flag = a !== undefined ? '--api-listen' : '--http-listen';
+  const t = a ?? h ?? DEFAULT_HTTP_LISTEN;
+  let httpListen: HostPort | undefined;
+  if (t !== '') {
+    const hp = parseHostPort(t, 0);
+    if (!hp || hp.port === 0 && !/:0$/.test(t)) throw new UsageError(`${flag} ${JSON.stringify(t)}: expected ADDRESS:PORT (or "" for none)`);
+    httpListen = hp;
+  }
+  const certFile = v['api-cert'];
+  const keyFile = v['api-key'];
+  const tokenFile = v['api-token-file'];
+  for (const [f, p] of [['--api-cert', certFile], ['--api-key', keyFile], ['--api-token-file', tokenFile]] as const) if (p !== undefined) absolutePath(f, p);
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--api-cert and --api-key go together (the server certificate and its private key, PEM)');
+  const token = tokenFile === undefined && env.VXNET_API_TOKEN ? env.VXNET_API_TOKEN.trim() : undefined;
+  if (!httpListen && (certFile !== undefined || tokenFile !== undefined)) throw new UsageError(`--api-cert, --api-key and --api-token-file need a listener (${flag} is "")`);
+  if (httpListen && !isLoopback(httpListen)) {
+    const missing = [...(certFile === undefined ? ['--api-cert FILE --api-key FILE (TLS)'] : []), ...(tokenFile === undefined && !token ? ['--api-token-file FILE or $VXNET_API_TOKEN (a bearer token)'] : [])];
+    if (missing.length) throw new UsageError(`${flag} ${JSON.stringify(t)} is not a loopback address: the API then needs ${missing.join(' and ')}`);
+  }
+  return { httpListen, api: { ...(certFile !== undefined ? { certFile } : {}), ...(keyFile !== undefined ? { keyFile } : {}), ...(tokenFile !== undefined ? { tokenFile } : {}), ...(token ? { token } : {}) } };
 }
 
 /** nftables table names: what nft accepts unquoted. */

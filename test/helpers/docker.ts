@@ -192,7 +192,7 @@ export async function startVxnetd(t: TestLike, o: VxnetdOptions = {}): Promise<V
     // No DNS unless the test asks for it: the default addresses and dns.json are host-global.
     // No VIPs unless a --vip-* flag names the test's own table (the default one is host-global).
     const vipArgs = (o.extraArgs ?? []).some((a) => a.startsWith('--vip-'));
-    const c = spawn(VXNETD, [...(dnsArgs ? [] : ['--no-dns']), ...(vipArgs ? [] : ['--no-vip']), '--socket', socket, '--cni-socket', '', '--data-dir', dir, '--log-level', 'debug', ...(o.extraArgs ?? [])], { stdio: ['ignore', log, log], env: daemonEnv() });
+    const c = spawn(VXNETD, [...(dnsArgs ? [] : ['--no-dns']), ...(vipArgs ? [] : ['--no-vip']), '--socket', socket, '--cni-socket', '', '--data-dir', dir, '--log-level', 'debug', '--http-listen', '', ...(o.extraArgs ?? [])], { stdio: ['ignore', log, log], env: daemonEnv() });
     fs.closeSync(log);
     child = c;
     exit = new Promise((r) => c.once('exit', () => r()));

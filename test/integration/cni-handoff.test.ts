@@ -24,7 +24,7 @@ interface Daemon { proc: ChildProcess; socket: string; log: () => string }
 
 async function startVxnetd(tmp: string, cniSocket: string): Promise<Daemon> {
   const socket = `/run/docker/plugins/vxt${randomBytes(4).toString('hex')}.sock`;
-  const proc = spawn(join(DIST_BIN, 'vxnetd'), ['--no-docker', '--no-dns', '--no-vip', '--socket', socket, '--cni-socket', cniSocket, '--data-dir', join(tmp, 'vxnetd'), '--log-level', 'debug'],
+  const proc = spawn(join(DIST_BIN, 'vxnetd'), ['--no-docker', '--no-dns', '--no-vip', '--http-listen', '', '--socket', socket, '--cni-socket', cniSocket, '--data-dir', join(tmp, 'vxnetd'), '--log-level', 'debug'],
     { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
   let log = '';
   proc.stderr!.on('data', (b: Buffer) => { log += b.toString(); });

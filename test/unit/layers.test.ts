@@ -13,13 +13,16 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const LAYERS: Readonly<Record<string, number>> = {
   bin: 0,
   cni: 2, cnm: 2, ctl: 2, handoff: 2,
-  dns: 3, vip: 3, edge: 3,
+  dns: 3, vip: 3, edge: 3, api: 3,
   catalog: 4,
   overlay: 4,
   datapath: 5,
   net: 6,
   ipam: 7, etcd: 7,
   lib: 8,
+  // The web view: a browser bundle (Vite), on a layer below everything, so it imports nothing
+  // from the server code; nothing of the server imports it either (test below).
+  ui: 9,
 };
 
 function sources(dir: string): string[] {
@@ -57,6 +60,11 @@ t.test('every source folder has a layer', async (t) => {
 t.test('imports point down only', async (t) => {
   const up = crossImports().filter(([, from, to]) => !((LAYERS[to] ?? -1) > (LAYERS[from] ?? 99)));
   t.same(up.map(([file, , to]) => `${file} -> ${to}/`), [], 'no import into the same layer or a higher one');
+});
+
+t.test('the web view (ui/) is a browser bundle apart', async (t) => {
+  const crossing = crossImports().filter(([, from, to]) => (from === 'ui') !== (to === 'ui'));
+  t.same(crossing.map(([file, , to]) => `${file} -> ${to}/`), [], 'ui/ imports no server code and no server code imports ui/');
 });
 
 t.test('the check can fail', async (t) => {

@@ -19,7 +19,7 @@ t.test('vxnetd command line', async (t) => {
       domain: 'vxnet', listen: ['198.51.100.1', '198.51.100.2', '198.51.100.3'].map((a) => ({ ip: parseIp(a), port: 53 })), link: 'vxnet-dns',
       upstreams: undefined, ttl: 5, allow: [], stateFile: '/run/vxnet/dns.json',
     },
-    httpListen: { ip: parseIp('127.0.0.1'), port: 8123 },
+    httpListen: { ip: parseIp('127.0.0.1'), port: 8123 }, api: {},
     vip: { range: parseCidr('198.18.0.0/15'), range6: parseCidr('fd76:786e:6574::/64'), table: 'vxnet-vip', link: 'vxnet-dns' },
   }, 'the defaults');
   t.equal(run(['--http-listen', '']).httpListen, undefined, '--http-listen "" serves no HTTP API');

@@ -19,7 +19,7 @@ function setup(t: Test): { dir: string; lines: Line[]; log: ReturnType<typeof cr
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const lines: Line[] = [];
   const log = createLogger('vxnetd', 'info', (l) => { lines.push(JSON.parse(l) as Line); });
-  const argv = ['--no-docker', '--no-dns', '--no-vip', '--socket', join(dir, 'p', 'vxt.sock'), '--cni-socket', join(dir, 'cni.sock'), '--data-dir', join(dir, 'data'), '--overlay-dir', join(dir, 'ov')];
+  const argv = ['--no-docker', '--no-dns', '--no-vip', '--http-listen', '', '--socket', join(dir, 'p', 'vxt.sock'), '--cni-socket', join(dir, 'cni.sock'), '--data-dir', join(dir, 'data'), '--overlay-dir', join(dir, 'ov')];
   return { dir, lines, log, argv };
 }
 
