@@ -16,6 +16,7 @@ import { DEFAULT_LOCAL_DIR, type LocalOverlayState, listLocalStates, subnetsOf }
 import { type Entries, desiredEntries, gatewayOf, vtepIpOf } from '../overlay/plan';
 import type { Values } from './args';
 import { type Ctx, writeJson } from './context';
+import { apiAuth } from './api-client';
 import { apiGet, apiUrl } from './dns';
 import {
   type Believed, type BelievedAllocation, type BelievedNetwork, type BelievedOverlay, type Finding, type FixAction, type NetnsState, type Observed,
@@ -65,7 +66,7 @@ async function readBelieved(ctx: Ctx, values: Values): Promise<BelievedRead> {
   {
     const base = apiUrl(values, ctx.env);
     try {
-      const body = (await apiGet(base, '/v1/vips')).body as { vips?: unknown } | unknown[];
+      const body = (await apiGet(base, '/v1/vips', [], apiAuth(values, ctx.env))).body as { vips?: unknown } | unknown[];
       const list = Array.isArray(body) ? body : Array.isArray((body as { vips?: unknown }).vips) ? (body as { vips: unknown[] }).vips : [];
       vips = { count: list.length, table: values['vip-table'] ?? DEFAULT_VIP_TABLE };
     } catch {
