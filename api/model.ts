@@ -66,6 +66,9 @@ export interface BlockJson {
   used: number | null;
   free: string | null;
   usageAt: string | null;
+  /** When the host leased it; when it was marked orphaned (null: not marked). */
+  since: string;
+  orphanedAt: string | null;
 }
 
 export interface ApiAllocationJson extends AllocationJson {

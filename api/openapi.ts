@@ -41,7 +41,7 @@ export const SCHEMAS: Record<string, Schema> = {
     id: str, address: nul(str), since: nul(isoTime), leaseTtl: nul(int), leaseExpiresAt: nul(isoTime), state: { type: 'string', enum: ['alive', 'expired'] },
     networks: arr(obj({ network: str, mac: str, vteps: arr(str), blocks: arr(str) })), blocks: int, self: bool,
   }),
-  Block: obj({ network: str, cidr: str, host: str, state: { type: 'string', enum: ['held', 'orphaned'] }, size: decimal, used: nul(int), free: nul(decimal), usageAt: nul(isoTime) }),
+  Block: obj({ network: str, cidr: str, host: str, state: { type: 'string', enum: ['held', 'orphaned'] }, size: decimal, used: nul(int), free: nul(decimal), usageAt: nul(isoTime), since: isoTime, orphanedAt: nul(isoTime) }),
   Allocation: allocation,
   HostAllocation: { allOf: [ref('Allocation'), obj({ host: str })] },
   HistoryEntry: history,

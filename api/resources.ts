@@ -79,6 +79,7 @@ export async function blocks(src: ApiSources, network?: string): Promise<{ block
     blocks: rows.map((b) => ({
       network: b.network, cidr: b.block, host: b.hostId, state: b.state, size: b.size.toString(), used: b.used,
       free: b.used === null ? null : freeOf(b.size, b.used).toString(), usageAt: b.usageAt === null ? null : iso(b.usageAt),
+      since: iso(b.since), orphanedAt: b.orphanedAt === undefined ? null : iso(b.orphanedAt),
     })),
   };
 }

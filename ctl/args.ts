@@ -39,6 +39,8 @@ const OPTIONS = {
   port: { type: 'string' },
   remove: { type: 'string', multiple: true },
   api: { type: 'string' },
+  'api-token-file': { type: 'string' },
+  'api-ca': { type: 'string' },
   server: { type: 'string' },
   fix: { type: 'boolean' },
   'overlay-dir': { type: 'string' },
@@ -76,6 +78,8 @@ export interface Values {
   readonly 'block-grace'?: string;
   readonly remove?: readonly string[];
   readonly api?: string;
+  readonly 'api-token-file'?: string;
+  readonly 'api-ca'?: string;
   readonly server?: string;
   readonly fix?: boolean;
   readonly 'overlay-dir'?: string;
@@ -138,9 +142,9 @@ strings (IPv6 pools hold more than 2^53 addresses), used is a number. With --sto
   },
   {
     name: 'ipam ls',
-    synopsis: 'ipam ls [--network N]',
+    synopsis: 'ipam ls [--network N] [--api URL]',
     summary: 'allocated addresses and who holds them',
-    options: ['network'],
+    options: ['network', 'api', 'api-token-file', 'api-ca'],
     maxPositionals: 0,
     help: `Lists allocated addresses: network, address, container id (12 characters; the full id
 with --json), container name, interface, runtime (cni or docker), since when.
@@ -148,20 +152,32 @@ with --json), container name, interface, runtime (cni or docker), since when.
 Options:
   --network N   only network N
 
+Remote (vxnetd's operator API instead of this host's store; api/README.md):
+  --api URL             a vxnetd's HTTP API, http://HOST:PORT or https://HOST:PORT (default
+                        $VXNET_API; neither: the local store)
+  --api-token-file FILE its bearer token (the first line; default $VXNET_API_TOKEN)
+  --api-ca FILE         the CA (PEM) that signed its certificate, for https
+
 JSON: {"store", "note", "allocations": [{"network", "address", "family", "containerId",
 "ifname", "name", "runtime", "netns", "aliases", "rangeSet", "since"}]}.`,
   },
   {
     name: 'ipam show',
-    synopsis: 'ipam show ADDRESS [--network N]',
+    synopsis: 'ipam show ADDRESS [--network N] [--api URL]',
     summary: 'the current owner and the history of one address',
-    options: ['network'],
+    options: ['network', 'api', 'api-token-file', 'api-ca'],
     maxPositionals: 1,
     help: `Shows who holds ADDRESS now (in every network whose pool holds it, or only in N) and
 who held it before, newest first, with why each release happened.
 
 Options:
   --network N   only network N
+
+Remote (vxnetd's operator API instead of this host's store; api/README.md):
+  --api URL             a vxnetd's HTTP API, http://HOST:PORT or https://HOST:PORT (default
+                        $VXNET_API; neither: the local store)
+  --api-token-file FILE its bearer token (the first line; default $VXNET_API_TOKEN)
+  --api-ca FILE         the CA (PEM) that signed its certificate, for https
 
 JSON: {"address", "networks": [{"network", "subnets", "owner", "hostVeth", "history": [...]}]};
 owner is an allocation or null, history entries add "until" and "reason".`,
@@ -170,7 +186,7 @@ owner is an allocation or null, history entries add "until" and "reason".`,
     name: 'ipam release',
     synopsis: 'ipam release (ADDRESS [--network N] | --container ID [--ifname IF] --network N)',
     summary: "release an address, or a container's addresses, and its host veth",
-    options: ['network', 'container', 'ifname'],
+    options: ['network', 'container', 'ifname', 'api', 'api-token-file', 'api-ca'],
     maxPositionals: 1,
     help: `Releases an address in the store (history records "vxnetctl release"), then deletes the
 attachment's host veth when the attachment holds no address any more.
@@ -182,14 +198,20 @@ attachment's host veth when the attachment holds no address any more.
   --ifname IF      only the container's interface IF
   --network N      the network
 
+Remote (vxnetd's operator API instead of this host's store; api/README.md):
+  --api URL             a vxnetd's HTTP API, http://HOST:PORT or https://HOST:PORT (default
+                        $VXNET_API; neither: the local store)
+  --api-token-file FILE its bearer token (the first line; default $VXNET_API_TOKEN)
+  --api-ca FILE         the CA (PEM) that signed its certificate, for https
+
 JSON: {"released": [allocation...], "veths": [{"name", "containerId", "ifname", "result"}]};
 result is "deleted", "absent" or "kept" (the attachment still holds an address).`,
   },
   {
     name: 'ipam gc',
-    synopsis: 'ipam gc [--network N] [--dry-run]',
+    synopsis: 'ipam gc [--network N] [--dry-run] [--api URL]',
     summary: 'release addresses of CNI containers whose network namespace is gone',
-    options: ['network', 'dry-run'],
+    options: ['network', 'dry-run', 'api', 'api-token-file', 'api-ca'],
     maxPositionals: 0,
     help: `Releases the allocations of runtime "cni" whose recorded network namespace path no
 longer exists, and deletes their host veths. Allocations that recorded no namespace, and
@@ -199,13 +221,19 @@ Options:
   --network N   only network N
   --dry-run     print what would be released, change nothing
 
+Remote (vxnetd's operator API instead of this host's store; api/README.md):
+  --api URL             a vxnetd's HTTP API, http://HOST:PORT or https://HOST:PORT (default
+                        $VXNET_API; neither: the local store)
+  --api-token-file FILE its bearer token (the first line; default $VXNET_API_TOKEN)
+  --api-ca FILE         the CA (PEM) that signed its certificate, for https
+
 JSON: {"dryRun", "checked", "note", "released": [allocation...], "veths": [...]}.`,
   },
   {
     name: 'hosts',
-    synopsis: 'hosts [--store etcd://HOST:PORT[,HOST:PORT...]] [--block-grace SEC]',
+    synopsis: 'hosts [--store etcd://HOST:PORT[,HOST:PORT...] | --api URL] [--block-grace SEC]',
     summary: 'overlay hosts in the cluster store: underlay, VTEPs, blocks, lease state',
-    options: ['store', 'block-grace'],
+    options: ['store', 'block-grace', 'api', 'api-token-file', 'api-ca'],
     maxPositionals: 0,
     help: `Lists the hosts registered in the cluster store (etcd) by their vxnetd: one row per host
 and overlay network with its underlay address, VTEP MAC and IPs, blocks, and lease state
@@ -220,6 +248,12 @@ Options:
                       does not answer.
   --block-grace SEC   the grace period vxnetd runs with (its --block-grace, default ${DEFAULT_BLOCK_GRACE_SECONDS}), for
                       the "reclaimable in" times
+
+Remote (vxnetd's operator API instead of this host's store; api/README.md):
+  --api URL             a vxnetd's HTTP API, http://HOST:PORT or https://HOST:PORT (default
+                        $VXNET_API; neither: the local store)
+  --api-token-file FILE its bearer token (the first line; default $VXNET_API_TOKEN)
+  --api-ca FILE         the CA (PEM) that signed its certificate, for https
 
 JSON: {"store", "hosts": [{"id", "underlay", "since", "lease", "ttlSeconds", "networks":
 [{"network", "mac", "vteps", "blocks"}]}], "blocks": [{"network", "block", "hostId", "since",
@@ -288,7 +322,7 @@ JSON: {"network", "removed", "blocks"}.`,
     name: 'endpoint label',
     synopsis: 'endpoint label NAME KEY=VALUE... [--remove KEY]...',
     summary: 'set or remove operator labels on an endpoint name',
-    options: ['remove'],
+    options: ['remove', 'api', 'api-token-file', 'api-ca'],
     maxPositionals: Infinity,
     help: `Sets labels on the endpoints named NAME (a container's name: one DNS label, stored
 lowercase), for runtimes that pass none: plain CNI, podman without its API socket. Labels
@@ -305,18 +339,30 @@ Which label wins, per key: operator labels (this command) over the runtime's own
 The labels live in DATA_DIR/endpoint-labels.json, edited under a lock (concurrent runs keep
 each other's labels) and replaced atomically.
 
+Remote (vxnetd's operator API instead of this host's store; api/README.md):
+  --api URL             a vxnetd's HTTP API, http://HOST:PORT or https://HOST:PORT (default
+                        $VXNET_API; neither: the local store)
+  --api-token-file FILE its bearer token (the first line; default $VXNET_API_TOKEN)
+  --api-ca FILE         the CA (PEM) that signed its certificate, for https
+
 JSON: {"file", "name", "labels": {KEY: VALUE}} (the name's labels after the change).`,
   },
   {
     name: 'endpoint labels',
     synopsis: 'endpoint labels [NAME]',
     summary: 'operator labels of every endpoint name, or of one',
-    options: [],
+    options: ['api', 'api-token-file', 'api-ca'],
     maxPositionals: 1,
     help: `Lists the operator labels set with "vxnetctl endpoint label": one row per endpoint name
 and label. These win over the runtime's own labels, which win over CNI args labels.
 
   NAME   only this endpoint name
+
+Remote (vxnetd's operator API instead of this host's store; api/README.md):
+  --api URL             a vxnetd's HTTP API, http://HOST:PORT or https://HOST:PORT (default
+                        $VXNET_API; neither: the local store)
+  --api-token-file FILE its bearer token (the first line; default $VXNET_API_TOKEN)
+  --api-ca FILE         the CA (PEM) that signed its certificate, for https
 
 JSON: {"file", "endpoints": {NAME: {KEY: VALUE}}}; with NAME {"file", "name", "labels"}.`,
   },
@@ -324,7 +370,7 @@ JSON: {"file", "endpoints": {NAME: {KEY: VALUE}}}; with NAME {"file", "name", "l
     name: 'doctor',
     synopsis: 'doctor [--fix] [--overlay-dir DIR] [--store URL] [--api URL] [--vip-table NAME] [--server ADDR[:PORT]]',
     summary: 'compare what vxnet believes with what the kernel has; --fix repairs the safe part',
-    options: ['fix', 'overlay-dir', 'store', 'api', 'vip-table', 'server'],
+    options: ['fix', 'overlay-dir', 'store', 'api', 'vip-table', 'server', 'api-token-file', 'api-ca'],
     maxPositionals: 0,
     help: `Compares, on this host, what vxnet believes (the IPAM store in the data directory, the
 overlay agent's state files, the VIPs and the endpoint catalog vxnetd's API reports) with
@@ -414,7 +460,7 @@ JSON: {"source", "prefix", "replaced", "relocated", "links": [{"path", "target",
     name: 'dns ls',
     synopsis: 'dns ls [--api URL]',
     summary: "endpoints in vxnet's DNS: names, addresses, ports, host, network, service",
-    options: ['api'],
+    options: ['api', 'api-token-file', 'api-ca'],
     maxPositionals: 0,
     help: `Lists the endpoints (named containers) vxnetd's DNS knows, on this host and across the
 cluster, from vxnetd's HTTP API (the Mesos-DNS API plus /v1/endpoints): name and aliases,
@@ -424,6 +470,7 @@ name DNS cannot serve shows none).
 
 Options:
   --api URL   vxnetd's HTTP API (default $VXNET_API, else http://127.0.0.1:8123)
+  --api-token-file FILE, --api-ca FILE   its token (default $VXNET_API_TOKEN) and CA (https)
 
 JSON: {"api", "endpoints": [{"id", "name", "aliases", "network", "host", "runtime",
 "containerId", "addresses", "ports": [{"port", "protocol", "name"}], "service", "labels",
@@ -453,7 +500,7 @@ JSON: {"server", "transport", "truncatedOverUdp", "name", "type", "rcode", "flag
     name: 'vip ls',
     synopsis: 'vip ls [--api URL]',
     summary: 'VIPs: address, protocol, port, backends with host and state',
-    options: ['api'],
+    options: ['api', 'api-token-file', 'api-ca'],
     maxPositionals: 0,
     help: `Lists the VIPs vxnetd balances, as it gave them to the kernel, from its HTTP API (/v1/vips):
 one row per backend under its VIP. A VIP comes from endpoint labels VIP_<n>=/NAME:PORT (named:
@@ -465,6 +512,7 @@ ADDRESSES "(pending)": the named VIP's address is not claimed yet (etcd unreacha
 
 Options:
   --api URL   vxnetd's HTTP API (default $VXNET_API, else http://127.0.0.1:8123)
+  --api-token-file FILE, --api-ca FILE   its token (default $VXNET_API_TOKEN) and CA (https)
 
 JSON: {"api", "vips": [{"vip", "name", "addresses", "protocol", "port", "backends": [{"endpoint",
 "name", "host", "ip", "port", "weight", "state"}]}]}; name is absent for an IP VIP.`,
@@ -473,13 +521,14 @@ JSON: {"api", "vips": [{"vip", "name", "addresses", "protocol", "port", "backend
     name: 'vip show',
     synopsis: 'vip show NAME|ADDRESS [--api URL]',
     summary: 'the VIPs of one name (every port), or at one address',
-    options: ['api'],
+    options: ['api', 'api-token-file', 'api-ca'],
     maxPositionals: 1,
     help: `Shows the VIPs named NAME (a leading "/" is allowed: /web), one per protocol and port, or
 those at ADDRESS, with their backends, as "vip ls" does. None: exit 1 (code 106).
 
 Options:
   --api URL   vxnetd's HTTP API (default $VXNET_API, else http://127.0.0.1:8123)
+  --api-token-file FILE, --api-ca FILE   its token (default $VXNET_API_TOKEN) and CA (https)
 
 JSON: {"api", "vips": [...]} as "vip ls".`,
   },
@@ -623,7 +672,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
   if (positionals.length > spec.maxPositionals) {
     throw new UsageError(`unexpected argument "${positionals[spec.maxPositionals]}" to "vxnetctl ${spec.name}" (${helpHint(spec)})`);
   }
-  for (const name of ['data-dir', 'network', 'container', 'ifname', 'cni-bin-dir', 'conf-dir', 'prefix', 'bin-dir', 'systemd-dir', 'store', 'vni', 'block-prefix', 'block-prefix6', 'mtu', 'port', 'api', 'server', 'overlay-dir', 'vip-table', 'lb'] as const) {
+  for (const name of ['data-dir', 'network', 'container', 'ifname', 'cni-bin-dir', 'conf-dir', 'prefix', 'bin-dir', 'systemd-dir', 'store', 'vni', 'block-prefix', 'block-prefix6', 'mtu', 'port', 'api', 'api-token-file', 'api-ca', 'server', 'overlay-dir', 'vip-table', 'lb'] as const) {
     if (values[name] === '') throw new UsageError(`option --${name} needs a non-empty value (${helpHint(spec)})`);
   }
   if (values.remove?.includes('')) throw new UsageError(`option --remove needs a non-empty value (${helpHint(spec)})`);

@@ -10,6 +10,7 @@ import { reverseName } from '../dns/names';
 import { type HostPort, parseHostPort } from '../dns/upstreams';
 import { parseIp } from '../ipam/addr';
 import { DecodingFailure, IoFailure, NotFound, VxnetError } from '../lib/errors';
+import { type ApiAuth, apiAuth, apiRequest, remoteError } from './api-client';
 import { QUERY_TYPES, UsageError, type Values } from './args';
 import { type Ctx, writeJson } from './context';
 import { type Column, renderTable } from './table';
@@ -184,9 +185,9 @@ export function parseEndpoints(body: unknown, url: string): EndpointView[] {
   return body as EndpointView[];
 }
 
-async function fetchEndpoints(base: string): Promise<EndpointView[]> {
+async function fetchEndpoints(base: string, auth: ApiAuth): Promise<EndpointView[]> {
   const url = `${base}/v1/endpoints`;
-  return parseEndpoints((await apiGet(base, '/v1/endpoints')).body, url);
+  return parseEndpoints((await apiGet(base, '/v1/endpoints', [], auth)).body, url);
 }
 
 /**
@@ -194,28 +195,10 @@ async function fetchEndpoints(base: string): Promise<EndpointView[]> {
  * or an error status other than those in `accept` (the caller's to interpret): IoFailure /
  * DecodingFailure naming the URL.
  */
-export async function apiGet(base: string, path: string, accept: readonly number[] = []): Promise<{ status: number; body: unknown }> {
-  const url = `${base}${path}`;
-  let res: Response;
-  try {
-    res = await fetch(url, { signal: AbortSignal.timeout(API_TIMEOUT_MS), headers: { accept: 'application/json' } });
-  } catch (err) {
-    const e = err as Error & { cause?: { code?: string; message?: string } };
-    const why = e.name === 'TimeoutError' ? `no answer within ${API_TIMEOUT_MS / 1000} s` : e.cause?.code ?? e.cause?.message ?? e.message;
-    throw new IoFailure(`cannot reach vxnetd's API at ${base}: ${why} (is vxnetd running with its HTTP API? --api URL or $VXNET_API)`);
-  }
-  const text = await res.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new DecodingFailure(`${url}: HTTP ${res.status}, not JSON (is this vxnetd's HTTP API?)`);
-  }
-  if (!res.ok && !accept.includes(res.status)) {
-    const error = (body as { error?: unknown } | null)?.error;
-    throw new IoFailure(`${url}: HTTP ${res.status}${typeof error === 'string' ? `: ${error}` : ''}`);
-  }
-  return { status: res.status, body };
+export async function apiGet(base: string, path: string, accept: readonly number[] = [], auth: ApiAuth = {}): Promise<{ status: number; body: unknown }> {
+  const r = await apiRequest(base, 'GET', path, { auth, timeoutMs: API_TIMEOUT_MS });
+  if ((r.status < 200 || r.status >= 300) && !accept.includes(r.status)) throw remoteError(r.status, r.body, `${base}${path}`);
+  return r;
 }
 
 /** The dns.json vxnetctl reads: $VXNET_DNS_JSON, else /run/vxnet/dns.json. */
@@ -232,7 +215,7 @@ export function readDnsJson(env: Env): DnsJson | undefined {
 export async function runDns(command: 'dns ls' | 'dns query', values: Values, positionals: readonly string[], ctx: Ctx): Promise<void> {
   if (command === 'dns ls') {
     const base = apiUrl(values, ctx.env);
-    const endpoints = await fetchEndpoints(base);
+    const endpoints = await fetchEndpoints(base, apiAuth(values, ctx.env));
     if (ctx.json) {
       writeJson(ctx, { api: base, endpoints });
       return;

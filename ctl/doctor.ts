@@ -21,6 +21,7 @@ import { type HostPort, formatHostPort, parseHostPort } from '../dns/upstreams';
 import type { VipView } from '../vip/model';
 import { FALLBACK_DOMAIN, apiGet, apiUrl, dnsJsonPath, parseEndpoints, readDnsJson } from './dns';
 import { type DnsAnswerSeen, type DnsExpectation, type DnsObserved, dnsFindings, endpointOf, expectedNames } from './doctor-dns';
+import { apiAuth } from './api-client';
 import {
   type Believed, type BelievedAllocation, type BelievedNetwork, type BelievedOverlay, type Finding, type FixAction, type NetnsState, type Observed,
   diagnose, exitStatus,
@@ -67,7 +68,7 @@ async function readServices(values: Values, ctx: Ctx, notes: string[]): Promise<
   let endpoints: ReturnType<typeof parseEndpoints> | undefined;
   let reachable = true;
   try {
-    views = parseVips((await apiGet(base, '/v1/vips')).body, `${base}/v1/vips`);
+    views = parseVips((await apiGet(base, '/v1/vips', [], apiAuth(values, ctx.env))).body, `${base}/v1/vips`);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     reachable = !/cannot reach/.test(msg);
@@ -75,7 +76,7 @@ async function readServices(values: Values, ctx: Ctx, notes: string[]): Promise<
   }
   if (reachable) {
     try {
-      endpoints = parseEndpoints((await apiGet(base, '/v1/endpoints')).body, `${base}/v1/endpoints`);
+      endpoints = parseEndpoints((await apiGet(base, '/v1/endpoints', [], apiAuth(values, ctx.env))).body, `${base}/v1/endpoints`);
     } catch (err) {
       notes.push(`${err instanceof Error ? err.message : String(err)}: the DNS names were not checked`);
     }

@@ -1,11 +1,14 @@
-// vxnetctl hosts: the overlay's hosts as the cluster store (etcd) holds them, through
+// vxnetctl hosts: the overlay's hosts as the cluster store (etcd) holds them (or, with --api,
+// as a vxnetd's operator API reports them from its store), through
 // overlay/registry.ts (listHosts, hostsRows), through ./cluster.ts (bounded: an etcd that does
 // not answer is one "cannot reach etcd" line after a few seconds). Hosts that joined a network
 // but found its subnet full (registered, no member record, no block) are listed as waiting,
 // with the subnet, who holds its blocks and when the first may be reclaimed.
 import { DEFAULT_BLOCK_GRACE_SECONDS, DEFAULT_OVERLAY_PREFIX } from '../overlay/records';
 import { BlockShortage, blockShortage, describeShortage, shortageToJson } from '../overlay/plan';
-import { HOSTS_COLUMNS, OverlayRegistry, hostsRows, listHosts } from '../overlay/registry';
+import { type BlockRow, HOSTS_COLUMNS, type HostRow, OverlayRegistry, hostsRows, listHosts } from '../overlay/registry';
+import type { BlockJson, HostJson } from '../api/model';
+import { type ApiAuth, apiAuth, apiCall, remoteApi } from './api-client';
 import { UsageError, type Values } from './args';
 import { clusterStore, withRegistry } from './cluster';
 import { type Ctx, writeJson } from './context';
@@ -14,9 +17,14 @@ import { renderTable } from './table';
 /** The store URL and grace from the options and the environment; throws UsageError. */
 export function hostsOptions(values: Values, env: Readonly<Record<string, string | undefined>>): { store: string; endpoints: string[]; graceMs: number } {
   const { store, endpoints } = clusterStore(values, env, 'hosts');
+  return { store, endpoints, graceMs: graceMsOf(values) };
+}
+
+/** --block-grace in ms (default vxnetd's). */
+function graceMsOf(values: Values): number {
   const graceText = values['block-grace'] ?? String(DEFAULT_BLOCK_GRACE_SECONDS);
   if (!/^\d+$/.test(graceText)) throw new UsageError(`--block-grace ${JSON.stringify(graceText)}: must be a whole number of seconds`);
-  return { store, endpoints, graceMs: Number(graceText) * 1000 };
+  return Number(graceText) * 1000;
 }
 
 /** A live host that joined a network and has no block of it: the subnet is full. */
@@ -70,12 +78,37 @@ export function withWaitingRows(rows: readonly string[][], waiting: readonly Wai
   return out;
 }
 
+/** The hosts listing from a vxnetd's API (/api/v1/hosts, /api/v1/blocks), in listHosts' terms. Waiting hosts are not known there. */
+async function remoteListing(base: string, auth: ApiAuth, now: number, graceMs: number): Promise<{ hosts: HostRow[]; blocks: BlockRow[] }> {
+  const h = await apiCall<{ hosts: HostJson[] }>(base, auth, 'GET', '/api/v1/hosts');
+  const b = await apiCall<{ blocks: BlockJson[] }>(base, auth, 'GET', '/api/v1/blocks');
+  const registered = h.hosts.filter((x) => x.since !== null);
+  return {
+    hosts: registered.map((x) => ({
+      id: x.id, underlay: x.address ?? '-', since: Date.parse(x.since as string), ttlSeconds: x.leaseTtl ?? undefined,
+      lease: x.leaseTtl === null ? 'expired' : `alive (ttl ${x.leaseTtl}s)`, networks: x.networks,
+    })),
+    blocks: b.blocks.map((x) => {
+      const orphanedAt = x.orphanedAt === null ? undefined : Date.parse(x.orphanedAt);
+      const state: BlockRow['state'] = x.state === 'held' ? 'held' : orphanedAt !== undefined && orphanedAt + graceMs <= now ? 'reclaimable' : 'orphaned';
+      return { network: x.network, block: x.cidr, hostId: x.host, since: Date.parse(x.since), state, orphanedAt };
+    }),
+  };
+}
+
 export async function runHosts(values: Values, ctx: Ctx, prefix = DEFAULT_OVERLAY_PREFIX): Promise<void> {
-  const { store, endpoints, graceMs } = hostsOptions(values, ctx.env);
+  if (values.api !== undefined && values.store !== undefined) throw new UsageError('give --store or --api, not both (see vxnetctl hosts --help)');
+  // An explicit --store wins over $VXNET_API.
+  const api = values.store !== undefined ? undefined : remoteApi(values, ctx.env);
+  const { store, endpoints, graceMs } = api !== undefined
+    ? { store: api, endpoints: [], graceMs: graceMsOf(values) }
+    : hostsOptions(values, ctx.env);
   const now = ctx.now();
-  const { listing, waiting } = await withRegistry(endpoints, prefix, async (reg) => ({
-    listing: await listHosts(reg, now, graceMs), waiting: await waitingHosts(reg, now, graceMs),
-  }));
+  const { listing, waiting } = api !== undefined
+    ? { listing: await remoteListing(api, apiAuth(values, ctx.env), now, graceMs), waiting: [] as WaitingHost[] }
+    : await withRegistry(endpoints, prefix, async (reg) => ({
+      listing: await listHosts(reg, now, graceMs), waiting: await waitingHosts(reg, now, graceMs),
+    }));
   if (ctx.json) {
     writeJson(ctx, {
       store,

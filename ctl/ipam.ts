@@ -2,16 +2,17 @@
 // consistent snapshot). Releases decide and release inside one withLock and delete host veths
 // after the commit, so no process is exec'd while CNI plugins wait for the store's lock.
 import { hostVethName } from '../datapath/names';
-import { Ip, formatIp, parseIp } from '../ipam/addr';
+import { Ip, contains, formatIp, parseCidr, parseIp } from '../ipam/addr';
 import {
-  type PoolStat, allocationJson, attachmentKey, byAddress, freeOf, historyJson, iso, poolStats, poolSubnetsHolding,
+  type AllocationJson, type HistoryJson, type PoolStat, allocationJson, attachmentKey, byAddress, freeOf, historyJson, iso, poolStats, poolSubnetsHolding,
 } from '../ipam/query';
-import { type ReleaseTarget, type VethJson, type VethPlan, collectGarbage, releaseAllocations } from '../ipam/maintenance';
+import { type GcKept, type ReleaseTarget, type VethJson, type VethPlan, collectGarbage, releaseAllocations } from '../ipam/maintenance';
 import type { Allocation, HistoryEntry, IpamStore, PoolRecord } from '../ipam/store/types';
 import type { BlockUsageRow } from '../overlay/registry';
 import { DatapathFailure, NotFound } from '../lib/errors';
 import { type CommandName, UsageError, type Values } from './args';
 import { type Ctx, writeJson } from './context';
+import { type ApiAuth, apiAuth, apiCall, remoteApi } from './api-client';
 import { openExisting, openOrFail } from './store';
 import { isoTime, plural, relativeTime, renderFields, renderTable, shortId, timeWithAge } from './table';
 
@@ -20,6 +21,25 @@ export type { AllocationJson, HistoryJson } from '../ipam/query';
 export type { VethJson, VethResultJson } from '../ipam/maintenance';
 
 // ---- helpers ----
+
+/** An allocation as the API answers it, back in the store's terms (what the renderers take). */
+const fromJson = (a: AllocationJson): Allocation => ({
+  network: a.network, address: a.address, family: a.family, containerId: a.containerId, ifname: a.ifname, runtime: a.runtime,
+  ...(a.name !== null ? { name: a.name } : {}), ...(a.netns !== null ? { netns: a.netns } : {}), ...(a.aliases.length ? { aliases: a.aliases } : {}),
+  rangeSet: a.rangeSet, since: Date.parse(a.since),
+});
+const fromHistoryJson = (h: HistoryJson): HistoryEntry => ({ ...fromJson(h), until: Date.parse(h.until), reason: h.reason });
+
+const query = (q: Record<string, string | undefined>): string => {
+  const p = new URLSearchParams(Object.entries(q).filter((e): e is [string, string] => e[1] !== undefined));
+  return p.size ? `?${p}` : '';
+};
+
+/** The remote API and its auth when --api or $VXNET_API is set. */
+function remote(values: Values, ctx: Ctx): { base: string; auth: ApiAuth } | undefined {
+  const base = remoteApi(values, ctx.env);
+  return base === undefined ? undefined : { base, auth: apiAuth(values, ctx.env) };
+}
 
 async function using<T>(store: IpamStore, fn: (store: IpamStore) => Promise<T>): Promise<T> {
   try {
@@ -83,7 +103,7 @@ async function pools(ctx: Ctx, values: Values): Promise<void> {
       }),
       ...(cluster ? {
         cluster: cluster.store,
-        blocks: cluster.rows.map((b) => ({
+        blocks: cluster.rows.map(({ since: _since, orphanedAt: _orphanedAt, ...b }) => ({
           ...b, size: b.size.toString(), free: b.used === null ? null : freeOf(b.size, b.used).toString(), usageAt: b.usageAt === null ? null : iso(b.usageAt),
         })),
       } : {}),
@@ -119,15 +139,26 @@ function printClusterBlocks(ctx: Ctx, cluster: { store: string; rows: BlockRow[]
 // ---- ipam ls ----
 
 async function ls(ctx: Ctx, values: Values): Promise<void> {
-  const opened = openExisting(ctx.dataDir);
+  const api = remote(values, ctx);
   let allocations: Allocation[] = [];
-  if ('store' in opened) {
-    allocations = await using(opened.store, (s) => s.view((tx) => tx.list(values.network !== undefined ? { network: values.network } : {})));
-    allocations.sort(byAddress);
+  let store: string | null = null;
+  let note: string | null = null;
+  if (api) {
+    const r = await apiCall<{ allocations: AllocationJson[] }>(api.base, api.auth, 'GET', `/api/v1/allocations${query({ network: values.network })}`);
+    allocations = r.allocations.map(fromJson);
+    store = api.base;
+  } else {
+    const opened = openExisting(ctx.dataDir);
+    if ('store' in opened) {
+      store = opened.store.description;
+      allocations = await using(opened.store, (s) => s.view((tx) => tx.list(values.network !== undefined ? { network: values.network } : {})));
+      allocations.sort(byAddress);
+    } else {
+      note = opened.missing;
+    }
   }
-  const note = 'missing' in opened ? opened.missing : null;
   if (ctx.json) {
-    writeJson(ctx, { store: 'store' in opened ? opened.store.description : null, note, allocations: allocations.map(allocationJson) });
+    writeJson(ctx, { store, note, allocations: allocations.map(allocationJson) });
     return;
   }
   if (note !== null) {
@@ -147,6 +178,28 @@ async function ls(ctx: Ctx, values: Values): Promise<void> {
 
 // ---- ipam show ----
 
+/** ipam show's entries from a vxnetd's API: /api/v1/history and the networks' subnets. */
+async function remoteShowEntries(api: { base: string; auth: ApiAuth }, network: string | undefined, ip: Ip): Promise<ShowEntry[]> {
+  const address = formatIp(ip);
+  const h = await apiCall<{ current: AllocationJson[]; past: HistoryJson[] }>(api.base, api.auth, 'GET', `/api/v1/history${query({ address, network })}`);
+  const nets = await apiCall<{ networks: Array<{ name: string; subnets: string[] }> }>(api.base, api.auth, 'GET', '/api/v1/networks');
+  const names = [...new Set([...(network !== undefined ? [network] : []), ...nets.networks.map((n) => n.name), ...h.past.map((x) => x.network), ...h.current.map((x) => x.network)])]
+    .filter((n) => network === undefined || n === network);
+  const out: ShowEntry[] = [];
+  for (const n of names) {
+    const subnets = (nets.networks.find((x) => x.name === n)?.subnets ?? []).filter((c) => { const cidr = parseCidr(c); return cidr !== undefined && contains(cidr, ip); });
+    const owner = h.current.find((x) => x.network === n);
+    const past = h.past.filter((x) => x.network === n).map(fromHistoryJson);
+    if (owner || past.length > 0 || subnets.length > 0) out.push({ network: n, subnets, history: past, ...(owner ? { owner: fromJson(owner) } : {}) });
+  }
+  if (out.length === 0) {
+    throw new NotFound(network !== undefined
+      ? `${address} is outside network "${network}"'s subnets and has no history there (${api.base})`
+      : `${address} is in no network's subnets and has no history (${api.base})`);
+  }
+  return out;
+}
+
 interface ShowEntry {
   network: string;
   /** Subnets of the network's pool that contain the address (empty when none does). */
@@ -158,7 +211,8 @@ interface ShowEntry {
 async function show(ctx: Ctx, values: Values, positionals: readonly string[]): Promise<void> {
   const ip = parseAddress(positionals[0], 'ipam show');
   const address = formatIp(ip);
-  const entries = await using(openOrFail(ctx.dataDir), (s) => s.view(async (tx) => {
+  const api = remote(values, ctx);
+  const entries = api ? await remoteShowEntries(api, values.network, ip) : await using(openOrFail(ctx.dataDir), (s) => s.view(async (tx) => {
     const records = values.network !== undefined
       ? [await tx.getPool(values.network)].filter((p): p is PoolRecord => p !== undefined)
       : await tx.listPools();
@@ -179,7 +233,9 @@ async function show(ctx: Ctx, values: Values, positionals: readonly string[]): P
     }
     return out;
   }));
-  const vethState = (o: Allocation): { name: string; exists: boolean } => {
+  // The host veth is this host's to look at: not known through a remote API.
+  const vethState = (o: Allocation): { name: string; exists: boolean } | null => {
+    if (api) return null;
     const name = hostVethName(o.containerId, o.ifname);
     return { name, exists: ctx.veth.exists(name) };
   };
@@ -205,9 +261,10 @@ async function show(ctx: Ctx, values: Values, positionals: readonly string[]): P
       ['Network', `${e.network}${e.subnets.length ? ` (${e.subnets.join(', ')})` : ''}`],
       ['Status', o ? `allocated since ${timeWithAge(o.since, now)}` : 'free'],
     ];
-    if (o && veth) {
+    if (o) {
       fields.push(['Container', o.containerId], ['Name', o.name], ['Ifname', o.ifname], ['Runtime', o.runtime],
-        ['Netns', o.netns], ['Aliases', o.aliases?.join(', ')], ['Host veth', `${veth.name} (${veth.exists ? 'present' : 'absent'})`]);
+        ['Netns', o.netns], ['Aliases', o.aliases?.join(', ')]);
+      if (veth) fields.push(['Host veth', `${veth.name} (${veth.exists ? 'present' : 'absent'})`]);
     }
     const history = e.history.length === 0 ? 'History: none\n'
       : 'History (newest first):\n' + renderTable(
@@ -227,7 +284,7 @@ function vethLine(v: VethJson, plans: readonly VethPlan[]): string {
     case 'error': return `cannot delete host veth ${v.name}: ${v.error}`;
     case 'kept': {
       const left = plans.find((p) => p.name === v.name)?.remaining ?? [];
-      return `kept host veth ${v.name}: container ${shortId(v.containerId)} ${v.ifname} still holds ${left.map((a) => `${a.address} (network ${a.network})`).join(', ')}`;
+      return `kept host veth ${v.name}: container ${shortId(v.containerId)} ${v.ifname} still holds ${left.length ? left.map((a) => `${a.address} (network ${a.network})`).join(', ') : 'other addresses'}`;
     }
   }
 }
@@ -251,7 +308,15 @@ async function release(ctx: Ctx, values: Values, positionals: readonly string[])
   const target: ReleaseTarget = ip
     ? { address: ip, ...(network !== undefined ? { network } : {}) }
     : { network: network as string, containerId: container as string, ...(values.ifname !== undefined ? { ifname: values.ifname } : {}) };
-  const { released, plans, veths } = await using(openOrFail(ctx.dataDir), (s) => releaseAllocations(s, target, { vethName: hostVethName, veth: ctx.veth }));
+  const api = remote(values, ctx);
+  const { released, plans, veths } = api
+    ? await (async () => {
+      const body = ip ? { address: formatIp(ip), ...(network !== undefined ? { network } : {}) }
+        : { network, containerId: container, ...(values.ifname !== undefined ? { ifname: values.ifname } : {}) };
+      const r = await apiCall<{ released: AllocationJson[]; veths: VethJson[] }>(api.base, api.auth, 'POST', '/api/v1/allocations/release', body);
+      return { released: r.released.map(fromJson), plans: [] as VethPlan[], veths: r.veths };
+    })()
+    : await using(openOrFail(ctx.dataDir), (s) => releaseAllocations(s, target, { vethName: hostVethName, veth: ctx.veth }));
   if (ctx.json) {
     writeJson(ctx, { released: released.map(allocationJson), veths });
   } else {
@@ -267,15 +332,23 @@ export { netnsState, type NetnsState } from '../ipam/maintenance';
 
 async function gc(ctx: Ctx, values: Values): Promise<void> {
   const dryRun = values['dry-run'] === true;
-  const opened = openExisting(ctx.dataDir);
-  if ('missing' in opened) {
+  const api = remote(values, ctx);
+  const opened = api ? undefined : openExisting(ctx.dataDir);
+  if (opened && 'missing' in opened) {
     if (ctx.json) writeJson(ctx, { dryRun, checked: 0, note: opened.missing, released: [], kept: { alive: 0, noNetns: 0, otherRuntime: 0, unknown: 0 }, veths: [] });
     else ctx.stdout(opened.missing + '\n');
     return;
   }
-  const result = await using(opened.store, (s) => collectGarbage(s, {
-    ...(values.network !== undefined ? { network: values.network } : {}), dryRun, vethName: hostVethName, veth: ctx.veth,
-  }));
+  const result = !opened || !('store' in opened)
+    ? await (async () => {
+      const a = api as { base: string; auth: ApiAuth };
+      const r = await apiCall<{ checked: number; released: AllocationJson[]; kept: GcKept; unknownNetns: string[]; veths: VethJson[] }>(
+        a.base, a.auth, 'POST', '/api/v1/gc', { ...(values.network !== undefined ? { network: values.network } : {}), dryRun });
+      return { checked: r.checked, released: r.released.map(fromJson), kept: r.kept, unknown: r.unknownNetns, veths: r.veths };
+    })()
+    : await using(opened.store, (s) => collectGarbage(s, {
+      ...(values.network !== undefined ? { network: values.network } : {}), dryRun, vethName: hostVethName, veth: ctx.veth,
+    }));
   for (const netns of result.unknown) ctx.stderr(`vxnetctl: warning: cannot tell whether netns ${netns} exists; kept its allocations\n`);
   const veths = result.veths;
   if (ctx.json) {

@@ -5,6 +5,7 @@ import type { VipView } from '../vip/model';
 import { DecodingFailure, NotFound } from '../lib/errors';
 import { UsageError, type Values } from './args';
 import { type Ctx, writeJson } from './context';
+import { apiAuth } from './api-client';
 import { apiGet, apiUrl } from './dns';
 import { type Column, renderTable } from './table';
 
@@ -48,12 +49,12 @@ export async function runVip(command: 'vip ls' | 'vip show', values: Values, pos
   const base = apiUrl(values, ctx.env);
   let vips: VipView[];
   if (command === 'vip ls') {
-    vips = parseVips((await apiGet(base, '/v1/vips')).body, `${base}/v1/vips`);
+    vips = parseVips((await apiGet(base, '/v1/vips', [], apiAuth(values, ctx.env))).body, `${base}/v1/vips`);
   } else {
     const what = positionals[0];
     if (what === undefined || what === '') throw new UsageError('vip show needs a NAME or an ADDRESS (see vxnetctl vip show --help)');
     const path = `/v1/vips/${encodeURIComponent(what.replace(/^\//, ''))}`;
-    const r = await apiGet(base, path, [404]);
+    const r = await apiGet(base, path, [404], apiAuth(values, ctx.env));
     if (r.status === 404) throw new NotFound(`no VIP named or at "${what}" (vxnetctl vip ls lists them)`);
     vips = parseVips(r.body, `${base}${path}`);
   }

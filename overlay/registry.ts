@@ -318,6 +318,9 @@ export interface BlockUsageRow {
   /** As its host last published it; null when that host published none (or is gone). */
   readonly used: number | null;
   readonly usageAt: number | null;
+  /** Epoch ms: leased; marked orphaned (undefined: not marked). */
+  readonly since: number;
+  readonly orphanedAt: number | undefined;
 }
 
 /** Every block of the cluster's overlay networks (or of one), with per-block usage (vxnetctl ipam pools --store, the API's /blocks). */
@@ -332,7 +335,7 @@ export async function listBlockUsage(reg: OverlayRegistry, network?: string): Pr
       const size = setCapacity(canonicalRangeSets(blockRanges([b.block]), 'block')[0]);
       const u = alive.has(b.hostId) ? usages.get(b.hostId) : undefined;
       const used = u?.blocks.find((x) => formatCidr(x.block) === block)?.used;
-      out.push({ network: n.name, block, hostId: b.hostId, state: alive.has(b.hostId) ? 'held' : 'orphaned', size, used: used ?? null, usageAt: used === undefined || !u ? null : u.at });
+      out.push({ network: n.name, block, hostId: b.hostId, state: alive.has(b.hostId) ? 'held' : 'orphaned', size, used: used ?? null, usageAt: used === undefined || !u ? null : u.at, since: b.since, orphanedAt: b.orphanedAt });
     }
   }
   return out;
