@@ -44,6 +44,9 @@ import { dockerPluginServer } from './docker-plugin';
 import { type DnsService, dnsService } from './dns';
 import { ensureDnsLink } from './dns-link';
 import { httpApiService } from './http-api';
+import { ipamEventsOf, scrapePools, timedCniCall, timedMethods } from './metrics';
+import { VxnetdMetrics } from '../../lib/metrics';
+import { observeStore } from '../../ipam/store/observed';
 import { type VipKernelFactory, vipService } from './vip';
 import type { VipService } from '../../vip/service';
 
@@ -60,6 +63,8 @@ export interface Vxnetd {
   readonly dns: DnsService | undefined;
   /** Undefined with --no-vip. */
   readonly vips: VipService | undefined;
+  /** Its Prometheus metrics (served at /metrics on the HTTP API). */
+  readonly metrics: VxnetdMetrics;
   /** Stops every service in reverse order; once, whoever calls it. */
   stop(): Promise<void>;
 }
@@ -103,7 +108,7 @@ async function dnsLink(name: string, addresses: readonly Ip[]): Promise<void> {
 }
 
 /** Takes whole CNI calls from the vxnet plugin, run by the plugin's own code (cni/), warm. */
-function cniHandoff(socketPath: string, log: Logger, afterCall: () => void): Service {
+function cniHandoff(socketPath: string, log: Logger, metrics: VxnetdMetrics, afterCall: () => void): Service {
   // Required, not imported: the CNI plugin's code loads only when vxnetd takes CNI calls.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { cniHandoffService } = require('../../handoff/service') as typeof import('../../handoff/service');
@@ -111,8 +116,9 @@ function cniHandoff(socketPath: string, log: Logger, afterCall: () => void): Ser
   const { vxnetPlugin } = require('../../cni/vxnet') as typeof import('../../cni/vxnet');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { dispatch } = require('../../cni/skel') as typeof import('../../cni/skel');
+  const ipamEvents = ipamEventsOf(metrics);
   const handoff = cniHandoffService({ socketPath, run: async (env, stdin) => {
-    const outcome = await dispatch(env, stdin, vxnetPlugin);
+    const outcome = await timedCniCall(metrics, env.CNI_COMMAND, () => dispatch(env, stdin, vxnetPlugin, ipamEvents));
     afterCall();
     return outcome;
   }, log: log.child({ component: 'cni' }) });
@@ -131,7 +137,11 @@ function cniHandoff(socketPath: string, log: Logger, afterCall: () => void): Ser
 export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datapath?: Datapath; docker?: DockerApi; vipKernel?: VipKernelFactory } = {}): Promise<Vxnetd> {
   const log = o.log ?? createLogger('vxnetd', config.logLevel);
   const plugin = pluginNameOf(config.socket);
-  const store = openStore({ dataDir: config.dataDir });
+  const metrics = new VxnetdMetrics();
+  // What the Docker driver allocates and releases is counted as it commits.
+  const rawStore = openStore({ dataDir: config.dataDir });
+  const store = observeStore(rawStore, ipamEventsOf(metrics));
+  scrapePools(metrics, rawStore);
   const records = new NetworkRecords(config.dataDir);
   records.load((file, err) => log.error('unreadable network record; ignored', { file, error: err.message }));
   const docker = o.docker ?? (config.dockerSocket ? dockerApi(config.dockerSocket) : undefined);
@@ -162,14 +172,14 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
   }) : undefined;
   const dns = config.dns ? dnsService({
     config: config.dns, catalog, log: log.child({ component: 'dns' }),
-    networks: () => vxnetSubnets(store, records, config), hostAddresses, ensureLink: dnsLink,
+    networks: () => vxnetSubnets(store, records, config), hostAddresses, ensureLink: dnsLink, metrics,
     ...(vip ? { vips: vip.vips } : {}),
   }) : undefined;
   const services: Service[] = [
     // Opened above (the driver holds it); listed first so that it closes last.
     { name: 'ipam store', start: async () => undefined, stop: async () => { await store.close(); await closeIdleEmbeddedStores(); } },
-    dockerPluginServer({ socket: config.socket, methods: driver.methods, log }),
-    ...(config.cniSocket !== undefined ? [cniHandoff(config.cniSocket, log, refreshCatalog)] : []),
+    dockerPluginServer({ socket: config.socket, methods: timedMethods(driver.methods, metrics), log }),
+    ...(config.cniSocket !== undefined ? [cniHandoff(config.cniSocket, log, metrics, refreshCatalog)] : []),
     ...(overlay ? [overlay] : []),
     ...(docker ? [new DockerWatcher({ docker, driver, plugin, log, intervalMs: config.reconcileIntervalMs, onContainerEvent: (e) => {
       // A health change is the one fact of a running container the catalog must ask again (VIP backends follow it).
@@ -183,7 +193,7 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
     ...(vip ? [vip] : []),
     ...(dns ? [dns] : []),
     ...((dns || vip) && config.httpListen ? [httpApiService({
-      listen: config.httpListen, catalog, log: log.child({ component: 'http' }),
+      listen: config.httpListen, catalog, log: log.child({ component: 'http' }), metrics,
       ...(dns && config.dns ? { dns: { service: dns, config: config.dns } } : {}), ...(vip ? { vips: vip.vips } : {}),
     })] : []),
   ];
@@ -194,7 +204,7 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
   });
   let stopping: Promise<void> | undefined;
   return {
-    driver, overlay, catalog, dns, vips: vip?.vips,
+    driver, overlay, catalog, dns, vips: vip?.vips, metrics,
     stop: () => (stopping ??= running.stop().then(() => log.info('vxnetd stopped'))),
   };
 }

@@ -1,7 +1,7 @@
 // vxnetd's HTTP API (--http-listen, default 127.0.0.1:8123): Mesos-DNS's /v1/... routes and
 // /v1/endpoints from dns/mesos-api.ts, over the live zone and the endpoint catalog (with DNS),
 // the catalog's change stream (GET /v1/endpoints?watch=1, catalog/stream.ts, which vxnet-lb
-// follows), and /v1/vips from vip/api.ts (with VIPs). Started after the DNS and VIP services,
+// follows), /v1/vips from vip/api.ts (with VIPs), and /metrics (Prometheus, lib/metrics.ts). Started after the DNS and VIP services,
 // whose zone, listen addresses and VIPs it shows.
 import * as http from 'node:http';
 import type { EndpointCatalog } from '../../catalog/catalog';
@@ -11,6 +11,7 @@ import { apiFallback, mesosDnsApi } from '../../dns/mesos-api';
 import { type HostPort, formatHostPort } from '../../dns/upstreams';
 import { formatIp } from '../../ipam/addr';
 import { IoFailure } from '../../lib/errors';
+import { type VxnetdMetrics, metricsHandler } from '../../lib/metrics';
 import type { Logger } from '../../lib/log';
 import type { Service } from '../../lib/service';
 import { VERSION } from '../../lib/version';
@@ -23,7 +24,7 @@ export interface HttpApiService extends Service {
   address(): HostPort | undefined;
 }
 
-export function httpApiService(o: { listen: HostPort; dns?: { service: DnsService; config: DnsFlags }; vips?: VipSource; catalog: EndpointCatalog; log: Logger }): HttpApiService {
+export function httpApiService(o: { listen: HostPort; dns?: { service: DnsService; config: DnsFlags }; vips?: VipSource; catalog: EndpointCatalog; metrics?: VxnetdMetrics; log: Logger }): HttpApiService {
   let server: http.Server | undefined;
   let bound: HostPort | undefined;
   return {
@@ -45,6 +46,7 @@ export function httpApiService(o: { listen: HostPort; dns?: { service: DnsServic
         }));
       }
       if (o.vips) app.use(vipApi(o.vips));
+      if (o.metrics) app.get('/metrics', metricsHandler(o.metrics));
       app.use(...apiFallback());
       const s = http.createServer(app);
       await new Promise<void>((resolve, reject) => {
