@@ -39,8 +39,8 @@ const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
 export const HELP = `vxnetd ${VERSION}: the vxnet host daemon: Docker's remote network and IPAM driver, the
 CNI plugin's hand-off, DNS for every container of this host (and with --store of the cluster) by
 name, service and SRV, forwarding other names upstream (unless --no-dns), the HTTP API
-(Mesos-DNS's /v1 routes, --http-listen), and with --store the host's overlay agent (VXLAN
-across hosts, etcd as the cluster store).
+(Mesos-DNS's /v1 routes and Prometheus /metrics, --http-listen), and with --store the host's
+overlay agent (VXLAN across hosts, etcd as the cluster store).
 
 Usage: vxnetd [options]
 
@@ -136,8 +136,10 @@ Options:
                             reach VIPs (default: --dns-link's, ${DEFAULT_DNS_LINK}; created when missing).
   --no-vip                  Do not serve VIPs (labels VIP_<n> are then ignored).
   --http-listen ADDR:PORT   vxnetd's HTTP API: Mesos-DNS's /v1/... routes, /v1/endpoints (what
-                            \`vxnetctl dns ls\` reads) and /v1/vips (\`vxnetctl vip ls\`). Default
-                            127.0.0.1:8123 (Mesos-DNS's port); "" for none. Served with DNS or VIPs.
+                            \`vxnetctl dns ls\` reads), /v1/vips (\`vxnetctl vip ls\`) and /metrics
+                            (Prometheus text: pools, allocations, CNI and Docker call latency, DNS
+                            queries; see bin/vxnetd/README.md). Default 127.0.0.1:8123 (Mesos-DNS's
+                            port); "" for none. Served with DNS or VIPs.
   --log-level LEVEL         debug, info, warn or error (default info, or $VXNET_LOG_LEVEL). Logs are
                             JSON lines on stderr; debug logs every call and reply.
   -h, --help                Show this help.
