@@ -44,7 +44,7 @@ import { dockerPluginServer } from './docker-plugin';
 import { type DnsService, dnsService } from './dns';
 import { ensureDnsLink } from './dns-link';
 import { httpApiService } from './http-api';
-import { ipamEventsOf, scrapePools, timedCniCall, timedMethods } from './metrics';
+import { etcdObserverOf, ipamEventsOf, scrapeOverlay, scrapePools, timedCniCall, timedMethods } from './metrics';
 import { VxnetdMetrics } from '../../lib/metrics';
 import { observeStore } from '../../ipam/store/observed';
 import { type VipKernelFactory, vipService } from './vip';
@@ -148,8 +148,9 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
   const driver = new Driver({ store, records, datapath: o.datapath ?? kernelDatapath, docker, log, pluginName: plugin,
     overlayDir: config.overlayDir, endpointGraceMs: config.reconcileGraceMs, pendingGraceMs: 2 * config.reconcileGraceMs });
   const ov = config.overlay;
-  const overlay = ov ? new OverlayRunner({ ...ov, localDir: config.overlayDir, usage: (network, blocks) => blockUsage(store, network, blocks) },
+  const overlay = ov ? new OverlayRunner({ ...ov, localDir: config.overlayDir, usage: (network, blocks) => blockUsage(store, network, blocks), etcdObserver: etcdObserverOf(metrics) },
     log.child({ component: 'overlay' })) : undefined;
+  if (overlay) scrapeOverlay(metrics, overlay);
   const catalog = new EndpointCatalog();
   // The catalog's host: the overlay's host id in a cluster (unique there), else the host name.
   const host = ov ? (ov.hostId ?? defaultHostId()) : os.hostname();
@@ -163,12 +164,12 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
   operatorLabels.onChange(refreshCatalog);
   let cluster: Service | undefined;
   if (ov) {
-    const client = EtcdClient.connect(ov.endpoints);
+    const client = EtcdClient.connect(ov.endpoints, undefined, etcdObserverOf(metrics));
     const endpoints = new ClusterEndpoints({ client, catalog, host, log: log.child({ component: 'catalog' }) });
     cluster = { name: endpoints.name, start: () => endpoints.start(), stop: async () => { try { await endpoints.stop(); } finally { client.close(); } } };
   }
   const vip = config.vip ? vipService({
-    config: config.vip, catalog, etcd: ov?.endpoints, log: log.child({ component: 'vip' }), claimsFile: path.join(config.dataDir, 'vip-claims.json'), ...(o.vipKernel ? { kernel: o.vipKernel } : {}),
+    config: config.vip, catalog, etcd: ov?.endpoints, log: log.child({ component: 'vip' }), metrics, claimsFile: path.join(config.dataDir, 'vip-claims.json'), ...(o.vipKernel ? { kernel: o.vipKernel } : {}),
   }) : undefined;
   const dns = config.dns ? dnsService({
     config: config.dns, catalog, log: log.child({ component: 'dns' }),

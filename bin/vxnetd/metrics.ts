@@ -9,6 +9,10 @@ import type { IpamEvents } from '../../ipam/store/observed';
 import { freeOf, poolUsage } from '../../ipam/usage';
 import { asVxnetError } from '../../lib/errors';
 import { type VxnetdMetrics, secondsSince } from '../../lib/metrics';
+import type { EtcdObserver } from '../../etcd/client';
+import type { VipKernel } from '../../vip/kernel';
+import type { VipSource } from '../../vip/api';
+import type { OverlayRunner } from '../../overlay/runner';
 
 /** The counters an observed IPAM store feeds. */
 export const ipamEventsOf = (m: VxnetdMetrics): IpamEvents => ({
@@ -70,4 +74,63 @@ export function timedMethods(methods: Methods, m: VxnetdMetrics): Methods {
       throw err;
     }
   }]));
+}
+
+/** etcd round trips into vxnet_etcd_request_duration_seconds and vxnet_etcd_request_errors_total. */
+export const etcdObserverOf = (m: VxnetdMetrics): EtcdObserver => ({
+  request(operation, seconds, ok) {
+    m.etcdRequests.observe({ operation, result: ok ? 'ok' : 'error' }, seconds);
+    if (!ok) m.etcdErrors.inc({ operation });
+  },
+});
+
+/** The kernel's VIP table, its batches (sync, apply) timed into vxnet_nft_batch_duration_seconds. */
+export function timedVipKernel(kernel: VipKernel, m: VxnetdMetrics, table: string): VipKernel {
+  const timed = <A extends unknown[], R>(fn: (...a: A) => Promise<R>) => async (...a: A): Promise<R> => {
+    const started = process.hrtime.bigint();
+    try {
+      const out = await fn(...a);
+      m.nftBatches.observe({ table, result: 'ok' }, secondsSince(started));
+      return out;
+    } catch (err) {
+      m.nftBatches.observe({ table, result: 'error' }, secondsSince(started));
+      throw err;
+    }
+  };
+  const apply = kernel.apply?.bind(kernel);
+  const forget = kernel.forget?.bind(kernel);
+  return {
+    start: () => kernel.start(),
+    stop: () => kernel.stop(),
+    sync: timed((entries: Parameters<VipKernel['sync']>[0]) => kernel.sync(entries)),
+    ...(apply ? { apply: timed(apply) } : {}),
+    ...(forget ? { forget } : {}),
+  };
+}
+
+/** vxnet_vips (by protocol) and vxnet_vip_backends (by state), read from the VIP service at each scrape. */
+export function scrapeVips(m: VxnetdMetrics, source: VipSource): void {
+  m.gauge('vips', 'VIPs served, by protocol', ['protocol'], () => {
+    const n = new Map<string, number>([['tcp', 0], ['udp', 0]]);
+    for (const v of source.vips()) n.set(v.protocol, (n.get(v.protocol) ?? 0) + 1);
+    return [...n].map(([protocol, value]) => ({ labels: { protocol }, value }));
+  });
+  m.gauge('vip_backends', 'VIP backends, by state (up, unhealthy, starting)', ['state'], () => {
+    const n = new Map<string, number>([['up', 0], ['unhealthy', 0], ['starting', 0]]);
+    for (const v of source.vips()) for (const b of v.backends) n.set(b.state, (n.get(b.state) ?? 0) + 1);
+    return [...n].map(([state, value]) => ({ labels: { state }, value }));
+  });
+}
+
+/** The overlay agent's peers per network and its lease, read at each scrape; lease losses counted as they happen. */
+export function scrapeOverlay(m: VxnetdMetrics, runner: OverlayRunner): void {
+  let losses = 0;
+  void runner.ready().then((svc) => svc.agent.on('leaseLost', () => { losses++; }));
+  m.gauge('overlay_agent_up', '1 when the overlay agent runs (it retries in the background while etcd is away)', [], () => [{ labels: {}, value: runner.current ? 1 : 0 }]);
+  m.gauge('overlay_lease_held', '1 while this host\'s registration lease is held in etcd', [], () => [{ labels: {}, value: runner.current?.agent.leaseHeld ? 1 : 0 }]);
+  m.counter('overlay_lease_losses_total', 'Times the registration lease was lost (then registered again)', [], () => [{ labels: {}, value: losses }]);
+  m.gauge('overlay_peers', 'Peers (other hosts) this host programs, per overlay network', ['network'], () => {
+    const agent = runner.current?.agent;
+    return agent?.networks.map((network) => ({ labels: { network }, value: agent.peers(network).length }));
+  });
 }

@@ -11,7 +11,9 @@ import { CellTable, VxnetdMetrics } from '../../lib/metrics';
 import { observeStore, tally } from '../../ipam/store/observed';
 import type { Allocation, IpamStore, IpamTx, Owner } from '../../ipam/store/types';
 import { freeOf, poolUsage } from '../../ipam/usage';
-import { cniResultCode, ipamEventsOf, timedMethods } from '../../bin/vxnetd/metrics';
+import { cniResultCode, etcdObserverOf, ipamEventsOf, scrapeVips, timedMethods, timedVipKernel } from '../../bin/vxnetd/metrics';
+import type { VipKernel } from '../../vip/kernel';
+import type { VipView } from '../../vip/model';
 import { InvalidNetworkConfig } from '../../lib/errors';
 import { parsePromText, sampleSum, sampleValue } from '../helpers/prom-text';
 
@@ -190,4 +192,41 @@ t.test('the strict reader refuses broken exposition text', async (t) => {
     'bad metric name': '# TYPE 9g gauge\n',
   };
   for (const [what, text] of Object.entries(bad)) t.throws(() => parsePromText(text), what);
+});
+
+t.test('VIPs by protocol and backends by state at scrape, the table\'s batches timed, etcd round trips', async (t) => {
+  const m = new VxnetdMetrics({ defaultMetrics: false });
+  const backend = (state: 'up' | 'unhealthy' | 'starting'): VipView['backends'][number] => ({ endpoint: 'e', name: 'n', host: 'h', ip: '10.0.0.2', port: 80, weight: 1, state });
+  let vips: VipView[] = [
+    { vip: '/web:80/tcp', name: 'web', addresses: ['11.0.0.1'], protocol: 'tcp', port: 80, backends: [backend('up'), backend('up'), backend('unhealthy')] },
+    { vip: '10.0.0.9:53/udp', addresses: ['10.0.0.9'], protocol: 'udp', port: 53, backends: [backend('starting')] },
+  ];
+  scrapeVips(m, { vips: () => vips });
+  let calls = 0;
+  const kernel: VipKernel = {
+    start: async () => undefined, stop: async () => undefined,
+    sync: async () => { calls++; return {} as never; },
+    apply: async () => { calls++; throw new Error('nft refused'); },
+  };
+  const timed = timedVipKernel(kernel, m, 'vxt_vip');
+  await timed.sync([]);
+  await t.rejects(timed.apply!({ put: [], remove: [] } as never), { message: 'nft refused' });
+  t.equal(calls, 2, 'the table\'s own methods ran');
+  t.equal(timed.forget, undefined, 'no forget when the table has none');
+  const obs = etcdObserverOf(m);
+  obs.request('txn', 0.003, true);
+  obs.request('range', 2.5, false);
+  let f = parsePromText(await m.text());
+  t.equal(sampleValue(f, 'vxnet_vips', { protocol: 'tcp' }), 1);
+  t.equal(sampleValue(f, 'vxnet_vips', { protocol: 'udp' }), 1);
+  t.equal(sampleValue(f, 'vxnet_vip_backends', { state: 'up' }), 2);
+  t.equal(sampleValue(f, 'vxnet_vip_backends', { state: 'unhealthy' }), 1);
+  t.equal(sampleValue(f, 'vxnet_vip_backends', { state: 'starting' }), 1);
+  t.equal(sampleValue(f, 'vxnet_nft_batch_duration_seconds_count', { table: 'vxt_vip', result: 'ok' }), 1);
+  t.equal(sampleValue(f, 'vxnet_nft_batch_duration_seconds_count', { table: 'vxt_vip', result: 'error' }), 1);
+  t.equal(sampleValue(f, 'vxnet_etcd_request_duration_seconds_count', { operation: 'txn', result: 'ok' }), 1);
+  t.equal(sampleValue(f, 'vxnet_etcd_request_errors_total', { operation: 'range' }), 1);
+  vips = [];
+  f = parsePromText(await m.text());
+  t.equal(sampleValue(f, 'vxnet_vip_backends', { state: 'up' }), 0, 'read again at the next scrape');
 });
