@@ -4,12 +4,14 @@
 // sockets (Node 20 has no SO_REUSEPORT). Prints "ready" once every worker listens; SIGTERM
 // stops it. With UPSTREAM (ADDR:PORT[,ADDR:PORT...]), the zone is `vxnet` and every name of
 // DOMAIN goes to the forwarder (with its cache) instead: the cached-forwarding measurement, and
-// with two upstreams (one mute) the racing one.
+// with two upstreams (one mute) the racing one. BENCH_DNS_METRICS=1 counts queries as vxnetd
+// does (dns/metrics.ts), so bench/dns.mjs can put the cost of that beside the server without it.
 //
 //   node dns-server.cjs ADDR PORT DOMAIN NAMES WORKERS [UPSTREAM[,UPSTREAM]]
 import cluster from 'node:cluster';
 import { Forwarder } from '../dns/forwarder';
 import { createHandler } from '../dns/handler';
+import { countedHandler, queryTable } from '../dns/metrics';
 import { DnsServer } from '../dns/server';
 import { hostPort } from '../dns/upstreams';
 import { Zone } from '../dns/zone';
@@ -39,7 +41,10 @@ if (workers > 1 && cluster.isPrimary) {
     zone.set(`e${i}`, { name: `host-${i}`, network: 'bench', addresses: [{ family: 4, value: (10n << 24n) | (210n << 16n) | (BigInt(Math.floor(i / 250)) << 8n) | BigInt((i % 250) + 1) }], ports: [] });
   }
   const forwarder = upstreamText ? new Forwarder({ upstreams: upstreamText.split(',').map((u) => hostPort(u, 'upstream')) }) : undefined;
-  const server = new DnsServer({ listen: [listen], handler: createHandler({ zone, forwarder }), shared: workers > 1 });
+  // BENCH_DNS_METRICS=1: the handler counted as vxnetd counts it (dns/metrics.ts), to measure what that costs.
+  const plain = createHandler({ zone, forwarder });
+  const handler = process.env.BENCH_DNS_METRICS === '1' ? countedHandler(plain, { queries: queryTable(), forwarded: () => undefined }) : plain;
+  const server = new DnsServer({ listen: [listen], handler, shared: workers > 1 });
   (forwarder ? forwarder.start() : Promise.resolve()).then(() => server.start()).then(() => {
     if (process.send) process.send('ready');
     else process.stdout.write('ready\n');

@@ -82,8 +82,8 @@ async function waitAnswering(addr, port, child) {
   throw new Error(`nothing answers on ${addr}:${port}`);
 }
 
-function start(cmd, args) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+function start(cmd, args, env = process.env) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d; });
   children.add(child);
@@ -147,7 +147,8 @@ async function measure(system, tmp, queryFile, bundle) {
   if (upstream) await waitAnswering(DNSMASQ.addr, DNSMASQ.port, upstream.child);
   const server = system.name === 'dnsmasq'
     ? startDnsmasq(tmp)
-    : start(process.execPath, [bundle, VXNET.addr, String(VXNET.port), ZONE, String(NAMES), String(system.workers), ...(upstream ? [`${DNSMASQ.addr}:${DNSMASQ.port}`] : [])]);
+    : start(process.execPath, [bundle, VXNET.addr, String(VXNET.port), ZONE, String(NAMES), String(system.workers), ...(upstream ? [`${DNSMASQ.addr}:${DNSMASQ.port}`] : [])],
+      { ...process.env, BENCH_DNS_METRICS: system.metrics ? '1' : '' });
   const at = system.name === 'dnsmasq' ? DNSMASQ : VXNET;
   try {
     await waitAnswering(at.addr, at.port, server.child);
@@ -267,6 +268,8 @@ async function main() {
       { name: 'dnsmasq', label: 'dnsmasq (1 process)' },
       { name: 'vxnet', label: `vxnet (${WORKERS} workers)`, workers: WORKERS },
       ...(WORKERS > 1 ? [{ name: 'vxnet', label: 'vxnet (1 process)', workers: 1 }] : []),
+      // vxnetd's handler counts every query (dns/metrics.ts): the same server with that counting, beside the one without.
+      { name: 'vxnet', label: 'vxnet + metrics (1 process)', workers: 1, metrics: true },
       { name: 'cached', label: `vxnet cached (${WORKERS} workers)`, workers: WORKERS },
     ];
     say(`# dns bench ${new Date().toISOString()}  node ${process.version}  ${cpus().length} CPU(s)  loadavg ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
@@ -295,11 +298,14 @@ async function main() {
     const met = x >= 0.5 && lost(vx) === 0;
     say(`${vx}: ${Math.round(qps(vx))} qps = ${f2(x)}x dnsmasq's ${Math.round(dnsmasqQps)} (median of ${ROUNDS}); lost ${lost(vx)}; target >= 0.50x, no loss: ${met ? 'PASS' : 'MISS'}`);
     if (WORKERS > 1) say(`vxnet (1 process): ${Math.round(qps(systems[2].label))} qps = ${f2(ratio(qps(systems[2].label), dnsmasqQps))}x`);
+    const cpu = (label) => median(results.get(label).map((r) => r.cpuUs));
+    const plain = systems.find((x) => x.workers === 1 && !x.metrics).label;
+    const counted = systems.find((x) => x.metrics).label;
+    say(`${counted}: ${Math.round(qps(counted))} qps = ${f2(ratio(qps(counted), qps(plain)))}x ${plain}; server CPU ${f2(cpu(counted))} us/answer against ${f2(cpu(plain))} us (${f2(ratio(cpu(counted), cpu(plain)))}x)`);
     const cached = systems[systems.length - 1].label;
     const cx = ratio(qps(cached), qps(vx));
     say(`${cached}: ${Math.round(qps(cached))} qps = ${f2(cx)}x the authoritative rate; lost ${lost(cached)}; target >= 0.90x: ${cx >= 0.9 ? 'PASS' : 'MISS'}`);
     // qps moves with whatever else runs on the shared CPUs; the server's CPU per answer does not.
-    const cpu = (label) => median(results.get(label).map((r) => r.cpuUs));
     say(`server CPU per answer (median): ${systems.map((x) => `${x.label} ${f2(cpu(x.label))} us`).join(', ')}; cached / authoritative ${f2(ratio(cpu(cached), cpu(vx)))}`);
     say(`SUMMARY dns-bench dnsmasq_qps=${Math.round(dnsmasqQps)} vxnet_qps=${Math.round(qps(vx))} workers=${WORKERS} ratio=${f2(x)} vxnet_lost=${lost(vx)} cached_qps=${Math.round(qps(cached))} cached_ratio=${f2(cx)} cpu_us_vxnet=${f2(cpu(vx))} cpu_us_cached=${f2(cpu(cached))} cpu_us_dnsmasq=${f2(cpu(systems[0].label))} all_noerror=${allNoerror} target=${met ? 'PASS' : 'MISS'}`);
     say('== DNS forwarder: one of two upstreams mute ==');

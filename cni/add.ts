@@ -56,7 +56,7 @@ export async function cmdAdd(args: CmdArgs): Promise<Record<string, unknown>> {
   requireOverlayState(conf);
   const routed = routedSpecFor(conf);
   trace('add:conf');
-  const ipam = ipamSourceFor(conf.ipamType, conf.ipam);
+  const ipam = ipamSourceFor(conf.ipamType, conf.ipam, args.ipamEvents);
   const ns = openNetns(args.netns);
   trace('add:netns');
   const host = Rtnl.open();

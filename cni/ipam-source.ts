@@ -5,6 +5,7 @@ import { InvalidNetworkConfig, PluginNotAvailable } from '../lib/errors';
 import { IpamConf, requestedIps } from '../ipam/config';
 import { Attachment, ipamAdd, ipamCheck, ipamDel, ipamGc } from '../ipam/core';
 import { openStore } from '../ipam/store';
+import { type IpamEvents, observeStore } from '../ipam/store/observed';
 import type { Allocation, IpamStore, Owner, OwnerPort } from '../ipam/store/types';
 import { Allocated, parseAllocated, parseRoutes } from './attach-plan';
 import { execPlugin } from './delegate';
@@ -94,10 +95,13 @@ export function validAttachments(conf: Record<string, unknown>): Attachment[] {
 
 class InProcessIpam implements IpamSource {
   private store: IpamStore | undefined;
-  constructor(private readonly conf: IpamConf) {}
+  constructor(private readonly conf: IpamConf, private readonly events?: IpamEvents) {}
 
   private open(mustExist = false): IpamStore {
-    this.store ??= openStore({ ...(this.conf.dataDir ? { dataDir: this.conf.dataDir } : {}), mustExist });
+    if (!this.store) {
+      const store = openStore({ ...(this.conf.dataDir ? { dataDir: this.conf.dataDir } : {}), mustExist });
+      this.store = this.events ? observeStore(store, this.events) : store;
+    }
     return this.store;
   }
 
@@ -169,6 +173,7 @@ class DelegatedIpam implements IpamSource {
   async close(): Promise<void> { /* nothing held */ }
 }
 
-export function ipamSourceFor(type: string, conf: IpamConf | undefined): IpamSource {
-  return conf ? new InProcessIpam(conf) : new DelegatedIpam(type);
+/** events: told what the in-process IPAM committed (CmdArgs.ipamEvents). */
+export function ipamSourceFor(type: string, conf: IpamConf | undefined, events?: IpamEvents): IpamSource {
+  return conf ? new InProcessIpam(conf, events) : new DelegatedIpam(type);
 }

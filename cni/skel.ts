@@ -4,6 +4,7 @@
 import { trace } from '../lib/trace';
 import { readStdin } from '../lib/stdin';
 import { DecodingFailure, InvalidEnvironment, InvalidNetworkConfig, VxnetError, asVxnetError } from '../lib/errors';
+import type { IpamEvents } from '../ipam/store/observed';
 import { SUPPORTED_VERSIONS, checkVersion, compareVersions, CniVersion } from './version';
 
 export type Command = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
@@ -20,6 +21,8 @@ export interface CmdArgs {
   readonly stdin: string;
   readonly conf: Record<string, unknown>;
   readonly version: CniVersion;
+  /** Told what the in-process IPAM committed (vxnetd's counters, when it runs the call); absent in a plugin process. */
+  readonly ipamEvents?: IpamEvents;
 }
 
 export interface Handlers {
@@ -79,7 +82,7 @@ function errorOutcome(err: VxnetError, version: string): Outcome {
   return { stdout: JSON.stringify(body) + '\n', exitCode: 1 };
 }
 
-export async function dispatch(env: CmdArgs['env'], stdin: string, handlers: Handlers): Promise<Outcome> {
+export async function dispatch(env: CmdArgs['env'], stdin: string, handlers: Handlers, ipamEvents?: IpamEvents): Promise<Outcome> {
   let version = '1.1.0';
   try {
     const command = env.CNI_COMMAND as Command | undefined;
@@ -109,6 +112,7 @@ export async function dispatch(env: CmdArgs['env'], stdin: string, handlers: Han
     const args: CmdArgs = {
       command, containerId, netns, ifname, args: parseCniArgs(env.CNI_ARGS),
       path: (env.CNI_PATH ?? '').split(':').filter(Boolean), env, stdin, conf, version: checked,
+      ...(ipamEvents ? { ipamEvents } : {}),
     };
     switch (command) {
       case 'ADD': return { stdout: JSON.stringify(await handlers.add(args)) + '\n', exitCode: 0 };

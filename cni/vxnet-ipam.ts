@@ -14,7 +14,7 @@ function ipamConf(args: CmdArgs): IpamConf {
 
 async function withSource<T>(args: CmdArgs, fn: (source: ReturnType<typeof ipamSourceFor>, conf: IpamConf) => Promise<T>): Promise<T> {
   const conf = ipamConf(args);
-  const source = ipamSourceFor('vxnet-ipam', conf);
+  const source = ipamSourceFor('vxnet-ipam', conf, args.ipamEvents);
   try {
     return await fn(source, conf);
   } finally {

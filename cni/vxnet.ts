@@ -21,7 +21,7 @@ import type { CmdArgs, Handlers } from './skel';
 
 async function cmdDel(args: CmdArgs): Promise<void> {
   const conf = loadConf(args);
-  const ipam = ipamSourceFor(conf.ipamType, conf.ipam);
+  const ipam = ipamSourceFor(conf.ipamType, conf.ipam, args.ipamEvents);
   const host = Rtnl.open();
   try {
     // Removing the host end removes the pair, wherever the container end is (or was).
@@ -39,7 +39,7 @@ async function cmdCheck(args: CmdArgs): Promise<void> {
   const prev = conf.prevResult;
   if (!prev) throw new InvalidNetworkConfig('prevResult: required for CHECK');
   requireOverlayState(conf);
-  const ipam = ipamSourceFor(conf.ipamType, conf.ipam);
+  const ipam = ipamSourceFor(conf.ipamType, conf.ipam, args.ipamEvents);
   const ns = openNetns(args.netns);
   const host = Rtnl.open();
   let inner: Rtnl | undefined;
@@ -113,7 +113,7 @@ async function cmdCheck(args: CmdArgs): Promise<void> {
 async function cmdGc(args: CmdArgs): Promise<void> {
   const conf = loadConf(args);
   const valid = validAttachments(args.conf);
-  const ipam = ipamSourceFor(conf.ipamType, conf.ipam);
+  const ipam = ipamSourceFor(conf.ipamType, conf.ipam, args.ipamEvents);
   const host = Rtnl.open();
   try {
     const released = await ipam.gc(args, valid);
@@ -144,7 +144,7 @@ async function cmdGc(args: CmdArgs): Promise<void> {
 async function cmdStatus(args: CmdArgs): Promise<void> {
   const conf = loadConf(args);
   if (conf.overlay && !conf.overlay.state?.blocks.length) throw new PluginNotAvailable(missingOverlayState(conf).message);
-  const ipam = ipamSourceFor(conf.ipamType, conf.ipam);
+  const ipam = ipamSourceFor(conf.ipamType, conf.ipam, args.ipamEvents);
   try {
     await ipam.status(args);
   } finally {

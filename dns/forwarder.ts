@@ -59,6 +59,9 @@ export class Forwarder {
   private readonly tcpSockets = new Set<net.Socket>();
   private inFlight = 0;
   private stopped = false;
+  /** Per upstream (the pool's order), since start: attempts sent, attempts failed (metrics). */
+  private readonly sent: number[];
+  private readonly failed: number[];
 
   constructor(options: ForwarderOptions) {
     this.random = options.random ?? Math.random;
@@ -67,6 +70,13 @@ export class Forwarder {
     this.timeoutMs = options.timeoutMs ?? FORWARD_DEFAULTS.timeoutMs;
     this.maxInFlight = options.maxInFlight ?? FORWARD_DEFAULTS.maxInFlight;
     this.log = options.log;
+    this.sent = options.upstreams.map(() => 0);
+    this.failed = options.upstreams.map(() => 0);
+  }
+
+  /** Attempts per upstream since this forwarder was made: sent, and failed (timeout, SERVFAIL, REFUSED, an error). */
+  upstreamTotals(): Array<{ upstream: string; sent: number; failed: number }> {
+    return this.pool.upstreams.map((u, i) => ({ upstream: formatHostPort(u), sent: this.sent[i]!, failed: this.failed[i]! }));
   }
 
   /** Opens the UDP sockets for the upstreams' address families. */
@@ -125,6 +135,7 @@ export class Forwarder {
   /** One upstream: UDP (then TCP when truncated) or TCP; demotes or restores it. */
   private async attempt(index: number, query: Query, transport: Transport): Promise<{ reply: Reply; rcode: Rcode; bytes: number }> {
     const upstream = this.pool.upstreams[index];
+    this.sent[index]!++;
     try {
       let buf = transport === 'udp' ? await this.exchangeUdp(upstream, query) : await this.exchangeTcp(upstream, query);
       let packet = decodeAnswer(buf);
@@ -138,6 +149,7 @@ export class Forwarder {
       const known: Rcode = rcode === 'NOERROR' || rcode === 'NXDOMAIN' || rcode === 'FORMERR' || rcode === 'NOTIMP' ? rcode : 'SERVFAIL';
       return { rcode: known, bytes: buf.length, reply: { rcode: known, aa: false, answers: records(packet.answers), authorities: records(packet.authorities), additionals: records(packet.additionals) } };
     } catch (err) {
+      this.failed[index]!++;
       this.pool.fail(index);
       this.log?.debug('dns upstream failed', { upstream: formatHostPort(upstream), error: (err as Error).message });
       throw err;

@@ -77,36 +77,52 @@ export interface TxnResult {
  * the etcd3 client underneath, for what only it does (leases with keepalive, watches: see
  * ./watch.ts).
  */
+/** Told of every operation's outcome (vxnetd's metrics): its name, seconds with its retries, success. */
+export interface EtcdObserver {
+  request(operation: 'range' | 'get' | 'txn' | 'lease_ttl', seconds: number, ok: boolean): void;
+}
+
 export class EtcdClient {
   /** budgetMs: how long each operation retries a cluster that cannot answer (etcdCall). */
-  constructor(readonly raw: Etcd3, private readonly budgetMs = RETRY_BUDGET_MS) {}
+  constructor(readonly raw: Etcd3, private readonly budgetMs = RETRY_BUDGET_MS, private readonly observer?: EtcdObserver) {}
 
-  static connect(endpoints: readonly string[], budgetMs = RETRY_BUDGET_MS): EtcdClient {
-    return new EtcdClient(createEtcd(endpoints), budgetMs);
+  static connect(endpoints: readonly string[], budgetMs = RETRY_BUDGET_MS, observer?: EtcdObserver): EtcdClient {
+    return new EtcdClient(createEtcd(endpoints), budgetMs, observer);
+  }
+
+  private call<T>(operation: Parameters<EtcdObserver['request']>[0], what: string, fn: (options: { deadline: number }) => Promise<T>): Promise<T> {
+    const observer = this.observer;
+    if (!observer) return etcdCall(what, fn, this.budgetMs);
+    const started = process.hrtime.bigint();
+    const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
+    return etcdCall(what, fn, this.budgetMs).then(
+      (r) => { observer.request(operation, seconds(), true); return r; },
+      (err: unknown) => { observer.request(operation, seconds(), false); throw err; },
+    );
   }
 
   /** Every key under prefix, at one revision. */
   async range(what: string, prefix: string): Promise<Range> {
-    const r = await etcdCall(what, (o) => this.raw.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) }, o), this.budgetMs);
+    const r = await this.call('range', what, (o) => this.raw.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) }, o));
     return { revision: r.header.revision, kvs: r.kvs };
   }
 
   /** One key, or undefined when it does not exist. */
   async get(what: string, key: string): Promise<IKeyValue | undefined> {
-    const r = await etcdCall(what, (o) => this.raw.kv.range({ key: Buffer.from(key) }, o), this.budgetMs);
+    const r = await this.call('get', what, (o) => this.raw.kv.range({ key: Buffer.from(key) }, o));
     return r.kvs[0];
   }
 
   /** One guarded transaction (./txn.ts). Retried as a whole while etcd cannot answer. */
   async txn(what: string, t: GuardedTxn): Promise<TxnResult> {
     const request = buildTxn(t);
-    const r = await etcdCall(what, (o) => this.raw.kv.txn(request, o), this.budgetMs);
+    const r = await this.call('txn', what, (o) => this.raw.kv.txn(request, o));
     return { succeeded: r.succeeded, revision: r.header.revision, responses: r.responses };
   }
 
   /** Seconds the lease has left, or undefined when etcd no longer has it. */
   async leaseTtl(what: string, lease: string): Promise<number | undefined> {
-    const r = await etcdCall(what, (o) => this.raw.leaseClient.leaseTimeToLive({ ID: lease }, o), this.budgetMs);
+    const r = await this.call('lease_ttl', what, (o) => this.raw.leaseClient.leaseTimeToLive({ ID: lease }, o));
     const ttl = Number(r.TTL);
     return ttl < 0 ? undefined : ttl;
   }

@@ -52,7 +52,7 @@ import { LeaseKeeper } from '../etcd/lease';
 import { BlockShortage, Entries, EntryDiff, OverlayNetwork, Peer, blockShortage, gatewayOf, vtepIpOf, describeShortage, shortageToJson, vtepMacFor, vxlanDeviceName } from './plan';
 import { DesiredView, KernelEntryChange, ViewUpdate } from './view';
 import { DEFAULT_BLOCK_GRACE_SECONDS, DEFAULT_OVERLAY_PREFIX, MemberRecord, encodeHost, encodeMember, encodeUsage, lastSegment } from './records';
-import { callOptions, etcdCall } from '../etcd/client';
+import { type EtcdObserver, callOptions, etcdCall } from '../etcd/client';
 import { PrefixWatch } from '../etcd/watch';
 import { OverlayRegistry } from './registry';
 
@@ -87,6 +87,8 @@ export interface AgentOptions {
 /** The narrow components the agent needs. */
 export interface AgentComponents {
   readonly etcd: Etcd3;
+  /** Told of the registry's etcd operations (vxnetd's metrics). */
+  readonly etcdObserver?: EtcdObserver;
   /** An rtnetlink socket in the host's namespace. */
   readonly rtnl: Rtnl;
   readonly log: Logger;
@@ -192,6 +194,8 @@ export class OverlayAgent extends EventEmitter {
   readonly registry: OverlayRegistry;
   private readonly nets = new Map<string, NetState>();
   private lease: LeaseKeeper | undefined;
+  /** The current lease is held: set when registered, cleared when it is lost (metrics). */
+  private held = false;
   /** The usage text last written per network (under the current lease). */
   private readonly published = new Map<string, string>();
   private publishing = false;
@@ -214,12 +218,17 @@ export class OverlayAgent extends EventEmitter {
     this.retryMs = options.retryMs ?? 500;
     this.now = c.now ?? Date.now;
     this.log = c.log.child({ host: options.hostId });
-    this.registry = new OverlayRegistry(c.etcd, options.prefix ?? DEFAULT_OVERLAY_PREFIX, this.log);
+    this.registry = new OverlayRegistry(c.etcd, options.prefix ?? DEFAULT_OVERLAY_PREFIX, this.log, c.etcdObserver);
   }
 
   /** The networks this host joined (after start). */
   get networks(): string[] {
     return [...this.nets.keys()];
+  }
+
+  /** Whether this host's registration lease is held now (false before it registered and between a loss and the next registration). */
+  get leaseHeld(): boolean {
+    return this.held && !this.stopped;
   }
 
   /** This host's blocks on a network (after start). */
@@ -426,6 +435,7 @@ export class OverlayAgent extends EventEmitter {
       await lease.grant();
       lease.on('lost', (err: Error) => {
         if (this.stopped || this.lease !== lease) return;
+        this.held = false;
         this.log.warn('lease lost; registering again', { error: err?.message });
         this.emit('leaseLost', err);
         this.reRegister();
@@ -447,6 +457,7 @@ export class OverlayAgent extends EventEmitter {
       return;
     }
     this.lease = lease;
+    this.held = true;
     this.published.clear();
     lease.on('renewed', () => void this.publishUsage(lease));
     void this.publishUsage(lease);

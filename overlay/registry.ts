@@ -8,7 +8,7 @@
 // revision (create_revision == 0 for a free block, mod_revision == seen for a reclaim or a
 // revival). A lost race re-reads and chooses again; two hosts never get one block.
 import type { Etcd3, IKeyValue } from 'etcd3';
-import { EtcdClient } from '../etcd/client';
+import { EtcdClient, type EtcdObserver } from '../etcd/client';
 import { NetworkInUse, PoolExhausted, TryAgainLater } from '../lib/errors';
 import type { Logger } from '../lib/log';
 import { Cidr, formatCidr, formatIp } from '../ipam/addr';
@@ -32,9 +32,9 @@ export class OverlayRegistry {
   readonly k: ReturnType<typeof keys>;
   readonly client: EtcdClient;
 
-  constructor(etcd: Etcd3, readonly prefix: string, private readonly log: Logger) {
+  constructor(etcd: Etcd3, readonly prefix: string, private readonly log: Logger, observer?: EtcdObserver) {
     this.k = keys(prefix);
-    this.client = new EtcdClient(etcd);
+    this.client = new EtcdClient(etcd, undefined, observer);
   }
 
   private range(prefix: string): Promise<{ revision: string; kvs: IKeyValue[] }> {

@@ -10,7 +10,7 @@ import type { Logger } from '../lib/log';
 import type { Cidr, Ip } from '../ipam/addr';
 import { openNetns } from '../net/netns';
 import { Rtnl } from '../net/rtnl';
-import { createEtcd } from '../etcd/client';
+import { createEtcd, type EtcdObserver } from '../etcd/client';
 import { OverlayAgent } from './agent';
 import { detectUnderlay } from './apply';
 import { DEFAULT_LOCAL_DIR } from './local';
@@ -36,6 +36,8 @@ export interface OverlayServiceConfig {
   readonly netns?: string;
   /** Addresses in use per block, from the host's IPAM store (AgentComponents.usage). */
   readonly usage?: (network: string, blocks: readonly Cidr[]) => Promise<number[]>;
+  /** Told of the registry's etcd operations (vxnetd's metrics). */
+  readonly etcdObserver?: EtcdObserver;
 }
 
 export interface OverlayService {
@@ -70,7 +72,7 @@ export async function startOverlayService(cfg: OverlayServiceConfig, log: Logger
       ...(cfg.graceMs !== undefined ? { graceMs: cfg.graceMs } : {}),
       ...(cfg.prefix !== undefined ? { prefix: cfg.prefix } : {}),
       localDir: cfg.localDir ?? DEFAULT_LOCAL_DIR,
-    }, { etcd, rtnl, log, monitor: (fn) => Rtnl.monitor(handle, fn), ...(cfg.usage ? { usage: cfg.usage } : {}) });
+    }, { etcd, rtnl, log, monitor: (fn) => Rtnl.monitor(handle, fn), ...(cfg.usage ? { usage: cfg.usage } : {}), ...(cfg.etcdObserver ? { etcdObserver: cfg.etcdObserver } : {}) });
     try {
       await agent.start();
     } catch (err) {

@@ -44,6 +44,9 @@ import { dockerPluginServer } from './docker-plugin';
 import { type DnsService, dnsService } from './dns';
 import { ensureDnsLink } from './dns-link';
 import { type ExtraRoute, httpApiService } from './http-api';
+import { etcdObserverOf, ipamEventsOf, scrapeOverlay, scrapePools, timedCniCall, timedMethods } from './metrics';
+import { VxnetdMetrics } from '../../lib/metrics';
+import { observeStore } from '../../ipam/store/observed';
 import { type VipKernelFactory, vipService } from './vip';
 import type { VipService } from '../../vip/service';
 
@@ -60,6 +63,8 @@ export interface Vxnetd {
   readonly dns: DnsService | undefined;
   /** Undefined with --no-vip. */
   readonly vips: VipService | undefined;
+  /** Its Prometheus metrics (served at /metrics on the HTTP API). */
+  readonly metrics: VxnetdMetrics;
   /** Stops every service in reverse order; once, whoever calls it. */
   stop(): Promise<void>;
 }
@@ -103,7 +108,7 @@ async function dnsLink(name: string, addresses: readonly Ip[]): Promise<void> {
 }
 
 /** Takes whole CNI calls from the vxnet plugin, run by the plugin's own code (cni/), warm. */
-function cniHandoff(socketPath: string, log: Logger, afterCall: () => void): Service {
+function cniHandoff(socketPath: string, log: Logger, metrics: VxnetdMetrics, afterCall: () => void): Service {
   // Required, not imported: the CNI plugin's code loads only when vxnetd takes CNI calls.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { cniHandoffService } = require('../../handoff/service') as typeof import('../../handoff/service');
@@ -111,8 +116,9 @@ function cniHandoff(socketPath: string, log: Logger, afterCall: () => void): Ser
   const { vxnetPlugin } = require('../../cni/vxnet') as typeof import('../../cni/vxnet');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { dispatch } = require('../../cni/skel') as typeof import('../../cni/skel');
+  const ipamEvents = ipamEventsOf(metrics);
   const handoff = cniHandoffService({ socketPath, run: async (env, stdin) => {
-    const outcome = await dispatch(env, stdin, vxnetPlugin);
+    const outcome = await timedCniCall(metrics, env.CNI_COMMAND, () => dispatch(env, stdin, vxnetPlugin, ipamEvents));
     afterCall();
     return outcome;
   }, log: log.child({ component: 'cni' }) });
@@ -131,15 +137,20 @@ function cniHandoff(socketPath: string, log: Logger, afterCall: () => void): Ser
 export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datapath?: Datapath; docker?: DockerApi; vipKernel?: VipKernelFactory; extraRoutes?: readonly ExtraRoute[] } = {}): Promise<Vxnetd> {
   const log = o.log ?? createLogger('vxnetd', config.logLevel);
   const plugin = pluginNameOf(config.socket);
-  const store = openStore({ dataDir: config.dataDir });
+  const metrics = new VxnetdMetrics();
+  // What the Docker driver allocates and releases is counted as it commits.
+  const rawStore = openStore({ dataDir: config.dataDir });
+  const store = observeStore(rawStore, ipamEventsOf(metrics));
+  scrapePools(metrics, rawStore);
   const records = new NetworkRecords(config.dataDir);
   records.load((file, err) => log.error('unreadable network record; ignored', { file, error: err.message }));
   const docker = o.docker ?? (config.dockerSocket ? dockerApi(config.dockerSocket) : undefined);
   const driver = new Driver({ store, records, datapath: o.datapath ?? kernelDatapath, docker, log, pluginName: plugin,
     overlayDir: config.overlayDir, endpointGraceMs: config.reconcileGraceMs, pendingGraceMs: 2 * config.reconcileGraceMs });
   const ov = config.overlay;
-  const overlay = ov ? new OverlayRunner({ ...ov, localDir: config.overlayDir, usage: (network, blocks) => blockUsage(store, network, blocks) },
+  const overlay = ov ? new OverlayRunner({ ...ov, localDir: config.overlayDir, usage: (network, blocks) => blockUsage(store, network, blocks), etcdObserver: etcdObserverOf(metrics) },
     log.child({ component: 'overlay' })) : undefined;
+  if (overlay) scrapeOverlay(metrics, overlay);
   const catalog = new EndpointCatalog();
   // The catalog's host: the overlay's host id in a cluster (unique there), else the host name.
   const host = ov ? (ov.hostId ?? defaultHostId()) : os.hostname();
@@ -153,23 +164,23 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
   operatorLabels.onChange(refreshCatalog);
   let cluster: Service | undefined;
   if (ov) {
-    const client = EtcdClient.connect(ov.endpoints);
+    const client = EtcdClient.connect(ov.endpoints, undefined, etcdObserverOf(metrics));
     const endpoints = new ClusterEndpoints({ client, catalog, host, log: log.child({ component: 'catalog' }) });
     cluster = { name: endpoints.name, start: () => endpoints.start(), stop: async () => { try { await endpoints.stop(); } finally { client.close(); } } };
   }
   const vip = config.vip ? vipService({
-    config: config.vip, catalog, etcd: ov?.endpoints, log: log.child({ component: 'vip' }), claimsFile: path.join(config.dataDir, 'vip-claims.json'), ...(o.vipKernel ? { kernel: o.vipKernel } : {}),
+    config: config.vip, catalog, etcd: ov?.endpoints, log: log.child({ component: 'vip' }), metrics, claimsFile: path.join(config.dataDir, 'vip-claims.json'), ...(o.vipKernel ? { kernel: o.vipKernel } : {}),
   }) : undefined;
   const dns = config.dns ? dnsService({
     config: config.dns, catalog, log: log.child({ component: 'dns' }),
-    networks: () => vxnetSubnets(store, records, config), hostAddresses, ensureLink: dnsLink,
+    networks: () => vxnetSubnets(store, records, config), hostAddresses, ensureLink: dnsLink, metrics,
     ...(vip ? { vips: vip.vips } : {}),
   }) : undefined;
   const services: Service[] = [
     // Opened above (the driver holds it); listed first so that it closes last.
     { name: 'ipam store', start: async () => undefined, stop: async () => { await store.close(); await closeIdleEmbeddedStores(); } },
-    dockerPluginServer({ socket: config.socket, methods: driver.methods, log }),
-    ...(config.cniSocket !== undefined ? [cniHandoff(config.cniSocket, log, refreshCatalog)] : []),
+    dockerPluginServer({ socket: config.socket, methods: timedMethods(driver.methods, metrics), log }),
+    ...(config.cniSocket !== undefined ? [cniHandoff(config.cniSocket, log, metrics, refreshCatalog)] : []),
     ...(overlay ? [overlay] : []),
     ...(docker ? [new DockerWatcher({ docker, driver, plugin, log, intervalMs: config.reconcileIntervalMs, onContainerEvent: (e) => {
       // A health change is the one fact of a running container the catalog must ask again (VIP backends follow it).
@@ -184,7 +195,7 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
     ...(dns ? [dns] : []),
     // The HTTP listener always (unless --api-listen ""): the operator API, and /v1 with DNS or VIPs.
     ...(config.httpListen ? [httpApiService({
-      listen: config.httpListen, api: config.api, host, store, catalog, dataDir: config.dataDir, log: log.child({ component: 'http' }),
+      listen: config.httpListen, api: config.api, host, store, catalog, dataDir: config.dataDir, metrics, log: log.child({ component: 'http' }),
       ...(ov ? { cluster: { endpoints: ov.endpoints, graceMs: ov.graceMs } } : {}),
       ...(dns && config.dns ? { dns: { service: dns, config: config.dns } } : {}), ...(vip ? { vips: vip.vips } : {}),
       ...(o.extraRoutes ? { extraRoutes: o.extraRoutes } : {}),
@@ -197,7 +208,7 @@ export async function startVxnetd(config: VxnetdConfig, o: { log?: Logger; datap
   });
   let stopping: Promise<void> | undefined;
   return {
-    driver, overlay, catalog, dns, vips: vip?.vips,
+    driver, overlay, catalog, dns, vips: vip?.vips, metrics,
     stop: () => (stopping ??= running.stop().then(() => log.info('vxnetd stopped'))),
   };
 }

@@ -20,6 +20,8 @@ import { ZoneFeed } from '../../dns/feed';
 import { type NamedVip, VipZoneFeed } from '../../dns/vip-feed';
 import { Forwarder, hostUpstreams } from '../../dns/forwarder';
 import { allowSources, createHandler } from '../../dns/handler';
+import { countedHandler, queryTable } from '../../dns/metrics';
+import type { VxnetdMetrics } from '../../lib/metrics';
 import { DnsServer } from '../../dns/server';
 import { removeDnsState, writeDnsState } from '../../dns/state';
 import { DNS_PORT, type HostPort, formatHostPort } from '../../dns/upstreams';
@@ -42,6 +44,8 @@ export interface DnsServiceOptions {
   readonly refreshMs?: number;
   /** Default /etc/resolv.conf. */
   readonly resolvConf?: string;
+  /** Where queries, forwarded answers' latency and upstream failures are counted. */
+  readonly metrics?: VxnetdMetrics;
 }
 
 export interface DnsService extends Service {
@@ -76,6 +80,15 @@ export function dnsService(o: DnsServiceOptions): DnsService {
   let timer: NodeJS.Timeout | undefined;
   let refreshing: Promise<void> | undefined;
   let refreshFailed = false;
+  const queries = queryTable();
+  if (o.metrics) {
+    const m = o.metrics;
+    m.cellCounter('dns_queries_total', 'DNS queries by question type (other: a rare type; invalid: no readable question) and the rcode answered (none: vxnet said nothing)', ['type', 'rcode'], queries);
+    m.counter('dns_upstream_queries_total', 'Queries sent to each upstream (the forwarder races two per query)', ['upstream'],
+      () => forwarder?.upstreamTotals().map((u) => ({ labels: { upstream: u.upstream }, value: u.sent })));
+    m.counter('dns_upstream_failures_total', 'Upstream attempts that failed (timeout, SERVFAIL, REFUSED, an unusable answer), by upstream', ['upstream'],
+      () => forwarder?.upstreamTotals().map((u) => ({ labels: { upstream: u.upstream }, value: u.failed })));
+  }
 
   const refreshAllowList = (): Promise<void> => (refreshing ??= (async () => {
     try {
@@ -110,7 +123,9 @@ export function dnsService(o: DnsServiceOptions): DnsService {
       }
       const upstreams = config.upstreams ?? hostUpstreams(config.listen, o.resolvConf);
       forwarder = new Forwarder({ upstreams, log });
-      const handler = createHandler({ zone, forwarder, allow: (ip) => allow(ip), log });
+      const plain = createHandler({ zone, forwarder, allow: (ip) => allow(ip), log });
+      const m = o.metrics;
+      const handler = m ? countedHandler(plain, { queries, forwarded: (s) => m.dnsForwarded.observe(s) }) : plain;
       server = new DnsServer({ listen: config.listen, handler, log });
       try {
         await forwarder.start();

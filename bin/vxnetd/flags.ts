@@ -40,7 +40,7 @@ export const HELP = `vxnetd ${VERSION}: the vxnet host daemon: Docker's remote n
 CNI plugin's hand-off, DNS for every container of this host (and with --store of the cluster) by
 name, service and SRV, forwarding other names upstream (unless --no-dns), the HTTP API
 (--api-listen, HTTPS with a token off loopback: the operator API /api/v1, Mesos-DNS's /v1
-routes), and with --store the host's overlay agent (VXLAN
+routes, Prometheus /metrics), and with --store the host's overlay agent (VXLAN
 across hosts, etcd as the cluster store).
 
 Usage: vxnetd [options]

@@ -4,7 +4,7 @@
 // /api/v1/..., /api/openapi.json) over this host's store, catalog, the cluster registry (with
 // --store) and the DNS, VIP and vxnet-lb views adapted here; the catalog's change stream
 // (GET /v1/endpoints?watch=1, which vxnet-lb follows); Mesos-DNS's /v1/... (with DNS);
-// /v1/vips (with VIPs); the web view at /ui/ (./ui.ts); then `extraRoutes` (/metrics); a JSON 404/500 last.
+// /v1/vips (with VIPs); the web view at /ui/ (./ui.ts); then /metrics (Prometheus, lib/metrics.ts), `extraRoutes`; a JSON 404/500 last.
 // Started after the DNS and VIP services, whose zone, listen addresses and VIPs it shows.
 import * as os from 'node:os';
 import type { RequestHandler, Router } from 'express';
@@ -21,6 +21,7 @@ import { formatIp } from '../../ipam/addr';
 import type { IpamStore } from '../../ipam/store/types';
 import { hostVethName } from '../../datapath/names';
 import { systemVeth } from '../../ctl/veth';
+import { type VxnetdMetrics, metricsHandler } from '../../lib/metrics';
 import type { Logger } from '../../lib/log';
 import type { Service } from '../../lib/service';
 import { VERSION } from '../../lib/version';
@@ -61,6 +62,8 @@ export interface HttpApiOptions {
   readonly lbUrl?: string;
   /** Mounted after the API's own routes, in order (/metrics, /ui). */
   readonly extraRoutes?: readonly ExtraRoute[];
+  /** Served at /metrics (Prometheus text). */
+  readonly metrics?: VxnetdMetrics;
   readonly log: Logger;
 }
 
@@ -147,6 +150,7 @@ export function httpApiService(o: HttpApiOptions): HttpApiService {
       }
       if (o.vips) mounts.push(vipApi(o.vips));
       mounts.push(webView());
+      if (o.metrics) { const m = o.metrics; mounts.push(['/metrics', (req, res) => metricsHandler(m)(req, res)]); }
       mounts.push(...(o.extraRoutes ?? []));
       try {
         server = await startApiServer({

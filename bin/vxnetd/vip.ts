@@ -21,6 +21,8 @@ import { MemoryClaims, VipAddresses } from '../../vip/address';
 import { EtcdClaims } from '../../vip/claims-etcd';
 import { FileClaims } from '../../vip/claims-file';
 import type { VipKernel } from '../../vip/kernel';
+import type { VxnetdMetrics } from '../../lib/metrics';
+import { etcdObserverOf, scrapeVips, timedVipKernel } from './metrics';
 import { VipForgetter } from '../../vip/forget';
 import { VipService } from '../../vip/service';
 import { ensureDnsLink } from './dns-link';
@@ -53,13 +55,18 @@ export function vipService(o: {
   /** One host's claims (no etcd): kept in this file so colliding names keep their addresses across restarts; default in memory. */
   claimsFile?: string;
   kernel?: VipKernelFactory; route?: (link: string, ranges: readonly Cidr[]) => Promise<void>;
+  /** VIPs and backends by state, the table's batches timed, etcd round trips (bin/vxnetd/metrics.ts). */
+  metrics?: VxnetdMetrics;
 }): VipServiceHandle {
   const { config, log } = o;
-  const client = o.etcd ? EtcdClient.connect(o.etcd) : undefined;
+  const m = o.metrics;
+  const client = o.etcd ? EtcdClient.connect(o.etcd, undefined, m ? etcdObserverOf(m) : undefined) : undefined;
   const claims = client ? new EtcdClaims(client) : o.claimsFile ? new FileClaims(o.claimsFile) : new MemoryClaims();
   const addresses = new VipAddresses(claims, config.range, config.range6);
-  const kernel = (o.kernel ?? kernelVipTable)({ table: config.table, log });
+  const table = (o.kernel ?? kernelVipTable)({ table: config.table, log });
+  const kernel = m ? timedVipKernel(table, m, config.table) : table;
   const vips = new VipService({ catalog: o.catalog, kernel, addresses, log });
+  if (m) scrapeVips(m, vips);
   // Backends whose address is gone lose their conntrack entries (UDP flows would keep going to them).
   const forgetter = new VipForgetter({ source: vips, catalog: o.catalog, kernel, log });
   const ranges = [config.range, ...(config.range6 ? [config.range6] : [])];
