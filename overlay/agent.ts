@@ -231,6 +231,21 @@ export class OverlayAgent extends EventEmitter {
     return this.held && !this.stopped;
   }
 
+  /**
+   * True when damage done to the network's device now would be noticed at once: no sync running
+   * or queued, the kernel's notifications open (not paused around a burst), and no notification
+   * still taken for the echo of our own changes (ECHO_WINDOW_MS). A change made by hand while
+   * this is false may wait for the periodic check; tests poll it before damaging the device.
+   */
+  quiet(network: string): boolean {
+    const ns = this.nets.get(network);
+    if (!ns || this.stopped || ns.running || ns.full || ns.pending.size > 0) return false;
+    if (this.c.monitor && (this.monitor === undefined || this.monitorPaused > 0)) return false;
+    const now = this.now();
+    for (const at of ns.touched.values()) if (now - at < ECHO_WINDOW_MS) return false;
+    return true;
+  }
+
   /** This host's blocks on a network (after start). */
   blocks(network: string): Cidr[] {
     return [...(this.nets.get(network)?.blocks ?? [])];

@@ -143,6 +143,9 @@ async function main(t: Test): Promise<void> {
   });
 
   await t.test('an entry deleted by hand: the kernel notification triggers a full reconciliation', async (t) => {
+    // The previous part's full reconciliation may still be echoing or have the notifications paused:
+    // a deletion then is left to the periodic check (minutes), so damage the device once the agent is quiet.
+    await pollUntil(() => nodes[0].agent.quiet(NET.name), { timeoutMs: 10_000, what: 'host-1 agent quiet' });
     const before = fullSyncs;
     const victim = sims[200];
     await exec('ip', ['-n', nodes[0].host.ns.name, 'route', 'del', formatCidr(victim.blocks[0]), 'dev', cl.dev]);
