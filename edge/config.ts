@@ -60,8 +60,17 @@ function slotOptions(b: PlacedBackend, i: number): string {
 // Marathon-LB's HSTS max-age (half a year); sent only over TLS, where browsers heed it (RFC 6797).
 const HSTS = 'http-response set-header Strict-Transport-Security max-age=15768000 if { ssl_fc }';
 
+/** RFC 9110's idempotent methods: the ones an L7 retry may send twice. */
+const IDEMPOTENT_METHODS = 'GET HEAD OPTIONS TRACE PUT DELETE';
+
 function backendLines(b: PlacedBackend): string[] {
   const out = [`backend ${b.name}`, `  mode ${b.mode}`, `  balance ${b.balance}`];
+  // retry-on empty-response sends a request again after the server closed without an answer,
+  // which may be after it did the work: RFC 9110 9.2.2 forbids a proxy to retry non-idempotent
+  // requests automatically, and HAProxy does not tell them apart itself. A POST or PATCH that
+  // meets a dying server gets a 502, as it would without retries; conn-failure (never sent)
+  // is still retried for every method.
+  if (b.mode === 'http') out.push(`  http-request disable-l7-retry unless { method ${IDEMPOTENT_METHODS} }`);
   if (b.health?.path) out.push(`  option httpchk GET ${b.health.path}`);
   if (b.hsts) out.push(`  ${HSTS}`);
   if (b.sticky) out.push('  cookie VXLB_SERVER insert indirect nocache');

@@ -78,8 +78,8 @@ t.test('config text', async (t) => {
   // No certificate in this model: no HTTPS frontend, so no redirect to it (test/unit/edge-tls.test.ts has both).
   t.match(text, /  acl host_www var\(txn.vxlb_host\) -m str www.example\n  use_backend api if host_api path_api\n  use_backend www if host_www\n/);
   t.match(text, /frontend db_port\n  bind 127.0.0.1:15432\n  mode tcp\n  default_backend db\n/);
-  t.match(text, /backend api\n  mode http\n  balance roundrobin\n  option httpchk GET \/health\n  server s1 10.0.0.1:8080 weight 1 check inter 500ms rise 1 fall 2\n  server s2 10.0.0.2:8080 weight 1 check inter 500ms rise 1 fall 2\n  server-template s 3-4 0.0.0.0:0 disabled check inter 500ms rise 1 fall 2\n/);
-  t.match(text, /backend www\n  mode http\n  balance roundrobin\n  cookie VXLB_SERVER insert indirect nocache\n  server s1 \[fd00::3\]:8080 weight 1 cookie s1\n  server s2 0.0.0.0:0 disabled cookie s2\n/, 'sticky: every slot its own line, its cookie its name');
+  t.match(text, /backend api\n  mode http\n  balance roundrobin\n  http-request disable-l7-retry unless \{ method GET HEAD OPTIONS TRACE PUT DELETE \}\n  option httpchk GET \/health\n  server s1 10.0.0.1:8080 weight 1 check inter 500ms rise 1 fall 2\n  server s2 10.0.0.2:8080 weight 1 check inter 500ms rise 1 fall 2\n  server-template s 3-4 0.0.0.0:0 disabled check inter 500ms rise 1 fall 2\n/);
+  t.match(text, /backend www\n  mode http\n  balance roundrobin\n  http-request disable-l7-retry unless \{ method GET HEAD OPTIONS TRACE PUT DELETE \}\n  cookie VXLB_SERVER insert indirect nocache\n  server s1 \[fd00::3\]:8080 weight 1 cookie s1\n  server s2 0.0.0.0:0 disabled cookie s2\n/, 'sticky: every slot its own line, its cookie its name');
   t.equal(renderConfig(FULL, { ...DEFAULT_CONFIG, statsSocket: '/s' }), renderConfig(FULL, { ...DEFAULT_CONFIG, statsSocket: '/s' }), 'the same model, the same text');
 
   const haproxy = spawnSync('haproxy', ['-v'], { encoding: 'utf8' });
