@@ -12,7 +12,8 @@
 //   4. requests/s through vxnet-lb's HAProxy vs the same HAProxy with a hand-written config
 //      for the same two backends, same wrk parameters, alternated A/B in pairs in one run; the
 //      median of the pairs' ratios -- target >= 0.95x; beside it each worker's CPU per request,
-//      and a third side: the hand-written config plus vxnet-lb's retry-on and forwardfor.
+//      and a third side: the hand-written config plus vxnet-lb's retry-on (with its
+//      disable-l7-retry for non-idempotent methods) and forwardfor.
 // Run by scripts/bench.sh (BENCH_ONLY=edge). Env: BENCH_EDGE_SECONDS=10 (the rps runs),
 // BENCH_EDGE_CYCLES=10, BENCH_EDGE_PAIRS=5 (A/B pairs), BENCH_EDGE_DEBUG=1 (HAProxy's show stat around the requests/s runs). Creates only bn-named things: netns bned-*, bridge bned0, nft table bned.
 import { spawn } from 'node:child_process';
@@ -31,6 +32,8 @@ const RPS_PAIRS = intEnv('BENCH_EDGE_PAIRS', 5);
 const PORTS = { edge: 18480, hand: 18481, api: 18482, handRetry: 18483, copy: 18490, dnsPort: 5365 };
 // What edge/config.ts writes as `retry-on` (the third requests/s side copies it).
 const RETRY_ON = 'conn-failure empty-response';
+// ... and the rule that keeps that retry from sending a POST twice (HAProxy's manual suggests it).
+const NO_RETRY_UNLESS_IDEMPOTENT = 'http-request disable-l7-retry unless { method GET HEAD OPTIONS TRACE PUT DELETE }';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** One command on an HAProxy CLI socket. */
@@ -277,7 +280,8 @@ async function main() {
     // It tells what the rest of vxnet-lb's config costs; the target is against the plain one.
     const handRetry = join(tmp, 'hand-retry.cfg');
     writeFileSync(handRetry, readFileSync(hand, 'utf8').replace(join(tmp, 'hand.sock'), join(tmp, 'hand-retry.sock')).replace(`127.0.0.1:${PORTS.hand}`, `127.0.0.1:${PORTS.handRetry}`)
-      .replace('  timeout server 60s\n', `  timeout server 60s\n  retries 3\n  option redispatch 1\n  retry-on ${RETRY_ON}\n  option forwardfor\n`));
+      .replace('  timeout server 60s\n', `  timeout server 60s\n  retries 3\n  option redispatch 1\n  retry-on ${RETRY_ON}\n  option forwardfor\n`)
+      .replace('backend web\n  balance roundrobin\n', `backend web\n  balance roundrobin\n  ${NO_RETRY_UNLESS_IDEMPOTENT}\n`));
     const refRetry = start('haproxy', ['-W', '-S', join(tmp, 'hand-retry-master.sock'), '-f', handRetry], { stdio: 'ignore', detached: true });
     for (let i = 0; (await get(PORTS.handRetry, 'web.example')).status !== 200; i++) { if (i > 200) throw new Error('hand-written HAProxy (retries) did not serve'); await sleep(50); }
     const sides = {
