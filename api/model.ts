@@ -75,6 +75,24 @@ export interface ApiAllocationJson extends AllocationJson {
   host: string;
 }
 
+/**
+ * Another host's container as the endpoint catalog has it (from etcd, with --store): what its
+ * host's store alone knows (ifname, netns, range set, since, history) is not in it.
+ */
+export interface RemoteAllocationJson {
+  network: string;
+  address: string;
+  family: 4 | 6;
+  containerId: string;
+  name: string | null;
+  runtime: string;
+  aliases: string[];
+  /** The host holding it. */
+  host: string;
+  /** Its endpoint id (HOST/NETWORK/CONTAINERID), as /api/v1/endpoints has it. */
+  endpoint: string;
+}
+
 export interface HistoryAnswerJson {
   address: string | null;
   network: string | null;

@@ -44,6 +44,9 @@ export const SCHEMAS: Record<string, Schema> = {
   Block: obj({ network: str, cidr: str, host: str, state: { type: 'string', enum: ['held', 'orphaned'] }, size: decimal, used: nul(int), free: nul(decimal), usageAt: nul(isoTime), since: isoTime, orphanedAt: nul(isoTime) }),
   Allocation: allocation,
   HostAllocation: { allOf: [ref('Allocation'), obj({ host: str })] },
+  RemoteAllocation: obj({
+    network: str, address: str, family: { type: 'integer', enum: [4, 6] }, containerId: str, name: nul(str), runtime: str, aliases: arr(str), host: str, endpoint: str,
+  }),
   HistoryEntry: history,
   AddressEvent: obj({
     network: str, address: str, action: { type: 'string', enum: ['allocate', 'release'] }, containerId: str, ifname: str, name: nul(str), runtime: str,
@@ -106,10 +109,10 @@ export const OPENAPI = {
     },
     '/api/v1/allocations': {
       get: {
-        summary: 'This host\'s allocations',
+        summary: 'This host\'s allocations (its IPAM store); in remote, the other hosts\' containers as the endpoint catalog (etcd) has them',
         parameters: [q('network', 'network name'), q('container', 'container id or a prefix of one'), q('name', 'container name, exactly'),
           q('address', 'an address, exactly'), q('q', 'substring of address, name or container id (case-insensitive)')],
-        responses: { ...ok('allocations', obj({ host: str, allocations: arr(ref('HostAllocation')) })), ...readErrors },
+        responses: { ...ok('allocations', obj({ host: str, allocations: arr(ref('HostAllocation')), remote: arr(ref('RemoteAllocation')) })), ...readErrors },
       },
     },
     '/api/v1/history': {

@@ -6,16 +6,16 @@ import { checkEndpointName, checkLabelKey, checkLabelValue } from '../catalog/la
 import { editLabelsFile, labelsFilePath, readLabelsFile } from '../catalog/operator-labels';
 import { labelsOf } from '../catalog/label-rules';
 import type { Endpoint } from '../catalog/endpoint';
-import { formatCidr, parseIp } from '../ipam/addr';
+import { formatCidr, ipKey, parseIp } from '../ipam/addr';
 import { collectGarbage, releaseAllocations, type ReleaseTarget } from '../ipam/maintenance';
 import {
-  type AllocationQuery, addressTimeline, allocationJson, findAllocations, freeOf, historyJson, iso, poolStats,
+  type AllocationQuery, addressTimeline, allocationJson, findAllocations, freeOf, historyJson, iso, matchesAllocation, poolStats,
 } from '../ipam/query';
 import { DecodingFailure, NotFound } from '../lib/errors';
 import { listBlockUsage, listHosts } from '../overlay/registry';
 import type {
   ApiAllocationJson, BlockJson, DnsRecordsJson, EdgeRoutesJson, EndpointJson, GcAnswerJson, HistoryAnswerJson, HostJson,
-  LabelsAnswerJson, NetworkJson, ReleaseAnswerJson, SummaryJson, UsageJson, VipJson,
+  LabelsAnswerJson, NetworkJson, ReleaseAnswerJson, RemoteAllocationJson, SummaryJson, UsageJson, VipJson,
 } from './model';
 import type { ApiSources } from './sources';
 
@@ -84,9 +84,35 @@ export async function blocks(src: ApiSources, network?: string): Promise<{ block
   };
 }
 
-export async function allocations(src: ApiSources, query: AllocationQuery): Promise<{ host: string; allocations: ApiAllocationJson[] }> {
+/**
+ * This host's allocations (its IPAM store: addresses are allocated on the host, design.md
+ * "Stores"), and in `remote` the other hosts' containers as the endpoint catalog has them (each
+ * host publishes every container holding an address under its lease in etcd; with --store):
+ * what an operator on one host can know of another's without asking it. The query filters both.
+ */
+export async function allocations(src: ApiSources, query: AllocationQuery): Promise<{ host: string; allocations: ApiAllocationJson[]; remote: RemoteAllocationJson[] }> {
   const found = await src.store.view((tx) => findAllocations(tx, query));
-  return { host: src.host, allocations: found.map((a) => ({ ...allocationJson(a), host: src.host })) };
+  return { host: src.host, allocations: found.map((a) => ({ ...allocationJson(a), host: src.host })), remote: remoteAllocations(src.catalog.list(), src.host, query) };
+}
+
+/** The other hosts' endpoints as one row per address, filtered as the store's allocations are, sorted by network then address. Pure. */
+export function remoteAllocations(all: readonly Endpoint[], self: string, query: AllocationQuery): RemoteAllocationJson[] {
+  const rows: Array<RemoteAllocationJson & { key: string }> = [];
+  for (const e of all) {
+    if (e.host === self) continue;
+    for (const address of e.addresses) {
+      const ip = parseIp(address);
+      if (!ip) continue;
+      const row = {
+        network: e.network, address, family: ip.family, containerId: e.containerId, name: e.name === '' ? null : e.name,
+        runtime: e.runtime, aliases: [...e.aliases], host: e.host, endpoint: e.id,
+      };
+      if (!matchesAllocation({ network: row.network, containerId: row.containerId, address, ...(row.name !== null ? { name: row.name } : {}) }, query)) continue;
+      rows.push({ ...row, key: ipKey(ip) });
+    }
+  }
+  rows.sort((a, b) => (a.network < b.network ? -1 : a.network > b.network ? 1 : a.family - b.family || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)));
+  return rows.map(({ key: _key, ...r }) => r);
 }
 
 /** `at`: ISO 8601 or epoch milliseconds. Throws DecodingFailure. */

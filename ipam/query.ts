@@ -112,7 +112,7 @@ export interface AllocationQuery {
 }
 
 /** Whether an allocation answers the query. Pure. */
-export function matchesAllocation(a: Allocation, query: AllocationQuery): boolean {
+export function matchesAllocation(a: Pick<Allocation, 'network' | 'containerId' | 'name' | 'address'>, query: AllocationQuery): boolean {
   if (query.network !== undefined && a.network !== query.network) return false;
   if (query.container !== undefined && !a.containerId.startsWith(query.container)) return false;
   if (query.name !== undefined && a.name !== query.name) return false;

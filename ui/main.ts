@@ -104,7 +104,11 @@ const fetchers: { [K in Exclude<keyof State, 'history'>]: () => Promise<NonNulla
   networks: async () => (await api.get<{ networks: Network[] }>('/networks')).networks,
   hosts: async () => (await api.get<{ hosts: Host[] }>('/hosts')).hosts,
   blocks: async () => (await api.get<{ blocks: Block[] }>('/blocks')).blocks,
-  allocations: async () => (await api.get<{ allocations: Allocation[] }>('/allocations')).allocations,
+  // This host's allocations, then the other hosts' containers as the catalog has them (with --store).
+  allocations: async () => {
+    const r = await api.get<{ allocations: Allocation[]; remote?: Allocation[] }>('/allocations');
+    return [...r.allocations, ...(r.remote ?? [])];
+  },
   dns: () => api.get<DnsRecords>('/dns/records'),
   vips: () => api.get<Vips>('/vips'),
 };
@@ -115,7 +119,7 @@ const FEEDS: Record<string, Array<keyof State>> = {
   networks: ['summary', 'networks', 'blocks'],
   blocks: ['networks', 'hosts', 'blocks'],
   hosts: ['summary', 'hosts', 'blocks'],
-  endpoints: ['summary', 'dns', 'vips'],
+  endpoints: ['summary', 'dns', 'vips', 'allocations'],
   dns: ['dns'],
   vips: ['summary', 'vips'],
 };

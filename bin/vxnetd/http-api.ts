@@ -34,6 +34,7 @@ import { type ApiServer, readTokenFile, startApiServer } from '../../api/server'
 import type { ApiSources } from '../../api/sources';
 import type { DnsService } from './dns';
 import type { ApiFlags, DnsFlags } from './flags';
+import { etcdObserverOf } from './metrics';
 import { webView } from './ui';
 
 /** Where vxnet-lb's local API answers (edge/api.ts, its --metrics-listen default). */
@@ -125,7 +126,7 @@ export function httpApiService(o: HttpApiOptions): HttpApiService {
       if (o.cluster) etcd = createEtcd(o.cluster.endpoints);
       const sources: ApiSources = {
         host: o.host, version: VERSION, store: o.store, catalog: o.catalog, dataDir: o.dataDir,
-        ...(etcd && o.cluster ? { cluster: { registry: new OverlayRegistry(etcd, DEFAULT_OVERLAY_PREFIX, o.log), graceMs: o.cluster.graceMs } } : {}),
+        ...(etcd && o.cluster ? { cluster: { registry: new OverlayRegistry(etcd, DEFAULT_OVERLAY_PREFIX, o.log, o.metrics ? etcdObserverOf(o.metrics) : undefined), graceMs: o.cluster.graceMs } } : {}),
         hostAddress: firstHostAddress,
         ...(o.dns ? { dns: () => dnsRecords((o.dns as { service: DnsService }).service, o.catalog) } : {}),
         ...(o.vips ? { vips: () => vipsJson(o.vips as VipSource) } : {}),

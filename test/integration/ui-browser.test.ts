@@ -11,19 +11,18 @@ import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { missingChromium, openPage, screenshot } from '../helpers/browser';
 import { exec, pollUntil } from '../helpers/netns';
 import { freePort } from '../edge/helpers/edge';
 import { attach, bare, cannotRun, DIST_BIN, newNet, runPlugin, VXNET, type Attached, type TestNet } from './helpers/cni';
 
-const CHROMIUM = '/usr/bin/chromium';
-const reason = cannotRun() ?? (fs.existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed (Debian package chromium)`);
+const reason = cannotRun() ?? missingChromium();
 if (reason) t.plan(0, reason);
 else { t.setTimeout(240_000); main(); }
 
-const SHOTS = resolve(__dirname, '..', '..', '.tap', 'screenshots');
 const hex = randomBytes(3).toString('hex');
 const TABLE = `vxt-vip${hex}`;
 const LINK = `vxt-vl${hex}`;
@@ -86,20 +85,12 @@ function main(): void {
     await pollUntil(async () => (await api<{ vips: Array<{ backends: unknown[] }> }>(base, '/vips')).vips[0]?.backends.length === 2 || undefined,
       { timeoutMs: 10_000, what: 'the VIP with two backends in the API' });
 
-    fs.mkdirSync(SHOTS, { recursive: true });
-    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'] });
-    t.teardown(() => browser.close());
-    const page: Page = await browser.newPage({ viewport: { width: 1440, height: 900 }, timezoneId: 'UTC', locale: 'en-US' });
-    const problems: string[] = [];
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    page.on('requestfailed', (r) => { if (!r.url().endsWith('/api/v1/events')) problems.push(`request failed: ${r.url()}`); });
-    page.on('request', (r) => { if (!r.url().startsWith(base) && !r.url().startsWith('data:')) problems.push(`a request off this origin: ${r.url()}`); });
+    const { page, problems } = await openPage(t, base);
     try {
       await look(t, page, base, net, { env, conf, web0b, web1, reused });
     } finally {
       // The screenshot for review, also when something failed (README's docs/web-view.png is a copy).
-      await page.screenshot({ path: join(SHOTS, 'web-view.png'), fullPage: true }).catch((e: Error) => t.comment(`no screenshot: ${e.message}`));
-      t.comment(`screenshot: ${join(SHOTS, 'web-view.png')}`);
+      await screenshot(t, page, 'web-view.png');
     }
     t.same(problems, [], 'no page errors, no failed requests, nothing fetched from elsewhere');
   });
