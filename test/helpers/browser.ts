@@ -38,7 +38,7 @@ export async function openPage(t: Test, origin: string, o: { netns?: string } = 
   const page = await browser.newPage({ viewport: { width: 1440, height: 900 }, timezoneId: 'UTC', locale: 'en-US' });
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('requestfailed', (r) => { if (!r.url().endsWith('/api/v1/events')) problems.push(`request failed: ${r.url()}`); });
+  page.on('requestfailed', (r) => { if (!r.url().endsWith('/api/v1/events')) problems.push(`request failed: ${r.url()} (${r.failure()?.errorText ?? '?'})`); });
   page.on('request', (r) => { if (!r.url().startsWith(origin) && !r.url().startsWith('data:')) problems.push(`a request off this origin: ${r.url()}`); });
   return { browser, page, problems };
 }
