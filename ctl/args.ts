@@ -45,6 +45,7 @@ const OPTIONS = {
   fix: { type: 'boolean' },
   'overlay-dir': { type: 'string' },
   'vip-table': { type: 'string' },
+  'nat-table': { type: 'string', multiple: true },
   lb: { type: 'string' },
 } as const;
 
@@ -84,6 +85,7 @@ export interface Values {
   readonly fix?: boolean;
   readonly 'overlay-dir'?: string;
   readonly 'vip-table'?: string;
+  readonly 'nat-table'?: string[];
   readonly lb?: string;
 }
 
@@ -368,9 +370,9 @@ JSON: {"file", "endpoints": {NAME: {KEY: VALUE}}}; with NAME {"file", "name", "l
   },
   {
     name: 'doctor',
-    synopsis: 'doctor [--fix] [--overlay-dir DIR] [--store URL] [--api URL] [--vip-table NAME] [--server ADDR[:PORT]]',
+    synopsis: 'doctor [--fix] [--overlay-dir DIR] [--store URL] [--api URL] [--vip-table NAME] [--server ADDR[:PORT]] [--conf-dir DIR] [--nat-table NAME...]',
     summary: 'compare what vxnet believes with what the kernel has; --fix repairs the safe part',
-    options: ['fix', 'overlay-dir', 'store', 'api', 'vip-table', 'server', 'api-token-file', 'api-ca'],
+    options: ['fix', 'overlay-dir', 'store', 'api', 'vip-table', 'server', 'api-token-file', 'api-ca', 'conf-dir', 'nat-table'],
     maxPositionals: 0,
     help: `Compares, on this host, what vxnet believes (the IPAM store in the data directory, the
 overlay agent's state files, the VIPs and the endpoint catalog vxnetd's API reports) with
@@ -392,7 +394,12 @@ whose backends differ (its slots compared with the weights), the hairpin sets; t
 against the catalog (/v1/endpoints, /v1/vips): the server in dns.json not answering, and for
 every name the catalog gives (NAME.DOMAIN, NAME.NETWORK.DOMAIN, aliases, SERVICE.DOMAIN,
 NAME.l4lb.DOMAIN) an A and AAAA question (256 in flight, 1 s per try, two tries): a name
-missing, with other addresses, or unanswered. A VIP or DNS difference is reported only when a
+missing, with other addresses, or unanswered; masquerading (nftables ip/ip6 NAT tables, the
+set masq and its postrouting rule): a network whose setup record says ipMasq whose subnet is
+not in its table's set, the table or rule missing or changed, and an element of vxnet's tables
+(vxnet, the natTable of the vxnet configs in --conf-dir and Docker's network records,
+--nat-table) that no network has; routed overlay networks' FORWARD accept rules (comment
+vxnet:DEVICE); IP forwarding off while a network routes through the host. A VIP or DNS difference is reported only when a
 second read a second later still shows it (a change in flight is not a problem); more than
 10 of one kind are folded into one finding. Docker's endpoints are left to
 vxnetd, which reconciles them against the Docker API. The store is taken as this host's only
@@ -400,7 +407,10 @@ one: a vxnet veth it does not account for is an orphan.
 
 Safe, and applied by --fix: releasing a leaked allocation (history reason "vxnetctl doctor")
 and deleting its veth; deleting an orphan or retired veth, an orphan host route, a FORWARD
-rule of a link that is gone. Each is decided again under the store's write lock, so a
+rule of a link that is gone; inserting a bridge's or routed network's missing FORWARD
+accept rules; re-adding a network's masquerade element, table or rule (the setup's own
+script); deleting a masquerade element no network has and no address of this host lies in.
+Each is decided again under the store's write lock, so a
 container being attached meanwhile is not touched. The rest is left to the component that
 made it (the next ADD, vxnetd): the finding names the command. No VIP or DNS finding is safe:
 vxnetd is the only writer of its table and zone, and rebuilds both when it starts (its first
@@ -418,13 +428,19 @@ Options:
   --server ADDR[:PORT]  vxnetd's DNS server (default: the first nameserver in
                      /run/vxnet/dns.json, which vxnetd writes, or $VXNET_DNS_JSON's; port 53;
                      no file: the DNS zone is not checked), and the domain from that file
+  --conf-dir DIR     the CNI config directory whose vxnet configs name NAT tables (default
+                     /etc/cni/net.d)
+  --nat-table NAME   another NAT table of vxnet's to check for stale elements (repeatable)
 
 Exit status: 0 nothing found; 3 problems found (with --fix: some left); 4 problems found and
 all fixed by --fix; 1 the doctor itself failed; 2 usage error.
 
 JSON: {"dataDir", "store", "overlayDir", "fix", "checked": {"allocations", "networks",
-"overlays", "vxnetLinks", "vips", "dnsNames"}, "notes": [...], "findings": [{"kind", "subject", "what", "why",
-"fix", "safe", "fixed", "error"}], "found", "fixed"}; fixed is null without --fix.`,
+"overlays", "vxnetLinks", "vips", "dnsNames", "natTables", "forwardRules"}, "notes": [...],
+"findings": [{"kind", "subject", "what", "why", "fix", "safe", "fixed", "error"}], "found",
+"fixed"}; fixed is null without --fix; a "checked" count is null when that check did not run
+(vips: the API did not answer; dnsNames: no dns.json or the server did not answer;
+natTables: no nft; forwardRules: no iptables), and "notes" says why.`,
   },
   {
     name: 'install',

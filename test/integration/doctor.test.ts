@@ -91,6 +91,45 @@ if (skip) {
     const again = await doctor('--json');
     t.equal(again.code, 0, `clean again: exit 0 (${describe(again)})`);
 
+    // Masquerading (the network has ipMasq: true, natTable NAME): the subnet's element deleted by
+    // hand, a stale element, the postrouting rule flushed; all safe, all repaired.
+    const nft = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => exec('ip', ['netns', 'exec', host.name, 'nft', ...args]);
+    const subnet = `10.239.${n}.0/24`;
+    t.equal((await nft('delete', 'element', 'ip', name, 'masq', `{ ${subnet} }`)).code, 0, 'the element deleted by hand');
+    t.equal((await nft('add', 'element', 'ip', name, 'masq', '{ 192.0.2.0/24 }')).code, 0, 'an element no network has');
+    t.equal((await nft('flush', 'chain', 'ip', name, 'postrouting')).code, 0, 'the rule flushed');
+    const nat = await doctor('--json');
+    t.equal(nat.code, 3, `masquerading damaged: exit 3 (${describe(nat)})`);
+    t.same(kinds(nat), ['masquerade-missing', 'masquerade-rule-changed', 'masquerade-stale']);
+    const byKind = (r: CniOutcome, k: string): Record<string, unknown> | undefined => (r.json?.findings as Array<Record<string, unknown>>).find((f) => f.kind === k);
+    t.match(byKind(nat, 'masquerade-missing'), { safe: true, subject: `network ${name} (nftables ip ${name})`, fix: `nft add element ip ${name} masq '{ ${subnet} }'` });
+    t.match(byKind(nat, 'masquerade-stale'), { safe: true, subject: `nftables ip ${name} element 192.0.2.0/24`, fix: `nft delete element ip ${name} masq '{ 192.0.2.0/24 }'` });
+    t.match(byKind(nat, 'masquerade-rule-changed'), { safe: true, what: /no rule/ });
+    const natFixed = await doctor('--fix', '--json');
+    t.equal(natFixed.code, 4, `masquerading repaired: exit 4 (${describe(natFixed)})`);
+    t.match(natFixed.json, { found: 3, fixed: 3 });
+    t.equal((await nft('get', 'element', 'ip', name, 'masq', `{ ${subnet} }`)).code, 0, 'the subnet is masqueraded again');
+    t.not((await nft('get', 'element', 'ip', name, 'masq', '{ 192.0.2.0/24 }')).code, 0, 'the stale element is gone');
+    t.match((await nft('list', 'chain', 'ip', name, 'postrouting')).stdout, /ip saddr @masq ip daddr != @masq ip daddr != 224\.0\.0\.0\/4 masquerade/, 'the rule is back');
+
+    // The bridge's FORWARD rules flushed: safe, re-inserted. Forwarding turned off: reported, left.
+    const ipt = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => exec('ip', ['netns', 'exec', host.name, 'iptables', '-w', ...args]);
+    const ours = (await ipt('-S', 'FORWARD')).stdout.split('\n').filter((l) => l.includes(`vxnet:${name}`));
+    t.ok(ours.length > 0, `the bridge's FORWARD rules are there (${ours.length})`);
+    for (const rule of ours) t.equal((await exec('sh', ['-c', `ip netns exec ${host.name} iptables -w ${rule.replace(/^-A /, '-D ')}`])).code, 0, `deleted: ${rule}`);
+    t.equal((await exec('ip', ['netns', 'exec', host.name, 'sysctl', '-qw', 'net.ipv4.ip_forward=0'])).code, 0);
+    const fwd = await doctor('--fix', '--json');
+    t.equal(fwd.code, 3, `forwarding off is left for the operator: exit 3 (${describe(fwd)})`);
+    t.same(kinds(fwd), ['forward-rules-missing', 'forwarding-off']);
+    t.match(byKind(fwd, 'forward-rules-missing'), { safe: true, fixed: true });
+    t.match(byKind(fwd, 'forwarding-off'), { safe: false, fixed: false, fix: 'sysctl -w net.ipv4.ip_forward=1' });
+    const back = (await ipt('-S', 'FORWARD')).stdout.split('\n').filter((l) => l.includes(`vxnet:${name}`));
+    t.same(back.sort(), ours.sort(), 'the FORWARD rules are back');
+    t.equal((await exec('ip', ['netns', 'exec', host.name, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'])).code, 0);
+    const clean2 = await doctor('--json');
+    t.equal(clean2.code, 0, `clean again: exit 0 (${describe(clean2)})`);
+    t.match(clean2.json?.checked, { natTables: 1 });
+
     // Not safe: the bridge's gateway address removed by hand is reported with its command and left.
     const gw = `10.239.${n}.1/24`;
     t.equal((await exec('ip', ['-n', host.name, 'addr', 'del', gw, 'dev', name])).code, 0);
