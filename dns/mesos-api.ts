@@ -8,7 +8,8 @@
 // so the router itself lets paths it does not know through to routers mounted after it.
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response, Router } from 'express';
 import type { EndpointCatalog } from '../catalog/catalog';
-import { InvalidNetworkConfig } from '../lib/errors';
+import { InvalidNetworkConfig, NotFound } from '../lib/errors';
+import { HttpError, sendError } from '../lib/http-errors';
 import { parseHostPort } from './upstreams';
 import { axfr, endpointViews, enumerate, hostRecords, portRecords, serviceRecords, type ZoneView } from './mesos-view';
 import { formatIp } from '../ipam/addr';
@@ -129,8 +130,7 @@ export function mesosDnsApi(o: MesosDnsApiOptions): Router {
   for (const route of ROUTES) {
     if (!enumeration && (route === '/v1/enumerate' || route === '/v1/axfr')) continue;
     router.all(route, (req, res) => {
-      res.setHeader('Allow', 'GET, HEAD');
-      send(res, 405, { error: `method ${req.method} not allowed on ${req.path} (GET only)` });
+      sendError(res, new HttpError(405, 'MethodNotAllowed', `method ${req.method} not allowed on ${req.path} (GET only)`, { Allow: 'GET, HEAD' }));
     });
   }
   return router;
@@ -143,13 +143,10 @@ export function mesosDnsApi(o: MesosDnsApiOptions): Router {
  * errors only to four-argument handlers, which a mounted Router is not.
  */
 export function apiFallback(): [RequestHandler, ErrorRequestHandler] {
-  const notFound: RequestHandler = (req, res) => send(res, 404, { error: `no such resource: ${req.method} ${req.path}` });
-  const failed: ErrorRequestHandler = (err: unknown, req: Request, res: Response, next: NextFunction) => {
+  const notFound: RequestHandler = (req, res) => sendError(res, new NotFound(`no such resource: ${req.method} ${req.path}`));
+  const failed: ErrorRequestHandler = (err: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) { next(err); return; }
-    const status = (err as { status?: unknown } | null)?.status;
-    const client = typeof status === 'number' && status >= 400 && status < 500;
-    const message = err instanceof Error ? err.message : String(err);
-    send(res, client ? status : 500, { error: client ? `bad request ${req.path}: ${message}` : 'internal error' });
+    sendError(res, err);
   };
   return [notFound, failed];
 }

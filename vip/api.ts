@@ -5,6 +5,8 @@
 import type { Request, Response, Router } from 'express';
 import { formatIp, parseIp } from '../ipam/addr';
 import type { VipView } from './model';
+import { NotFound } from '../lib/errors';
+import { HttpError, sendError } from '../lib/http-errors';
 
 export interface VipSource { vips(): readonly VipView[] }
 
@@ -31,13 +33,12 @@ export function vipApi(source: VipSource): Router {
   router.get('/v1/vips/:name', (req: Request, res) => {
     const what = String((req.params as Record<string, unknown>).name ?? '');
     const found = vipsNamed(source.vips(), what);
-    if (found.length === 0) send(res, 404, { error: `no VIP named or at ${JSON.stringify(what)}` });
+    if (found.length === 0) sendError(res, new NotFound(`no VIP named or at ${JSON.stringify(what)}`));
     else send(res, 200, found);
   });
   for (const route of ['/v1/vips', '/v1/vips/:name']) {
     router.all(route, (req, res) => {
-      res.setHeader('Allow', 'GET, HEAD');
-      send(res, 405, { error: `method ${req.method} not allowed on ${req.path} (GET only)` });
+      sendError(res, new HttpError(405, 'MethodNotAllowed', `method ${req.method} not allowed on ${req.path} (GET only)`, { Allow: 'GET, HEAD' }));
     });
   }
   return router;
