@@ -121,9 +121,9 @@ export const QUERY_TYPES = ['A', 'AAAA', 'SRV', 'PTR', 'SOA', 'NS', 'TXT', 'CNAM
 const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'ipam pools',
-    synopsis: 'ipam pools [--network N] [--store URL]',
+    synopsis: 'ipam pools [--network N] [--store URL | --api URL]',
     summary: 'networks with their subnets, size, used and free addresses',
-    options: ['network', 'store'],
+    options: ['network', 'store', 'api', 'api-token-file', 'api-ca'],
     maxPositionals: 0,
     help: `One row per range set of each network in this host's IPAM store: its subnets, how many
 addresses it can hand out (gateways, network and broadcast addresses excluded), how many
@@ -135,12 +135,20 @@ Options:
                 store (etcd://HOST:PORT[,HOST:PORT...]): network, block, holding host, state
                 (held; orphaned: its host's lease expired), size, and used and free as the
                 host's vxnetd last published them ("-": not published)
+  --api URL             another host's vxnetd API instead of the local store (default
+                        $VXNET_API): one row per network with a pool there (an overlay
+                        network's subnets are the blocks that host holds), and the cluster's
+                        blocks first when it runs with --store
+  --api-token-file FILE its bearer token (the first line; default $VXNET_API_TOKEN)
+  --api-ca FILE         the CA (PEM) that signed its certificate, for https
 
 JSON: {"store", "note", "pools": [{"network", "subnets", "size", "used", "free", "updated",
 "rangeSets": [{"subnets", "ranges", "size", "used", "free"}]}]}; size and free are decimal
 strings (IPv6 pools hold more than 2^53 addresses), used is a number. With --store also
 "cluster" and "blocks": [{"network", "block", "hostId", "state", "size", "used", "free",
-"usageAt"}] (used, free and usageAt null when the host published nothing).`,
+"usageAt"}] (used, free and usageAt null when the host published nothing). With --api:
+{"store": URL, "host", "note", "pools": [{"network", "mode", "subnets", "size", "used",
+"free"}], "blocks": [/api/v1/blocks' objects]}.`,
   },
   {
     name: 'ipam ls',

@@ -71,7 +71,57 @@ async function clusterBlocks(values: Values, ctx: Ctx): Promise<{ store: string;
   return { store, rows };
 }
 
+/** What `ipam pools --api` reads: /api/v1/networks, /api/v1/blocks (api/model.ts's shapes, the fields used). */
+interface ApiUsage { size: string; used: number; free: string }
+interface ApiNetwork extends ApiUsage { name: string; mode: 'bridge' | 'overlay'; subnets: string[]; local: ApiUsage | null }
+interface ApiBlock { network: string; cidr: string; host: string; state: 'held' | 'orphaned'; size: string; used: number | null; free: string | null; usageAt: string | null }
+
+/**
+ * `ipam pools --api URL`: that host's pools as its API has them: a bridge network's pool, and of
+ * an overlay network this host's part (the blocks it holds); the cluster's blocks when the
+ * host runs with --store. Per-range-set figures and `updated` are the local store's only.
+ */
+async function remotePools(ctx: Ctx, values: Values, api: { base: string; auth: ApiAuth }): Promise<void> {
+  const q = query({ network: values.network });
+  const [{ host }, { networks }, { blocks }] = await Promise.all([
+    apiCall<{ host: string }>(api.base, api.auth, 'GET', '/api/v1/summary'),
+    apiCall<{ networks: ApiNetwork[] }>(api.base, api.auth, 'GET', '/api/v1/networks'),
+    apiCall<{ blocks: ApiBlock[] }>(api.base, api.auth, 'GET', `/api/v1/blocks${q}`),
+  ]);
+  interface PoolRow extends ApiUsage { network: string; mode: 'bridge' | 'overlay'; subnets: string[] }
+  const pools = networks
+    .filter((n) => values.network === undefined || n.name === values.network)
+    .flatMap((n): PoolRow[] => {
+      if (n.mode === 'bridge') return [{ network: n.name, mode: n.mode, subnets: n.subnets, size: n.size, used: n.used, free: n.free }];
+      if (!n.local) return [];
+      const mine = blocks.filter((b) => b.network === n.name && b.host === host).map((b) => b.cidr);
+      return [{ network: n.name, mode: n.mode, subnets: mine, ...n.local }];
+    });
+  const note = pools.length > 0 ? null : values.network !== undefined ? `no network "${values.network}" with a pool on ${host}` : `no pools yet on ${host}`;
+  if (ctx.json) {
+    writeJson(ctx, { store: api.base, host, note, pools, blocks });
+    return;
+  }
+  if (blocks.length > 0) {
+    ctx.stdout(`Overlay blocks known to ${host} (USED as each host's vxnetd last published it):\n`);
+    ctx.stdout(renderTable([
+      { header: 'NETWORK' }, { header: 'BLOCK' }, { header: 'HOST' }, { header: 'STATE' },
+      { header: 'SIZE', align: 'right' }, { header: 'USED', align: 'right' }, { header: 'FREE', align: 'right' },
+    ], blocks.map((b) => [b.network, b.cidr, b.host, b.state, b.size, b.used ?? '-', b.free ?? '-'])));
+    ctx.stdout('\n');
+  }
+  if (note !== null) {
+    ctx.stdout(note + '\n');
+    return;
+  }
+  ctx.stdout(renderTable([
+    { header: 'NETWORK' }, { header: 'SUBNETS' }, { header: 'SIZE', align: 'right' }, { header: 'USED', align: 'right' }, { header: 'FREE', align: 'right' },
+  ], pools.map((p) => [p.network, p.subnets.join(',') || '-', p.size, p.used, p.free])));
+}
+
 async function pools(ctx: Ctx, values: Values): Promise<void> {
+  const api = remote(values, ctx);
+  if (api) return remotePools(ctx, values, api);
   const cluster = values.store !== undefined ? await clusterBlocks(values, ctx) : undefined;
   const opened = openExisting(ctx.dataDir);
   let stats: PoolStat[] = [];

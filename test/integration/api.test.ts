@@ -129,6 +129,14 @@ function main(): void {
     const localTable = await vxnetctl(['ipam', 'ls', '--network', net.name, '--data-dir', net.dataDir]);
     const remoteTable = await vxnetctl(['ipam', 'ls', '--network', net.name], { VXNET_API: base });
     t.same(cols(remoteTable.stdout), cols(localTable.stdout), 'the table too ($VXNET_API), SINCE aside');
+    const poolsLocal = JSON.parse((await vxnetctl(['ipam', 'pools', '--json', '--network', net.name, '--data-dir', net.dataDir])).stdout);
+    const poolsRemote = await vxnetctl(['ipam', 'pools', '--json', '--network', net.name, '--api', base]);
+    t.equal(poolsRemote.code, 0, poolsRemote.stderr);
+    const pick = (p: any): unknown => ({ network: p.network, subnets: p.subnets, size: p.size, used: p.used, free: p.free });
+    t.same(JSON.parse(poolsRemote.stdout).pools.map(pick), poolsLocal.pools.map(pick), 'ipam pools --json: the same pool, size, used and free');
+    const poolsTable = await vxnetctl(['ipam', 'pools', '--network', net.name], { VXNET_API: base });
+    t.same(cols(poolsTable.stdout).map((l) => l.split('|').slice(0, 5).join('|')),
+      cols((await vxnetctl(['ipam', 'pools', '--network', net.name, '--data-dir', net.dataDir])).stdout).map((l) => l.split('|').slice(0, 5).join('|')), 'and the table');
     const showLocal = JSON.parse((await vxnetctl(['ipam', 'show', webAddr, '--json', '--data-dir', net.dataDir])).stdout);
     const showRemote = JSON.parse((await vxnetctl(['ipam', 'show', webAddr, '--json', '--api', base])).stdout);
     t.same(showRemote.networks.map((n: any) => ({ ...n, hostVeth: null })), showLocal.networks.map((n: any) => ({ ...n, hostVeth: null })), 'ipam show: owner, subnets and history the same');
