@@ -11,7 +11,7 @@ export interface Network extends Usage { name: string; mode: string; subnets: st
 export interface HostNetwork { network: string; mac?: string; vteps?: string[]; blocks?: string[] }
 export interface Host { id: string; address?: string | null; since?: string | null; leaseTtl?: number | null; leaseExpiresAt?: string | null; state: string; networks?: HostNetwork[]; blocks: number; self?: boolean }
 export interface Block { network: string; cidr: string; host: string; state?: string; size: Big; used: number | null; free: Big | null; usageAt?: string | null }
-export interface Allocation { network: string; address: string; family?: number; containerId: string; ifname?: string; name?: string | null; runtime?: string; host?: string | null; since?: string }
+export interface Allocation { network: string; address: string; family?: number; containerId: string; ifname?: string; name?: string | null; runtime?: string; host?: string | null; since?: string | null; endpoint?: string }
 export interface HistoryEvent { network: string; address: string; action: string; containerId: string; ifname?: string; name?: string | null; runtime?: string; at: string; reason?: string | null }
 export interface Holding { network: string; address: string; containerId: string; ifname?: string; name?: string | null; runtime?: string; since: string; until: string | null }
 export interface History { events: HistoryEvent[]; holder?: Holding | null; holders?: Holding[] }

@@ -103,7 +103,11 @@ export function renderAllocations(r: Loaded<Allocation[]>, query: string, onAddr
       h('td', { class: 'mono' }, a.ifname ?? ''),
       h('td', {}, a.runtime ?? ''),
       h('td', {}, a.host ?? ''),
-      h('td', { class: 'muted', title: clock(a.since) }, ago(a.since))))));
+      // Another host's container (the API's `remote`): known from the endpoint catalog in etcd; its
+      // interface, since and history are in its own host's store.
+      a.endpoint !== undefined
+        ? h('td', { class: 'muted', title: `${a.host ?? 'another host'}'s container, from the endpoint catalog (etcd); its history is on its host's API` }, 'via etcd')
+        : h('td', { class: 'muted', title: clock(a.since ?? undefined) }, ago(a.since ?? undefined))))));
   return { table: found.length > MAX_ROWS ? h('div', {}, table, h('p', { class: 'muted' }, `Showing the first ${MAX_ROWS}; search to narrow.`)) : table, status };
 }
 

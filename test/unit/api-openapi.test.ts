@@ -19,6 +19,8 @@ import { errorAnswer } from '../../lib/http-errors';
 import { bearerOf, tokenMatches } from '../../api/auth';
 import { startApiServer } from '../../api/server';
 import type { ApiSources } from '../../api/sources';
+import { remoteAllocations } from '../../api/resources';
+import type { Endpoint } from '../../catalog/endpoint';
 import { parseVxnetdArgs } from '../../bin/vxnetd/flags';
 import { type Doc, responseSchema, validate } from '../helpers/openapi';
 import { tmpDir } from '../ipam/helpers/embedded';
@@ -218,4 +220,28 @@ t.test('the API served: real answers validate, auth, limits', async (t) => {
   t.equal(res.status, 200, 'a mutation with the token');
   res = await fetch(`${lb}/v1/anything`, {});
   t.equal(res.status, 401, 'every route on the listener is behind the token, not only /api');
+});
+
+t.test('remoteAllocations: the other hosts\' endpoints as rows, filtered and sorted like the store\'s', async (t) => {
+  const ep = (host: string, id: string, name: string, addresses: string[], network = 'vxtov'): Endpoint => ({
+    id: `${host}/${network}/${id}`, host, runtime: 'cni', containerId: id, network, name, aliases: [], addresses, labels: {}, ports: [],
+  });
+  const all = [
+    ep('h1', 'self', 'mine', ['10.9.0.2']),
+    ep('h2', 'c10', 'web', ['10.9.1.10', 'fd09::a']),
+    ep('h2', 'c9', '', ['10.9.1.9']),
+    ep('h3', 'd1', 'db', ['10.9.2.2'], 'vxtaa'),
+  ];
+  const rows = remoteAllocations(all, 'h1', {});
+  t.same(rows.map((r) => [r.network, r.address, r.host, r.name]), [
+    ['vxtaa', '10.9.2.2', 'h3', 'db'], ['vxtov', '10.9.1.9', 'h2', null], ['vxtov', '10.9.1.10', 'h2', 'web'], ['vxtov', 'fd09::a', 'h2', 'web'],
+  ], 'this host\'s left out; by network, family, numeric address; an unnamed endpoint has name null');
+  t.match(rows[2], { family: 4, containerId: 'c10', runtime: 'cni', endpoint: 'h2/vxtov/c10', aliases: [] });
+  t.same(remoteAllocations(all, 'h1', { q: 'WE' }).map((r) => r.address), ['10.9.1.10', 'fd09::a'], 'q: by name, case-insensitive');
+  t.same(remoteAllocations(all, 'h1', { address: '10.9.1.9' }).map((r) => r.containerId), ['c9'], 'address');
+  t.same(remoteAllocations(all, 'h1', { network: 'vxtaa' }).map((r) => r.name), ['db'], 'network');
+  t.same(remoteAllocations(all, 'h1', { container: 'c1' }).map((r) => r.address), ['10.9.1.10', 'fd09::a'], 'container id prefix');
+  t.same(remoteAllocations(all, 'h1', { name: 'db' }).map((r) => r.host), ['h3'], 'name');
+  const doc = OPENAPI as unknown as Doc;
+  t.same(validate(doc, responseSchema(doc, '/api/v1/allocations'), { host: 'h1', allocations: [], remote: rows }), [], 'the rows validate against the document');
 });
