@@ -45,6 +45,7 @@ const OPTIONS = {
   fix: { type: 'boolean' },
   'overlay-dir': { type: 'string' },
   'vip-table': { type: 'string' },
+  'nat-table': { type: 'string', multiple: true },
   lb: { type: 'string' },
 } as const;
 
@@ -84,6 +85,7 @@ export interface Values {
   readonly fix?: boolean;
   readonly 'overlay-dir'?: string;
   readonly 'vip-table'?: string;
+  readonly 'nat-table'?: string[];
   readonly lb?: string;
 }
 
@@ -370,7 +372,7 @@ JSON: {"file", "endpoints": {NAME: {KEY: VALUE}}}; with NAME {"file", "name", "l
     name: 'doctor',
     synopsis: 'doctor [--fix] [--overlay-dir DIR] [--store URL] [--api URL] [--vip-table NAME] [--server ADDR[:PORT]]',
     summary: 'compare what vxnet believes with what the kernel has; --fix repairs the safe part',
-    options: ['fix', 'overlay-dir', 'store', 'api', 'vip-table', 'server', 'api-token-file', 'api-ca'],
+    options: ['fix', 'overlay-dir', 'store', 'api', 'vip-table', 'server', 'api-token-file', 'api-ca', 'conf-dir', 'nat-table'],
     maxPositionals: 0,
     help: `Compares, on this host, what vxnet believes (the IPAM store in the data directory, the
 overlay agent's state files, the VIPs and the endpoint catalog vxnetd's API reports) with

@@ -8,8 +8,9 @@
 // route that no allocation accounts for. Everything else (a missing bridge, gateway, FORWARD
 // rule, VXLAN device) is repaired by the component that made it, so the finding names that
 // component and the command, and --fix leaves it alone.
-import { defaultBridgeName, hostVethName, isVxnetVethName, RETIRED_PREFIX, setupAlias, setupAliasPrefix } from '../datapath/names';
+import { defaultBridgeName, hostVethName, isVxnetVethName, RETIRED_PREFIX, setupAliasPrefix } from '../datapath/names';
 import { forwardRules } from '../net/nat';
+import { type KernelNatTable, type NatFindingKind, type NatFixAction, type ForwardingNeed, type RecordedSetup, bridgeSetupOf, forwardingFindings, natFindings, routedRulesOf, routedSetupOf } from './doctor-nat';
 import { type Entries, describeEntries, diffEntries, isEmptyDiff } from '../overlay/plan';
 import type { VipView } from '../vip/model';
 import { type DnsExpectation, type DnsObserved, dnsFindings } from './doctor-dns';
@@ -61,6 +62,15 @@ export interface Believed {
    * answer: then only whether the server answers at all) and the state file that named the server.
    */
   readonly dns?: { readonly expected: readonly DnsExpectation[]; readonly stateFile: string };
+  /**
+   * NAT table names vxnet may use besides "vxnet": the natTable of every vxnet plugin in the
+   * CNI config directory, of every Docker network record, and --nat-table. A network's setup
+   * record is matched against these (and the tables nft lists); their masq sets are checked
+   * for stale elements.
+   */
+  readonly natTableNames?: readonly string[];
+  /** Subnets of networks outside the IPAM store (Docker network records), so none is taken for stale. */
+  readonly otherSubnets?: ReadonlyArray<{ readonly network: string; readonly subnet: string }>;
 }
 
 export interface ObservedLink {
@@ -93,6 +103,10 @@ export interface Observed {
   readonly vipTable?: KernelVipTable | null;
   /** vxnetd's DNS server's answers (undefined: not asked). */
   readonly dns?: DnsObserved;
+  /** The ip and ip6 tables nft lists, read (`nft -j list table`), by "ip NAME" (undefined: nft missing). */
+  readonly natTables?: Readonly<Record<string, KernelNatTable>>;
+  /** net.ipv4.ip_forward and net.ipv6.conf.all.forwarding (a family absent: not readable). */
+  readonly forwarding?: Partial<Record<4 | 6, boolean>>;
 }
 
 export type FindingKind =
@@ -101,14 +115,17 @@ export type FindingKind =
   | 'bridge-missing' | 'bridge-down' | 'bridge-gateway-missing' | 'forward-rules-missing' | 'orphan-forward-rules'
   | 'overlay-device-missing' | 'overlay-device-address-missing' | 'overlay-peer-entries'
   | 'vip-table-missing' | 'vip-table-foreign' | 'vip-table-incomplete' | 'vip-missing' | 'vip-stale' | 'vip-backends-differ' | 'vip-hairpin'
-  | 'dns-not-answering' | 'dns-name-missing' | 'dns-name-wrong' | 'dns-name-unanswered';
+  | 'dns-not-answering' | 'dns-name-missing' | 'dns-name-wrong' | 'dns-name-unanswered'
+  | NatFindingKind;
 
 /** What --fix does for a safe finding. */
 export type FixAction =
   | { readonly op: 'release'; readonly network: string; readonly containerId: string; readonly ifname: string; readonly netns: string; readonly veth: string }
   | { readonly op: 'delete-link'; readonly name: string }
   | { readonly op: 'delete-route'; readonly address: string; readonly family: 4 | 6; readonly link: string }
-  | { readonly op: 'delete-forward-rule'; readonly family: 4 | 6; readonly rule: readonly string[] };
+  | { readonly op: 'delete-forward-rule'; readonly family: 4 | 6; readonly rule: readonly string[] }
+  | { readonly op: 'add-forward-rules'; readonly family: 4 | 6; readonly rules: ReadonlyArray<readonly string[]> }
+  | NatFixAction;
 
 export interface Finding {
   readonly kind: FindingKind;
@@ -173,17 +190,13 @@ function bridgeOf(network: string, b: Believed, o: Observed, byName: ReadonlyMap
  * (gateway or not, masquerading or not, in which nft table) are hashed until one matches.
  * undefined: none matches (a configuration with other gateways, an interrupted setup).
  */
-export function gatewayExpected(net: BelievedNetwork, alias: string | undefined, nftTables: readonly string[]): boolean | undefined {
-  if (alias === undefined || !alias.startsWith(setupAliasPrefix(net.network))) return undefined;
-  const tables = new Set(['vxnet', ...nftTables.filter((t) => t.startsWith('ip ') || t.startsWith('ip6 ')).map((t) => t.slice(t.indexOf(' ') + 1))]);
-  for (const gateways of [net.gateways, []]) {
-    for (const ipMasq of [false, true]) {
-      for (const natTable of tables) {
-        if (setupAlias(net.network, [net.network, net.subnets, gateways, ipMasq, natTable]) === alias) return gateways.length > 0;
-      }
-    }
-  }
-  return undefined;
+export function gatewayExpected(net: BelievedNetwork, alias: string | undefined, nftTables: readonly string[], natTableNames: readonly string[] = []): boolean | undefined {
+  return bridgeSetupOf(net.network, net.subnets, net.gateways, alias, natCandidates(nftTables, natTableNames))?.gateway;
+}
+
+/** The NAT tables a setup record may name: "vxnet", the configs' names, the ip/ip6 tables nft lists. */
+function natCandidates(nftTables: readonly string[], natTableNames: readonly string[]): string[] {
+  return [...new Set(['vxnet', ...natTableNames, ...nftTables.filter((t) => t.startsWith('ip ') || t.startsWith('ip6 ')).map((t) => t.slice(t.indexOf(' ') + 1))])];
 }
 
 /** Findings, in a stable order: attachments first, then networks, overlays, rules, VIPs. */
@@ -298,6 +311,10 @@ export function diagnose(b: Believed, o: Observed): Finding[] {
 
   // ---- bridge networks: bridge, gateway, FORWARD rules ----
   const anchors = new Set<string>();
+  const candidates = natCandidates(o.nftTables ?? [], b.natTableNames ?? []);
+  /** Networks whose setup record was read (for the masquerade checks), and who needs forwarding. */
+  const masqueraded: Array<{ network: string; subnets: readonly string[]; setup: RecordedSetup }> = [];
+  const forwardingBy: Record<4 | 6, string[]> = { 4: [], 6: [] };
   for (const net of b.networks) {
     if (overlays.has(net.network)) continue;
     const cniHere = b.allocations.filter((a) => a.network === net.network && a.runtime === 'cni');
@@ -324,7 +341,12 @@ export function diagnose(b: Believed, o: Observed): Finding[] {
     }
     const have = new Set(o.addresses.filter((a) => a.index === bridge.index).map((a) => a.cidr));
     const missing = net.gateways.filter((g) => !have.has(g));
-    const expected = gatewayExpected(net, bridge.alias, o.nftTables ?? []);
+    const setup = bridgeSetupOf(net.network, net.subnets, net.gateways, bridge.alias, candidates);
+    if (setup) {
+      masqueraded.push({ network: net.network, subnets: net.subnets, setup });
+      if (setup.gateway) for (const family of familiesOf(net.subnets)) forwardingBy[family].push(net.network);
+    }
+    const expected = setup?.gateway;
     // Without the setup record to tell (isGateway false, another configuration), a bridge that
     // still holds some gateway is taken to have held them all.
     if (missing.length > 0 && (expected === true || (expected === undefined && missing.length < net.gateways.length))) {
@@ -347,7 +369,7 @@ export function diagnose(b: Believed, o: Observed): Finding[] {
         what: `${absent.length} of the bridge's FORWARD accept rules (comment vxnet:${bridge.name}) are missing: with a DROP policy (Docker's) its traffic is dropped`,
         why: 'the rules were flushed (iptables -F, a firewall reload, Docker\'s restart rewrote FORWARD)',
         fix: absent.map((r) => `${iptablesOf(family)} -w -I FORWARD 1 ${r.map(word).join(' ')}`).join('; '),
-        safe: false, actions: [],
+        safe: true, actions: [{ op: 'add-forward-rules', family, rules: absent }],
       });
     }
   }
@@ -377,6 +399,27 @@ export function diagnose(b: Believed, o: Observed): Finding[] {
         safe: false, actions: [],
       });
     }
+    // The routed setup (datapath/routed.ts): made by the network's first attachment here, recorded on the device.
+    const setup = routedSetupOf(ov.network, ov.subnets, dev.alias, candidates);
+    if (setup) masqueraded.push({ network: ov.network, subnets: ov.subnets, setup });
+    const attachedHere = b.allocations.some((a) => a.network === ov.network);
+    if (setup || attachedHere) {
+      for (const family of familiesOf(ov.subnets)) {
+        forwardingBy[family].push(ov.network);
+        const rules = o.forward[family];
+        if (!rules) continue;
+        const present = new Set(rules.map((r) => r.join(' ')));
+        const absent = routedRulesOf(ov.device, family, ov.subnets).filter((r) => !present.has(r.join(' ')));
+        if (absent.length === 0) continue;
+        findings.push({
+          kind: 'forward-rules-missing', subject: `overlay network ${ov.network} (device ${ov.device}), IPv${family}`,
+          what: `${absent.length} of the routed network's FORWARD accept rules (comment vxnet:${ov.device}) are missing: with a DROP policy (Docker's) its containers' traffic is dropped`,
+          why: 'the rules were flushed (iptables -F, a firewall reload, Docker\'s restart rewrote FORWARD)',
+          fix: absent.map((r) => `${iptablesOf(family)} -w -I FORWARD 1 ${r.map(word).join(' ')}`).join('; '),
+          safe: true, actions: [{ op: 'add-forward-rules', family, rules: absent }],
+        });
+      }
+    }
     const actual = o.overlayEntries?.[ov.device];
     if (ov.peerEntries && actual) {
       const d = diffEntries(ov.peerEntries, actual);
@@ -392,6 +435,25 @@ export function diagnose(b: Believed, o: Observed): Finding[] {
         });
       }
     }
+  }
+
+  // ---- masquerading (doctor-nat.ts) and forwarding ----
+  if (o.nftTables && o.natTables) {
+    findings.push(...natFindings({
+      masqueraded,
+      known: [
+        ...b.networks.flatMap((n) => n.subnets.map((subnet) => ({ network: n.network, subnet }))),
+        ...b.overlays.flatMap((ov) => ov.subnets.map((subnet) => ({ network: ov.network, subnet }))),
+        ...(b.otherSubnets ?? []),
+      ],
+      ownTables: ['vxnet', ...(b.natTableNames ?? [])],
+      nftTables: o.nftTables, tables: o.natTables,
+      localAddresses: [...o.addresses.map((a) => a.cidr), ...o.hostRoutes.map((r) => `${r.address}/${hostPrefix(r.family)}`)],
+    }));
+  }
+  if (o.forwarding) {
+    const needs: ForwardingNeed[] = ([4, 6] as const).map((family) => ({ family, networks: [...new Set(forwardingBy[family])] }));
+    findings.push(...forwardingFindings(needs, o.forwarding));
   }
 
   // ---- FORWARD rules vxnet made for links that are gone ----

@@ -6,11 +6,14 @@
 // committed) is never taken for an orphan: its allocation cannot commit until the lock is ours,
 // and one committed before is seen.
 import { spawnSync } from 'node:child_process';
-import { type Ip, formatCidr, formatIp, parseIp } from '../ipam/addr';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type Cidr, type Ip, formatCidr, formatIp, parseCidr, parseIp } from '../ipam/addr';
 import { canonicalRangeSets } from '../ipam/range';
 import type { IpamStore, IpamTx } from '../ipam/store/types';
 import { hostVethName, isVxnetVethName } from '../datapath/names';
-import { findTool } from '../net/nat';
+import { ensureForwardRules, ensureMasquerade, findTool } from '../net/nat';
+import { type KernelNatTable, overlaps, parseNatTable } from './doctor-nat';
 import { Rtnl } from '../net/rtnl';
 import { DEFAULT_LOCAL_DIR, type LocalOverlayState, listLocalStates, subnetsOf } from '../overlay/local';
 import { type Entries, desiredEntries, gatewayOf, vtepIpOf } from '../overlay/plan';
@@ -33,6 +36,8 @@ import { openExisting } from './store';
 import { plural } from './table';
 
 const FIX_REASON = 'vxnetctl doctor';
+/** The CNI config directory the runtimes read (install's --conf-dir default). */
+const DEFAULT_CONF_DIR = '/etc/cni/net.d';
 /** vxnetd's --vip-table default (bin/vxnetd/flags.ts, a layer above this one). */
 const DEFAULT_VIP_TABLE = 'vxnet-vip';
 
@@ -198,8 +203,10 @@ async function readBelieved(ctx: Ctx, values: Values): Promise<BelievedRead> {
     };
   });
   const services = await readServices(values, ctx, notes);
+  const configs = natConfigs(values['conf-dir'] ?? DEFAULT_CONF_DIR, ctx.dataDir);
   const believed: Believed = {
     storeFound: store !== undefined, allocations, networks, overlays,
+    natTableNames: [...new Set([...configs.tables, ...(values['nat-table'] ?? [])])], otherSubnets: configs.subnets,
     ...(services.vips ? { vips: services.vips } : {}), ...(services.dns ? { dns: services.dns } : {}),
   };
   return { believed, store, notes, services };
@@ -245,6 +252,68 @@ function networksOf(pools: ReadonlyArray<{ network: string; definition: string }
       notes.push(`network ${p.network}: unreadable pool definition (${(err as Error).message}); its bridge was not checked`);
     }
   }
+  return out;
+}
+
+/**
+ * NAT table names vxnet's configs name (the natTable of each vxnet plugin in the CNI config
+ * directory, of each Docker network record under DATA_DIR/docker/networks) and the Docker
+ * records' subnets. Unreadable files are skipped: they only add candidates.
+ */
+function natConfigs(confDir: string, dataDir: string): { tables: string[]; subnets: Array<{ network: string; subnet: string }> } {
+  const tables: string[] = [];
+  const subnets: Array<{ network: string; subnet: string }> = [];
+  const jsonFiles = (dir: string, exts: readonly string[]): unknown[] => {
+    let names: string[];
+    try { names = fs.readdirSync(dir).filter((f) => exts.some((e) => f.endsWith(e))); } catch { return []; }
+    const out: unknown[] = [];
+    for (const f of names) {
+      try { out.push(JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as unknown); } catch { /* not JSON: not a config */ }
+    }
+    return out;
+  };
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  for (const conf of jsonFiles(confDir, ['.conf', '.conflist', '.json'])) {
+    if (!isObj(conf)) continue;
+    const plugins = Array.isArray(conf.plugins) ? conf.plugins : [conf];
+    for (const p of plugins) if (isObj(p) && p.type === 'vxnet' && typeof p.natTable === 'string') tables.push(p.natTable);
+  }
+  for (const rec of jsonFiles(path.join(dataDir, 'docker', 'networks'), ['.json'])) {
+    if (!isObj(rec)) continue;
+    if (isObj(rec.options) && typeof rec.options.natTable === 'string') tables.push(rec.options.natTable);
+    const network = typeof rec.name === 'string' ? rec.name : `docker network ${String(rec.id).slice(0, 12)}`;
+    for (const k of ['pool', 'pool6']) if (typeof rec[k] === 'string') subnets.push({ network, subnet: rec[k] as string });
+  }
+  return { tables: [...new Set(tables)], subnets };
+}
+
+/** The ip and ip6 tables nft lists, each read; undefined without nft or its table list. */
+function natTablesOf(tables: readonly string[] | undefined, notes: string[]): Record<string, KernelNatTable> | undefined {
+  const bin = findTool('nft');
+  if (!bin || !tables) return undefined;
+  const out: Record<string, KernelNatTable> = {};
+  for (const key of tables) {
+    const [family, name] = key.split(' ');
+    if ((family !== 'ip' && family !== 'ip6') || !name) continue;
+    const r = spawnSync(bin, ['-j', 'list', 'table', family, name], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    if (r.status !== 0) continue; // deleted since listed
+    try {
+      const t = parseNatTable(JSON.parse(r.stdout) as unknown);
+      if (t) out[key] = t;
+    } catch (err) {
+      notes.push(`nft -j list table ${key}: not JSON (${(err as Error).message}): its masquerading was not checked`);
+    }
+  }
+  return out;
+}
+
+function forwardingOf(): Partial<Record<4 | 6, boolean>> {
+  const out: Partial<Record<4 | 6, boolean>> = {};
+  const read = (file: string): string | undefined => { try { return fs.readFileSync(file, 'utf8').trim(); } catch { return undefined; } };
+  const v4 = read('/proc/sys/net/ipv4/ip_forward');
+  const v6 = read('/proc/sys/net/ipv6/conf/all/forwarding');
+  if (v4 !== undefined) out[4] = v4 !== '0';
+  if (v6 !== undefined) out[6] = v6 !== '0';
   return out;
 }
 
@@ -301,8 +370,12 @@ async function observe(believed: Believed, services: ServicesRead, notes: string
     }
     const vipTable = believed.vips ? readVipTable(believed.vips.table, notes) : undefined;
     const dns = await askDns(services);
+    const tables = nftTables();
+    if (!tables) notes.push('nft is not installed or cannot list tables: masquerading was not checked');
+    const natTables = natTablesOf(tables, notes);
     return {
-      links, addresses, hostRoutes, netns, forward, nftTables: nftTables(), overlayEntries,
+      links, addresses, hostRoutes, netns, forward, nftTables: tables, overlayEntries, forwarding: forwardingOf(),
+      ...(natTables ? { natTables } : {}),
       ...(vipTable !== undefined ? { vipTable } : {}), ...(dns ? { dns } : {}),
     };
   } finally {
@@ -357,6 +430,29 @@ async function applyAction(a: FixAction, host: Rtnl, tx: IpamTx | undefined): Pr
       if (!bin) return 'iptables is not installed';
       const r = spawnSync(bin, ['-w', '-D', 'FORWARD', ...a.rule], { encoding: 'utf8' });
       if (r.status !== 0 && !/does a matching rule exist|No chain\/target\/match|Bad rule/i.test(r.stderr)) return `${bin} -D failed: ${r.stderr.trim()}`;
+      return undefined;
+    }
+    case 'add-forward-rules': {
+      // Inserted unless present (iptables -C first): what the network's setup inserts.
+      ensureForwardRules(`the FORWARD rules ${a.rules.map((r) => r.join(' ')).join('; ')}`, [a.family], () => a.rules.map((r) => [...r]));
+      return undefined;
+    }
+    case 'masquerade': {
+      const subnets = a.subnets.map((x) => parseCidr(x)).filter((c): c is Cidr => c !== undefined);
+      ensureMasquerade(a.table, a.network, subnets);
+      return undefined;
+    }
+    case 'unmasquerade': {
+      if (tx) {
+        // Decided again under the lock: a network created since (its pool commits before its element) keeps it.
+        const pools = networksOf(await tx.listPools(), []);
+        const owner = pools.find((p) => p.subnets.some((s) => overlaps(s, a.element)));
+        if (owner) return `network ${owner.network} has ${a.element} now; kept`;
+      }
+      const bin = findTool('nft');
+      if (!bin) return 'nft is not installed';
+      const r = spawnSync(bin, ['delete', 'element', a.family === 4 ? 'ip' : 'ip6', a.table, 'masq', `{ ${a.element} }`], { encoding: 'utf8' });
+      if (r.status !== 0) return `nft delete element failed: ${r.stderr.trim()}`;
       return undefined;
     }
   }
@@ -420,11 +516,16 @@ export async function runDoctor(values: Values, ctx: Ctx): Promise<number> {
       allocations: believed.allocations.length, networks: believed.networks.length, overlays: believed.overlays.length, vxnetLinks,
       vips: observed.vipTable !== undefined ? believed.vips?.views.length ?? null : null,
       dnsNames: observed.dns && observed.dns.probe.rcode === 'NOERROR' ? observed.dns.answers.size : null,
+      natTables: observed.natTables ? Object.values(observed.natTables).filter((t) => t.elements !== undefined).length : null,
+      forwardRules: observed.forward[4] || observed.forward[6]
+        ? [...observed.forward[4] ?? [], ...observed.forward[6] ?? []].filter((r) => r.some((w) => w.startsWith('vxnet:'))).length : null,
     };
     const checked = `checked ${plural(counts.allocations, 'allocation', 'allocations')}, ${plural(counts.networks, 'network', 'networks')}, `
       + `${plural(counts.overlays, 'overlay network', 'overlay networks')}, ${plural(vxnetLinks, 'vxnet veth', 'vxnet veths')}`
       + (counts.vips !== null ? `, ${plural(counts.vips, 'VIP', 'VIPs')}` : '')
-      + (counts.dnsNames !== null ? `, ${plural(counts.dnsNames, 'DNS name', 'DNS names')}` : '');
+      + (counts.dnsNames !== null ? `, ${plural(counts.dnsNames, 'DNS name', 'DNS names')}` : '')
+      + (counts.natTables !== null ? `, ${plural(counts.natTables, 'masquerade table', 'masquerade tables')}` : '')
+      + (counts.forwardRules !== null ? `, ${plural(counts.forwardRules, 'vxnet FORWARD rule', 'vxnet FORWARD rules')}` : '');
     const fixed = results ? [...results.values()].filter((r) => r.fixed).length : 0;
     if (ctx.json) {
       writeJson(ctx, {

@@ -29,6 +29,12 @@ const FAMILIES = [
   { family: 6, nf: 'ip6', type: 'ipv6_addr', multicast: 'ff00::/8' },
 ] as const;
 
+/** The masquerade rule of a family's postrouting chain, as nft writes and lists it. Pure. */
+export function masqueradeRule(family: 4 | 6): string {
+  const f = FAMILIES.find((x) => x.family === family) ?? FAMILIES[0];
+  return `${f.nf} saddr @masq ${f.nf} daddr != @masq ${f.nf} daddr != ${f.multicast} masquerade`;
+}
+
 /** The nft script that installs (or refreshes) masquerading for some subnets. Pure. */
 export function masqueradeScript(table: string, subnets: readonly Cidr[]): string {
   const lines: string[] = [];
@@ -40,7 +46,7 @@ export function masqueradeScript(table: string, subnets: readonly Cidr[]): strin
       `add set ${f.nf} ${table} masq { type ${f.type}; flags interval; }`,
       `add chain ${f.nf} ${table} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
       `flush chain ${f.nf} ${table} postrouting`,
-      `add rule ${f.nf} ${table} postrouting ${f.nf} saddr @masq ${f.nf} daddr != @masq ${f.nf} daddr != ${f.multicast} masquerade`,
+      `add rule ${f.nf} ${table} postrouting ${masqueradeRule(f.family)}`,
       `add element ${f.nf} ${table} masq { ${mine.map(formatCidr).join(', ')} }`,
     );
   }
