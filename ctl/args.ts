@@ -378,7 +378,7 @@ JSON: {"file", "endpoints": {NAME: {KEY: VALUE}}}; with NAME {"file", "name", "l
   },
   {
     name: 'doctor',
-    synopsis: 'doctor [--fix] [--overlay-dir DIR] [--store URL] [--api URL] [--vip-table NAME] [--server ADDR[:PORT]] [--conf-dir DIR] [--nat-table NAME...]',
+    synopsis: 'doctor [--fix] [--overlay-dir DIR] [--store URL] [--api URL] [--vip-table NAME] [--server ADDR[:PORT]] [--conf-dir DIR] [--nat-table NAME]...',
     summary: 'compare what vxnet believes with what the kernel has; --fix repairs the safe part',
     options: ['fix', 'overlay-dir', 'store', 'api', 'vip-table', 'server', 'api-token-file', 'api-ca', 'conf-dir', 'nat-table'],
     maxPositionals: 0,
@@ -395,19 +395,21 @@ veth is missing, off its bridge, or (overlay) without its host route; vxnet host
 retired (vxz...) and never deleted; each network's bridge (missing, down, without its gateway
 address) and its FORWARD accept rules (comment vxnet:BRIDGE), FORWARD rules of vxnet for
 links that are gone; each overlay network's VXLAN device and its VTEP and gateway addresses,
-and with a cluster store its neighbour, FDB and route entries against the peers in etcd;
+and with a cluster store its neighbour, FDB and route entries against the peers in etcd,
+and its routed setup's FORWARD accept rules by address (comment vxnet:DEVICE); masquerading:
+a network whose setup record (its bridge's or VXLAN device's alias) says ipMasq must have its
+subnets in the masq set of its nft table (ip/ip6 NAT_TABLE) and the table's postrouting chain
+exactly vxnet's rule; an element of vxnet's tables (vxnet, those named by a setup record, by a
+vxnet plugin in --conf-dir, by a Docker network record, or --nat-table) that no network has is
+stale; IP forwarding where a gateway bridge or routed network needs it. A network whose
+record cannot be read (no bridge here) is not judged;
 the VIP table (nftables inet NAME) against vxnetd's VIPs (/v1/vips): missing, not vxnet's,
 incomplete (chains, maps, base chains' rules), a VIP missing from it or stale in it, a VIP
 whose backends differ (its slots compared with the weights), the hairpin sets; the DNS zone
 against the catalog (/v1/endpoints, /v1/vips): the server in dns.json not answering, and for
 every name the catalog gives (NAME.DOMAIN, NAME.NETWORK.DOMAIN, aliases, SERVICE.DOMAIN,
 NAME.l4lb.DOMAIN) an A and AAAA question (256 in flight, 1 s per try, two tries): a name
-missing, with other addresses, or unanswered; masquerading (nftables ip/ip6 NAT tables, the
-set masq and its postrouting rule): a network whose setup record says ipMasq whose subnet is
-not in its table's set, the table or rule missing or changed, and an element of vxnet's tables
-(vxnet, the natTable of the vxnet configs in --conf-dir and Docker's network records,
---nat-table) that no network has; routed overlay networks' FORWARD accept rules (comment
-vxnet:DEVICE); IP forwarding off while a network routes through the host. A VIP or DNS difference is reported only when a
+missing, with other addresses, or unanswered. A VIP or DNS difference is reported only when a
 second read a second later still shows it (a change in flight is not a problem); more than
 10 of one kind are folded into one finding. Docker's endpoints are left to
 vxnetd, which reconciles them against the Docker API. The store is taken as this host's only
@@ -415,11 +417,13 @@ one: a vxnet veth it does not account for is an orphan.
 
 Safe, and applied by --fix: releasing a leaked allocation (history reason "vxnetctl doctor")
 and deleting its veth; deleting an orphan or retired veth, an orphan host route, a FORWARD
-rule of a link that is gone; inserting a bridge's or routed network's missing FORWARD
-accept rules; re-adding a network's masquerade element, table or rule (the setup's own
-script); deleting a masquerade element no network has and no address of this host lies in.
-Each is decided again under the store's write lock, so a
-container being attached meanwhile is not touched. The rest is left to the component that
+rule of a link that is gone; inserting a network's missing FORWARD accept rules; re-adding a
+missing masquerade element, table or rule (the setup's own idempotent nft script, in vxnet's
+table); deleting a masquerade element no network's subnet and no address or host route here
+overlaps. Each is decided again under the store's write lock, so a container or network
+being created meanwhile is not touched. Not safe: turning forwarding on (the whole host's
+routing), an element of a network whose record says it is not masqueraded there, a set or
+chain not of vxnet's shape. The rest is left to the component that
 made it (the next ADD, vxnetd): the finding names the command. No VIP or DNS finding is safe:
 vxnetd is the only writer of its table and zone, and rebuilds both when it starts (its first
 sync replaces the VIP table in one transaction; its guard restores hand edits while it runs).
@@ -436,9 +440,9 @@ Options:
   --server ADDR[:PORT]  vxnetd's DNS server (default: the first nameserver in
                      /run/vxnet/dns.json, which vxnetd writes, or $VXNET_DNS_JSON's; port 53;
                      no file: the DNS zone is not checked), and the domain from that file
-  --conf-dir DIR     the CNI config directory whose vxnet configs name NAT tables (default
+  --conf-dir DIR     the CNI config directory whose vxnet plugins name NAT tables (default
                      /etc/cni/net.d)
-  --nat-table NAME   another NAT table of vxnet's to check for stale elements (repeatable)
+  --nat-table NAME   another NAT table vxnet uses (repeat for more)
 
 Exit status: 0 nothing found; 3 problems found (with --fix: some left); 4 problems found and
 all fixed by --fix; 1 the doctor itself failed; 2 usage error.
@@ -446,9 +450,9 @@ all fixed by --fix; 1 the doctor itself failed; 2 usage error.
 JSON: {"dataDir", "store", "overlayDir", "fix", "checked": {"allocations", "networks",
 "overlays", "vxnetLinks", "vips", "dnsNames", "natTables", "forwardRules"}, "notes": [...],
 "findings": [{"kind", "subject", "what", "why", "fix", "safe", "fixed", "error"}], "found",
-"fixed"}; fixed is null without --fix; a "checked" count is null when that check did not run
-(vips: the API did not answer; dnsNames: no dns.json or the server did not answer;
-natTables: no nft; forwardRules: no iptables), and "notes" says why.`,
+"fixed"}; fixed is null without --fix. A checked field is null when its check did not run (a
+note says why): vips (API not answering, --no-vip), dnsNames (no DNS server known or
+answering), natTables (nft missing), forwardRules (no iptables).`,
   },
   {
     name: 'install',

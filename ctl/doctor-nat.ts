@@ -283,7 +283,7 @@ export function natFindings(input: NatInput): NatFinding[] {
   }
 
   // Stale: an element of vxnet's own tables no network masquerades.
-  const own = new Set([...input.ownTables, ...input.masqueraded.filter((m) => m.setup.ipMasq).map((m) => m.setup.natTable)]);
+  const own = new Set([...input.ownTables, ...input.masqueraded.map((m) => m.setup.natTable)]);
   const recorded = new Map(input.masqueraded.map((m) => [m.network, m]));
   for (const [key, t] of Object.entries(input.tables)) {
     if (!own.has(t.name) || t.elements === undefined) continue;

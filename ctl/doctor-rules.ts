@@ -5,9 +5,10 @@
 //
 // A finding is "safe" only when fixing it cannot cut a live container off: releasing the
 // addresses of a container whose network namespace is gone, deleting a vxnet-named link or host
-// route that no allocation accounts for. Everything else (a missing bridge, gateway, FORWARD
-// rule, VXLAN device) is repaired by the component that made it, so the finding names that
-// component and the command, and --fix leaves it alone.
+// route that no allocation accounts for, re-inserting vxnet's own missing FORWARD accept rules,
+// and the masquerade fixes doctor-nat.ts explains. Everything else (a missing bridge, gateway,
+// VXLAN device, forwarding turned off) is repaired by the component that made it, so the
+// finding names that component and the command, and --fix leaves it alone.
 import { defaultBridgeName, hostVethName, isVxnetVethName, RETIRED_PREFIX, setupAliasPrefix } from '../datapath/names';
 import { forwardRules } from '../net/nat';
 import { type KernelNatTable, type NatFindingKind, type NatFixAction, type ForwardingNeed, type RecordedSetup, bridgeSetupOf, forwardingFindings, natFindings, routedRulesOf, routedSetupOf } from './doctor-nat';

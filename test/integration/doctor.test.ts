@@ -138,4 +138,88 @@ if (skip) {
     t.same(kinds(unsafe), ['bridge-gateway-missing']);
     t.match(unsafe.json?.findings[0], { safe: false, fixed: false, fix: `ip addr add ${gw} dev ${name}` });
   });
+
+  t.test('vxnetctl doctor finds and fixes the masquerade table and FORWARD rules in a vxt host namespace', async (t) => {
+    const host = await newNetns(t);
+    const hex = randomBytes(4).toString('hex');
+    const name = `vxt${hex}`;
+    const { n, release } = await reserveSubnet();
+    const tmp = fs.mkdtempSync(join(tmpdir(), 'vxt-doctor-nat-'));
+    t.teardown(() => { fs.rmSync(tmp, { recursive: true, force: true }); release(); });
+    const dataDir = join(tmp, 'store');
+    const subnet = `10.239.${n}.0/24`;
+    // The test's own NAT table, in the test's own namespace: the real "vxnet" table is never touched.
+    const conf = {
+      cniVersion: '1.0.0', name, type: 'vxnet', bridge: name, natTable: name, ipMasq: true, isGateway: true,
+      ipam: { type: 'vxnet-ipam', ranges: [[{ subnet }]], dataDir },
+    };
+    const c1 = await newNetns(t);
+    const r = await runInNetns(host, VXNET, [], cniEnv({ command: 'ADD', containerId: newContainerId(), ifname: 'eth0', netns: c1.path }), conf);
+    t.equal(r.code, 0, describe(r));
+    const doctor = (...args: string[]): Promise<CniOutcome> => runInNetns(host, join(DIST_BIN, 'vxnetctl'),
+      ['doctor', '--json', '--data-dir', dataDir, '--overlay-dir', join(tmp, 'overlay'), '--conf-dir', join(tmp, 'conf'), '--api', 'http://127.0.0.1:9', ...args],
+      { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' });
+    const findings = (x: CniOutcome): Array<Record<string, unknown>> => (x.json?.findings ?? []) as Array<Record<string, unknown>>;
+    const nft = (...a: string[]): Promise<{ code: number; stdout: string; stderr: string }> => exec('ip', ['netns', 'exec', host.name, 'nft', ...a]);
+    const elements = async (): Promise<string> => (await nft('list', 'set', 'ip', name, 'masq')).stdout;
+
+    const clean = await doctor();
+    t.equal(clean.code, 0, `consistent: exit 0 (${describe(clean)})`);
+    t.ok(typeof clean.json?.checked.natTables === 'number' && clean.json.checked.natTables >= 1, 'the masquerade table was read');
+
+    // 1. The network's element deleted by hand.
+    t.equal((await nft('delete', 'element', 'ip', name, 'masq', `{ ${subnet} }`)).code, 0);
+    const missing = await doctor();
+    t.equal(missing.code, 3, describe(missing));
+    t.match(findings(missing), [{ kind: 'masquerade-missing', subject: `network ${name} (nftables ip ${name})`, safe: true, fix: `nft add element ip ${name} masq '{ ${subnet} }'` }]);
+    const fixed1 = await doctor('--fix');
+    t.equal(fixed1.code, 4, `fixed: exit 4 (${describe(fixed1)})`);
+    t.match(await elements(), subnet, 'the element is back');
+
+    // 2. A stale element for a subnet no network has.
+    t.equal((await nft('add', 'element', 'ip', name, 'masq', '{ 198.51.100.0/24 }')).code, 0);
+    const stale = await doctor();
+    t.equal(stale.code, 3, describe(stale));
+    t.match(findings(stale), [{ kind: 'masquerade-stale', subject: `nftables ip ${name} element 198.51.100.0/24`, safe: true }]);
+    t.equal((await doctor('--fix')).code, 4);
+    t.notMatch(await elements(), '198.51.100.0/24', 'the stale element is deleted');
+    t.match(await elements(), subnet, 'the network\'s element stays');
+
+    // 3. The postrouting chain flushed.
+    t.equal((await nft('flush', 'chain', 'ip', name, 'postrouting')).code, 0);
+    const rule = await doctor();
+    t.match(findings(rule), [{ kind: 'masquerade-rule-changed', safe: true }]);
+    t.equal((await doctor('--fix')).code, 4);
+    t.match((await nft('list', 'chain', 'ip', name, 'postrouting')).stdout, 'ip saddr @masq ip daddr != @masq ip daddr != 224.0.0.0/4 masquerade');
+
+    // 4. The whole table deleted: found through the config that names it (the CNI config directory).
+    t.equal((await nft('delete', 'table', 'ip', name)).code, 0);
+    t.equal((await doctor()).code, 0, 'a table nothing names cannot be told from none');
+    fs.mkdirSync(join(tmp, 'conf'));
+    fs.writeFileSync(join(tmp, 'conf', `10-${name}.conflist`), JSON.stringify({ cniVersion: '1.0.0', name, plugins: [conf] }));
+    const gone = await doctor();
+    t.equal(gone.code, 3, describe(gone));
+    t.match(findings(gone), [{ kind: 'masquerade-missing', what: /NAT table ip vxt[0-9a-f]+ is missing/, safe: true }]);
+    t.equal((await doctor('--fix')).code, 4);
+    t.match(await elements(), subnet, 'the table is re-created with the element');
+
+    // 5. A FORWARD accept rule of the bridge deleted (when iptables is there).
+    const listed = await exec('ip', ['netns', 'exec', host.name, 'iptables', '-w', '-S', 'FORWARD']);
+    if (listed.code === 0 && listed.stdout.includes(`vxnet:${name}`)) {
+      t.equal((await exec('ip', ['netns', 'exec', host.name, 'iptables', '-w', '-D', 'FORWARD', '-i', name, '-m', 'comment', '--comment', `vxnet:${name}`, '-j', 'ACCEPT'])).code, 0);
+      const fwd = await doctor();
+      t.match(findings(fwd), [{ kind: 'forward-rules-missing', safe: true }]);
+      t.equal((await doctor('--fix')).code, 4);
+      t.match((await exec('ip', ['netns', 'exec', host.name, 'iptables', '-w', '-S', 'FORWARD'])).stdout, `-i ${name} `);
+    }
+
+    // 6. Forwarding turned off: reported with its command, not fixed.
+    t.equal((await exec('ip', ['netns', 'exec', host.name, 'sysctl', '-qw', 'net.ipv4.ip_forward=0'])).code, 0);
+    const off = await doctor('--fix');
+    t.equal(off.code, 3, describe(off));
+    t.match(findings(off), [{ kind: 'forwarding-off', safe: false, fix: 'sysctl -w net.ipv4.ip_forward=1' }]);
+    t.equal((await exec('ip', ['netns', 'exec', host.name, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'])).code, 0);
+    t.equal((await doctor()).code, 0, 'clean at the end');
+  });
+
 }

@@ -2,8 +2,9 @@
 // underlay, etcd on it) each running vxnetd, a container on each attached by the CNI plugin.
 // Consistent: exit 0 with the device's entries checked against the peers in etcd. Then host 1's
 // vxnetd is killed (nothing repairs its datapath any more) and, by hand, the neighbour entry of
-// host 2's VTEP and the host route of host 1's container are deleted: the doctor reports both,
-// not safe to fix (exit 3 with --fix). Root only; everything is in the test's namespaces.
+// host 2's VTEP, the host route of host 1's container and a FORWARD accept rule of the routed
+// setup are deleted: the doctor reports all three; the first two are not safe to fix (exit 3
+// with --fix), the rule is re-inserted. Root only; everything is in the test's namespaces.
 import t from 'tap';
 import * as path from 'node:path';
 import { formatCidr, formatIp } from '../../ipam/addr';
@@ -60,11 +61,20 @@ async function main(): Promise<void> {
     const c1addr = bare(resultAddrs(c1.outcome.json)[0]);
     t.equal((await exec('ip', ['-n', h1.host.ns.name, 'neigh', 'del', vtep2, 'dev', DEV])).code, 0, 'neighbour deleted by hand');
     t.equal((await exec('ip', ['-n', h1.host.ns.name, 'route', 'del', `${c1addr}/32`])).code, 0, 'host route deleted by hand');
+    // The routed setup's FORWARD accept rule (by address, comment vxnet:DEVICE) deleted by hand.
+    const fwdRule = ['-s', '10.234.0.0/16', '-m', 'comment', '--comment', `vxnet:${DEV}`, '-j', 'ACCEPT'];
+    const iptables = (...a: string[]): ReturnType<typeof exec> => exec('ip', ['netns', 'exec', h1.host.ns.name, 'iptables', '-w', ...a]);
+    const haveIptables = (await iptables('-C', 'FORWARD', ...fwdRule)).code === 0;
+    if (haveIptables) t.equal((await iptables('-D', 'FORWARD', ...fwdRule)).code, 0, 'routed FORWARD rule deleted by hand');
 
     const found = await doctor('--fix');
     t.equal(found.code, 3, `found, not safe to fix: exit 3 (${describe(found)})`);
     const findings = found.json?.findings as Array<{ kind: string; what: string; safe: boolean; fixed: boolean; fix: string }>;
-    t.same(findings.map((f) => f.kind).sort(), ['missing-host-route', 'overlay-peer-entries']);
+    t.same(findings.map((f) => f.kind).sort(), [...(haveIptables ? ['forward-rules-missing'] : []), 'missing-host-route', 'overlay-peer-entries']);
+    if (haveIptables) {
+      t.match(findings.find((f) => f.kind === 'forward-rules-missing'), { safe: true, fixed: true, fix: `iptables -w -I FORWARD 1 ${fwdRule.join(' ')}` });
+      t.equal((await iptables('-C', 'FORWARD', ...fwdRule)).code, 0, '--fix re-inserted the routed FORWARD rule');
+    }
     const peer = findings.find((f) => f.kind === 'overlay-peer-entries');
     t.match(peer?.what, `neigh ${vtep2} lladdr`);
     t.equal(peer?.safe, false);

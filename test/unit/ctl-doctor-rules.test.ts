@@ -150,8 +150,8 @@ t.test('FORWARD rules: missing for a bridge, orphaned for a link that is gone', 
   const { b, o } = world();
   const missing = diagnose(b, { ...o, forward: { 4: forwardRules(BRIDGE).slice(0, 1) } });
   t.same(kinds(missing), ['forward-rules-missing']);
-  t.equal(missing[0].safe, true, 'inserting the missing rules is safe: what the setup inserts, scoped to the bridge');
-    t.same(missing[0].actions, [{ op: 'add-forward-rules', family: 4, rules: forwardRules(BRIDGE).slice(1) }]);
+  t.equal(missing[0].safe, true, 're-inserting vxnet\'s own accept rules is safe');
+  t.same(missing[0].actions, [{ op: 'add-forward-rules', family: 4, rules: forwardRules(BRIDGE).slice(1) }]);
   t.equal(missing[0].fix, 'iptables -w -I FORWARD 1 -o vx-blue -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment vxnet:vx-blue -j ACCEPT');
   // No iptables for a family: nothing to expect.
   t.same(diagnose(b, { ...o, forward: {} }), []);
