@@ -4,6 +4,12 @@
 // Only an answer from the server's address and port, with the ID sent (from the CSPRNG) and
 // the question asked, is taken: anything else arriving on the socket is ignored rather than
 // believed, as the forwarder does. A lost UDP datagram is sent again once before giving up.
+//
+// Every way the socket can fail is one IoFailure naming the server and why (socketFailure):
+// the connect itself (no route: Node 20 hands the error to connect's callback, and a send
+// after it would throw), a send, and the ICMP errors a connected socket reports as 'error'
+// (port unreachable: ECONNREFUSED; host or network unreachable after a failed ARP or a
+// router's ICMP: EHOSTUNREACH, ENETUNREACH).
 import { randomInt } from 'node:crypto';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
@@ -90,6 +96,24 @@ function result(p: Packet, server: HostPort, transport: Transport, truncatedOver
   };
 }
 
+const SOCKET_ERRORS: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'nothing listens there (connection refused)',
+  ENETUNREACH: 'no route to it (network unreachable)',
+  EHOSTUNREACH: 'it cannot be reached (host unreachable)',
+  EACCES: 'a route or a firewall forbids it (permission denied)',
+  EPERM: 'a firewall forbids it (operation not permitted)',
+  EINVAL: 'the route to it is a blackhole, or the address cannot be used here (invalid argument)',
+  EADDRNOTAVAIL: 'the address cannot be used from here (address not available)',
+};
+
+/** A socket error as the IoFailure `dns query` prints: the server and why, by errno. Pure. */
+export function socketFailure(server: HostPort, err: NodeJS.ErrnoException, transport: Transport = 'udp'): IoFailure {
+  const where = formatHostPort(server);
+  if (transport === 'udp' && err.code === 'ECONNREFUSED') return new IoFailure(`nothing listens on ${where} (connection refused over UDP)`);
+  const why = err.code !== undefined ? SOCKET_ERRORS[err.code] : undefined;
+  return new IoFailure(`dns query to ${where}${transport === 'tcp' ? ' over TCP' : ''}: ${why !== undefined ? `${why}, ${err.code}` : err.message}`);
+}
+
 function udpExchange(server: HostPort, message: Buffer, accept: (buf: Buffer) => Packet | undefined, timeoutMs: number, tries: number): Promise<Packet> {
   return new Promise((resolve, reject) => {
     const socket = dgram.createSocket(server.ip.family === 4 ? 'udp4' : 'udp6');
@@ -101,12 +125,19 @@ function udpExchange(server: HostPort, message: Buffer, accept: (buf: Buffer) =>
       if (done) return;
       done = true;
       clearTimeout(timer);
-      socket.close();
+      try { socket.close(); } catch { /* already closed */ }
       if (err) reject(err); else resolve(p as Packet);
     };
+    const fail = (err: NodeJS.ErrnoException): void => finish(socketFailure(server, err));
     const send = (): void => {
+      if (done) return;
       left--;
-      socket.send(message, (err) => { if (err) finish(new IoFailure(`dns query to ${formatHostPort(server)}: ${err.message}`)); });
+      try {
+        socket.send(message, (err) => { if (err) fail(err); });
+      } catch (err) {
+        fail(err as NodeJS.ErrnoException);
+        return;
+      }
       timer = setTimeout(() => {
         if (left > 0) send();
         else finish(new IoFailure(`no answer from ${formatHostPort(server)} within ${timeoutMs} ms (${tries} ${tries === 1 ? 'try' : 'tries'} over UDP)`));
@@ -117,12 +148,12 @@ function udpExchange(server: HostPort, message: Buffer, accept: (buf: Buffer) =>
       const p = accept(buf);
       if (p) finish(undefined, p);
     });
-    // Connected, so the kernel drops datagrams from anyone else and an ICMP port unreachable
-    // comes back as ECONNREFUSED at once instead of a timeout.
-    socket.on('error', (err: NodeJS.ErrnoException) => finish(new IoFailure(err.code === 'ECONNREFUSED'
-      ? `nothing listens on ${formatHostPort(server)} (connection refused over UDP)`
-      : `dns query to ${formatHostPort(server)}: ${err.message}`)));
-    socket.connect(server.port, address, () => send());
+    // Connected, so the kernel drops datagrams from anyone else and an ICMP error (port, host
+    // or network unreachable) comes back as an 'error' at once instead of a timeout.
+    socket.on('error', fail);
+    // Node 20 passes a failed connect's error to this callback (typed without arguments).
+    const connect = socket.connect.bind(socket) as (port: number, address: string, callback: (err?: NodeJS.ErrnoException) => void) => void;
+    connect(server.port, address, (err) => { if (err) fail(err); else send(); });
   });
 }
 
@@ -156,7 +187,7 @@ function tcpExchange(server: HostPort, message: Buffer, accept: (buf: Buffer) =>
         buffered = buffered.subarray(2 + len);
       }
     });
-    socket.on('error', (err) => fail(err.message));
+    socket.on('error', (err: NodeJS.ErrnoException) => finish(socketFailure(server, err, 'tcp')));
     socket.on('close', () => fail('connection closed before an answer'));
   });
 }
