@@ -5,8 +5,8 @@
 // on a loopback listener), reads are open and mutations are taken from loopback clients only.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { HttpError } from './errors';
-import { isMutation, sendError } from './router';
+import { HttpError, sendError } from '../lib/http-errors';
+import { isMutation } from './router';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 

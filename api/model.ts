@@ -181,4 +181,4 @@ export interface GcAnswerJson {
 
 export interface LabelsAnswerJson { id: string; name: string; labels: Record<string, string> }
 
-export interface ErrorJson { error: { code: string; message: string } }
+export type { ErrorJson } from '../lib/http-errors';

@@ -4,7 +4,7 @@
 // becomes vxnet's error JSON (./errors.ts). Mutations parse at most BODY_LIMIT bytes of JSON;
 // who may call them is ./auth.ts's to decide, before any route.
 import type { NextFunction, Request, RequestHandler, Response, Router } from 'express';
-import { errorAnswer, HttpError } from './errors';
+import { HttpError, sendError } from '../lib/http-errors';
 import { ApiEvents } from './events';
 import { OPENAPI } from './openapi';
 import * as r from './resources';
@@ -85,11 +85,6 @@ export function isMutation(method: string, path: string): boolean {
 
 export function sendJson(res: Response, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
   res.status(status).set({ 'cache-control': 'no-store', ...headers }).type('application/json').send(JSON.stringify(body) + '\n');
-}
-
-export function sendError(res: Response, err: unknown): void {
-  const a = errorAnswer(err);
-  sendJson(res, a.status, a.body, a.headers);
 }
 
 export interface OperatorApi {

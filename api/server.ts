@@ -11,8 +11,8 @@ import type { ErrorRequestHandler, RequestHandler, Router } from 'express';
 import { IoFailure } from '../lib/errors';
 import type { Logger } from '../lib/log';
 import { authMiddleware } from './auth';
-import { HttpError } from './errors';
-import { BODY_LIMIT, sendError } from './router';
+import { HttpError, sendError } from '../lib/http-errors';
+import { BODY_LIMIT } from './router';
 
 /** A client must send its whole request head within this long. */
 export const HEADERS_TIMEOUT_MS = 10_000;

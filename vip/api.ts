@@ -2,8 +2,12 @@
 // and `vip show` read). GET /v1/vips: every VIP; GET /v1/vips/NAME: the VIPs named NAME (one per
 // protocol and port), or those at address NAME (an IP VIP, or a named VIP's address); none:
 // 404. A thin shell over the service's model (./model.ts), which is what the kernel was given.
+// Errors in vxnet's error family as every route of the listener answers them
+// (lib/http-errors.ts): `{"error": {"code": "NotFound" | "MethodNotAllowed", "message"}}`.
 import type { Request, Response, Router } from 'express';
 import { formatIp, parseIp } from '../ipam/addr';
+import { NotFound } from '../lib/errors';
+import { HttpError, sendError } from '../lib/http-errors';
 import type { VipView } from './model';
 
 export interface VipSource { vips(): readonly VipView[] }
@@ -31,14 +35,11 @@ export function vipApi(source: VipSource): Router {
   router.get('/v1/vips/:name', (req: Request, res) => {
     const what = String((req.params as Record<string, unknown>).name ?? '');
     const found = vipsNamed(source.vips(), what);
-    if (found.length === 0) send(res, 404, { error: `no VIP named or at ${JSON.stringify(what)}` });
+    if (found.length === 0) sendError(res, new NotFound(`no VIP named or at ${JSON.stringify(what)}`));
     else send(res, 200, found);
   });
   for (const route of ['/v1/vips', '/v1/vips/:name']) {
-    router.all(route, (req, res) => {
-      res.setHeader('Allow', 'GET, HEAD');
-      send(res, 405, { error: `method ${req.method} not allowed on ${req.path} (GET only)` });
-    });
+    router.all(route, (req, res) => sendError(res, new HttpError(405, 'MethodNotAllowed', `method ${req.method} not allowed on ${req.path} (GET only)`, { allow: 'GET, HEAD' })));
   }
   return router;
 }

@@ -15,7 +15,7 @@ import { UsageError } from '../../lib/usage';
 import { addressTimeline } from '../../ipam/query';
 import { OPENAPI } from '../../api/openapi';
 import { ROUTES, expressPath, isMutation, operatorApi } from '../../api/router';
-import { errorAnswer } from '../../api/errors';
+import { errorAnswer } from '../../lib/http-errors';
 import { bearerOf, tokenMatches } from '../../api/auth';
 import { startApiServer } from '../../api/server';
 import type { ApiSources } from '../../api/sources';

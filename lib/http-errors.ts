@@ -1,10 +1,15 @@
-// vxnet's error family (lib/errors.ts) as HTTP: each error class has a status, and every error
-// answer is `{"error": {"code": NAME, "message": TEXT}}` where NAME is the error's class name
-// (NotFound, DecodingFailure, ...) or one of the API's own for what is not a VxnetError
-// (Unauthorized, Forbidden, PayloadTooLarge, MethodNotAllowed, BadRequest, InternalError).
-import { VxnetError } from '../lib/errors';
-import { UsageError } from '../lib/usage';
-import type { ErrorJson } from './model';
+// vxnet's error family (./errors.ts) as HTTP, for every route of vxnetd's HTTP listener (the
+// operator API's /api/v1/*, Mesos-DNS's /v1/*, /v1/vips, the fallback 404): each error class
+// has a status, and every error answer is `{"error": {"code": NAME, "message": TEXT}}` where
+// NAME is the error's class name (NotFound, DecodingFailure, ...) or one of HTTP's own for what
+// is not a VxnetError (Unauthorized, Forbidden, PayloadTooLarge, MethodNotAllowed, BadRequest,
+// InternalError). Here, below dns/, vip/ and api/ (one layer, which may not import each other).
+import type { Response } from 'express';
+import { VxnetError } from './errors';
+import { UsageError } from './usage';
+
+/** The body of every error answer. */
+export interface ErrorJson { error: { code: string; message: string } }
 
 /** HTTP status of each VxnetError class (by name); any other VxnetError: 500. */
 export const STATUS_OF: Readonly<Record<string, number>> = {
@@ -53,4 +58,10 @@ export function errorAnswer(err: unknown): { status: number; body: ErrorJson; he
   }
   const message = err instanceof Error ? err.message : String(err);
   return { status: 500, body: { error: { code: 'InternalError', message } }, headers: {} };
+}
+
+/** Answers `err` as JSON with its status and headers (Allow, WWW-Authenticate, ...). */
+export function sendError(res: Response, err: unknown): void {
+  const a = errorAnswer(err);
+  res.status(a.status).set({ 'cache-control': 'no-store', ...a.headers }).type('application/json').send(JSON.stringify(a.body) + '\n');
 }
