@@ -101,6 +101,16 @@ interface CommandSpec {
   readonly help: string;
 }
 
+/** Why --api does not apply to a command that takes none (said instead of "does not apply"). */
+const NO_API: Partial<Record<CommandName, string>> = {
+  'network ls': 'overlay network definitions are read from the cluster store (--store URL or $VXNET_STORE); through a vxnetd\'s API: GET /api/v1/networks, vxnetctl hosts --api URL, vxnetctl ipam pools --api URL',
+  'network create': 'network definitions are changed in the cluster store only (--store URL); the operator API has no such mutation',
+  'network rm': 'network definitions are changed in the cluster store only (--store URL); the operator API has no such mutation',
+  'lb ls': 'it reads vxnet-lb\'s own listener (--lb URL or $VXNET_LB); a vxnetd\'s API shows its host\'s edge routes at GET /api/v1/edge/routes',
+  'dns query': 'it asks a DNS server, not the API (--server ADDR[:PORT])',
+  'install': 'it installs vxnet on this host',
+};
+
 export const DEFAULTS = {
   dataDir: '/var/lib/vxnet',
   cniBinDir: '/opt/cni/bin',
@@ -119,9 +129,9 @@ export const QUERY_TYPES = ['A', 'AAAA', 'SRV', 'PTR', 'SOA', 'NS', 'TXT', 'CNAM
 const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'ipam pools',
-    synopsis: 'ipam pools [--network N] [--store URL]',
+    synopsis: 'ipam pools [--network N] [--store URL | --api URL]',
     summary: 'networks with their subnets, size, used and free addresses',
-    options: ['network', 'store'],
+    options: ['network', 'store', 'api', 'api-token-file', 'api-ca'],
     maxPositionals: 0,
     help: `One row per range set of each network in this host's IPAM store: its subnets, how many
 addresses it can hand out (gateways, network and broadcast addresses excluded), how many
@@ -133,6 +143,14 @@ Options:
                 store (etcd://HOST:PORT[,HOST:PORT...]): network, block, holding host, state
                 (held; orphaned: its host's lease expired), size, and used and free as the
                 host's vxnetd last published them ("-": not published)
+
+Remote (vxnetd's operator API instead of this host's store; api/README.md):
+  --api URL             a vxnetd's HTTP API, http://HOST:PORT or https://HOST:PORT (default
+                        $VXNET_API; neither: the local store): its host's pools (GET
+                        /api/v1/pools) and, when it runs with a cluster store, the blocks as
+                        --store shows them (GET /api/v1/blocks). --store wins over $VXNET_API.
+  --api-token-file FILE its bearer token (the first line; default $VXNET_API_TOKEN)
+  --api-ca FILE         the CA (PEM) that signed its certificate, for https
 
 JSON: {"store", "note", "pools": [{"network", "subnets", "size", "used", "free", "updated",
 "rangeSets": [{"subnets", "ranges", "size", "used", "free"}]}]}; size and free are decimal
@@ -662,6 +680,8 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
   const allowed = new Set<OptionName>([...GLOBAL_OPTIONS, ...spec.options]);
   for (const token of parsed.tokens) {
     if (token.kind === 'option' && !allowed.has(token.name as OptionName)) {
+      const why = token.name === 'api' ? NO_API[spec.name] : undefined;
+      if (why !== undefined) throw new UsageError(`option --api does not apply to "vxnetctl ${spec.name}": ${why}`);
       throw new UsageError(`option ${token.rawName} does not apply to "vxnetctl ${spec.name}" (${helpHint(spec)})`);
     }
   }
