@@ -37,6 +37,11 @@ export const SCHEMAS: Record<string, Schema> = {
     name: str, mode: { type: 'string', enum: ['bridge', 'overlay'] }, subnets: arr(str), vni: nul(int), mtu: nul(int), blockPrefix: nul(int),
     ...usageProps, local: { ...ref('Usage'), nullable: true },
   }),
+  Pool: obj({
+    network: str, subnets: arr(str), size: nul(decimal), used: int, free: nul(decimal), updated: isoTime,
+    rangeSets: arr(obj({ subnets: arr(str), ranges: arr(obj({ subnet: str, rangeStart: str, rangeEnd: str, gateway: str })), ...usageProps })),
+    error: { ...str, description: 'only when the pool\'s stored definition cannot be read' },
+  }, ['error']),
   Host: obj({
     id: str, address: nul(str), since: nul(isoTime), leaseTtl: nul(int), leaseExpiresAt: nul(isoTime), state: { type: 'string', enum: ['alive', 'expired'] },
     networks: arr(obj({ network: str, mac: str, vteps: arr(str), blocks: arr(str) })), blocks: int, self: bool,
@@ -100,6 +105,13 @@ export const OPENAPI = {
     '/api/openapi.json': { get: { summary: 'This document', responses: ok('the OpenAPI document', { type: 'object' }) } },
     '/api/v1/summary': { get: { summary: 'Counts of everything, this host\'s id and version', responses: { ...ok('summary', ref('Summary')), ...readErrors } } },
     '/api/v1/networks': { get: { summary: 'Networks (IPAM pools and overlay networks) with size, used, free', responses: { ...ok('networks', obj({ networks: arr(ref('Network')) })), ...readErrors } } },
+    '/api/v1/pools': {
+      get: {
+        summary: 'This host\'s IPAM pools, per range set (vxnetctl ipam pools); cluster: the overlay\'s blocks are at /api/v1/blocks',
+        parameters: [q('network', 'only this network\'s')],
+        responses: { ...ok('pools', obj({ host: str, cluster: bool, pools: arr(ref('Pool')) })), ...readErrors },
+      },
+    },
     '/api/v1/hosts': { get: { summary: 'The overlay\'s hosts and their leases (this host alone without --store)', responses: { ...ok('hosts', obj({ hosts: arr(ref('Host')) })), ...readErrors } } },
     '/api/v1/blocks': {
       get: {

@@ -9,7 +9,7 @@ import type { Endpoint } from '../catalog/endpoint';
 import { formatCidr, ipKey, parseIp } from '../ipam/addr';
 import { collectGarbage, releaseAllocations, type ReleaseTarget } from '../ipam/maintenance';
 import {
-  type AllocationQuery, addressTimeline, allocationJson, findAllocations, freeOf, historyJson, iso, matchesAllocation, poolStats,
+  type AllocationQuery, type PoolJson, addressTimeline, allocationJson, findAllocations, freeOf, historyJson, iso, matchesAllocation, poolJson, poolStats,
 } from '../ipam/query';
 import { DecodingFailure, NotFound } from '../lib/errors';
 import { listBlockUsage, listHosts } from '../overlay/registry';
@@ -49,6 +49,12 @@ export async function networks(src: ApiSources): Promise<{ networks: NetworkJson
     out.push({ name, mode: 'bridge', subnets: l.subnets, vni: null, mtu: null, blockPrefix: null, ...(l.usage ?? { size: '0', used: 0, free: '0' }), local: l.usage });
   }
   return { networks: out.sort((a, b) => a.name.localeCompare(b.name)) };
+}
+
+/** This host's IPAM pools per range set, as `vxnetctl ipam pools` shows them; cluster: blocks at /api/v1/blocks. */
+export async function pools(src: ApiSources, network?: string): Promise<{ host: string; cluster: boolean; pools: PoolJson[] }> {
+  const stats = await src.store.view((tx) => poolStats(tx, network));
+  return { host: src.host, cluster: src.cluster !== undefined, pools: stats.map(poolJson) };
 }
 
 export async function hosts(src: ApiSources): Promise<{ hosts: HostJson[] }> {

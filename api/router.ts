@@ -43,6 +43,7 @@ const param = (req: Request, key: string): string => String((req.params as Recor
 const TABLE: ReadonlyArray<readonly [RouteSpec, Handler]> = [
   [{ method: 'get', path: '/api/v1/summary', mutation: false }, (src) => r.summary(src)],
   [{ method: 'get', path: '/api/v1/networks', mutation: false }, (src) => r.networks(src)],
+  [{ method: 'get', path: '/api/v1/pools', mutation: false }, (src, req) => r.pools(src, str(req, 'network'))],
   [{ method: 'get', path: '/api/v1/hosts', mutation: false }, (src) => r.hosts(src)],
   [{ method: 'get', path: '/api/v1/blocks', mutation: false }, (src, req) => r.blocks(src, str(req, 'network'))],
   [{ method: 'get', path: '/api/v1/allocations', mutation: false }, (src, req) => r.allocations(src, {

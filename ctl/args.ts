@@ -103,6 +103,16 @@ interface CommandSpec {
   readonly help: string;
 }
 
+/** Why --api does not apply to a command that takes none (said instead of "does not apply"). */
+const NO_API: Partial<Record<CommandName, string>> = {
+  'network ls': 'overlay network definitions are read from the cluster store (--store URL or $VXNET_STORE); through a vxnetd\'s API: GET /api/v1/networks, vxnetctl hosts --api URL, vxnetctl ipam pools --api URL',
+  'network create': 'network definitions are changed in the cluster store only (--store URL); the operator API has no such mutation',
+  'network rm': 'network definitions are changed in the cluster store only (--store URL); the operator API has no such mutation',
+  'lb ls': 'it reads vxnet-lb\'s own listener (--lb URL or $VXNET_LB); a vxnetd\'s API shows its host\'s edge routes at GET /api/v1/edge/routes',
+  'dns query': 'it asks a DNS server, not the API (--server ADDR[:PORT])',
+  'install': 'it installs vxnet on this host',
+};
+
 export const DEFAULTS = {
   dataDir: '/var/lib/vxnet',
   cniBinDir: '/opt/cni/bin',
@@ -135,10 +145,12 @@ Options:
                 store (etcd://HOST:PORT[,HOST:PORT...]): network, block, holding host, state
                 (held; orphaned: its host's lease expired), size, and used and free as the
                 host's vxnetd last published them ("-": not published)
-  --api URL             another host's vxnetd API instead of the local store (default
-                        $VXNET_API): one row per network with a pool there (an overlay
-                        network's subnets are the blocks that host holds), and the cluster's
-                        blocks first when it runs with --store
+
+Remote (vxnetd's operator API instead of this host's store; api/README.md):
+  --api URL             a vxnetd's HTTP API, http://HOST:PORT or https://HOST:PORT (default
+                        $VXNET_API; neither: the local store): its host's pools (GET
+                        /api/v1/pools) and, when it runs with a cluster store, the blocks as
+                        --store shows them (GET /api/v1/blocks). --store wins over $VXNET_API.
   --api-token-file FILE its bearer token (the first line; default $VXNET_API_TOKEN)
   --api-ca FILE         the CA (PEM) that signed its certificate, for https
 
@@ -146,9 +158,7 @@ JSON: {"store", "note", "pools": [{"network", "subnets", "size", "used", "free",
 "rangeSets": [{"subnets", "ranges", "size", "used", "free"}]}]}; size and free are decimal
 strings (IPv6 pools hold more than 2^53 addresses), used is a number. With --store also
 "cluster" and "blocks": [{"network", "block", "hostId", "state", "size", "used", "free",
-"usageAt"}] (used, free and usageAt null when the host published nothing). With --api:
-{"store": URL, "host", "note", "pools": [{"network", "mode", "subnets", "size", "used",
-"free"}], "blocks": [/api/v1/blocks' objects]}.`,
+"usageAt"}] (used, free and usageAt null when the host published nothing).`,
   },
   {
     name: 'ipam ls',
@@ -690,6 +700,8 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
   const allowed = new Set<OptionName>([...GLOBAL_OPTIONS, ...spec.options]);
   for (const token of parsed.tokens) {
     if (token.kind === 'option' && !allowed.has(token.name as OptionName)) {
+      const why = token.name === 'api' ? NO_API[spec.name] : undefined;
+      if (why !== undefined) throw new UsageError(`option --api does not apply to "vxnetctl ${spec.name}": ${why}`);
       throw new UsageError(`option ${token.rawName} does not apply to "vxnetctl ${spec.name}" (${helpHint(spec)})`);
     }
   }

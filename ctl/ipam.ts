@@ -4,11 +4,12 @@
 import { hostVethName } from '../datapath/names';
 import { Ip, contains, formatIp, parseCidr, parseIp } from '../ipam/addr';
 import {
-  type AllocationJson, type HistoryJson, type PoolStat, allocationJson, attachmentKey, byAddress, freeOf, historyJson, iso, poolStats, poolSubnetsHolding,
+  type AllocationJson, type HistoryJson, type PoolJson, allocationJson, attachmentKey, byAddress, freeOf, historyJson, iso, poolJson, poolStats, poolSubnetsHolding,
 } from '../ipam/query';
 import { type GcKept, type ReleaseTarget, type VethJson, type VethPlan, collectGarbage, releaseAllocations } from '../ipam/maintenance';
 import type { Allocation, HistoryEntry, IpamStore, PoolRecord } from '../ipam/store/types';
 import type { BlockUsageRow } from '../overlay/registry';
+import type { BlockJson } from '../api/model';
 import { DatapathFailure, NotFound } from '../lib/errors';
 import { type CommandName, UsageError, type Values } from './args';
 import { type Ctx, writeJson } from './context';
@@ -71,86 +72,47 @@ async function clusterBlocks(values: Values, ctx: Ctx): Promise<{ store: string;
   return { store, rows };
 }
 
-/** What `ipam pools --api` reads: /api/v1/networks, /api/v1/blocks (api/model.ts's shapes, the fields used). */
-interface ApiUsage { size: string; used: number; free: string }
-interface ApiNetwork extends ApiUsage { name: string; mode: 'bridge' | 'overlay'; subnets: string[]; local: ApiUsage | null }
-interface ApiBlock { network: string; cidr: string; host: string; state: 'held' | 'orphaned'; size: string; used: number | null; free: string | null; usageAt: string | null }
-
-/**
- * `ipam pools --api URL`: that host's pools as its API has them: a bridge network's pool, and of
- * an overlay network this host's part (the blocks it holds); the cluster's blocks when the
- * host runs with --store. Per-range-set figures and `updated` are the local store's only.
- */
-async function remotePools(ctx: Ctx, values: Values, api: { base: string; auth: ApiAuth }): Promise<void> {
-  const q = query({ network: values.network });
-  const [{ host }, { networks }, { blocks }] = await Promise.all([
-    apiCall<{ host: string }>(api.base, api.auth, 'GET', '/api/v1/summary'),
-    apiCall<{ networks: ApiNetwork[] }>(api.base, api.auth, 'GET', '/api/v1/networks'),
-    apiCall<{ blocks: ApiBlock[] }>(api.base, api.auth, 'GET', `/api/v1/blocks${q}`),
-  ]);
-  interface PoolRow extends ApiUsage { network: string; mode: 'bridge' | 'overlay'; subnets: string[] }
-  const pools = networks
-    .filter((n) => values.network === undefined || n.name === values.network)
-    .flatMap((n): PoolRow[] => {
-      if (n.mode === 'bridge') return [{ network: n.name, mode: n.mode, subnets: n.subnets, size: n.size, used: n.used, free: n.free }];
-      if (!n.local) return [];
-      const mine = blocks.filter((b) => b.network === n.name && b.host === host).map((b) => b.cidr);
-      return [{ network: n.name, mode: n.mode, subnets: mine, ...n.local }];
-    });
-  const note = pools.length > 0 ? null : values.network !== undefined ? `no network "${values.network}" with a pool on ${host}` : `no pools yet on ${host}`;
-  if (ctx.json) {
-    writeJson(ctx, { store: api.base, host, note, pools, blocks });
-    return;
-  }
-  if (blocks.length > 0) {
-    ctx.stdout(`Overlay blocks known to ${host} (USED as each host's vxnetd last published it):\n`);
-    ctx.stdout(renderTable([
-      { header: 'NETWORK' }, { header: 'BLOCK' }, { header: 'HOST' }, { header: 'STATE' },
-      { header: 'SIZE', align: 'right' }, { header: 'USED', align: 'right' }, { header: 'FREE', align: 'right' },
-    ], blocks.map((b) => [b.network, b.cidr, b.host, b.state, b.size, b.used ?? '-', b.free ?? '-'])));
-    ctx.stdout('\n');
-  }
-  if (note !== null) {
-    ctx.stdout(note + '\n');
-    return;
-  }
-  ctx.stdout(renderTable([
-    { header: 'NETWORK' }, { header: 'SUBNETS' }, { header: 'SIZE', align: 'right' }, { header: 'USED', align: 'right' }, { header: 'FREE', align: 'right' },
-  ], pools.map((p) => [p.network, p.subnets.join(',') || '-', p.size, p.used, p.free])));
+/** ipam pools from a vxnetd's API: /api/v1/pools, and /api/v1/blocks when it runs with a cluster store. */
+async function remotePools(api: { base: string; auth: ApiAuth }, network: string | undefined): Promise<{ pools: PoolJson[]; cluster?: { store: string; rows: BlockRow[] } }> {
+  const p = await apiCall<{ cluster: boolean; pools: PoolJson[] }>(api.base, api.auth, 'GET', `/api/v1/pools${query({ network })}`);
+  if (!p.cluster) return { pools: p.pools };
+  const b = await apiCall<{ blocks: BlockJson[] }>(api.base, api.auth, 'GET', `/api/v1/blocks${query({ network })}`);
+  const rows: BlockRow[] = b.blocks.map((x) => ({
+    network: x.network, block: x.cidr, hostId: x.host, state: x.state, size: BigInt(x.size), used: x.used, usageAt: x.usageAt === null ? null : Date.parse(x.usageAt),
+    since: Date.parse(x.since), orphanedAt: x.orphanedAt === null ? undefined : Date.parse(x.orphanedAt),
+  }));
+  return { pools: p.pools, cluster: { store: `${api.base}'s cluster store`, rows } };
 }
 
 async function pools(ctx: Ctx, values: Values): Promise<void> {
-  const api = remote(values, ctx);
-  if (api) return remotePools(ctx, values, api);
-  const cluster = values.store !== undefined ? await clusterBlocks(values, ctx) : undefined;
-  const opened = openExisting(ctx.dataDir);
-  let stats: PoolStat[] = [];
+  if (values.api !== undefined && values.store !== undefined) throw new UsageError('give --store or --api, not both (see vxnetctl ipam pools --help)');
+  // An explicit --store wins over $VXNET_API.
+  const api = values.store !== undefined ? undefined : remote(values, ctx);
+  let cluster: { store: string; rows: BlockRow[] } | undefined;
+  let list: PoolJson[] = [];
   let store: string | null = null;
-  if ('store' in opened) {
-    store = opened.store.description;
-    stats = await using(opened.store, (s) => s.view((tx) => poolStats(tx, values.network)));
+  let missing: string | undefined;
+  if (api) {
+    const r = await remotePools(api, values.network);
+    list = r.pools;
+    cluster = r.cluster;
+    store = api.base;
+  } else {
+    cluster = values.store !== undefined ? await clusterBlocks(values, ctx) : undefined;
+    const opened = openExisting(ctx.dataDir);
+    if ('store' in opened) {
+      store = opened.store.description;
+      list = (await using(opened.store, (s) => s.view((tx) => poolStats(tx, values.network)))).map(poolJson);
+    } else {
+      missing = opened.missing;
+    }
   }
-  const note = 'missing' in opened ? opened.missing
-    : stats.length === 0 ? (values.network !== undefined ? `no network "${values.network}" in the IPAM store` : 'no pools yet (no network has allocated an address)')
+  const note = missing !== undefined ? missing
+    : list.length === 0 ? (values.network !== undefined ? `no network "${values.network}" in the IPAM store${api ? ` of ${api.base}` : ''}` : 'no pools yet (no network has allocated an address)')
       : null;
   if (ctx.json) {
     writeJson(ctx, {
-      store, note,
-      pools: stats.map((p) => {
-        const size = p.sets?.reduce((n, s) => n + s.size, 0n);
-        return {
-          network: p.network,
-          subnets: p.sets ? p.sets.flatMap((s) => s.subnets) : [],
-          size: size === undefined ? null : size.toString(),
-          used: p.used,
-          free: size === undefined ? null : freeOf(size, p.used).toString(),
-          updated: iso(p.updated),
-          rangeSets: (p.sets ?? []).map((s) => ({
-            subnets: s.subnets, ranges: s.ranges, size: s.size.toString(), used: s.used, free: freeOf(s.size, s.used).toString(),
-          })),
-          ...(p.error !== undefined ? { error: p.error } : {}),
-        };
-      }),
+      store, note, pools: list,
       ...(cluster ? {
         cluster: cluster.store,
         blocks: cluster.rows.map(({ since: _since, orphanedAt: _orphanedAt, ...b }) => ({
@@ -165,8 +127,8 @@ async function pools(ctx: Ctx, values: Values): Promise<void> {
     ctx.stdout(note + '\n');
     return;
   }
-  const rows = stats.flatMap((p) => p.sets
-    ? p.sets.map((s) => [p.network, s.subnets.join(','), s.size, s.used, freeOf(s.size, s.used)])
+  const rows = list.flatMap((p) => p.error === undefined
+    ? p.rangeSets.map((s) => [p.network, s.subnets.join(','), s.size, s.used, s.free])
     : [[p.network, `unreadable definition: ${p.error}`, '?', p.used, '?']]);
   ctx.stdout(renderTable([
     { header: 'NETWORK' }, { header: 'SUBNETS' }, { header: 'SIZE', align: 'right' }, { header: 'USED', align: 'right' }, { header: 'FREE', align: 'right' },

@@ -5,10 +5,12 @@
 //
 // A known path asked with another method gets 405 with Allow; `apiFallback()` (mounted last,
 // after every router of the port) gives unknown paths and unreadable requests a JSON 404/400,
-// so the router itself lets paths it does not know through to routers mounted after it.
+// so the router itself lets paths it does not know through to routers mounted after it. Errors
+// are vxnet's error family as the operator API answers them (lib/http-errors.ts):
+// `{"error": {"code": "MethodNotAllowed" | "NotFound" | "BadRequest" | ..., "message": TEXT}}`.
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response, Router } from 'express';
 import type { EndpointCatalog } from '../catalog/catalog';
-import { InvalidNetworkConfig, NotFound } from '../lib/errors';
+import { InvalidNetworkConfig } from '../lib/errors';
 import { HttpError, sendError } from '../lib/http-errors';
 import { parseHostPort } from './upstreams';
 import { axfr, endpointViews, enumerate, hostRecords, portRecords, serviceRecords, type ZoneView } from './mesos-view';
@@ -50,6 +52,10 @@ const ROUTES = ['/v1/version', '/v1/config', '/v1/hosts/:host', '/v1/hosts/:host
 function send(res: Response, status: number, body: unknown): void {
   res.status(status).type('application/json').send(JSON.stringify(body) + '\n');
 }
+
+/** 405 with Allow: the routes here answer GET (and HEAD, which express answers from GET). */
+const methodNotAllowed = (req: Request): HttpError =>
+  new HttpError(405, 'MethodNotAllowed', `method ${req.method} not allowed on ${req.path} (GET only)`, { allow: 'GET, HEAD' });
 
 const param = (req: Request, name: string): string => {
   const value = (req.params as Record<string, string | string[] | undefined>)[name];
@@ -129,9 +135,7 @@ export function mesosDnsApi(o: MesosDnsApiOptions): Router {
   // express answers HEAD from GET; every other method on a known path is 405.
   for (const route of ROUTES) {
     if (!enumeration && (route === '/v1/enumerate' || route === '/v1/axfr')) continue;
-    router.all(route, (req, res) => {
-      sendError(res, new HttpError(405, 'MethodNotAllowed', `method ${req.method} not allowed on ${req.path} (GET only)`, { Allow: 'GET, HEAD' }));
-    });
+    router.all(route, (req, res) => sendError(res, methodNotAllowed(req)));
   }
   return router;
 }
@@ -143,9 +147,16 @@ export function mesosDnsApi(o: MesosDnsApiOptions): Router {
  * errors only to four-argument handlers, which a mounted Router is not.
  */
 export function apiFallback(): [RequestHandler, ErrorRequestHandler] {
-  const notFound: RequestHandler = (req, res) => sendError(res, new NotFound(`no such resource: ${req.method} ${req.path}`));
-  const failed: ErrorRequestHandler = (err: unknown, _req: Request, res: Response, next: NextFunction) => {
+  const notFound: RequestHandler = (req, res) => sendError(res, new HttpError(404, 'NotFound', `no such resource: ${req.method} ${req.path}`));
+  const failed: ErrorRequestHandler = (err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) { next(err); return; }
+    // express's own 4xx (a malformed %-escape in the path: 400) named with the path; a
+    // VxnetError keeps its class and status; anything else is a 500 InternalError.
+    const status = (err as { status?: unknown } | null)?.status;
+    if (!(err instanceof HttpError) && typeof status === 'number' && status >= 400 && status < 500) {
+      sendError(res, new HttpError(status, 'BadRequest', `bad request ${req.path}: ${err instanceof Error ? err.message : String(err)}`));
+      return;
+    }
     sendError(res, err);
   };
   return [notFound, failed];

@@ -91,6 +91,35 @@ export async function poolStats(tx: IpamTx, network?: string): Promise<PoolStat[
 
 export const freeOf = (size: bigint, used: number): bigint => (size > BigInt(used) ? size - BigInt(used) : 0n);
 
+/** A pool as `vxnetctl ipam pools --json` and GET /api/v1/pools show it (sizes as decimal strings). */
+export interface PoolJson {
+  network: string;
+  subnets: string[];
+  size: string | null;
+  used: number;
+  free: string | null;
+  updated: string;
+  rangeSets: Array<{ subnets: string[]; ranges: Array<{ subnet: string; rangeStart: string; rangeEnd: string; gateway: string }>; size: string; used: number; free: string }>;
+  /** Only when the pool's stored definition cannot be read. */
+  error?: string;
+}
+
+export function poolJson(p: PoolStat): PoolJson {
+  const size = p.sets?.reduce((n, s) => n + s.size, 0n);
+  return {
+    network: p.network,
+    subnets: p.sets ? p.sets.flatMap((s) => s.subnets) : [],
+    size: size === undefined ? null : size.toString(),
+    used: p.used,
+    free: size === undefined ? null : freeOf(size, p.used).toString(),
+    updated: iso(p.updated),
+    rangeSets: (p.sets ?? []).map((s) => ({
+      subnets: s.subnets, ranges: s.ranges, size: s.size.toString(), used: s.used, free: freeOf(s.size, s.used).toString(),
+    })),
+    ...(p.error !== undefined ? { error: p.error } : {}),
+  };
+}
+
 /** The subnets of a pool's sets that contain ip (none when its definition is unreadable). */
 export function poolSubnetsHolding(record: PoolRecord | undefined, ip: Ip): string[] {
   const sets = record ? poolSets(record) : [];

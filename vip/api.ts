@@ -2,11 +2,13 @@
 // and `vip show` read). GET /v1/vips: every VIP; GET /v1/vips/NAME: the VIPs named NAME (one per
 // protocol and port), or those at address NAME (an IP VIP, or a named VIP's address); none:
 // 404. A thin shell over the service's model (./model.ts), which is what the kernel was given.
+// Errors in vxnet's error family as every route of the listener answers them
+// (lib/http-errors.ts): `{"error": {"code": "NotFound" | "MethodNotAllowed", "message"}}`.
 import type { Request, Response, Router } from 'express';
 import { formatIp, parseIp } from '../ipam/addr';
-import type { VipView } from './model';
 import { NotFound } from '../lib/errors';
 import { HttpError, sendError } from '../lib/http-errors';
+import type { VipView } from './model';
 
 export interface VipSource { vips(): readonly VipView[] }
 
@@ -37,9 +39,7 @@ export function vipApi(source: VipSource): Router {
     else send(res, 200, found);
   });
   for (const route of ['/v1/vips', '/v1/vips/:name']) {
-    router.all(route, (req, res) => {
-      sendError(res, new HttpError(405, 'MethodNotAllowed', `method ${req.method} not allowed on ${req.path} (GET only)`, { Allow: 'GET, HEAD' }));
-    });
+    router.all(route, (req, res) => sendError(res, new HttpError(405, 'MethodNotAllowed', `method ${req.method} not allowed on ${req.path} (GET only)`, { allow: 'GET, HEAD' })));
   }
   return router;
 }

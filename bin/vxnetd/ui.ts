@@ -5,6 +5,8 @@
 // nosniff, a Content-Security-Policy that lets the page load and call only this origin, no
 // framing and no referrer. The files hold no data: the page asks /api/v1/* for it, with the
 // token when one is configured, so they are served without one (the token form is one of them).
+import { IoFailure } from '../../lib/errors';
+import { sendError } from '../../lib/http-errors';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { RequestHandler, Router } from 'express';
@@ -34,7 +36,7 @@ export function webView(dir = uiDir()): Router {
   });
   router.use('/ui', headers, (req, res, next) => {
     if (fs.existsSync(path.join(dir, 'index.html'))) { next(); return; }
-    res.status(503).json({ error: { code: 'IoFailure', message: `the web view is not built (${dir} has no index.html): npm run build` } });
+    sendError(res, new IoFailure(`the web view is not built (${dir} has no index.html): npm run build`));
   }, express.static(dir, {
     index: 'index.html',
     redirect: false,

@@ -175,5 +175,5 @@ t.test('dns ls: the table and --json from the API; $VXNET_API; an API that is no
   t.equal(r.stderr, `vxnetctl: cannot reach vxnetd's API at http://127.0.0.1:${closed}: ECONNREFUSED (is vxnetd running with its HTTP API? --api URL or $VXNET_API)\n`);
   r = await vxnetctl(['dns', 'ls', '--api', `${api}/nothing-here`]);
   t.equal(r.code, 1);
-  t.match(r.stderr, /^vxnetctl: no such resource: GET \/nothing-here\/v1\/endpoints\n$/, "the server's NotFound, with the path it did not know");
+  t.equal(r.stderr, 'vxnetctl: no such resource: GET /nothing-here/v1/endpoints\n', 'the server\'s NotFound, as vxnet\'s error');
 });

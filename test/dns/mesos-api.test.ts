@@ -210,7 +210,7 @@ t.test('methods, unknown paths and unreadable requests: JSON errors with their s
     t.equal(r.status, 405, `${method} ${path}: 405`);
     t.equal(r.headers.get('allow'), 'GET, HEAD');
     t.match(r.type, /^application\/json/);
-    t.match(r.body, { error: { code: 'MethodNotAllowed', message: new RegExp(`method ${method} not allowed`) } }, 'in vxnet\'s error family');
+    t.match(r.body, { error: { code: 'MethodNotAllowed', message: new RegExp(`method ${method} not allowed`) } }, 'vxnet\'s error family, as /api/v1');
   }
   const head = await fetch(`${url}/v1/version`, { method: 'HEAD' });
   t.equal(head.status, 200, 'HEAD is GET without the body');
@@ -218,11 +218,12 @@ t.test('methods, unknown paths and unreadable requests: JSON errors with their s
     const r = await get(`${url}${path}`);
     t.equal(r.status, 404, `${path}: 404`);
     t.match(r.type, /^application\/json/);
+    t.strictSame(Object.keys(r.body as object), ['error']);
     t.match(r.body, { error: { code: 'NotFound', message: /no such resource/ } });
   }
   const bad = await get(`${url}/v1/hosts/%E0%A4%A`);
   t.equal(bad.status, 400, 'a malformed escape: 400');
-  t.match(bad.body, { error: { code: 'BadRequest', message: /decode/ } });
+  t.match(bad.body, { error: { code: 'BadRequest', message: /^bad request \/v1\/hosts\/%E0%A4%A: / } });
 });
 
 t.test('enumeration off: /v1/enumerate and /v1/axfr are not served', async (t) => {

@@ -64,6 +64,8 @@ t.test('usage errors are one line naming the problem and the help to read', asyn
     [['ipam', 'ls', '--json=yes'], 'option --json takes no value (see vxnetctl ipam ls --help)'],
     [['ipam', 'ls', '--dry-run'], 'option --dry-run does not apply to "vxnetctl ipam ls" (see vxnetctl ipam ls --help)'],
     [['ipam', 'pools', '--container', 'x'], 'option --container does not apply to "vxnetctl ipam pools" (see vxnetctl ipam pools --help)'],
+    [['network', 'ls', '--api', 'http://h:1'], 'option --api does not apply to "vxnetctl network ls": overlay network definitions are read from the cluster store (--store URL or $VXNET_STORE); through a vxnetd\'s API: GET /api/v1/networks, vxnetctl hosts --api URL, vxnetctl ipam pools --api URL'],
+    [['lb', 'ls', '--api', 'http://h:1'], 'option --api does not apply to "vxnetctl lb ls": it reads vxnet-lb\'s own listener (--lb URL or $VXNET_LB); a vxnetd\'s API shows its host\'s edge routes at GET /api/v1/edge/routes'],
     [['install', '--network', 'n', '--dry-run'], 'option --dry-run does not apply to "vxnetctl install" (see vxnetctl install --help)'],
     [['ipam', 'ls', 'extra'], 'unexpected argument "extra" to "vxnetctl ipam ls" (see vxnetctl ipam ls --help)'],
     [['ipam', 'show', '10.0.0.1', '10.0.0.2'], 'unexpected argument "10.0.0.2" to "vxnetctl ipam show" (see vxnetctl ipam show --help)'],

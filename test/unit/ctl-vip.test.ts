@@ -69,6 +69,14 @@ t.test('vip ls and vip show through the HTTP API', async (t) => {
   t.same(JSON.parse(r.stdout), { api: base, vips: VIPS.slice(0, 2) });
   r = await ctl(['vip', 'show', 'nope', '--api', base]);
   t.same(r, { code: 1, stdout: '', stderr: 'vxnetctl: no VIP named or at "nope" (vxnetctl vip ls lists them)\n' });
+  // The routes' own errors are vxnet's error family, as the operator API's.
+  const missing = await fetch(`${base}/v1/vips/nope`);
+  t.equal(missing.status, 404);
+  t.strictSame(await missing.json(), { error: { code: 'NotFound', message: 'no VIP named or at "nope"' } });
+  const post = await fetch(`${base}/v1/vips`, { method: 'POST' });
+  t.equal(post.status, 405);
+  t.equal(post.headers.get('allow'), 'GET, HEAD');
+  t.strictSame(await post.json(), { error: { code: 'MethodNotAllowed', message: 'method POST not allowed on /v1/vips (GET only)' } });
   r = await ctl(['vip', 'ls'], { VXNET_API: await api(t, []) });
   t.match(r.stdout, /^\(no VIPs known to http:\/\/127.0.0.1:\d+\)\n$/);
   r = await ctl(['vip', 'ls', '--api', 'http://127.0.0.1:1']);
