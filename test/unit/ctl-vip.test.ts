@@ -83,14 +83,3 @@ t.test('vip ls and vip show through the HTTP API', async (t) => {
   t.equal(r.code, 1);
   t.match(r.stderr, /cannot reach vxnetd's API at http:\/\/127.0.0.1:1: /);
 });
-
-t.test('/v1/vips errors are in vxnet\'s error family', async (t) => {
-  const base = await api(t, VIPS);
-  const missing = await fetch(`${base}/v1/vips/nope`);
-  t.equal(missing.status, 404);
-  t.same(await missing.json(), { error: { code: 'NotFound', message: 'no VIP named or at "nope"' } });
-  const post = await fetch(`${base}/v1/vips`, { method: 'POST' });
-  t.equal(post.status, 405);
-  t.equal(post.headers.get('allow'), 'GET, HEAD');
-  t.match(await post.json(), { error: { code: 'MethodNotAllowed', message: /method POST not allowed/ } });
-});
