@@ -27,7 +27,7 @@ t.test('the command line: dns ls and dns query, their options, their mistakes', 
   t.equal(inv.values.server, '127.0.0.1:5353');
   t.throws(() => parseCommandLine(['dns', 'query', 'a', 'A', 'extra']), new UsageError('unexpected argument "extra" to "vxnetctl dns query" (see vxnetctl dns query --help)'));
   t.throws(() => parseCommandLine(['dns', 'ls', '--server', 'x']), new UsageError('option --server does not apply to "vxnetctl dns ls" (see vxnetctl dns ls --help)'));
-  t.throws(() => parseCommandLine(['dns', 'query', 'x', '--api', 'u']), new UsageError('option --api does not apply to "vxnetctl dns query" (see vxnetctl dns query --help)'));
+  t.throws(() => parseCommandLine(['dns', 'query', 'x', '--api', 'u']), new UsageError('option --api does not apply to "vxnetctl dns query": it asks a DNS server, not the API (--server ADDR[:PORT])'));
   t.throws(() => parseCommandLine(['dns', 'ls', '--api', '']), new UsageError('option --api needs a non-empty value (see vxnetctl dns ls --help)'));
   t.throws(() => parseCommandLine(['dns', 'dig']), new UsageError('unknown command "dns dig" (see vxnetctl dns --help)'));
   const group = parseCommandLine(['dns']);

@@ -153,7 +153,7 @@ t.test('crt-list and config text; haproxy -c accepts them', async (t) => {
   t.match(text, /frontend https_in\n(?:.*\n)*  use_backend a2 if host_a2 path_a2\n  use_backend c if host_c path_c\n  use_backend a if host_a\n  use_backend b if host_b\n/, 'the same rules behind TLS');
   t.match(text, /  http-request redirect prefix https:\/\/%\[var\(txn.vxlb_host\)\]:8443 code 301 if host_c path_c\n  http-request redirect prefix https:\/\/%\[var\(txn.vxlb_host\)\]:8443 code 301 if host_b\n/, 'longer paths first, as the rules');
   t.match(renderConfig(placed, { ...o, httpsPort: 443 }), /http-request redirect prefix https:\/\/%\[var\(txn.vxlb_host\)\] code 301 if host_b\n/, 'port 443 is left out of Location');
-  t.match(text, /backend a\n  mode http\n  balance roundrobin\n  http-response set-header Strict-Transport-Security max-age=15768000 if \{ ssl_fc \}\n/);
+  t.match(text, /backend a\n  mode http\n  balance roundrobin\n  http-request disable-l7-retry unless \{ method GET HEAD OPTIONS TRACE PUT DELETE \}\n  http-response set-header Strict-Transport-Security max-age=15768000 if \{ ssl_fc \}\n/);
   t.notMatch(text.slice(text.indexOf('backend b\n')), /Strict-Transport-Security/, 'HSTS only where asked');
   t.match(text, new RegExp(`frontend t_port\n  # ${aPem} sha256 [0-9a-f]{64}\n  # ${bPem} sha256 [0-9a-f]{64}\n  bind 127.0.0.1:18443 ssl crt ${aPem} crt ${bPem}\n  mode tcp\n`), 'a service port with certificates terminates TLS');
   t.equal(renderConfig(placed, o), text, 'the same model, the same text');
